@@ -1,0 +1,29 @@
+import { Provider } from '@nestjs/common';
+import { APP_GUARD } from '@nestjs/core';
+import { AuthGuard, WWW_AUTHENTICATE_URI } from './auth.guard';
+import { RemoteTokenValidator, TokenValidator } from './token-validator';
+
+export interface AuthOptions {
+  /** Keystone's public URL, named in 401 challenges. */
+  identityPublicUrl: string;
+  /** In-process validator (all-in-one, or identity itself); without it tokens are validated over HTTP. */
+  validator?: Provider<TokenValidator>;
+  identityUrl?: string;
+  cacheSeconds?: number;
+}
+
+/**
+ * Providers an HTTP app's root module includes so that every route is authenticated: the token validator
+ * and the global AuthGuard (resolved in the app's own module, where an in-process validator lives).
+ */
+export function authProviders(options: AuthOptions): Provider[] {
+  const validator: Provider = options.validator ?? {
+    provide: TokenValidator,
+    useFactory: () => new RemoteTokenValidator(options.identityUrl ?? options.identityPublicUrl, options.cacheSeconds ?? 5),
+  };
+  return [
+    validator,
+    { provide: WWW_AUTHENTICATE_URI, useValue: options.identityPublicUrl },
+    { provide: APP_GUARD, useClass: AuthGuard },
+  ];
+}

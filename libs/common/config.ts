@@ -1,0 +1,192 @@
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
+
+/**
+ * Every setting Novum reads from the environment, with the default that gives a working single host.
+ * The README's configuration table documents exactly these names (a unit test holds the two together).
+ */
+export interface NovumConfig {
+  dataDir: string;
+  databaseUrl: string | undefined;
+  amqpUrl: string | undefined;
+  host: string;
+  bindAddress: string;
+  publicHost: string;
+  region: string;
+  logLevel: string;
+  tokenExpirationSeconds: number;
+  tokenCacheSeconds: number;
+  identityUrl: string | undefined;
+  adminPassword: string | undefined;
+  demoPassword: string | undefined;
+  ports: { identity: number; compute: number; image: number; network: number; orchestration: number };
+}
+
+interface Setting<K> {
+  env: string;
+  describe: string;
+  default: string | undefined;
+  parse: (raw: string) => K;
+}
+
+export class ConfigError extends Error {}
+
+const text = (raw: string) => raw;
+const port = (raw: string) => {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new Error('must be a TCP port (1-65535)');
+  return n;
+};
+const positiveInt = (raw: string) => {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n <= 0) throw new Error('must be a positive whole number');
+  return n;
+};
+const nonNegativeInt = (raw: string) => {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) throw new Error('must be a whole number >= 0');
+  return n;
+};
+const urlWith =
+  (...protocols: string[]) =>
+  (raw: string) => {
+    let url: URL;
+    try {
+      url = new URL(raw);
+    } catch {
+      throw new Error('must be a URL');
+    }
+    if (!protocols.includes(url.protocol)) throw new Error(`must be a ${protocols.join(' or ')} URL`);
+    return raw;
+  };
+const logLevel = (raw: string) => {
+  const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+  if (!levels.includes(raw)) throw new Error(`must be one of ${levels.join(', ')}`);
+  return raw;
+};
+
+type Settings = { [K in keyof Omit<NovumConfig, 'ports'>]: Setting<NovumConfig[K]> } & {
+  ports: { [P in keyof NovumConfig['ports']]: Setting<number> };
+};
+
+export const SETTINGS: Settings = {
+  dataDir: {
+    env: 'NOVUM_DATA_DIR',
+    describe: 'Where the SQLite database, image store, guest disks, clouds.yaml and openrc live',
+    default: './data',
+    parse: (raw) => resolve(raw),
+  },
+  databaseUrl: {
+    env: 'DATABASE_URL',
+    describe: '`postgres://user@host:5432/db` switches from the embedded SQLite file to PostgreSQL',
+    default: undefined,
+    parse: urlWith('postgres:', 'postgresql:'),
+  },
+  amqpUrl: {
+    env: 'AMQP_URL',
+    describe: '`amqp://guest:guest@127.0.0.1:5672/vhost` switches the message bus from in-process to RabbitMQ',
+    default: undefined,
+    parse: urlWith('amqp:', 'amqps:'),
+  },
+  host: {
+    env: 'NOVUM_HOST',
+    describe: "This host's name (compute queue `compute.<host>`, service records)",
+    default: hostname(),
+    parse: text,
+  },
+  bindAddress: {
+    env: 'NOVUM_BIND_ADDRESS',
+    describe: 'Address the HTTP APIs listen on',
+    default: '0.0.0.0',
+    parse: text,
+  },
+  publicHost: {
+    env: 'NOVUM_PUBLIC_HOST',
+    describe: 'Host name or address the service catalog advertises to clients',
+    default: '127.0.0.1',
+    parse: text,
+  },
+  region: {
+    env: 'NOVUM_REGION',
+    describe: 'Region id of the catalog endpoints created at bootstrap',
+    default: 'RegionOne',
+    parse: text,
+  },
+  logLevel: {
+    env: 'NOVUM_LOG_LEVEL',
+    describe: 'fatal, error, warn, info, debug, trace or silent',
+    default: 'info',
+    parse: logLevel,
+  },
+  tokenExpirationSeconds: {
+    env: 'NOVUM_TOKEN_EXPIRATION',
+    describe: 'Lifetime of a Keystone token, in seconds',
+    default: '3600',
+    parse: positiveInt,
+  },
+  tokenCacheSeconds: {
+    env: 'NOVUM_TOKEN_CACHE_SECONDS',
+    describe: 'How long a service that validates tokens through the identity API caches an answer (0: never)',
+    default: '5',
+    parse: nonNegativeInt,
+  },
+  identityUrl: {
+    env: 'NOVUM_IDENTITY_URL',
+    describe:
+      'Keystone URL (`http://host:5000/identity`) that a service running apart from identity validates tokens with; unset: validate in-process',
+    default: undefined,
+    parse: urlWith('http:', 'https:'),
+  },
+  adminPassword: {
+    env: 'NOVUM_ADMIN_PASSWORD',
+    describe: 'Password of `admin` and `admin2` at first start (generated and written to the data dir when unset)',
+    default: undefined,
+    parse: text,
+  },
+  demoPassword: {
+    env: 'NOVUM_DEMO_PASSWORD',
+    describe: 'Password of the demo users at first start (generated when unset)',
+    default: undefined,
+    parse: text,
+  },
+  ports: {
+    identity: { env: 'NOVUM_IDENTITY_PORT', describe: 'Keystone API port', default: '5000', parse: port },
+    compute: { env: 'NOVUM_COMPUTE_PORT', describe: 'Nova API port', default: '8774', parse: port },
+    image: { env: 'NOVUM_IMAGE_PORT', describe: 'Glance API port', default: '9292', parse: port },
+    network: { env: 'NOVUM_NETWORK_PORT', describe: 'Neutron API port', default: '9696', parse: port },
+    orchestration: { env: 'NOVUM_ORCHESTRATION_PORT', describe: 'Heat API port', default: '8004', parse: port },
+  },
+};
+
+function read<K>(setting: Setting<K>, env: NodeJS.ProcessEnv, problems: string[]): K {
+  const raw = env[setting.env] === '' ? undefined : env[setting.env];
+  const value = raw ?? setting.default;
+  if (value === undefined) return undefined as K;
+  try {
+    return setting.parse(value);
+  } catch (e) {
+    problems.push(`${setting.env}=${JSON.stringify(value)}: ${(e as Error).message}`);
+    return undefined as K;
+  }
+}
+
+/** Reads and validates the whole configuration; throws one ConfigError naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): NovumConfig {
+  const problems: string[] = [];
+  const { ports, ...scalars } = SETTINGS;
+  const config: Record<string, unknown> = {};
+  for (const [key, setting] of Object.entries(scalars)) config[key] = read(setting as Setting<unknown>, env, problems);
+  const portValues: Record<string, number> = {};
+  for (const [key, setting] of Object.entries(ports)) portValues[key] = read(setting, env, problems);
+  config.ports = portValues;
+  if (problems.length) throw new ConfigError(`Invalid configuration:\n  ${problems.join('\n  ')}`);
+  return config as unknown as NovumConfig;
+}
+
+/** All settings as a flat list, in the README table's order. */
+export function listSettings(): Setting<unknown>[] {
+  const { ports, ...scalars } = SETTINGS;
+  return [...Object.values(scalars), ...Object.values(ports)] as Setting<unknown>[];
+}
+
+export const NOVUM_CONFIG = Symbol('NOVUM_CONFIG');

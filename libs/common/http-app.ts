@@ -1,0 +1,70 @@
+import { randomUUID } from 'node:crypto';
+import { DynamicModule, Type } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
+import { FaultFilter, sendFault } from './fault.filter';
+import { FaultStyle } from './faults';
+import { PinoNestLogger, rootLogger } from './logger';
+import { requestContext } from './request-context';
+import { NovumValidationPipe } from './validation';
+
+export interface HttpAppOptions {
+  /** Service name, for logs ("identity", "compute-api", ...). */
+  name: string;
+  module: Type<unknown> | DynamicModule;
+  /** Every route lives under this prefix ("identity" serves /identity/v3/...). */
+  prefix: string;
+  faultStyle: FaultStyle;
+  /** Extra response headers that repeat the request id (Nova also sends x-compute-request-id). */
+  requestIdHeaders?: string[];
+  bodyLimit?: number;
+}
+
+/**
+ * One Nest application on Fastify with Novum's cross-cutting behaviour: request ids on every response and
+ * log line, OpenStack fault bodies for every error (including malformed JSON and unknown routes),
+ * class-validator on bodies, `/healthcheck`, and graceful shutdown hooks.
+ */
+export async function createHttpApp(options: HttpAppOptions): Promise<NestFastifyApplication> {
+  const log = rootLogger().child({ service: options.name });
+  const adapter = new FastifyAdapter({
+    logger: false,
+    bodyLimit: options.bodyLimit ?? 1024 * 1024,
+    genReqId: () => `req-${randomUUID()}`,
+    return503OnClosing: true,
+    routerOptions: { ignoreTrailingSlash: true },
+  } as ConstructorParameters<typeof FastifyAdapter>[0]);
+  const app = await NestFactory.create<NestFastifyApplication>(options.module, adapter, {
+    logger: new PinoNestLogger(log),
+    abortOnError: false,
+  });
+  const fastify = app.getHttpAdapter().getInstance();
+  const idHeaders = ['x-openstack-request-id', ...(options.requestIdHeaders ?? [])];
+
+  fastify.addHook('onRequest', (request, reply, done) => {
+    const globalRequestId = request.headers['x-openstack-request-id'];
+    for (const header of idHeaders) reply.header(header, request.id);
+    const ctx = {
+      requestId: request.id,
+      globalRequestId: typeof globalRequestId === 'string' && /^req-[0-9a-f-]{36}$/.test(globalRequestId) ? globalRequestId : undefined,
+    };
+    requestContext.run(ctx, done);
+  });
+  fastify.addHook('onResponse', (request, reply, done) => {
+    log.info(
+      { request_id: request.id, method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
+      'request',
+    );
+    done();
+  });
+  fastify.setErrorHandler((error, _request, reply) => sendFault(reply, options.faultStyle, error));
+  fastify.get('/healthcheck', (_request, reply) => {
+    reply.header('content-type', 'text/plain').send('OK');
+  });
+
+  app.setGlobalPrefix(options.prefix);
+  app.useGlobalFilters(new FaultFilter(options.faultStyle));
+  app.useGlobalPipes(new NovumValidationPipe());
+  app.enableShutdownHooks();
+  return app;
+}

@@ -1,0 +1,62 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { DataSource, DataSourceOptions } from 'typeorm';
+import { IDENTITY_ENTITIES } from './entities/identity';
+import { Identity1764316800000 } from './migrations/1764316800000-identity';
+
+export const ENTITIES = [...IDENTITY_ENTITIES];
+export const MIGRATIONS = [Identity1764316800000];
+
+export interface DatabaseSettings {
+  dataDir: string;
+  databaseUrl?: string;
+}
+
+export function dataSourceOptions(settings: DatabaseSettings): DataSourceOptions {
+  const common = { entities: ENTITIES, migrations: MIGRATIONS, migrationsRun: true, synchronize: false, logging: false };
+  if (settings.databaseUrl) {
+    return { ...common, type: 'postgres', url: settings.databaseUrl, extra: { max: 20, connectionTimeoutMillis: 5000 } };
+  }
+  mkdirSync(settings.dataDir, { recursive: true });
+  return {
+    ...common,
+    type: 'better-sqlite3',
+    database: join(settings.dataDir, 'novum.sqlite'),
+    enableWAL: true,
+    prepareDatabase: (db: { pragma(sql: string): unknown }) => {
+      db.pragma('busy_timeout = 5000');
+      db.pragma('synchronous = NORMAL');
+    },
+  };
+}
+
+const open = new Map<string, { dataSource: Promise<DataSource>; users: number }>();
+
+/**
+ * Opens (and migrates) the database once per process: the all-in-one cloud runs several Nest applications
+ * in one process, and they share one connection pool (one writer for SQLite).
+ */
+export async function acquireDataSource(settings: DatabaseSettings): Promise<DataSource> {
+  const key = settings.databaseUrl ?? settings.dataDir;
+  let entry = open.get(key);
+  if (!entry) {
+    const dataSource = new DataSource(dataSourceOptions(settings)).initialize();
+    entry = { dataSource, users: 0 };
+    open.set(key, entry);
+    dataSource.catch(() => open.delete(key));
+  }
+  entry.users += 1;
+  return entry.dataSource;
+}
+
+export async function releaseDataSource(dataSource: DataSource): Promise<void> {
+  for (const [key, entry] of open) {
+    if ((await entry.dataSource) !== dataSource) continue;
+    entry.users -= 1;
+    if (entry.users <= 0) {
+      open.delete(key);
+      if (dataSource.isInitialized) await dataSource.destroy();
+    }
+    return;
+  }
+}
