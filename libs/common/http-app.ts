@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { DynamicModule, Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
+import type { FastifyReply } from 'fastify';
 import { FaultFilter, sendFault } from './fault.filter';
 import { FaultStyle } from './faults';
 import { PinoNestLogger, rootLogger } from './logger';
@@ -32,7 +33,9 @@ export async function createHttpApp(options: HttpAppOptions): Promise<NestFastif
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
     genReqId: () => `req-${randomUUID()}`,
     return503OnClosing: true,
-    routerOptions: { ignoreTrailingSlash: true },
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 1024 },
+    // Errors Fastify raises before routing (bad URL, over-long parameter, bad content type) get fault bodies too.
+    frameworkErrors: (error: Error, _request: unknown, reply: FastifyReply) => sendFault(reply, options.faultStyle, error),
   } as ConstructorParameters<typeof FastifyAdapter>[0]);
   const app = await NestFactory.create<NestFastifyApplication>(options.module, adapter, {
     logger: new PinoNestLogger(log),

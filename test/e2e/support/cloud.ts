@@ -1,0 +1,137 @@
+import { ChildProcess, spawn, execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Client } from 'pg';
+
+/**
+ * A real Novum cloud for end-to-end tests: the built all-in-one (`dist/apps/novum/main.js`) in a child
+ * process with its own data dir and ports. In production mode it gets a fresh PostgreSQL database and a
+ * fresh RabbitMQ vhost, both removed again by `destroy()`.
+ */
+export type CloudMode = 'embedded' | 'production';
+
+export interface CloudHandle {
+  mode: CloudMode;
+  dataDir: string;
+  env: Record<string, string>;
+  identityUrl: string;
+  adminPassword: string;
+  demoPassword: string;
+  cloudsYaml: string;
+  log: string;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  start(): Promise<void>;
+  destroy(): Promise<void>;
+}
+
+const ROOT = resolve(__dirname, '../../..');
+const MAIN = join(ROOT, 'dist/apps/novum/main.js');
+
+export function testMode(): CloudMode {
+  return process.env.NOVUM_TEST_MODE === 'production' ? 'production' : 'embedded';
+}
+
+async function adminQuery(sql: string): Promise<void> {
+  const client = new Client({ host: '127.0.0.1', port: 5432, user: 'postgres', database: 'postgres' });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+function rabbitmqctl(...args: string[]): void {
+  execFileSync('rabbitmqctl', args, { stdio: 'ignore' });
+}
+
+export async function waitForHttp(url: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const response = await fetch(url);
+      if (response.status < 500) return;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`${url} did not answer within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export async function startCloud(options: { portBase: number; mode?: CloudMode; extraEnv?: Record<string, string> }): Promise<CloudHandle> {
+  const mode = options.mode ?? testMode();
+  const id = randomBytes(4).toString('hex');
+  const dataDir = mkdtempSync(join(tmpdir(), 'novum-e2e-'));
+  const env: Record<string, string> = {
+    NOVUM_DATA_DIR: dataDir,
+    NOVUM_BIND_ADDRESS: '127.0.0.1',
+    NOVUM_PUBLIC_HOST: '127.0.0.1',
+    NOVUM_LOG_LEVEL: 'warn',
+    NOVUM_IDENTITY_PORT: String(options.portBase),
+    NOVUM_COMPUTE_PORT: String(options.portBase + 1),
+    NOVUM_IMAGE_PORT: String(options.portBase + 2),
+    NOVUM_NETWORK_PORT: String(options.portBase + 3),
+    NOVUM_ORCHESTRATION_PORT: String(options.portBase + 4),
+    ...options.extraEnv,
+  };
+  let database: string | undefined;
+  let vhost: string | undefined;
+  if (mode === 'production') {
+    database = `novum_e2e_${id}`;
+    vhost = `novum-e2e-${id}`;
+    await adminQuery(`CREATE DATABASE ${database}`);
+    rabbitmqctl('add_vhost', vhost);
+    rabbitmqctl('set_permissions', '-p', vhost, 'guest', '.*', '.*', '.*');
+    env.DATABASE_URL = `postgres://postgres@127.0.0.1:5432/${database}`;
+    env.AMQP_URL = `amqp://guest:guest@127.0.0.1:5672/${vhost}`;
+  }
+
+  let child: ChildProcess | undefined;
+  let exited: Promise<number | null> = Promise.resolve(null);
+  const logFile = join(dataDir, 'novum.log');
+  const identityUrl = `http://127.0.0.1:${options.portBase}/identity`;
+
+  const handle: CloudHandle = {
+    mode,
+    dataDir,
+    env,
+    identityUrl,
+    adminPassword: '',
+    demoPassword: '',
+    cloudsYaml: join(dataDir, 'clouds.yaml'),
+    log: logFile,
+    async start() {
+      const { openSync } = await import('node:fs');
+      const out = openSync(logFile, 'a');
+      child = spawn(process.execPath, [MAIN], { env: { ...process.env, ...env }, stdio: ['ignore', out, out] });
+      exited = new Promise((resolveExit) => child!.once('exit', (code) => resolveExit(code)));
+      const failed = exited.then((code) => {
+        throw new Error(`novum exited with ${code} during start; log:\n${readFileSync(logFile, 'utf8').slice(-4000)}`);
+      });
+      await Promise.race([waitForHttp(`${identityUrl}/v3`), failed]);
+      const passwords = JSON.parse(readFileSync(join(dataDir, 'bootstrap-passwords.json'), 'utf8'));
+      handle.adminPassword = passwords.admin;
+      handle.demoPassword = passwords.demo;
+    },
+    async stop(signal = 'SIGTERM') {
+      if (!child || child.exitCode !== null || child.signalCode !== null) return child?.exitCode ?? null;
+      child.kill(signal);
+      // A service that does not stop in time is a bug the test should see, but must not leave running.
+      const timer = setTimeout(() => child?.kill('SIGKILL'), 20_000);
+      const code = await exited;
+      clearTimeout(timer);
+      return code;
+    },
+    async destroy() {
+      await handle.stop();
+      if (database) await adminQuery(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+      if (vhost) rabbitmqctl('delete_vhost', vhost);
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+  await handle.start();
+  return handle;
+}
