@@ -13,11 +13,15 @@ export class AssignmentService {
   ) {}
 
   async projectRoles(userId: string, projectId: string): Promise<RoleEntity[]> {
-    return this.cache.get(`roles:${userId}:${projectId}`, () => this.effectiveRoles('UserProject', userId, projectId));
+    return this.cache.get(`roles:${userId}:${projectId}`, () =>
+      this.effectiveRoles('UserProject', userId, projectId),
+    );
   }
 
   async domainRoles(userId: string, domainId: string): Promise<RoleEntity[]> {
-    return this.cache.get(`roles:${userId}:${domainId}`, () => this.effectiveRoles('UserDomain', userId, domainId));
+    return this.cache.get(`roles:${userId}:${domainId}`, () =>
+      this.effectiveRoles('UserDomain', userId, domainId),
+    );
   }
 
   /** Role ids reachable from the given ones through implication rules, the given ones first. */

@@ -36,7 +36,11 @@ export class BootstrapService {
 
   async run(spec: BootstrapSpec): Promise<void> {
     if (!(await this.store.domains.existsBy({ id: DEFAULT_DOMAIN_ID }))) {
-      await this.resources.createDomain({ id: DEFAULT_DOMAIN_ID, name: 'Default', description: 'The default domain' });
+      await this.resources.createDomain({
+        id: DEFAULT_DOMAIN_ID,
+        name: 'Default',
+        description: 'The default domain',
+      });
     }
     const roleIds = new Map<string, string>();
     for (const name of DEFAULT_ROLES) {
@@ -50,10 +54,17 @@ export class BootstrapService {
     for (const account of spec.accounts) {
       const project =
         (await this.resources.listProjects({ name: account.project, domain_id: DEFAULT_DOMAIN_ID }))[0] ??
-        (await this.resources.createProject({ name: account.project, description: `Bootstrap project ${account.project}` }));
+        (await this.resources.createProject({
+          name: account.project,
+          description: `Bootstrap project ${account.project}`,
+        }));
       let user = (await this.users.listUsers({ name: account.name, domain_id: DEFAULT_DOMAIN_ID }))[0];
       if (!user) {
-        user = await this.users.createUser({ name: account.name, password: account.password, default_project_id: project.id });
+        user = await this.users.createUser({
+          name: account.name,
+          password: account.password,
+          default_project_id: project.id,
+        });
         this.log.info({ user: account.name }, 'created bootstrap user');
       }
       for (const role of account.roles) {
@@ -62,15 +73,31 @@ export class BootstrapService {
       }
     }
 
-    if (!(await this.store.regions.existsBy({ id: spec.region }))) await this.catalog.createRegion({ id: spec.region });
+    if (!(await this.store.regions.existsBy({ id: spec.region })))
+      await this.catalog.createRegion({ id: spec.region });
     for (const entry of spec.services) {
       const service =
         (await this.catalog.listServices({ type: entry.type }))[0] ??
-        (await this.catalog.createService({ type: entry.type, name: entry.name, description: entry.description }));
+        (await this.catalog.createService({
+          type: entry.type,
+          name: entry.name,
+          description: entry.description,
+        }));
       for (const iface of INTERFACES) {
-        const endpoint = (await this.catalog.listEndpoints({ service_id: service.id, interface: iface, region_id: spec.region }))[0];
+        const endpoint = (
+          await this.catalog.listEndpoints({
+            service_id: service.id,
+            interface: iface,
+            region_id: spec.region,
+          })
+        )[0];
         if (!endpoint) {
-          await this.catalog.createEndpoint({ service_id: service.id, interface: iface, url: entry.url, region_id: spec.region });
+          await this.catalog.createEndpoint({
+            service_id: service.id,
+            interface: iface,
+            url: entry.url,
+            region_id: spec.region,
+          });
         } else if (endpoint.url !== entry.url) {
           await this.catalog.updateEndpoint(endpoint.id, { url: entry.url });
         }

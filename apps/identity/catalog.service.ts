@@ -9,7 +9,13 @@ export interface CatalogEntry {
   id: string;
   type: string;
   name: string;
-  endpoints: { id: string; interface: string; region: string | null; region_id: string | null; url: string }[];
+  endpoints: {
+    id: string;
+    interface: string;
+    region: string | null;
+    region_id: string | null;
+    url: string;
+  }[];
 }
 
 export const INTERFACES = ['public', 'internal', 'admin'];
@@ -34,13 +40,21 @@ export class CatalogService {
         name: service.name,
         endpoints: endpoints
           .filter((e) => e.serviceId === service.id)
-          .map((e) => ({ id: e.id, interface: e.interface, region: e.regionId, region_id: e.regionId, url: e.url })),
+          .map((e) => ({
+            id: e.id,
+            interface: e.interface,
+            region: e.regionId,
+            region_id: e.regionId,
+            url: e.url,
+          })),
       }));
     });
   }
 
   listRegions(filter: { parent_region_id?: string }): Promise<RegionEntity[]> {
-    return this.store.regions.findBy(filter.parent_region_id ? { parentRegionId: filter.parent_region_id } : {});
+    return this.store.regions.findBy(
+      filter.parent_region_id ? { parentRegionId: filter.parent_region_id } : {},
+    );
   }
 
   async getRegion(id: string): Promise<RegionEntity> {
@@ -49,7 +63,11 @@ export class CatalogService {
     return region;
   }
 
-  async createRegion(input: { id?: string; description?: string; parent_region_id?: string | null }): Promise<RegionEntity> {
+  async createRegion(input: {
+    id?: string;
+    description?: string;
+    parent_region_id?: string | null;
+  }): Promise<RegionEntity> {
     if (input.parent_region_id) await this.getRegion(input.parent_region_id);
     const region: RegionEntity = {
       id: input.id ?? randomUUID().replace(/-/g, ''),
@@ -61,7 +79,10 @@ export class CatalogService {
     return region;
   }
 
-  async updateRegion(id: string, input: { description?: string; parent_region_id?: string | null }): Promise<RegionEntity> {
+  async updateRegion(
+    id: string,
+    input: { description?: string; parent_region_id?: string | null },
+  ): Promise<RegionEntity> {
     const region = await this.getRegion(id);
     if (input.parent_region_id) {
       if (input.parent_region_id === id) throw new BadRequestError('A region cannot be its own parent.');
@@ -84,7 +105,10 @@ export class CatalogService {
   }
 
   listServices(filter: { type?: string; name?: string }): Promise<ServiceEntity[]> {
-    return this.store.services.findBy({ ...(filter.type && { type: filter.type }), ...(filter.name && { name: filter.name }) });
+    return this.store.services.findBy({
+      ...(filter.type && { type: filter.type }),
+      ...(filter.name && { name: filter.name }),
+    });
   }
 
   async getService(id: string): Promise<ServiceEntity> {
@@ -93,7 +117,12 @@ export class CatalogService {
     return service;
   }
 
-  async createService(input: { type: string; name?: string; description?: string; enabled?: boolean }): Promise<ServiceEntity> {
+  async createService(input: {
+    type: string;
+    name?: string;
+    description?: string;
+    enabled?: boolean;
+  }): Promise<ServiceEntity> {
     const service: ServiceEntity = {
       id: randomUUID().replace(/-/g, ''),
       type: input.type,
@@ -107,7 +136,10 @@ export class CatalogService {
     return service;
   }
 
-  async updateService(id: string, input: Partial<Pick<ServiceEntity, 'type' | 'name' | 'description' | 'enabled'>>) {
+  async updateService(
+    id: string,
+    input: Partial<Pick<ServiceEntity, 'type' | 'name' | 'description' | 'enabled'>>,
+  ) {
     const service = await this.getService(id);
     Object.assign(service, definedOnly(input));
     await this.store.services.save(service);
@@ -122,7 +154,11 @@ export class CatalogService {
     this.cache.invalidate();
   }
 
-  listEndpoints(filter: { interface?: string; service_id?: string; region_id?: string }): Promise<EndpointEntity[]> {
+  listEndpoints(filter: {
+    interface?: string;
+    service_id?: string;
+    region_id?: string;
+  }): Promise<EndpointEntity[]> {
     return this.store.endpoints.findBy({
       ...(filter.interface && { interface: filter.interface }),
       ...(filter.service_id && { serviceId: filter.service_id }),
@@ -163,7 +199,13 @@ export class CatalogService {
 
   async updateEndpoint(
     id: string,
-    input: { service_id?: string; interface?: string; url?: string; region_id?: string | null; enabled?: boolean },
+    input: {
+      service_id?: string;
+      interface?: string;
+      url?: string;
+      region_id?: string | null;
+      enabled?: boolean;
+    },
   ): Promise<EndpointEntity> {
     const endpoint = await this.getEndpoint(id);
     if (input.service_id) await this.getService(input.service_id);
@@ -193,7 +235,8 @@ export class CatalogService {
     try {
       await repo.insert(row);
     } catch (error) {
-      if (isUniqueViolation(error)) throw new ConflictError(`Conflict occurred attempting to store ${what}: duplicate entry.`);
+      if (isUniqueViolation(error))
+        throw new ConflictError(`Conflict occurred attempting to store ${what}: duplicate entry.`);
       throw error;
     }
     this.cache.invalidate();

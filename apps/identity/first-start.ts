@@ -44,19 +44,36 @@ export function bootstrapPasswords(config: NovumConfig): BootstrapPasswords {
 }
 
 export function identityCatalogEntry(config: NovumConfig): CatalogService {
-  return { type: 'identity', name: 'keystone', description: 'Novum Identity (Keystone v3)', url: identityPublicUrl(config) };
+  return {
+    type: 'identity',
+    name: 'keystone',
+    description: 'Novum Identity (Keystone v3)',
+    url: identityPublicUrl(config),
+  };
 }
 
-export function bootstrapSpec(config: NovumConfig, passwords: BootstrapPasswords, services: CatalogService[]): BootstrapSpec {
+export function bootstrapSpec(
+  config: NovumConfig,
+  passwords: BootstrapPasswords,
+  services: CatalogService[],
+): BootstrapSpec {
   return {
     region: config.region,
-    accounts: ACCOUNTS.map((a) => ({ name: a.name, project: a.name, roles: [...a.roles], password: passwords[a.password] })),
+    accounts: ACCOUNTS.map((a) => ({
+      name: a.name,
+      project: a.name,
+      roles: [...a.roles],
+      password: passwords[a.password],
+    })),
     services,
   };
 }
 
 /** Writes `clouds.yaml` (an admin and a demo cloud) and an admin `openrc` into the data dir. */
-export function writeClientConfig(config: NovumConfig, passwords: BootstrapPasswords): { cloudsYaml: string; openrc: string } {
+export function writeClientConfig(
+  config: NovumConfig,
+  passwords: BootstrapPasswords,
+): { cloudsYaml: string; openrc: string } {
   const authUrl = `${identityPublicUrl(config)}/v3`;
   const cloud = (user: string, password: string) =>
     [
@@ -73,7 +90,11 @@ export function writeClientConfig(config: NovumConfig, passwords: BootstrapPassw
       '    interface: public',
     ].join('\n');
   const cloudsYaml = join(config.dataDir, 'clouds.yaml');
-  writeFileSync(cloudsYaml, `clouds:\n${cloud('admin', passwords.admin)}\n${cloud('demo', passwords.demo)}\n`, { mode: 0o600 });
+  writeFileSync(
+    cloudsYaml,
+    `clouds:\n${cloud('admin', passwords.admin)}\n${cloud('demo', passwords.demo)}\n`,
+    { mode: 0o600 },
+  );
   const openrc = join(config.dataDir, 'openrc');
   const quote = (value: string) => `'${value.replace(/'/g, `'\\''`)}'`;
   writeFileSync(

@@ -31,7 +31,12 @@ export class ResourceService {
     return domain;
   }
 
-  async createDomain(input: { id?: string; name: string; description?: string; enabled?: boolean }): Promise<DomainEntity> {
+  async createDomain(input: {
+    id?: string;
+    name: string;
+    description?: string;
+    enabled?: boolean;
+  }): Promise<DomainEntity> {
     const domain: DomainEntity = {
       id: input.id ?? newId(),
       name: input.name,
@@ -43,36 +48,57 @@ export class ResourceService {
       await this.store.domains.insert(domain);
     } catch (error) {
       if (isUniqueViolation(error)) {
-        throw new ConflictError(`Conflict occurred attempting to store domain - Duplicate entry found with name ${input.name}.`);
+        throw new ConflictError(
+          `Conflict occurred attempting to store domain - Duplicate entry found with name ${input.name}.`,
+        );
       }
       throw error;
     }
     return domain;
   }
 
-  async updateDomain(id: string, input: { name?: string; description?: string; enabled?: boolean }): Promise<DomainEntity> {
+  async updateDomain(
+    id: string,
+    input: { name?: string; description?: string; enabled?: boolean },
+  ): Promise<DomainEntity> {
     const domain = await this.getDomain(id);
     Object.assign(domain, definedOnly(input));
-    await this.saveUnique(() => this.store.domains.save(domain), `domain - Duplicate entry found with name ${input.name}`);
+    await this.saveUnique(
+      () => this.store.domains.save(domain),
+      `domain - Duplicate entry found with name ${input.name}`,
+    );
     return domain;
   }
 
   async deleteDomain(id: string): Promise<void> {
     const domain = await this.getDomain(id);
-    if (domain.enabled) throw new ForbiddenError('Cannot delete a domain that is enabled, please disable it first.');
+    if (domain.enabled)
+      throw new ForbiddenError('Cannot delete a domain that is enabled, please disable it first.');
     if (await this.store.projects.existsBy({ domainId: id })) {
       throw new ConflictError(`Domain ${id} still owns projects; delete them first.`);
     }
-    if (await this.store.users.existsBy({ domainId: id })) throw new ConflictError(`Domain ${id} still owns users; delete them first.`);
+    if (await this.store.users.existsBy({ domainId: id }))
+      throw new ConflictError(`Domain ${id} still owns users; delete them first.`);
     await this.store.assignments.delete({ type: 'UserDomain', targetId: id });
     await this.store.domains.delete({ id });
     this.cache.invalidate();
   }
 
-  listProjects(filter: { name?: string; domain_id?: string; enabled?: boolean; parent_id?: string; ids?: string[] }) {
+  listProjects(filter: {
+    name?: string;
+    domain_id?: string;
+    enabled?: boolean;
+    parent_id?: string;
+    ids?: string[];
+  }) {
     return this.store.projects.find({
       where: {
-        ...definedOnly({ name: filter.name, domainId: filter.domain_id, enabled: filter.enabled, parentId: filter.parent_id }),
+        ...definedOnly({
+          name: filter.name,
+          domainId: filter.domain_id,
+          enabled: filter.enabled,
+          parentId: filter.parent_id,
+        }),
         ...(filter.ids && { id: In(filter.ids) }),
       },
       order: { name: 'ASC' },
@@ -128,7 +154,13 @@ export class ResourceService {
 
   async updateProject(
     id: string,
-    input: { name?: string; description?: string; enabled?: boolean; tags?: string[]; extra?: Record<string, unknown> },
+    input: {
+      name?: string;
+      description?: string;
+      enabled?: boolean;
+      tags?: string[];
+      extra?: Record<string, unknown>;
+    },
   ): Promise<ProjectEntity> {
     const project = await this.getProject(id);
     const { extra, ...core } = input;

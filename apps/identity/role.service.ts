@@ -38,7 +38,12 @@ export class RoleService {
     return role;
   }
 
-  async createRole(input: { id?: string; name: string; domain_id?: string | null; description?: string }): Promise<RoleEntity> {
+  async createRole(input: {
+    id?: string;
+    name: string;
+    domain_id?: string | null;
+    description?: string;
+  }): Promise<RoleEntity> {
     if (input.domain_id) await this.resources.getDomain(input.domain_id);
     const role: RoleEntity = {
       id: input.id ?? newId(),
@@ -50,7 +55,10 @@ export class RoleService {
     try {
       await this.store.roles.insert(role);
     } catch (error) {
-      if (isUniqueViolation(error)) throw new ConflictError(`Conflict occurred attempting to store role - Duplicate entry found with name ${input.name}.`);
+      if (isUniqueViolation(error))
+        throw new ConflictError(
+          `Conflict occurred attempting to store role - Duplicate entry found with name ${input.name}.`,
+        );
       throw error;
     }
     return role;
@@ -62,7 +70,10 @@ export class RoleService {
     try {
       await this.store.roles.save(role);
     } catch (error) {
-      if (isUniqueViolation(error)) throw new ConflictError(`Conflict occurred attempting to store role - Duplicate entry found with name ${input.name}.`);
+      if (isUniqueViolation(error))
+        throw new ConflictError(
+          `Conflict occurred attempting to store role - Duplicate entry found with name ${input.name}.`,
+        );
       throw error;
     }
     this.cache.invalidate();
@@ -98,12 +109,15 @@ export class RoleService {
   async allInferences(): Promise<{ prior: RoleEntity; implies: RoleEntity[] }[]> {
     const rules = await this.store.impliedRoles.find();
     const priors = [...new Set(rules.map((r) => r.priorRoleId))];
-    return Promise.all(priors.map(async (id) => ({ prior: await this.getRole(id), implies: await this.impliedOf(id) })));
+    return Promise.all(
+      priors.map(async (id) => ({ prior: await this.getRole(id), implies: await this.impliedOf(id) })),
+    );
   }
 
   async removeImplied(priorId: string, impliedId: string): Promise<void> {
     const result = await this.store.impliedRoles.delete({ priorRoleId: priorId, impliedRoleId: impliedId });
-    if (!result.affected) throw new NotFoundError(`Could not find implied role: ${priorId} implies ${impliedId}.`);
+    if (!result.affected)
+      throw new NotFoundError(`Could not find implied role: ${priorId} implies ${impliedId}.`);
     this.cache.invalidate();
   }
 
@@ -122,7 +136,9 @@ export class RoleService {
   async checkGrant(type: AssignmentType, userId: string, targetId: string, roleId: string): Promise<void> {
     await this.checkGrantParts(type, userId, targetId, roleId);
     if (!(await this.hasGrant(type, userId, targetId, roleId))) {
-      throw new NotFoundError(`Could not find role assignment with role: ${roleId}, user or group: ${userId}, project, domain, or system: ${targetId}.`);
+      throw new NotFoundError(
+        `Could not find role assignment with role: ${roleId}, user or group: ${userId}, project, domain, or system: ${targetId}.`,
+      );
     }
   }
 
@@ -149,7 +165,15 @@ export class RoleService {
       const expanded: RoleAssignmentEntity[] = [];
       for (const grant of direct) {
         for (const roleId of await this.assignments.expandImplied([grant.roleId])) {
-          if (!expanded.some((e) => e.type === grant.type && e.actorId === grant.actorId && e.targetId === grant.targetId && e.roleId === roleId)) {
+          if (
+            !expanded.some(
+              (e) =>
+                e.type === grant.type &&
+                e.actorId === grant.actorId &&
+                e.targetId === grant.targetId &&
+                e.roleId === roleId,
+            )
+          ) {
             expanded.push({ ...grant, roleId });
           }
         }
@@ -163,10 +187,16 @@ export class RoleService {
     return this.store.assignments.existsBy({ type, actorId: userId, targetId, roleId });
   }
 
-  private async checkGrantParts(type: AssignmentType, userId: string, targetId: string, roleId?: string): Promise<void> {
+  private async checkGrantParts(
+    type: AssignmentType,
+    userId: string,
+    targetId: string,
+    roleId?: string,
+  ): Promise<void> {
     if (type === 'UserProject') await this.resources.getProject(targetId);
     else await this.resources.getDomain(targetId);
-    if (!(await this.store.users.existsBy({ id: userId }))) throw new NotFoundError(`Could not find user: ${userId}.`);
+    if (!(await this.store.users.existsBy({ id: userId })))
+      throw new NotFoundError(`Could not find user: ${userId}.`);
     if (roleId) await this.getRole(roleId);
   }
 }

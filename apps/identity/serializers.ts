@@ -82,7 +82,12 @@ export class Links {
     };
   }
   region(r: RegionEntity) {
-    return { id: r.id, description: r.description, parent_region_id: r.parentRegionId, links: this.self(`regions/${r.id}`) };
+    return {
+      id: r.id,
+      description: r.description,
+      parent_region_id: r.parentRegionId,
+      links: this.self(`regions/${r.id}`),
+    };
   }
   service(s: ServiceEntity) {
     return {

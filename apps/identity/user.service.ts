@@ -1,6 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
-import { BadRequestError, ConflictError, ForbiddenError, NotFoundError, UnauthorizedError } from '@novum/common';
+import {
+  BadRequestError,
+  ConflictError,
+  ForbiddenError,
+  NotFoundError,
+  UnauthorizedError,
+} from '@novum/common';
 import { ApplicationCredentialEntity, nowIso, ProjectEntity, RoleEntity, UserEntity } from '@novum/db';
 import { In } from 'typeorm';
 import { AssignmentService } from './assignment.service';
@@ -67,7 +73,9 @@ export class UserService {
       await this.store.users.insert(user);
     } catch (error) {
       if (isUniqueViolation(error)) {
-        throw new ConflictError(`Conflict occurred attempting to store user - Duplicate entry found with name ${input.name} at domain ID ${domainId}.`);
+        throw new ConflictError(
+          `Conflict occurred attempting to store user - Duplicate entry found with name ${input.name} at domain ID ${domainId}.`,
+        );
       }
       throw error;
     }
@@ -76,18 +84,28 @@ export class UserService {
 
   async updateUser(id: string, input: UserInput): Promise<UserEntity> {
     const user = await this.getUser(id);
-    if (input.domain_id && input.domain_id !== user.domainId) throw new BadRequestError('A user cannot move to another domain.');
+    if (input.domain_id && input.domain_id !== user.domainId)
+      throw new BadRequestError('A user cannot move to another domain.');
     if (input.default_project_id) await this.resources.getProject(input.default_project_id);
     Object.assign(
       user,
-      definedOnly({ name: input.name, enabled: input.enabled, description: input.description, defaultProjectId: input.default_project_id }),
+      definedOnly({
+        name: input.name,
+        enabled: input.enabled,
+        description: input.description,
+        defaultProjectId: input.default_project_id,
+      }),
     );
     if (input.extra) user.extra = { ...user.extra, ...input.extra };
-    if (input.password !== undefined) user.passwordHash = input.password ? await hashSecret(input.password) : null;
+    if (input.password !== undefined)
+      user.passwordHash = input.password ? await hashSecret(input.password) : null;
     try {
       await this.store.users.save(user);
     } catch (error) {
-      if (isUniqueViolation(error)) throw new ConflictError(`Conflict occurred attempting to store user - Duplicate entry found with name ${input.name}.`);
+      if (isUniqueViolation(error))
+        throw new ConflictError(
+          `Conflict occurred attempting to store user - Duplicate entry found with name ${input.name}.`,
+        );
       throw error;
     }
     if (input.password !== undefined || input.enabled === false) await this.tokens.revokeUser(id);
@@ -97,7 +115,8 @@ export class UserService {
 
   async changePassword(id: string, original: string, password: string): Promise<void> {
     const user = await this.getUser(id);
-    if (!(await verifySecret(original, user.passwordHash))) throw new UnauthorizedError('The original password is not correct.');
+    if (!(await verifySecret(original, user.passwordHash)))
+      throw new UnauthorizedError('The original password is not correct.');
     user.passwordHash = await hashSecret(password);
     await this.store.users.save(user);
     await this.tokens.revokeUser(id);
@@ -136,14 +155,24 @@ export class UserService {
   async createApplicationCredential(
     userId: string,
     projectId: string,
-    input: { name: string; secret?: string; description?: string; expires_at?: string | null; roles?: { id?: string; name?: string }[]; unrestricted?: boolean },
+    input: {
+      name: string;
+      secret?: string;
+      description?: string;
+      expires_at?: string | null;
+      roles?: { id?: string; name?: string }[];
+      unrestricted?: boolean;
+    },
   ): Promise<{ credential: ApplicationCredentialEntity; secret: string }> {
     const held = await this.assignments.projectRoles(userId, projectId);
     let delegated: RoleEntity[] = held;
     if (input.roles?.length) {
       delegated = input.roles.map((ref) => {
         const role = held.find((r) => (ref.id ? r.id === ref.id : r.name === ref.name));
-        if (!role) throw new ForbiddenError(`Cannot delegate role ${ref.id ?? ref.name}: the user does not hold it on the project.`);
+        if (!role)
+          throw new ForbiddenError(
+            `Cannot delegate role ${ref.id ?? ref.name}: the user does not hold it on the project.`,
+          );
         return role;
       });
     }
@@ -165,7 +194,10 @@ export class UserService {
     try {
       await this.store.applicationCredentials.insert(credential);
     } catch (error) {
-      if (isUniqueViolation(error)) throw new ConflictError(`Conflict occurred attempting to store application_credential - Duplicate entry.`);
+      if (isUniqueViolation(error))
+        throw new ConflictError(
+          `Conflict occurred attempting to store application_credential - Duplicate entry.`,
+        );
       throw error;
     }
     return { credential, secret };

@@ -1,7 +1,12 @@
 import 'reflect-metadata';
 import { rootLogger, runService } from '@novum/common';
 import { BootstrapService } from '../identity/bootstrap.service';
-import { bootstrapPasswords, bootstrapSpec, identityCatalogEntry, writeClientConfig } from '../identity/first-start';
+import {
+  bootstrapPasswords,
+  bootstrapSpec,
+  identityCatalogEntry,
+  writeClientConfig,
+} from '../identity/first-start';
 import { createIdentityApp } from '../identity/http';
 
 /**

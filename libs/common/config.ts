@@ -84,7 +84,8 @@ export const SETTINGS: Settings = {
   },
   amqpUrl: {
     env: 'AMQP_URL',
-    describe: '`amqp://guest:guest@127.0.0.1:5672/vhost` switches the message bus from in-process to RabbitMQ',
+    describe:
+      '`amqp://guest:guest@127.0.0.1:5672/vhost` switches the message bus from in-process to RabbitMQ',
     default: undefined,
     parse: urlWith('amqp:', 'amqps:'),
   },
@@ -139,7 +140,8 @@ export const SETTINGS: Settings = {
   },
   adminPassword: {
     env: 'NOVUM_ADMIN_PASSWORD',
-    describe: 'Password of `admin` and `admin2` at first start (generated and written to the data dir when unset)',
+    describe:
+      'Password of `admin` and `admin2` at first start (generated and written to the data dir when unset)',
     default: undefined,
     parse: text,
   },
@@ -154,7 +156,12 @@ export const SETTINGS: Settings = {
     compute: { env: 'NOVUM_COMPUTE_PORT', describe: 'Nova API port', default: '8774', parse: port },
     image: { env: 'NOVUM_IMAGE_PORT', describe: 'Glance API port', default: '9292', parse: port },
     network: { env: 'NOVUM_NETWORK_PORT', describe: 'Neutron API port', default: '9696', parse: port },
-    orchestration: { env: 'NOVUM_ORCHESTRATION_PORT', describe: 'Heat API port', default: '8004', parse: port },
+    orchestration: {
+      env: 'NOVUM_ORCHESTRATION_PORT',
+      describe: 'Heat API port',
+      default: '8004',
+      parse: port,
+    },
   },
 };
 
@@ -175,7 +182,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): NovumConfig {
   const problems: string[] = [];
   const { ports, ...scalars } = SETTINGS;
   const config: Record<string, unknown> = {};
-  for (const [key, setting] of Object.entries(scalars)) config[key] = read(setting as Setting<unknown>, env, problems);
+  for (const [key, setting] of Object.entries(scalars))
+    config[key] = read(setting as Setting<unknown>, env, problems);
   const portValues: Record<string, number> = {};
   for (const [key, setting] of Object.entries(ports)) portValues[key] = read(setting, env, problems);
   config.ports = portValues;

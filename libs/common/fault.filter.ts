@@ -18,7 +18,11 @@ export function toFault(error: unknown): Fault & { headers: Record<string, strin
     return { status: error.getStatus(), message, headers: {} };
   }
   const fastifyError = error as { statusCode?: number; code?: string; message?: string };
-  if (typeof fastifyError?.statusCode === 'number' && fastifyError.statusCode >= 400 && fastifyError.statusCode < 500) {
+  if (
+    typeof fastifyError?.statusCode === 'number' &&
+    fastifyError.statusCode >= 400 &&
+    fastifyError.statusCode < 500
+  ) {
     return { status: fastifyError.statusCode, message: describeClientError(fastifyError), headers: {} };
   }
   return {
@@ -46,7 +50,10 @@ export function sendFault(reply: FastifyReply, style: FaultStyle, error: unknown
   const fault = toFault(error);
   if (fault.status >= 500) rootLogger().error({ err: error }, 'unhandled error while serving a request');
   for (const [name, value] of Object.entries(fault.headers)) reply.header(name, value);
-  reply.status(fault.status).header('content-type', 'application/json').send(JSON.stringify(style(fault)));
+  reply
+    .status(fault.status)
+    .header('content-type', 'application/json')
+    .send(JSON.stringify(style(fault)));
 }
 
 @Catch()

@@ -19,7 +19,10 @@ export class BadRequestError extends ApiError {
   }
 }
 export class UnauthorizedError extends ApiError {
-  constructor(message = 'The request you have made requires authentication.', headers: Record<string, string> = {}) {
+  constructor(
+    message = 'The request you have made requires authentication.',
+    headers: Record<string, string> = {},
+  ) {
     super(401, message, 'HTTPUnauthorized', headers);
   }
 }

@@ -35,7 +35,8 @@ export async function createHttpApp(options: HttpAppOptions): Promise<NestFastif
     return503OnClosing: true,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 1024 },
     // Errors Fastify raises before routing (bad URL, over-long parameter, bad content type) get fault bodies too.
-    frameworkErrors: (error: Error, _request: unknown, reply: FastifyReply) => sendFault(reply, options.faultStyle, error),
+    frameworkErrors: (error: Error, _request: unknown, reply: FastifyReply) =>
+      sendFault(reply, options.faultStyle, error),
   } as ConstructorParameters<typeof FastifyAdapter>[0]);
   const app = await NestFactory.create<NestFastifyApplication>(options.module, adapter, {
     logger: new PinoNestLogger(log),
@@ -49,13 +50,22 @@ export async function createHttpApp(options: HttpAppOptions): Promise<NestFastif
     for (const header of idHeaders) reply.header(header, request.id);
     const ctx = {
       requestId: request.id,
-      globalRequestId: typeof globalRequestId === 'string' && /^req-[0-9a-f-]{36}$/.test(globalRequestId) ? globalRequestId : undefined,
+      globalRequestId:
+        typeof globalRequestId === 'string' && /^req-[0-9a-f-]{36}$/.test(globalRequestId)
+          ? globalRequestId
+          : undefined,
     };
     requestContext.run(ctx, done);
   });
   fastify.addHook('onResponse', (request, reply, done) => {
     log.info(
-      { request_id: request.id, method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
+      {
+        request_id: request.id,
+        method: request.method,
+        url: request.url,
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime),
+      },
       'request',
     );
     done();

@@ -28,8 +28,13 @@ export class NovumValidationPipe extends ValidationPipe {
   }
 
   override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
-    const isDto = typeof metadata.metatype === 'function' && !PLAIN_TYPES.includes(metadata.metatype as never);
-    if (metadata.type === 'body' && isDto && (typeof value !== 'object' || value === null || Array.isArray(value))) {
+    const isDto =
+      typeof metadata.metatype === 'function' && !PLAIN_TYPES.includes(metadata.metatype as never);
+    if (
+      metadata.type === 'body' &&
+      isDto &&
+      (typeof value !== 'object' || value === null || Array.isArray(value))
+    ) {
       throw new BadRequestError('Malformed request body: a JSON object is required.');
     }
     return super.transform(value, metadata);

@@ -26,7 +26,11 @@ export class AuthController {
   @Post('tokens')
   @Public()
   @HttpCode(201)
-  async issue(@Body() body: AuthRequest, @Query('nocatalog') nocatalog: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
+  async issue(
+    @Body() body: AuthRequest,
+    @Query('nocatalog') nocatalog: unknown,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ) {
     const token = await this.tokens.issue(body);
     reply.header('x-subject-token', token.token);
     return this.render(token, nocatalog === undefined);
@@ -52,14 +56,20 @@ export class AuthController {
 
   @Get('catalog')
   async catalog(@Auth() auth: AuthContext) {
-    const token = await this.tokens.validateOrFail(auth.token, () => new NotFoundError('Could not find token.'));
+    const token = await this.tokens.validateOrFail(
+      auth.token,
+      () => new NotFoundError('Could not find token.'),
+    );
     return { catalog: await this.tokens.catalogFor(token), links: this.links.collection('auth/catalog') };
   }
 
   @Get('projects')
   async projects(@Auth() auth: AuthContext) {
     const projects = (await this.users.userProjects(auth.userId)).filter((p) => p.enabled);
-    return { projects: projects.map((p) => this.links.project(p)), links: this.links.collection('auth/projects') };
+    return {
+      projects: projects.map((p) => this.links.project(p)),
+      links: this.links.collection('auth/projects'),
+    };
   }
 
   /** Domains on which the caller holds a role. */
@@ -67,14 +77,22 @@ export class AuthController {
   async domains(@Auth() auth: AuthContext) {
     const grants = await this.roles.list({ userId: auth.userId });
     const ids = [...new Set(grants.filter((g) => g.type === 'UserDomain').map((g) => g.targetId))];
-    const domains = (await Promise.all(ids.map((id) => this.resources.getDomain(id)))).filter((d) => d.enabled);
-    return { domains: domains.map((d) => this.links.domain(d)), links: this.links.collection('auth/domains') };
+    const domains = (await Promise.all(ids.map((id) => this.resources.getDomain(id)))).filter(
+      (d) => d.enabled,
+    );
+    return {
+      domains: domains.map((d) => this.links.domain(d)),
+      links: this.links.collection('auth/domains'),
+    };
   }
 
   /** The token named by X-Subject-Token, which a caller may inspect if it is their own or they are admin. */
   private async subject(auth: AuthContext, subject: string | undefined): Promise<ValidatedToken> {
     if (!subject) throw new NotFoundError('Could not find token: an X-Subject-Token header is required.');
-    const token = await this.tokens.validateOrFail(subject, () => new NotFoundError(`Could not find token: ${subject}.`));
+    const token = await this.tokens.validateOrFail(
+      subject,
+      () => new NotFoundError(`Could not find token: ${subject}.`),
+    );
     authorize('identity:validate_token', isAdmin(auth), token.user.id === auth.userId);
     return token;
   }
@@ -94,12 +112,25 @@ export class AuthController {
         expires_at: keystoneTime(payload.expiresAt),
         issued_at: keystoneTime(payload.issuedAt),
         ...(project && projectDomain
-          ? { project: { domain: { id: projectDomain.id, name: projectDomain.name }, id: project.id, name: project.name }, is_domain: false }
+          ? {
+              project: {
+                domain: { id: projectDomain.id, name: projectDomain.name },
+                id: project.id,
+                name: project.name,
+              },
+              is_domain: false,
+            }
           : {}),
         ...(domain ? { domain: { id: domain.id, name: domain.name } } : {}),
         ...(project || domain ? { roles: roles.map((r) => ({ id: r.id, name: r.name })) } : {}),
         ...(applicationCredential
-          ? { application_credential: { id: applicationCredential.id, name: applicationCredential.name, restricted: !applicationCredential.unrestricted } }
+          ? {
+              application_credential: {
+                id: applicationCredential.id,
+                name: applicationCredential.name,
+                restricted: !applicationCredential.unrestricted,
+              },
+            }
           : {}),
         ...(withCatalog ? { catalog: await this.tokens.catalogFor(token) } : {}),
       },

@@ -26,7 +26,9 @@ export class CatalogController {
 
   @Get('regions')
   async regions(@Query('parent_region_id') parent: unknown) {
-    const regions = await this.catalog.listRegions({ parent_region_id: queryString(parent, 'parent_region_id') });
+    const regions = await this.catalog.listRegions({
+      parent_region_id: queryString(parent, 'parent_region_id'),
+    });
     return { regions: regions.map((r) => this.links.region(r)), links: this.links.collection('regions') };
   }
 
@@ -58,7 +60,10 @@ export class CatalogController {
   @Get('services')
   async services(@Auth() auth: AuthContext, @Query() query: Record<string, unknown>) {
     authorize('identity:list_services', isAdmin(auth));
-    const services = await this.catalog.listServices({ type: queryString(query.type, 'type'), name: queryString(query.name, 'name') });
+    const services = await this.catalog.listServices({
+      type: queryString(query.type, 'type'),
+      name: queryString(query.name, 'name'),
+    });
     return { services: services.map((s) => this.links.service(s)), links: this.links.collection('services') };
   }
 
@@ -96,7 +101,10 @@ export class CatalogController {
       service_id: queryString(query.service_id, 'service_id'),
       region_id: queryString(query.region_id, 'region_id'),
     });
-    return { endpoints: endpoints.map((e) => this.links.endpoint(e)), links: this.links.collection('endpoints') };
+    return {
+      endpoints: endpoints.map((e) => this.links.endpoint(e)),
+      links: this.links.collection('endpoints'),
+    };
   }
 
   @Post('endpoints')

@@ -55,7 +55,18 @@ export class DomainUpdateBody {
   @IsDefined() @IsObject() @ValidateNested() @Type(() => DomainUpdate) domain: DomainUpdate;
 }
 
-export const PROJECT_FIELDS = ['name', 'domain_id', 'description', 'enabled', 'parent_id', 'tags', 'is_domain', 'options', 'id', 'links'];
+export const PROJECT_FIELDS = [
+  'name',
+  'domain_id',
+  'description',
+  'enabled',
+  'parent_id',
+  'tags',
+  'is_domain',
+  'options',
+  'id',
+  'links',
+];
 export class ProjectCreate {
   @IsString() @Length(1, 64) name: string;
   @IsOptional() @IsString() @Length(1, 64) domain_id?: string;
@@ -78,14 +89,26 @@ export class ProjectUpdateBody {
   @IsDefined() @IsObject() @ValidateNested() @Type(() => ProjectUpdate) project: ProjectUpdate;
 }
 
-export const USER_FIELDS = ['name', 'domain_id', 'password', 'enabled', 'description', 'default_project_id', 'options', 'id', 'links', 'federated'];
+export const USER_FIELDS = [
+  'name',
+  'domain_id',
+  'password',
+  'enabled',
+  'description',
+  'default_project_id',
+  'options',
+  'id',
+  'links',
+  'federated',
+];
 export class UserCreate {
   @IsString() @Length(1, 255) name: string;
   @IsOptional() @IsString() @Length(1, 64) domain_id?: string;
   @IsOptional() @ValidateIf((_o, v) => v !== null) @IsString() @MaxLength(4096) password?: string | null;
   @IsOptional() @IsBoolean() enabled?: boolean;
   @IsOptional() @IsString() @MaxLength(65535) description?: string;
-  @IsOptional() @ValidateIf((_o, v) => v !== null) @IsString() @Length(1, 64) default_project_id?: string | null;
+  @IsOptional() @ValidateIf((_o, v) => v !== null) @IsString() @Length(1, 64) default_project_id?:
+    string | null;
 }
 export class UserUpdate {
   @IsOptional() @IsString() @Length(1, 255) name?: string;
@@ -93,7 +116,8 @@ export class UserUpdate {
   @IsOptional() @ValidateIf((_o, v) => v !== null) @IsString() @MaxLength(4096) password?: string | null;
   @IsOptional() @IsBoolean() enabled?: boolean;
   @IsOptional() @IsString() @MaxLength(65535) description?: string;
-  @IsOptional() @ValidateIf((_o, v) => v !== null) @IsString() @Length(1, 64) default_project_id?: string | null;
+  @IsOptional() @ValidateIf((_o, v) => v !== null) @IsString() @Length(1, 64) default_project_id?:
+    string | null;
 }
 export class UserCreateBody {
   @IsDefined() @IsObject() @ValidateNested() @Type(() => UserCreate) user: UserCreate;
@@ -137,7 +161,10 @@ export class ApplicationCredentialCreate {
   @IsOptional() @ValidateIf((_o, v) => v !== null) @IsISO8601() expires_at?: string | null;
   @IsOptional() @IsArray() @ValidateNested({ each: true }) @Type(() => RoleRef) roles?: RoleRef[];
   @IsOptional() @IsBoolean() unrestricted?: boolean;
-  @IsOptional() @IsArray() @MaxLength(0, { each: true, message: 'access rules are not supported' }) access_rules?: unknown[];
+  @IsOptional()
+  @IsArray()
+  @MaxLength(0, { each: true, message: 'access rules are not supported' })
+  access_rules?: unknown[];
 }
 export class ApplicationCredentialCreateBody {
   @IsDefined()
@@ -150,11 +177,13 @@ export class ApplicationCredentialCreateBody {
 export class RegionCreate {
   @IsOptional() @IsString() @Length(1, 255) id?: string;
   @IsOptional() @IsString() @MaxLength(65535) description?: string;
-  @IsOptional() @ValidateIf((_o, v) => v !== null) @IsString() @Length(1, 255) parent_region_id?: string | null;
+  @IsOptional() @ValidateIf((_o, v) => v !== null) @IsString() @Length(1, 255) parent_region_id?:
+    string | null;
 }
 export class RegionUpdate {
   @IsOptional() @IsString() @MaxLength(65535) description?: string;
-  @IsOptional() @ValidateIf((_o, v) => v !== null) @IsString() @Length(1, 255) parent_region_id?: string | null;
+  @IsOptional() @ValidateIf((_o, v) => v !== null) @IsString() @Length(1, 255) parent_region_id?:
+    string | null;
 }
 export class RegionCreateBody {
   @IsDefined() @IsObject() @ValidateNested() @Type(() => RegionCreate) region: RegionCreate;

@@ -26,11 +26,19 @@ export class GrantsController {
   }
 
   @Get()
-  async list(@Auth() auth: AuthContext, @Param('kind') kind: string, @Param('id') id: string, @Param('user') user: string) {
+  async list(
+    @Auth() auth: AuthContext,
+    @Param('kind') kind: string,
+    @Param('id') id: string,
+    @Param('user') user: string,
+  ) {
     const type = assignmentType(kind);
     authorize('identity:list_grants', isAdmin(auth));
     const roles = await this.roles.grantedRoles(type, user, id);
-    return { roles: roles.map((r) => this.links.role(r)), links: this.links.collection(`${kind}/${id}/users/${user}/roles`) };
+    return {
+      roles: roles.map((r) => this.links.role(r)),
+      links: this.links.collection(`${kind}/${id}/users/${user}/roles`),
+    };
   }
 
   @Put(':role')

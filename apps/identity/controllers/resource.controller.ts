@@ -102,7 +102,9 @@ export class ProjectsController {
   async update(@Auth() auth: AuthContext, @Param('id') id: string, @Body() body: ProjectUpdateBody) {
     authorize('identity:update_project', isAdmin(auth));
     const extra = extraAttributes(body.project, PROJECT_FIELDS);
-    return { project: this.links.project(await this.resources.updateProject(id, { ...body.project, extra })) };
+    return {
+      project: this.links.project(await this.resources.updateProject(id, { ...body.project, extra })),
+    };
   }
 
   @Delete(':id')

@@ -1,4 +1,16 @@
-import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Patch, Post, Put, Query } from '@nestjs/common';
+import {
+  Body,
+  Controller,
+  Delete,
+  Get,
+  HttpCode,
+  Inject,
+  Param,
+  Patch,
+  Post,
+  Put,
+  Query,
+} from '@nestjs/common';
 import { Auth, AuthContext, authorize, isAdmin } from '@novum/auth';
 import { NotFoundError } from '@novum/common';
 import { RoleAssignmentEntity } from '@novum/db';
@@ -24,7 +36,10 @@ export class RolesController {
   @Get('roles')
   async list(@Auth() auth: AuthContext, @Query() query: Record<string, unknown>) {
     authorize('identity:list_roles', isAdmin(auth));
-    const roles = await this.roles.listRoles({ name: queryString(query.name, 'name'), domain_id: queryString(query.domain_id, 'domain_id') });
+    const roles = await this.roles.listRoles({
+      name: queryString(query.name, 'name'),
+      domain_id: queryString(query.domain_id, 'domain_id'),
+    });
     return { roles: roles.map((r) => this.links.role(r)), links: this.links.collection('roles') };
   }
 
@@ -58,7 +73,10 @@ export class RolesController {
   async implies(@Auth() auth: AuthContext, @Param('id') id: string) {
     authorize('identity:list_implied_roles', isAdmin(auth));
     const prior = await this.roles.getRole(id);
-    return { role_inference: this.inference(prior, await this.roles.impliedOf(id)), links: this.links.self(`roles/${id}/implies`) };
+    return {
+      role_inference: this.inference(prior, await this.roles.impliedOf(id)),
+      links: this.links.self(`roles/${id}/implies`),
+    };
   }
 
   @Put('roles/:id/implies/:implied')
@@ -66,7 +84,12 @@ export class RolesController {
   async addImplied(@Auth() auth: AuthContext, @Param('id') id: string, @Param('implied') implied: string) {
     authorize('identity:create_implied_role', isAdmin(auth));
     await this.roles.addImplied(id, implied);
-    return { role_inference: { prior_role: this.ref(await this.roles.getRole(id)), implies: this.ref(await this.roles.getRole(implied)) } };
+    return {
+      role_inference: {
+        prior_role: this.ref(await this.roles.getRole(id)),
+        implies: this.ref(await this.roles.getRole(implied)),
+      },
+    };
   }
 
   @Get('roles/:id/implies/:implied')
@@ -74,7 +97,9 @@ export class RolesController {
     authorize('identity:get_implied_role', isAdmin(auth));
     const found = (await this.roles.impliedOf(id)).find((r) => r.id === implied);
     if (!found) throw new NotFoundError(`Could not find implied role: ${id} implies ${implied}.`);
-    return { role_inference: { prior_role: this.ref(await this.roles.getRole(id)), implies: this.ref(found) } };
+    return {
+      role_inference: { prior_role: this.ref(await this.roles.getRole(id)), implies: this.ref(found) },
+    };
   }
 
   @Delete('roles/:id/implies/:implied')
@@ -88,7 +113,10 @@ export class RolesController {
   async inferences(@Auth() auth: AuthContext) {
     authorize('identity:list_role_inference_rules', isAdmin(auth));
     const all = await this.roles.allInferences();
-    return { role_inferences: all.map(({ prior, implies }) => this.inference(prior, implies)), links: this.links.self('role_inferences') };
+    return {
+      role_inferences: all.map(({ prior, implies }) => this.inference(prior, implies)),
+      links: this.links.self('role_inferences'),
+    };
   }
 
   /** GET /v3/role_assignments with Keystone's filters; a non-admin may list their own. */
@@ -140,7 +168,9 @@ export class RolesController {
       role,
       user,
       scope: { [kind]: target },
-      links: { assignment: this.links.url(`${kind}s/${row.targetId}/users/${row.actorId}/roles/${row.roleId}`) },
+      links: {
+        assignment: this.links.url(`${kind}s/${row.targetId}/users/${row.actorId}/roles/${row.roleId}`),
+      },
     };
   }
 }

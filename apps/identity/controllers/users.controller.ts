@@ -75,7 +75,10 @@ export class UsersController {
   async projects(@Auth() auth: AuthContext, @Param('id') id: string) {
     authorize('identity:list_user_projects', isAdmin(auth), auth.userId === id);
     const projects = await this.users.userProjects(id);
-    return { projects: projects.map((p) => this.links.project(p)), links: this.links.collection(`users/${id}/projects`) };
+    return {
+      projects: projects.map((p) => this.links.project(p)),
+      links: this.links.collection(`users/${id}/projects`),
+    };
   }
 
   @Get(':id/application_credentials')
@@ -92,26 +95,56 @@ export class UsersController {
 
   @Post(':id/application_credentials')
   @HttpCode(201)
-  async createCredential(@Auth() auth: AuthContext, @Param('id') id: string, @Body() body: ApplicationCredentialCreateBody) {
+  async createCredential(
+    @Auth() auth: AuthContext,
+    @Param('id') id: string,
+    @Body() body: ApplicationCredentialCreateBody,
+  ) {
     authorize('identity:create_application_credential', auth.userId === id);
-    if (!auth.projectId) throw new BadRequestError('An application credential is created with a project-scoped token.');
+    if (!auth.projectId)
+      throw new BadRequestError('An application credential is created with a project-scoped token.');
     if (auth.applicationCredentialId && auth.restricted) {
-      throw new ForbiddenError('A restricted application credential cannot create another application credential.');
+      throw new ForbiddenError(
+        'A restricted application credential cannot create another application credential.',
+      );
     }
-    const { credential, secret } = await this.users.createApplicationCredential(id, auth.projectId, body.application_credential);
-    return { application_credential: this.links.applicationCredential(credential, await this.users.rolesOf(credential), secret) };
+    const { credential, secret } = await this.users.createApplicationCredential(
+      id,
+      auth.projectId,
+      body.application_credential,
+    );
+    return {
+      application_credential: this.links.applicationCredential(
+        credential,
+        await this.users.rolesOf(credential),
+        secret,
+      ),
+    };
   }
 
   @Get(':id/application_credentials/:credential')
-  async getCredential(@Auth() auth: AuthContext, @Param('id') id: string, @Param('credential') credentialId: string) {
+  async getCredential(
+    @Auth() auth: AuthContext,
+    @Param('id') id: string,
+    @Param('credential') credentialId: string,
+  ) {
     authorize('identity:get_application_credential', isAdmin(auth), auth.userId === id);
     const credential = await this.users.getApplicationCredential(id, credentialId);
-    return { application_credential: this.links.applicationCredential(credential, await this.users.rolesOf(credential)) };
+    return {
+      application_credential: this.links.applicationCredential(
+        credential,
+        await this.users.rolesOf(credential),
+      ),
+    };
   }
 
   @Delete(':id/application_credentials/:credential')
   @HttpCode(204)
-  async deleteCredential(@Auth() auth: AuthContext, @Param('id') id: string, @Param('credential') credentialId: string) {
+  async deleteCredential(
+    @Auth() auth: AuthContext,
+    @Param('id') id: string,
+    @Param('credential') credentialId: string,
+  ) {
     authorize('identity:delete_application_credential', isAdmin(auth), auth.userId === id);
     await this.users.deleteApplicationCredential(id, credentialId);
   }

@@ -15,7 +15,11 @@ describe('token codec', () => {
   it('round-trips a payload and names its key', () => {
     const token = encodeToken(payload, key);
     expect(tokenKeyId(token)).toBe(7);
-    expect(decodeToken(token, key)).toEqual({ ...payload, domainId: undefined, applicationCredentialId: undefined });
+    expect(decodeToken(token, key)).toEqual({
+      ...payload,
+      domainId: undefined,
+      applicationCredentialId: undefined,
+    });
   });
 
   it('hides the payload', () => {

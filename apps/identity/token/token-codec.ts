@@ -67,8 +67,12 @@ export function decodeToken(token: string, key: TokenKey): TokenPayload | undefi
     const decipher = createDecipheriv('aes-256-gcm', key.secret, raw.subarray(HEADER, HEADER + IV));
     decipher.setAAD(raw.subarray(0, HEADER));
     decipher.setAuthTag(raw.subarray(HEADER + IV, HEADER + IV + TAG));
-    const text = Buffer.concat([decipher.update(raw.subarray(HEADER + IV + TAG)), decipher.final()]).toString('utf8');
-    const [userId, methods, projectId, domainId, auditIds, issuedAt, expiresAt, appCred] = JSON.parse(text) as Wire;
+    const text = Buffer.concat([decipher.update(raw.subarray(HEADER + IV + TAG)), decipher.final()]).toString(
+      'utf8',
+    );
+    const [userId, methods, projectId, domainId, auditIds, issuedAt, expiresAt, appCred] = JSON.parse(
+      text,
+    ) as Wire;
     return {
       userId,
       methods,

@@ -34,7 +34,11 @@ export class TokenKeyRing {
     await this.load();
     const next = Math.max(0, ...this.keys.keys()) + 1;
     try {
-      await this.store.tokenKeys.insert({ id: next, secret: randomBytes(32).toString('base64'), createdAt: nowIso() });
+      await this.store.tokenKeys.insert({
+        id: next,
+        secret: randomBytes(32).toString('base64'),
+        createdAt: nowIso(),
+      });
     } catch (error) {
       if (!isUniqueViolation(error)) throw error;
     }
@@ -46,7 +50,9 @@ export class TokenKeyRing {
 
   private async load(): Promise<void> {
     const rows = await this.store.tokenKeys.find({ order: { id: 'DESC' } });
-    this.keys = new Map(rows.map((row) => [row.id, { id: row.id, secret: Buffer.from(row.secret, 'base64') }]));
+    this.keys = new Map(
+      rows.map((row) => [row.id, { id: row.id, secret: Buffer.from(row.secret, 'base64') }]),
+    );
     this.primary = rows.length ? this.keys.get(rows[0].id) : undefined;
   }
 }

@@ -5,7 +5,6 @@ import { BadRequestError, NOVUM_CONFIG, NotFoundError, NovumConfig, Unauthorized
 import {
   ApplicationCredentialEntity,
   DomainEntity,
-  nowIso,
   ProjectEntity,
   RevocationEventEntity,
   RoleEntity,
@@ -17,7 +16,14 @@ import { CatalogService } from '../catalog.service';
 import { IdentityCache } from '../identity-cache';
 import { IdentityStore } from '../identity.store';
 import { verifySecret } from '../password';
-import { ApplicationCredentialMethod, AuthRequest, NamedRef, PasswordUser, Scope, UserRef } from './auth-request.dto';
+import {
+  ApplicationCredentialMethod,
+  AuthRequest,
+  NamedRef,
+  PasswordUser,
+  Scope,
+  UserRef,
+} from './auth-request.dto';
 import { decodeToken, encodeToken, TokenPayload, tokenKeyId } from './token-codec';
 import { TokenKeyRing } from './token-keys';
 
@@ -64,18 +70,24 @@ export class TokenService extends TokenValidator {
     let parent: ValidatedToken | undefined;
     let applicationCredential: ApplicationCredentialEntity | undefined;
     const sameUser = (id: string) => {
-      if (userId && userId !== id) throw new UnauthorizedError('All authentication methods must identify the same user.');
+      if (userId && userId !== id)
+        throw new UnauthorizedError('All authentication methods must identify the same user.');
       userId = id;
     };
 
     for (const method of methods) {
       if (method === 'password') {
-        if (!identity.password) throw new BadRequestError("Invalid input for field 'identity/password': required.");
+        if (!identity.password)
+          throw new BadRequestError("Invalid input for field 'identity/password': required.");
         sameUser((await this.authenticatePassword(identity.password.user)).id);
       } else if (method === 'token') {
         if (!identity.token) throw new BadRequestError("Invalid input for field 'identity/token': required.");
-        parent = await this.validateOrFail(identity.token.id, () => new NotFoundError(`Could not find token: ${identity.token?.id}`));
-        if (parent.applicationCredential) throw new UnauthorizedError('A token created with an application credential cannot be rescoped.');
+        parent = await this.validateOrFail(
+          identity.token.id,
+          () => new NotFoundError(`Could not find token: ${identity.token?.id}`),
+        );
+        if (parent.applicationCredential)
+          throw new UnauthorizedError('A token created with an application credential cannot be rescoped.');
         sameUser(parent.user.id);
       } else {
         if (!identity.application_credential) {
@@ -158,14 +170,18 @@ export class TokenService extends TokenValidator {
     if (!payload || payload.expiresAt <= Date.now()) throw new InvalidToken();
     if (await this.isRevoked(payload)) throw new InvalidToken();
 
-    const user = await this.cache.get(`user:${payload.userId}`, () => this.store.users.findOneBy({ id: payload.userId }));
+    const user = await this.cache.get(`user:${payload.userId}`, () =>
+      this.store.users.findOneBy({ id: payload.userId }),
+    );
     const userDomain = user && (await this.domain(user.domainId));
     if (!user?.enabled || !userDomain?.enabled) throw new InvalidToken();
     const validated: ValidatedToken = { token, payload, user, userDomain, roles: [] };
 
     if (payload.projectId) {
       const projectId = payload.projectId;
-      const project = await this.cache.get(`project:${projectId}`, () => this.store.projects.findOneBy({ id: projectId }));
+      const project = await this.cache.get(`project:${projectId}`, () =>
+        this.store.projects.findOneBy({ id: projectId }),
+      );
       const projectDomain = project && (await this.domain(project.domainId));
       if (!project?.enabled || !projectDomain?.enabled) throw new InvalidToken();
       let roles = await this.assignments.projectRoles(user.id, project.id);
@@ -174,7 +190,8 @@ export class TokenService extends TokenValidator {
         const credential = await this.cache.get(`appcred:${credentialId}`, () =>
           this.store.applicationCredentials.findOneBy({ id: credentialId }),
         );
-        if (!credential || (credential.expiresAt && Date.parse(credential.expiresAt) <= Date.now())) throw new InvalidToken();
+        if (!credential || (credential.expiresAt && Date.parse(credential.expiresAt) <= Date.now()))
+          throw new InvalidToken();
         const delegated = new Set(await this.assignments.expandImplied(credential.roles));
         roles = roles.filter((role) => delegated.has(role.id));
         validated.applicationCredential = credential;
@@ -214,14 +231,18 @@ export class TokenService extends TokenValidator {
       : ref?.name
         ? await this.store.domains.findOneBy({ name: ref.name })
         : null;
-    if (!ref?.id && !ref?.name) throw new BadRequestError(`Invalid input for field '${what}': a domain id or name is required.`);
+    if (!ref?.id && !ref?.name)
+      throw new BadRequestError(`Invalid input for field '${what}': a domain id or name is required.`);
     if (!domain) throw new UnauthorizedError(`Could not find domain: ${ref.id ?? ref.name}.`);
     return domain;
   }
 
   private async findUser(ref: UserRef): Promise<UserEntity | null> {
     if (ref.id) return this.store.users.findOneBy({ id: ref.id });
-    if (!ref.name) throw new BadRequestError("Invalid input for field 'user': an id, or a name and a domain, is required.");
+    if (!ref.name)
+      throw new BadRequestError(
+        "Invalid input for field 'user': an id, or a name and a domain, is required.",
+      );
     const domain = await this.findDomain(ref.domain, 'user/domain');
     return this.store.users.findOneBy({ name: ref.name, domainId: domain.id });
   }
@@ -230,20 +251,30 @@ export class TokenService extends TokenValidator {
     const user = await this.findUser(ref);
     const domain = user && (await this.store.domains.findOneBy({ id: user.domainId }));
     // Unknown user, disabled user and wrong password all get the same answer, as Keystone gives.
-    if (!user || !user.enabled || !domain?.enabled || !(await verifySecret(ref.password, user.passwordHash))) {
+    if (
+      !user ||
+      !user.enabled ||
+      !domain?.enabled ||
+      !(await verifySecret(ref.password, user.passwordHash))
+    ) {
       throw new UnauthorizedError(GENERIC_401);
     }
     return user;
   }
 
-  private async authenticateApplicationCredential(ref: ApplicationCredentialMethod): Promise<ApplicationCredentialEntity> {
+  private async authenticateApplicationCredential(
+    ref: ApplicationCredentialMethod,
+  ): Promise<ApplicationCredentialEntity> {
     let credential: ApplicationCredentialEntity | null = null;
     if (ref.id) credential = await this.store.applicationCredentials.findOneBy({ id: ref.id });
     else if (ref.name && ref.user) {
       const user = await this.findUser(ref.user);
-      credential = user && (await this.store.applicationCredentials.findOneBy({ name: ref.name, userId: user.id }));
+      credential =
+        user && (await this.store.applicationCredentials.findOneBy({ name: ref.name, userId: user.id }));
     } else {
-      throw new BadRequestError("Invalid input for field 'application_credential': an id, or a name and a user, is required.");
+      throw new BadRequestError(
+        "Invalid input for field 'application_credential': an id, or a name and a user, is required.",
+      );
     }
     const expired = credential?.expiresAt && Date.parse(credential.expiresAt) <= Date.now();
     if (!credential || expired || !(await verifySecret(ref.secret, credential.secretHash))) {
@@ -262,7 +293,9 @@ export class TokenService extends TokenValidator {
         const domain = await this.findDomain(ref.domain, 'scope/project/domain');
         project = await this.store.projects.findOneBy({ name: ref.name, domainId: domain.id });
       } else {
-        throw new BadRequestError("Invalid input for field 'scope/project': an id, or a name and a domain, is required.");
+        throw new BadRequestError(
+          "Invalid input for field 'scope/project': an id, or a name and a domain, is required.",
+        );
       }
       if (!project) throw new UnauthorizedError(`Could not find project: ${ref.id ?? ref.name}.`);
       payload.projectId = project.id;
@@ -270,7 +303,10 @@ export class TokenService extends TokenValidator {
       payload.domainId = (await this.findDomain(scope.domain, 'scope/domain')).id;
     } else {
       const user = await this.store.users.findOneBy({ id: payload.userId });
-      if (user?.defaultProjectId && (await this.assignments.projectRoles(user.id, user.defaultProjectId)).length) {
+      if (
+        user?.defaultProjectId &&
+        (await this.assignments.projectRoles(user.id, user.defaultProjectId)).length
+      ) {
         payload.projectId = user.defaultProjectId;
       }
     }

@@ -1,0 +1,61 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ConfigError, listSettings, loadConfig } from './config';
+
+describe('configuration', () => {
+  it('gives a working single host with no environment at all', () => {
+    const config = loadConfig({});
+    expect(config.databaseUrl).toBeUndefined();
+    expect(config.amqpUrl).toBeUndefined();
+    expect(config.ports).toEqual({
+      identity: 5000,
+      compute: 8774,
+      image: 9292,
+      network: 9696,
+      orchestration: 8004,
+    });
+    expect(config.tokenExpirationSeconds).toBe(3600);
+    expect(config.dataDir).toMatch(/\/data$/);
+  });
+
+  it('reads and converts every variable', () => {
+    const config = loadConfig({
+      DATABASE_URL: 'postgres://u@h:5432/db',
+      AMQP_URL: 'amqp://guest:guest@127.0.0.1:5672/v',
+      NOVUM_IDENTITY_PORT: '15000',
+      NOVUM_TOKEN_EXPIRATION: '60',
+    });
+    expect(config.databaseUrl).toBe('postgres://u@h:5432/db');
+    expect(config.ports.identity).toBe(15000);
+    expect(config.tokenExpirationSeconds).toBe(60);
+  });
+
+  it('names every bad variable at once', () => {
+    const attempt = () =>
+      loadConfig({
+        DATABASE_URL: 'mysql://x',
+        NOVUM_IDENTITY_PORT: '70000',
+        NOVUM_TOKEN_EXPIRATION: '-1',
+        NOVUM_LOG_LEVEL: 'loud',
+      });
+    expect(attempt).toThrow(ConfigError);
+    try {
+      attempt();
+    } catch (error) {
+      const message = (error as Error).message;
+      for (const name of [
+        'DATABASE_URL',
+        'NOVUM_IDENTITY_PORT',
+        'NOVUM_TOKEN_EXPIRATION',
+        'NOVUM_LOG_LEVEL',
+      ]) {
+        expect(message).toContain(name);
+      }
+    }
+  });
+
+  it('is documented in the README table, variable by variable', () => {
+    const readme = readFileSync(join(__dirname, '../../README.md'), 'utf8');
+    for (const setting of listSettings()) expect(readme).toContain(`| \`${setting.env}\` |`);
+  });
+});

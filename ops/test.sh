@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs everything the tests need and runs the whole suite (as root on Debian 12):
+# lint and type checks, unit tests, then the end-to-end tests twice: embedded (SQLite + in-process bus)
+# and production mode (PostgreSQL + RabbitMQ on 127.0.0.1, installed and started here if not running).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+log() { printf '\033[1m== %s\033[0m\n' "$*"; }
+
+bash ops/install.sh --no-start || exit 1
+bash ops/services.sh || exit 1
+
+NODE_PREFIX=$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")
+export npm_config_nodedir="$NODE_PREFIX"
+results=$(mktemp -d)
+status=0
+
+log "lint and type check"
+npx --no-install eslint "{apps,libs,test}/**/*.ts" || status=1
+npx --no-install prettier --check --log-level warn "{apps,libs,test}/**/*.ts" || status=1
+npx --no-install tsc -p tsconfig.json --noEmit || status=1
+
+log "unit tests"
+npx --no-install jest --selectProjects unit --json --outputFile="$results/unit.json" || status=1
+
+for mode in embedded production; do
+  log "end-to-end tests, $mode mode"
+  NOVUM_TEST_MODE=$mode npx --no-install jest --selectProjects e2e --runInBand --json --outputFile="$results/e2e-$mode.json" || status=1
+done
+
+# One closing line for the whole run, counted from jest's own reports.
+node -e '
+  const fs = require("fs");
+  let passed = 0, failed = 0, skipped = 0;
+  for (const f of fs.readdirSync(process.argv[1])) {
+    const r = JSON.parse(fs.readFileSync(process.argv[1] + "/" + f, "utf8"));
+    passed += r.numPassedTests; failed += r.numFailedTests + (r.numRuntimeErrorTestSuites || 0);
+    skipped += r.numPendingTests + r.numTodoTests;
+  }
+  console.log(`tests: ${passed} passed, ${failed} failed, ${skipped} skipped`);
+' "$results"
+rm -rf "$results"
+exit $status
