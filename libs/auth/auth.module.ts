@@ -19,7 +19,8 @@ export interface AuthOptions {
 export function authProviders(options: AuthOptions): Provider[] {
   const validator: Provider = options.validator ?? {
     provide: TokenValidator,
-    useFactory: () => new RemoteTokenValidator(options.identityUrl ?? options.identityPublicUrl, options.cacheSeconds ?? 5),
+    useFactory: () =>
+      new RemoteTokenValidator(options.identityUrl ?? options.identityPublicUrl, options.cacheSeconds ?? 5),
   };
   return [
     validator,

@@ -1,4 +1,4 @@
-import { UnauthorizedError } from '@novum/common';
+import { ServiceUnavailableError, UnauthorizedError } from '@novum/common';
 import { AuthContext } from './auth-context';
 
 /**
@@ -39,14 +39,23 @@ export class RemoteTokenValidator extends TokenValidator {
     const now = Date.now();
     const cached = this.cache.get(token);
     if (cached && cached.until > now) return cached.context;
-    const response = await this.fetchImpl(`${this.identityUrl.replace(/\/$/, '')}/v3/auth/tokens?nocatalog`, {
-      headers: { 'x-auth-token': token, 'x-subject-token': token },
-    });
+    let response: Response;
+    try {
+      response = await this.fetchImpl(`${this.identityUrl.replace(/\/$/, '')}/v3/auth/tokens?nocatalog`, {
+        headers: { 'x-auth-token': token, 'x-subject-token': token },
+      });
+    } catch {
+      throw new ServiceUnavailableError('The identity service cannot be reached to validate the token.');
+    }
     if (response.status === 401 || response.status === 404) {
       this.cache.delete(token);
       throw new UnauthorizedError();
     }
-    if (!response.ok) throw new Error(`identity service answered ${response.status} to token validation`);
+    if (!response.ok) {
+      throw new ServiceUnavailableError(
+        `The identity service answered ${response.status} to token validation.`,
+      );
+    }
     const { token: body } = (await response.json()) as KeystoneTokenBody;
     const context: AuthContext = {
       token,

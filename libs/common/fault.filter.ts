@@ -25,11 +25,48 @@ export function toFault(error: unknown): Fault & { headers: Record<string, strin
   ) {
     return { status: fastifyError.statusCode, message: describeClientError(fastifyError), headers: {} };
   }
+  if (isUnavailable(error)) {
+    return {
+      status: 503,
+      message: 'The service is temporarily unavailable; try again later.',
+      headers: { 'retry-after': '5' },
+    };
+  }
   return {
     status: 500,
     message: 'An unexpected error prevented the server from fulfilling your request.',
     headers: {},
   };
+}
+
+/** A lost database (or other backend) connection: the request may succeed later, so 503, not 500. */
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  '57P01',
+  '57P03',
+  '08000',
+  '08003',
+  '08006',
+  'SQLITE_BUSY',
+]);
+
+function isUnavailable(error: unknown): boolean {
+  type Chain = { code?: unknown; message?: unknown; driverError?: unknown; cause?: unknown };
+  let link = error as Chain | undefined;
+  for (let depth = 0; link && depth < 4; depth++) {
+    if (typeof link.code === 'string' && UNAVAILABLE_CODES.has(link.code)) return true;
+    if (
+      typeof link.message === 'string' &&
+      /Connection terminated|connection timeout|Connection is closed/i.test(link.message)
+    ) {
+      return true;
+    }
+    link = (link.driverError ?? link.cause) as Chain | undefined;
+  }
+  return false;
 }
 
 function describeClientError(error: { code?: string; message?: string }): string {
