@@ -13,9 +13,20 @@ export interface DatabaseSettings {
 }
 
 export function dataSourceOptions(settings: DatabaseSettings): DataSourceOptions {
-  const common = { entities: ENTITIES, migrations: MIGRATIONS, migrationsRun: true, synchronize: false, logging: false };
+  const common = {
+    entities: ENTITIES,
+    migrations: MIGRATIONS,
+    migrationsRun: true,
+    synchronize: false,
+    logging: false,
+  };
   if (settings.databaseUrl) {
-    return { ...common, type: 'postgres', url: settings.databaseUrl, extra: { max: 20, connectionTimeoutMillis: 5000 } };
+    return {
+      ...common,
+      type: 'postgres',
+      url: settings.databaseUrl,
+      extra: { max: 20, connectionTimeoutMillis: 5000 },
+    };
   }
   mkdirSync(settings.dataDir, { recursive: true });
   return {

@@ -6,11 +6,18 @@ const TOKEN_LIFETIME_S = 4;
 /** The Keystone API directly: error formats, token lifecycle edge cases, policy, request ids, restarts. */
 describe('identity API', () => {
   let cloud: CloudHandle;
-  const adminToken = async () => (await issueToken(cloud.identityUrl, { user: 'admin', password: cloud.adminPassword, project: 'admin' })).token;
-  const demoToken = async () => (await issueToken(cloud.identityUrl, { user: 'demo', password: cloud.demoPassword, project: 'demo' })).token;
+  const adminToken = async () =>
+    (await issueToken(cloud.identityUrl, { user: 'admin', password: cloud.adminPassword, project: 'admin' }))
+      .token;
+  const demoToken = async () =>
+    (await issueToken(cloud.identityUrl, { user: 'demo', password: cloud.demoPassword, project: 'demo' }))
+      .token;
 
   beforeAll(async () => {
-    cloud = await startCloud({ portBase: 21100, extraEnv: { NOVUM_TOKEN_EXPIRATION: String(TOKEN_LIFETIME_S) } });
+    cloud = await startCloud({
+      portBase: 21100,
+      extraEnv: { NOVUM_TOKEN_EXPIRATION: String(TOKEN_LIFETIME_S) },
+    });
   }, 120_000);
 
   afterAll(async () => {
@@ -28,8 +35,23 @@ describe('identity API', () => {
       ['an unknown method', undefined, { auth: { identity: { methods: ['kerberos'] } } }],
       ['methods not a list', undefined, { auth: { identity: { methods: 'password' } } }],
       ['password method without its body', undefined, { auth: { identity: { methods: ['password'] } } }],
-      ['password of the wrong type', undefined, { auth: { identity: { methods: ['password'], password: { user: { name: 'admin', domain: { id: 'default' }, password: 42 } } } } }],
-      ['user without id or name', undefined, { auth: { identity: { methods: ['password'], password: { user: { password: 'x' } } } } }],
+      [
+        'password of the wrong type',
+        undefined,
+        {
+          auth: {
+            identity: {
+              methods: ['password'],
+              password: { user: { name: 'admin', domain: { id: 'default' }, password: 42 } },
+            },
+          },
+        },
+      ],
+      [
+        'user without id or name',
+        undefined,
+        { auth: { identity: { methods: ['password'], password: { user: { password: 'x' } } } } },
+      ],
     ];
     it.each(cases)('%s', async (_name, raw, body) => {
       const response = await api(cloud.identityUrl, 'POST', '/v3/auth/tokens', { raw, body });
@@ -39,18 +61,47 @@ describe('identity API', () => {
 
     it('names the offending field', async () => {
       const response = await api(cloud.identityUrl, 'POST', '/v3/auth/tokens', {
-        body: { auth: { identity: { methods: ['password'], password: { user: { name: 'admin', domain: { id: 'default' }, password: 42 } } } } },
+        body: {
+          auth: {
+            identity: {
+              methods: ['password'],
+              password: { user: { name: 'admin', domain: { id: 'default' }, password: 42 } },
+            },
+          },
+        },
       });
       expect(response.body.error.message).toContain('password');
     });
 
     it('refuses bad admin bodies with 400 and duplicates with 409', async () => {
       const token = await adminToken();
-      expect((await api(cloud.identityUrl, 'POST', '/v3/projects', { token, body: { project: { name: 7 } } })).status).toBe(400);
-      expect((await api(cloud.identityUrl, 'POST', '/v3/projects', { token, body: { project: {} } })).status).toBe(400);
-      expect((await api(cloud.identityUrl, 'POST', '/v3/users', { token, body: { user: { name: 'x', enabled: 'yes' } } })).status).toBe(400);
-      expect((await api(cloud.identityUrl, 'POST', '/v3/endpoints', { token, body: { endpoint: { service_id: 'x', interface: 'sideways', url: 'http://x' } } })).status).toBe(400);
-      const duplicate = await api(cloud.identityUrl, 'POST', '/v3/projects', { token, body: { project: { name: 'demo' } } });
+      expect(
+        (await api(cloud.identityUrl, 'POST', '/v3/projects', { token, body: { project: { name: 7 } } }))
+          .status,
+      ).toBe(400);
+      expect(
+        (await api(cloud.identityUrl, 'POST', '/v3/projects', { token, body: { project: {} } })).status,
+      ).toBe(400);
+      expect(
+        (
+          await api(cloud.identityUrl, 'POST', '/v3/users', {
+            token,
+            body: { user: { name: 'x', enabled: 'yes' } },
+          })
+        ).status,
+      ).toBe(400);
+      expect(
+        (
+          await api(cloud.identityUrl, 'POST', '/v3/endpoints', {
+            token,
+            body: { endpoint: { service_id: 'x', interface: 'sideways', url: 'http://x' } },
+          })
+        ).status,
+      ).toBe(400);
+      const duplicate = await api(cloud.identityUrl, 'POST', '/v3/projects', {
+        token,
+        body: { project: { name: 'demo' } },
+      });
       expect(duplicate.status).toBe(409);
       expect(duplicate.body.error).toMatchObject({ code: 409, title: 'Conflict' });
       expect((await api(cloud.identityUrl, 'GET', '/v3/projects?enabled=maybe', { token })).status).toBe(400);
@@ -68,12 +119,19 @@ describe('identity API', () => {
           body: { auth: { identity: { methods: ['password'], password: { user } } } },
         });
         expect(response.status).toBe(401);
-        expect(response.body.error).toEqual({ code: 401, title: 'Unauthorized', message: 'The request you have made requires authentication.' });
+        expect(response.body.error).toEqual({
+          code: 401,
+          title: 'Unauthorized',
+          message: 'The request you have made requires authentication.',
+        });
       }
       const noProject = await api(cloud.identityUrl, 'POST', '/v3/auth/tokens', {
         body: {
           auth: {
-            identity: { methods: ['password'], password: { user: { name: 'demo', domain: { id: 'default' }, password: cloud.demoPassword } } },
+            identity: {
+              methods: ['password'],
+              password: { user: { name: 'demo', domain: { id: 'default' }, password: cloud.demoPassword } },
+            },
             scope: { project: { name: 'admin', domain: { id: 'default' } } },
           },
         },
@@ -89,7 +147,12 @@ describe('identity API', () => {
       const token = await adminToken();
       const raw = Buffer.from(token, 'base64url');
       raw[raw.length - 1] ^= 1;
-      for (const forged of [raw.toString('base64url'), token.slice(0, -4), 'gAAAAABnot-a-token', token + 'A']) {
+      for (const forged of [
+        raw.toString('base64url'),
+        token.slice(0, -4),
+        'gAAAAABnot-a-token',
+        token + 'A',
+      ]) {
         const response = await api(cloud.identityUrl, 'GET', '/v3/projects', { token: forged });
         expect(response.status).toBe(401);
         expect(response.body.error.code).toBe(401);
@@ -103,51 +166,112 @@ describe('identity API', () => {
     it('a revoked token, and a token whose subject is validated by another user', async () => {
       const admin = await adminToken();
       const demo = await demoToken();
-      const check = await api(cloud.identityUrl, 'GET', '/v3/auth/tokens', { token: admin, headers: { 'x-subject-token': demo } });
+      const check = await api(cloud.identityUrl, 'GET', '/v3/auth/tokens', {
+        token: admin,
+        headers: { 'x-subject-token': demo },
+      });
       expect(check.status).toBe(200);
       expect(check.headers.get('x-subject-token')).toBe(demo);
       expect(check.body.token.roles.map((r: any) => r.name).sort()).toEqual(['member', 'reader']);
       expect(check.body.token.catalog.length).toBeGreaterThan(0);
-      const noCatalog = await api(cloud.identityUrl, 'GET', '/v3/auth/tokens?nocatalog', { token: admin, headers: { 'x-subject-token': demo } });
+      const noCatalog = await api(cloud.identityUrl, 'GET', '/v3/auth/tokens?nocatalog', {
+        token: admin,
+        headers: { 'x-subject-token': demo },
+      });
       expect(noCatalog.body.token.catalog).toBeUndefined();
-      expect((await api(cloud.identityUrl, 'HEAD', '/v3/auth/tokens', { token: admin, headers: { 'x-subject-token': demo } })).status).toBe(200);
+      expect(
+        (
+          await api(cloud.identityUrl, 'HEAD', '/v3/auth/tokens', {
+            token: admin,
+            headers: { 'x-subject-token': demo },
+          })
+        ).status,
+      ).toBe(200);
 
       // demo may not inspect admin's token
-      const peek = await api(cloud.identityUrl, 'GET', '/v3/auth/tokens', { token: demo, headers: { 'x-subject-token': admin } });
+      const peek = await api(cloud.identityUrl, 'GET', '/v3/auth/tokens', {
+        token: demo,
+        headers: { 'x-subject-token': admin },
+      });
       expect(peek.status).toBe(403);
 
-      expect((await api(cloud.identityUrl, 'DELETE', '/v3/auth/tokens', { token: demo, headers: { 'x-subject-token': demo } })).status).toBe(204);
-      expect((await api(cloud.identityUrl, 'GET', '/v3/auth/tokens', { token: admin, headers: { 'x-subject-token': demo } })).status).toBe(404);
+      expect(
+        (
+          await api(cloud.identityUrl, 'DELETE', '/v3/auth/tokens', {
+            token: demo,
+            headers: { 'x-subject-token': demo },
+          })
+        ).status,
+      ).toBe(204);
+      expect(
+        (
+          await api(cloud.identityUrl, 'GET', '/v3/auth/tokens', {
+            token: admin,
+            headers: { 'x-subject-token': demo },
+          })
+        ).status,
+      ).toBe(404);
       expect((await api(cloud.identityUrl, 'GET', '/v3/auth/projects', { token: demo })).status).toBe(401);
     });
 
     it('a rescoped token keeps the audit chain and dies with its parent', async () => {
       const unscoped = await api(cloud.identityUrl, 'POST', '/v3/auth/tokens', {
-        body: { auth: { identity: { methods: ['password'], password: { user: { name: 'admin', domain: { name: 'Default' }, password: cloud.adminPassword } } } } },
+        body: {
+          auth: {
+            identity: {
+              methods: ['password'],
+              password: {
+                user: { name: 'admin', domain: { name: 'Default' }, password: cloud.adminPassword },
+              },
+            },
+          },
+        },
       });
       // admin's default project is admin, so an unscoped request gets a project token (Keystone's behaviour)
       expect(unscoped.body.token.project.name).toBe('admin');
       const parent = unscoped.headers.get('x-subject-token')!;
       const rescoped = await api(cloud.identityUrl, 'POST', '/v3/auth/tokens', {
-        body: { auth: { identity: { methods: ['token'], token: { id: parent } }, scope: { domain: { id: 'default' } } } },
+        body: {
+          auth: {
+            identity: { methods: ['token'], token: { id: parent } },
+            scope: { domain: { id: 'default' } },
+          },
+        },
       });
       // admin holds no role on the domain itself
       expect(rescoped.status).toBe(401);
       const toProject = await api(cloud.identityUrl, 'POST', '/v3/auth/tokens', {
-        body: { auth: { identity: { methods: ['token'], token: { id: parent } }, scope: { project: { name: 'admin2', domain: { id: 'default' } } } } },
+        body: {
+          auth: {
+            identity: { methods: ['token'], token: { id: parent } },
+            scope: { project: { name: 'admin2', domain: { id: 'default' } } },
+          },
+        },
       });
       expect(toProject.status).toBe(401);
 
       const child = await api(cloud.identityUrl, 'POST', '/v3/auth/tokens', {
-        body: { auth: { identity: { methods: ['token'], token: { id: parent } }, scope: { project: { name: 'admin', domain: { id: 'default' } } } } },
+        body: {
+          auth: {
+            identity: { methods: ['token'], token: { id: parent } },
+            scope: { project: { name: 'admin', domain: { id: 'default' } } },
+          },
+        },
       });
       expect(child.status).toBe(201);
       expect(child.body.token.audit_ids).toEqual([expect.any(String), unscoped.body.token.audit_ids[0]]);
       expect(child.body.token.expires_at).toBe(unscoped.body.token.expires_at);
       const childToken = child.headers.get('x-subject-token')!;
-      expect((await api(cloud.identityUrl, 'GET', '/v3/auth/projects', { token: childToken })).status).toBe(200);
-      await api(cloud.identityUrl, 'DELETE', '/v3/auth/tokens', { token: parent, headers: { 'x-subject-token': parent } });
-      expect((await api(cloud.identityUrl, 'GET', '/v3/auth/projects', { token: childToken })).status).toBe(401);
+      expect((await api(cloud.identityUrl, 'GET', '/v3/auth/projects', { token: childToken })).status).toBe(
+        200,
+      );
+      await api(cloud.identityUrl, 'DELETE', '/v3/auth/tokens', {
+        token: parent,
+        headers: { 'x-subject-token': parent },
+      });
+      expect((await api(cloud.identityUrl, 'GET', '/v3/auth/projects', { token: childToken })).status).toBe(
+        401,
+      );
     });
   });
 
@@ -157,7 +281,9 @@ describe('identity API', () => {
       const me = await api(cloud.identityUrl, 'GET', '/v3/auth/projects', { token: demo });
       expect(me.body.projects.map((p: any) => p.name)).toEqual(['demo']);
       const demoProject = me.body.projects[0];
-      expect((await api(cloud.identityUrl, 'GET', `/v3/projects/${demoProject.id}`, { token: demo })).status).toBe(200);
+      expect(
+        (await api(cloud.identityUrl, 'GET', `/v3/projects/${demoProject.id}`, { token: demo })).status,
+      ).toBe(200);
       for (const [method, path] of [
         ['GET', '/v3/projects'],
         ['GET', '/v3/users'],
@@ -165,7 +291,10 @@ describe('identity API', () => {
         ['GET', '/v3/role_assignments'],
         ['GET', '/v3/services'],
       ]) {
-        const response = await api(cloud.identityUrl, method, path, { token: demo, body: method === 'POST' ? { project: { name: 'x' } } : undefined });
+        const response = await api(cloud.identityUrl, method, path, {
+          token: demo,
+          body: method === 'POST' ? { project: { name: 'x' } } : undefined,
+        });
         expect({ path, status: response.status }).toEqual({ path, status: 403 });
         expect(response.body.error.title).toBe('Forbidden');
       }
@@ -176,7 +305,9 @@ describe('identity API', () => {
     const response = await api(cloud.identityUrl, 'GET', '/v3');
     expect(response.headers.get('x-openstack-request-id')).toMatch(/^req-[0-9a-f-]{36}$/);
     const global = 'req-11111111-2222-3333-4444-555555555555';
-    const tagged = await api(cloud.identityUrl, 'GET', '/v3', { headers: { 'x-openstack-request-id': global } });
+    const tagged = await api(cloud.identityUrl, 'GET', '/v3', {
+      headers: { 'x-openstack-request-id': global },
+    });
     expect(tagged.headers.get('x-openstack-request-id')).toMatch(/^req-/);
     expect(tagged.headers.get('x-openstack-request-id')).not.toBe(global);
     const unknown = await api(cloud.identityUrl, 'GET', '/v3/no-such-thing', { token: await adminToken() });
@@ -188,10 +319,16 @@ describe('identity API', () => {
 
   it('keeps users, projects, keys and revocations across a restart', async () => {
     const admin = await adminToken();
-    const created = await api(cloud.identityUrl, 'POST', '/v3/projects', { token: admin, body: { project: { name: 'survivor' } } });
+    const created = await api(cloud.identityUrl, 'POST', '/v3/projects', {
+      token: admin,
+      body: { project: { name: 'survivor' } },
+    });
     expect(created.status).toBe(201);
     const revoked = await adminToken();
-    await api(cloud.identityUrl, 'DELETE', '/v3/auth/tokens', { token: admin, headers: { 'x-subject-token': revoked } });
+    await api(cloud.identityUrl, 'DELETE', '/v3/auth/tokens', {
+      token: admin,
+      headers: { 'x-subject-token': revoked },
+    });
 
     expect(await cloud.stop('SIGTERM')).toBe(0);
     await cloud.start();
@@ -199,7 +336,9 @@ describe('identity API', () => {
     // the token issued before the restart still validates: the keys live in the database
     const projects = await api(cloud.identityUrl, 'GET', '/v3/projects?name=survivor', { token: admin });
     expect(projects.status).toBe(200);
-    expect(projects.body.projects).toEqual([expect.objectContaining({ id: created.body.project.id, name: 'survivor' })]);
+    expect(projects.body.projects).toEqual([
+      expect.objectContaining({ id: created.body.project.id, name: 'survivor' }),
+    ]);
     expect((await api(cloud.identityUrl, 'GET', '/v3/projects', { token: revoked })).status).toBe(401);
     // bootstrap at the second start changed nothing
     const users = await api(cloud.identityUrl, 'GET', '/v3/users?name=admin', { token: admin });

@@ -40,18 +40,60 @@ describe('identity with /usr/bin/openstack', () => {
   }, 60_000);
 
   it('creates a project and a user, grants a role, and lists the assignment', async () => {
-    const project = await openstackJson(admin, 'project', 'create', 'cli-project', '--description', 'made by the e2e test');
-    expect(project).toMatchObject({ name: 'cli-project', domain_id: 'default', enabled: true, description: 'made by the e2e test' });
-    expect((await openstackJson<any[]>(admin, 'project', 'list')).map((p) => p.Name)).toContain('cli-project');
+    const project = await openstackJson(
+      admin,
+      'project',
+      'create',
+      'cli-project',
+      '--description',
+      'made by the e2e test',
+    );
+    expect(project).toMatchObject({
+      name: 'cli-project',
+      domain_id: 'default',
+      enabled: true,
+      description: 'made by the e2e test',
+    });
+    expect((await openstackJson<any[]>(admin, 'project', 'list')).map((p) => p.Name)).toContain(
+      'cli-project',
+    );
 
-    const user = await openstackJson(admin, 'user', 'create', '--password', 'cli-secret', '--project', 'cli-project', 'cli-user');
+    const user = await openstackJson(
+      admin,
+      'user',
+      'create',
+      '--password',
+      'cli-secret',
+      '--project',
+      'cli-project',
+      'cli-user',
+    );
     expect(user).toMatchObject({ name: 'cli-user', domain_id: 'default', enabled: true });
     await openstackOk(admin, 'role', 'add', '--user', 'cli-user', '--project', 'cli-project', 'member');
 
-    const assignments = await openstackJson<any[]>(admin, 'role', 'assignment', 'list', '--user', 'cli-user', '--names');
-    expect(assignments).toEqual([expect.objectContaining({ Role: 'member', User: 'cli-user@Default', Project: 'cli-project@Default' })]);
+    const assignments = await openstackJson<any[]>(
+      admin,
+      'role',
+      'assignment',
+      'list',
+      '--user',
+      'cli-user',
+      '--names',
+    );
+    expect(assignments).toEqual([
+      expect.objectContaining({ Role: 'member', User: 'cli-user@Default', Project: 'cli-project@Default' }),
+    ]);
 
-    const effective = await openstackJson<any[]>(admin, 'role', 'assignment', 'list', '--user', 'cli-user', '--effective', '--names');
+    const effective = await openstackJson<any[]>(
+      admin,
+      'role',
+      'assignment',
+      'list',
+      '--user',
+      'cli-user',
+      '--effective',
+      '--names',
+    );
     expect(effective.map((a) => a.Role).sort()).toEqual(['member', 'reader']);
 
     // The new user can now log in to the project and sees member and the implied reader role.
@@ -80,11 +122,21 @@ describe('identity with /usr/bin/openstack', () => {
 
     await openstackOk(admin, 'user', 'delete', 'cli-user');
     await openstackOk(admin, 'project', 'delete', 'cli-project');
-    expect((await openstackJson<any[]>(admin, 'project', 'list')).map((p) => p.Name)).not.toContain('cli-project');
+    expect((await openstackJson<any[]>(admin, 'project', 'list')).map((p) => p.Name)).not.toContain(
+      'cli-project',
+    );
   }, 120_000);
 
   it('creates an application credential and authenticates a command with it', async () => {
-    const credential = await openstackJson(admin, 'application', 'credential', 'create', 'cli-credential', '--role', 'reader');
+    const credential = await openstackJson(
+      admin,
+      'application',
+      'credential',
+      'create',
+      'cli-credential',
+      '--role',
+      'reader',
+    );
     expect(credential.secret).toEqual(expect.any(String));
     expect(credential.roles).toBe('reader');
     const credentialEnv = {
@@ -101,7 +153,11 @@ describe('identity with /usr/bin/openstack', () => {
     expect(denied.code).not.toBe(0);
     expect(denied.stderr).toMatch(/403|not authorized/i);
 
-    const wrong = await openstack({ ...credentialEnv, OS_APPLICATION_CREDENTIAL_SECRET: 'wrong' }, 'token', 'issue');
+    const wrong = await openstack(
+      { ...credentialEnv, OS_APPLICATION_CREDENTIAL_SECRET: 'wrong' },
+      'token',
+      'issue',
+    );
     expect(wrong.code).not.toBe(0);
 
     await openstackOk(admin, 'application', 'credential', 'delete', 'cli-credential');

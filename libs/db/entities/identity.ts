@@ -29,10 +29,12 @@ export class UserEntity {
   @PrimaryColumn({ type: 'varchar', length: 64 }) id: string;
   @Column({ type: 'varchar', length: 255 }) name: string;
   @Column({ name: 'domain_id', type: 'varchar', length: 64 }) domainId: string;
-  @Column({ name: 'default_project_id', type: 'varchar', length: 64, nullable: true }) defaultProjectId: string | null;
+  @Column({ name: 'default_project_id', type: 'varchar', length: 64, nullable: true }) defaultProjectId:
+    string | null;
   @Column({ type: 'text' }) description: string;
   @Column({ type: 'boolean', transformer: booleanTransformer }) enabled: boolean;
-  @Column({ name: 'password_hash', type: 'varchar', length: 255, nullable: true }) passwordHash: string | null;
+  @Column({ name: 'password_hash', type: 'varchar', length: 255, nullable: true }) passwordHash:
+    string | null;
   @Column({ name: 'password_expires_at', ...isoTimestamp, nullable: true }) passwordExpiresAt: string | null;
   @Column({ type: 'simple-json' }) extra: Record<string, any>;
   @Column({ name: 'created_at', ...isoTimestamp }) createdAt: string;
@@ -71,7 +73,8 @@ export class RoleAssignmentEntity {
 export class RegionEntity {
   @PrimaryColumn({ type: 'varchar', length: 255 }) id: string;
   @Column({ type: 'text' }) description: string;
-  @Column({ name: 'parent_region_id', type: 'varchar', length: 255, nullable: true }) parentRegionId: string | null;
+  @Column({ name: 'parent_region_id', type: 'varchar', length: 255, nullable: true }) parentRegionId:
+    string | null;
   @Column({ type: 'simple-json' }) extra: Record<string, any>;
 }
 

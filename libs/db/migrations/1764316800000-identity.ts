@@ -6,9 +6,11 @@ export class Identity1764316800000 implements MigrationInterface {
 
   async up(db: QueryRunner): Promise<void> {
     await db.createTable(
-      table('domain', [col.id(), col.str('name'), col.text('description'), col.bool('enabled'), col.json('extra')], [
-        { columns: ['name'], unique: true },
-      ]),
+      table(
+        'domain',
+        [col.id(), col.str('name'), col.text('description'), col.bool('enabled'), col.json('extra')],
+        [{ columns: ['name'], unique: true }],
+      ),
     );
     await db.createTable(
       table(
@@ -45,9 +47,11 @@ export class Identity1764316800000 implements MigrationInterface {
       ),
     );
     await db.createTable(
-      table('role', [col.id(), col.str('name'), col.str('domain_id', 64), col.text('description'), col.json('extra')], [
-        { columns: ['name', 'domain_id'], unique: true },
-      ]),
+      table(
+        'role',
+        [col.id(), col.str('name'), col.str('domain_id', 64), col.text('description'), col.json('extra')],
+        [{ columns: ['name', 'domain_id'], unique: true }],
+      ),
     );
     await db.createTable(table('implied_role', [col.id('prior_role_id'), col.id('implied_role_id')]));
     await db.createTable(
@@ -58,10 +62,22 @@ export class Identity1764316800000 implements MigrationInterface {
       ),
     );
     await db.createTable(
-      table('region', [col.id('id', 255), col.text('description'), col.str('parent_region_id', 255, true), col.json('extra')]),
+      table('region', [
+        col.id('id', 255),
+        col.text('description'),
+        col.str('parent_region_id', 255, true),
+        col.json('extra'),
+      ]),
     );
     await db.createTable(
-      table('service', [col.id(), col.str('type'), col.str('name'), col.text('description'), col.bool('enabled'), col.json('extra')]),
+      table('service', [
+        col.id(),
+        col.str('type'),
+        col.str('name'),
+        col.text('description'),
+        col.bool('enabled'),
+        col.json('extra'),
+      ]),
     );
     await db.createTable(
       table('endpoint', [
@@ -106,7 +122,11 @@ export class Identity1764316800000 implements MigrationInterface {
       ),
     );
     await db.createTable(
-      table('token_key', [{ name: 'id', type: 'integer', isPrimary: true }, col.str('secret', 64), col.time('created_at')]),
+      table('token_key', [
+        { name: 'id', type: 'integer', isPrimary: true },
+        col.str('secret', 64),
+        col.time('created_at'),
+      ]),
     );
   }
 

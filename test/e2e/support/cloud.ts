@@ -61,7 +61,11 @@ export async function waitForHttp(url: string, timeoutMs = 60_000): Promise<void
   }
 }
 
-export async function startCloud(options: { portBase: number; mode?: CloudMode; extraEnv?: Record<string, string> }): Promise<CloudHandle> {
+export async function startCloud(options: {
+  portBase: number;
+  mode?: CloudMode;
+  extraEnv?: Record<string, string>;
+}): Promise<CloudHandle> {
   const mode = options.mode ?? testMode();
   const id = randomBytes(4).toString('hex');
   const dataDir = mkdtempSync(join(tmpdir(), 'novum-e2e-'));
@@ -106,10 +110,15 @@ export async function startCloud(options: { portBase: number; mode?: CloudMode; 
     async start() {
       const { openSync } = await import('node:fs');
       const out = openSync(logFile, 'a');
-      child = spawn(process.execPath, [MAIN], { env: { ...process.env, ...env }, stdio: ['ignore', out, out] });
+      child = spawn(process.execPath, [MAIN], {
+        env: { ...process.env, ...env },
+        stdio: ['ignore', out, out],
+      });
       exited = new Promise((resolveExit) => child!.once('exit', (code) => resolveExit(code)));
       const failed = exited.then((code) => {
-        throw new Error(`novum exited with ${code} during start; log:\n${readFileSync(logFile, 'utf8').slice(-4000)}`);
+        throw new Error(
+          `novum exited with ${code} during start; log:\n${readFileSync(logFile, 'utf8').slice(-4000)}`,
+        );
       });
       await Promise.race([waitForHttp(`${identityUrl}/v3`), failed]);
       const passwords = JSON.parse(readFileSync(join(dataDir, 'bootstrap-passwords.json'), 'utf8'));

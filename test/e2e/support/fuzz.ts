@@ -16,7 +16,21 @@ export class Rng {
   }
 }
 
-const STRINGS = ['', ' ', 'a'.repeat(70_000), '\u0000', '💥', '../../etc/passwd', "' OR 1=1 --", '%s%n', 'null', 'true', '{}', 'default', 'admin'];
+const STRINGS = [
+  '',
+  ' ',
+  'a'.repeat(70_000),
+  '\u0000',
+  '💥',
+  '../../etc/passwd',
+  "' OR 1=1 --",
+  '%s%n',
+  'null',
+  'true',
+  '{}',
+  'default',
+  'admin',
+];
 
 export function randomValue(rng: Rng, depth = 0): unknown {
   switch (rng.int(depth > 3 ? 6 : 8)) {
@@ -36,7 +50,9 @@ export function randomValue(rng: Rng, depth = 0): unknown {
       return Array.from({ length: rng.int(4) }, () => randomValue(rng, depth + 1));
     default: {
       const object: Record<string, unknown> = {};
-      for (let i = rng.int(4); i > 0; i--) object[rng.pick(['id', 'name', 'domain', 'password', 'methods', 'x', '__proto__', 'constructor'])] = randomValue(rng, depth + 1);
+      for (let i = rng.int(4); i > 0; i--)
+        object[rng.pick(['id', 'name', 'domain', 'password', 'methods', 'x', '__proto__', 'constructor'])] =
+          randomValue(rng, depth + 1);
       return object;
     }
   }
@@ -49,7 +65,8 @@ export function mutate(rng: Rng, value: unknown): unknown {
   const keys = Object.keys(copy);
   const action = rng.int(4);
   if (keys.length === 0 || action === 0) {
-    copy[Array.isArray(copy) ? copy.length : rng.pick(['extra', 'id', 'name', 'scope', 'domain'])] = randomValue(rng);
+    copy[Array.isArray(copy) ? copy.length : rng.pick(['extra', 'id', 'name', 'scope', 'domain'])] =
+      randomValue(rng);
   } else if (action === 1) {
     delete copy[rng.pick(keys)];
   } else {
@@ -64,7 +81,11 @@ export function randomBytesString(rng: Rng): string {
 }
 
 /** Runs `count` jobs with at most `concurrency` in flight. */
-export async function pool(count: number, concurrency: number, job: (i: number) => Promise<void>): Promise<void> {
+export async function pool(
+  count: number,
+  concurrency: number,
+  job: (i: number) => Promise<void>,
+): Promise<void> {
   let next = 0;
   await Promise.all(
     Array.from({ length: concurrency }, async () => {

@@ -11,12 +11,16 @@ export async function issueToken(identityUrl: string, c: Credentials): Promise<{
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({
       auth: {
-        identity: { methods: ['password'], password: { user: { name: c.user, domain: { id: 'default' }, password: c.password } } },
+        identity: {
+          methods: ['password'],
+          password: { user: { name: c.user, domain: { id: 'default' }, password: c.password } },
+        },
         ...(c.project ? { scope: { project: { name: c.project, domain: { id: 'default' } } } } : {}),
       },
     }),
   });
-  if (response.status !== 201) throw new Error(`token issue for ${c.user} answered ${response.status}: ${await response.text()}`);
+  if (response.status !== 201)
+    throw new Error(`token issue for ${c.user} answered ${response.status}: ${await response.text()}`);
   return { token: response.headers.get('x-subject-token')!, body: await response.json() };
 }
 
