@@ -27,7 +27,8 @@ export interface CloudHandle {
 }
 
 const ROOT = resolve(__dirname, '../../..');
-const MAIN = join(ROOT, 'dist/apps/novum/main.js');
+/** Which built entry point runs: the all-in-one launcher, or one app on its own. */
+export type Entry = 'novum' | 'identity';
 
 export function testMode(): CloudMode {
   return process.env.NOVUM_TEST_MODE === 'production' ? 'production' : 'embedded';
@@ -64,8 +65,10 @@ export async function waitForHttp(url: string, timeoutMs = 60_000): Promise<void
 export async function startCloud(options: {
   portBase: number;
   mode?: CloudMode;
+  entry?: Entry;
   extraEnv?: Record<string, string>;
 }): Promise<CloudHandle> {
+  const main = join(ROOT, `dist/apps/${options.entry ?? 'novum'}/main.js`);
   const mode = options.mode ?? testMode();
   const id = randomBytes(4).toString('hex');
   const dataDir = mkdtempSync(join(tmpdir(), 'novum-e2e-'));
@@ -110,7 +113,7 @@ export async function startCloud(options: {
     async start() {
       const { openSync } = await import('node:fs');
       const out = openSync(logFile, 'a');
-      child = spawn(process.execPath, [MAIN], {
+      child = spawn(process.execPath, [main], {
         env: { ...process.env, ...env },
         stdio: ['ignore', out, out],
       });
