@@ -67,6 +67,7 @@ export class ResourceService {
       () => this.store.domains.save(domain),
       `domain - Duplicate entry found with name ${input.name}`,
     );
+    this.cache.invalidate();
     return domain;
   }
 

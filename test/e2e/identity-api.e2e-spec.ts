@@ -275,6 +275,70 @@ describe('identity API', () => {
     });
   });
 
+  it('voids tokens at once when their user or project is disabled', async () => {
+    const admin = await adminToken();
+    const project = (
+      await api(cloud.identityUrl, 'POST', '/v3/projects', {
+        token: admin,
+        body: { project: { name: 'short-lived' } },
+      })
+    ).body.project;
+    const user = (
+      await api(cloud.identityUrl, 'POST', '/v3/users', {
+        token: admin,
+        body: { user: { name: 'temp', password: 'pw' } },
+      })
+    ).body.user;
+    const roles = (await api(cloud.identityUrl, 'GET', '/v3/roles?name=member', { token: admin })).body.roles;
+    expect(
+      (
+        await api(
+          cloud.identityUrl,
+          'PUT',
+          `/v3/projects/${project.id}/users/${user.id}/roles/${roles[0].id}`,
+          { token: admin },
+        )
+      ).status,
+    ).toBe(204);
+    const projectToken = (
+      await issueToken(cloud.identityUrl, { user: 'temp', password: 'pw', project: 'short-lived' })
+    ).token;
+    expect((await api(cloud.identityUrl, 'GET', '/v3/auth/projects', { token: projectToken })).status).toBe(
+      200,
+    );
+
+    await api(cloud.identityUrl, 'PATCH', `/v3/projects/${project.id}`, {
+      token: admin,
+      body: { project: { enabled: false } },
+    });
+    expect((await api(cloud.identityUrl, 'GET', '/v3/auth/projects', { token: projectToken })).status).toBe(
+      401,
+    );
+    await api(cloud.identityUrl, 'PATCH', `/v3/projects/${project.id}`, {
+      token: admin,
+      body: { project: { enabled: true } },
+    });
+    expect((await api(cloud.identityUrl, 'GET', '/v3/auth/projects', { token: projectToken })).status).toBe(
+      200,
+    );
+
+    await api(cloud.identityUrl, 'PATCH', `/v3/users/${user.id}`, {
+      token: admin,
+      body: { user: { enabled: false } },
+    });
+    expect((await api(cloud.identityUrl, 'GET', '/v3/auth/projects', { token: projectToken })).status).toBe(
+      401,
+    );
+    await api(cloud.identityUrl, 'PATCH', `/v3/users/${user.id}`, {
+      token: admin,
+      body: { user: { enabled: true } },
+    });
+    // disabling revoked the user's tokens, so re-enabling does not bring the old one back
+    expect((await api(cloud.identityUrl, 'GET', '/v3/auth/projects', { token: projectToken })).status).toBe(
+      401,
+    );
+  });
+
   describe('policy', () => {
     it('a member reads its own project and user, and nothing of the admin API', async () => {
       const demo = await demoToken();
