@@ -62,7 +62,7 @@ class LocalQueue {
 
   private dispatch(): void {
     for (;;) {
-      while (this.backlog.length && (this.backlog[0].expiresAt ?? Infinity) <= Date.now()) this.backlog.shift();
+      this.dropExpired();
       if (!this.backlog.length) return;
       const consumer = this.nextFreeConsumer();
       if (!consumer) return;
@@ -73,6 +73,11 @@ class LocalQueue {
         this.schedule();
       });
     }
+  }
+
+  private dropExpired(): void {
+    const now = Date.now();
+    while (this.backlog.length && (this.backlog[0].expiresAt ?? Infinity) <= now) this.backlog.shift();
   }
 
   private nextFreeConsumer(): Consumer | undefined {

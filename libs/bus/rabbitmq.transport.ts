@@ -43,6 +43,11 @@ interface Subscription {
   kind: 'queue' | 'topic';
   name: string;
   handler: RpcHandler;
+  /**
+   * Where a message id counts as handled: consumers of one work queue share it, while each topic subscriber
+   * gets every event (same id) in its own queue.
+   */
+  dedupeScope: string;
 }
 
 interface OutgoingMessage {
@@ -69,8 +74,9 @@ interface PendingCall {
 
 /**
  * The bus on RabbitMQ: durable queues, persistent messages, publisher confirms, and acks only once a handler
- * finished. It reconnects by itself, re-sends what the broker did not confirm, and skips redelivered
- * messages whose handler already ran, so a broker restart loses nothing and runs nothing twice.
+ * finished. It reconnects by itself, re-sends what the broker did not confirm, and acks without running
+ * again a redelivered message whose handler already ran in this transport (the last 10,000 per transport),
+ * so a broker restart loses nothing and runs nothing twice.
  */
 export class RabbitMqTransport implements BusTransport {
   private readonly prefix: string;
@@ -135,7 +141,13 @@ export class RabbitMqTransport implements BusTransport {
     this.send({
       ...this.toQueue(queue),
       content,
-      options: { messageId: id, type: method, correlationId: id, replyTo: this.replyQueue, contentType: CONTENT_TYPE },
+      options: {
+        messageId: id,
+        type: method,
+        correlationId: id,
+        replyTo: this.replyQueue,
+        contentType: CONTENT_TYPE,
+      },
       deadline: Date.now() + timeoutMs,
     }).catch((error: Error) => this.settleCall(id, error));
     return reply;
@@ -156,18 +168,21 @@ export class RabbitMqTransport implements BusTransport {
     await this.send({
       exchange,
       routingKey: '',
-      declare: { key: `exchange:${exchange}`, run: (channel) => channel.assertExchange(exchange, 'fanout', { durable: true }) },
+      declare: {
+        key: `exchange:${exchange}`,
+        run: (channel) => channel.assertExchange(exchange, 'fanout', { durable: true }),
+      },
       content: Buffer.from(encodePayload(payload)),
       options: { messageId: randomUUID(), type: event, persistent: true, contentType: CONTENT_TYPE },
     });
   }
 
   serve(queue: string, handler: RpcHandler): Promise<void> {
-    return this.register({ kind: 'queue', name: queue, handler });
+    return this.register({ kind: 'queue', name: queue, handler, dedupeScope: `queue:${queue}` });
   }
 
   subscribe(topic: string, handler: EventHandler): Promise<void> {
-    return this.register({ kind: 'topic', name: topic, handler });
+    return this.register({ kind: 'topic', name: topic, handler, dedupeScope: `topic:${randomUUID()}` });
   }
 
   private queueName(queue: string): string {
@@ -201,24 +216,30 @@ export class RabbitMqTransport implements BusTransport {
   }
 
   private async connectWithBackoff(): Promise<void> {
-    for (let delay = RECONNECT_FIRST_DELAY_MS; !this.stopping; delay = Math.min(delay * 2, RECONNECT_MAX_DELAY_MS)) {
+    let delay = RECONNECT_FIRST_DELAY_MS;
+    while (!this.stopping) {
       try {
         await this.openSession();
         return;
       } catch (error) {
         // Jitter keeps every service of a restarted broker from reconnecting in the same instant.
-        const wait = Math.round(delay * (0.8 + Math.random() * 0.4));
+        const wait = Math.min(Math.round(delay * (0.8 + Math.random() * 0.4)), RECONNECT_MAX_DELAY_MS);
         this.logger.warn({ err: error, retryInMs: wait }, 'cannot connect to RabbitMQ; retrying');
         await new Promise<void>((resolve) => {
           this.wake = resolve;
           this.backoffTimer = setTimeout(resolve, wait);
         });
+        delay = Math.min(delay * 2, RECONNECT_MAX_DELAY_MS);
       }
     }
   }
 
   private async openSession(): Promise<void> {
-    const connection = await connect(this.url, { clientProperties: { connection_name: this.replyQueue } });
+    const connection = await connect(this.url, {
+      clientProperties: { connection_name: `${this.prefix} (pid ${process.pid})` },
+      // A broker that accepts the socket but never answers must not stall the reconnect loop.
+      timeout: 10_000,
+    });
     connection.on('error', (error: Error) => this.logger.warn({ err: error }, 'RabbitMQ connection error'));
     let channel: ConfirmChannel;
     try {
@@ -240,11 +261,11 @@ export class RabbitMqTransport implements BusTransport {
       for (const subscription of this.subscriptions) await this.attach(subscription, session);
       if (!session.open) throw new Error('The connection closed while it was being set up');
     } catch (error) {
-      this.lost(session);
+      await this.discard(session);
       throw error;
     }
     if (this.stopping) {
-      this.lost(session);
+      await this.discard(session);
       return;
     }
     this.session = session;
@@ -253,18 +274,22 @@ export class RabbitMqTransport implements BusTransport {
     for (const out of this.outbox.keys()) if (out.session !== session) void this.transmit(out, session);
   }
 
-  private lost(session: Session, error?: Error): void {
-    if (!session.open) return;
+  /** Marks a session dead and closes its connection: a channel can die alone (a failed declaration). */
+  private discard(session: Session): Promise<void> {
     session.open = false;
-    // A channel can die alone (a failed declaration); the whole session is replaced then.
-    session.connection.close().catch(() => undefined);
+    return session.connection.close().catch(() => undefined);
+  }
+
+  private lost(session: Session): void {
+    if (!session.open) return;
+    void this.discard(session);
     if (this.session !== session) return;
     this.session = undefined;
     if (this.stopping) {
       for (const out of this.outbox.keys()) out.settle(new BusClosedError());
       return;
     }
-    this.logger.warn({ err: error }, 'lost the RabbitMQ connection; reconnecting');
+    this.logger.warn('lost the RabbitMQ connection; reconnecting');
     this.reconnect();
   }
 
@@ -285,9 +310,9 @@ export class RabbitMqTransport implements BusTransport {
     for (const id of [...this.calls.keys()]) this.settleCall(id, new BusClosedError());
     for (const out of this.outbox.keys()) out.settle(new BusClosedError());
     if (this.session) {
-      const closing = this.session.connection.close();
-      this.lost(this.session);
-      await closing.catch(() => undefined);
+      const last = this.session;
+      this.session = undefined;
+      await this.discard(last);
     }
   }
 
@@ -400,34 +425,54 @@ export class RabbitMqTransport implements BusTransport {
       queue = (await channel.assertQueue('', { exclusive: true, autoDelete: true })).queue;
       await channel.bindQueue(queue, exchange, '');
     }
-    const { consumerTag } = await channel.consume(queue, (message) => void this.deliver(subscription, session, message));
+    const { consumerTag } = await channel.consume(
+      queue,
+      (message) => void this.deliver(subscription, session, message),
+    );
     session.consumerTags.push(consumerTag);
   }
 
-  private async deliver(subscription: Subscription, session: Session, message: ConsumeMessage | null): Promise<void> {
+  private async deliver(
+    subscription: Subscription,
+    session: Session,
+    message: ConsumeMessage | null,
+  ): Promise<void> {
     if (!message) {
-      this.logger.warn({ [subscription.kind]: subscription.name }, 'RabbitMQ cancelled a consumer; reconnecting');
+      this.logger.warn(
+        { [subscription.kind]: subscription.name },
+        'RabbitMQ cancelled a consumer; reconnecting',
+      );
       this.lost(session);
       return;
     }
     // Every message this transport sends has an id; one from elsewhere without it just can't be deduplicated.
     const id = (message.properties.messageId as string | undefined) ?? randomUUID();
-    const earlier = this.inFlight.get(id);
-    if (earlier || this.handled.has(id)) {
-      this.logger.debug({ id, [subscription.kind]: subscription.name }, 'acking a redelivered message already handled');
+    const key = `${subscription.dedupeScope}/${id}`;
+    const earlier = this.inFlight.get(key);
+    if (earlier || this.handled.has(key)) {
+      this.logger.debug(
+        { id, [subscription.kind]: subscription.name },
+        'acking a redelivered message already handled',
+      );
       await earlier;
       this.ack(session, message);
       return;
     }
     const handling = this.handle(subscription, message, id);
-    this.inFlight.set(id, handling);
+    this.inFlight.set(key, handling);
     await handling;
-    this.inFlight.delete(id);
+    this.inFlight.delete(key);
+    this.handled.add(key);
+    if (this.handled.size > DEDUPE_WINDOW) this.handled.delete(this.handled.values().next().value!);
     this.ack(session, message);
   }
 
   private async handle(subscription: Subscription, delivery: ConsumeMessage, id: string): Promise<void> {
-    const { type: method, replyTo, correlationId } = delivery.properties as {
+    const {
+      type: method,
+      replyTo,
+      correlationId,
+    } = delivery.properties as {
       type: string;
       replyTo?: string;
       correlationId?: string;
@@ -439,11 +484,13 @@ export class RabbitMqTransport implements BusTransport {
       reply = encodeResult(await subscription.handler(method, payload, message));
     } catch (error) {
       if (!replyTo) {
-        this.logger.error({ err: error, [subscription.kind]: subscription.name, method }, 'bus handler failed');
+        this.logger.error(
+          { err: error, [subscription.kind]: subscription.name, method },
+          'bus handler failed',
+        );
       }
       reply = encodeFailure(error);
     }
-    this.remember(id);
     if (!replyTo) return;
     try {
       await this.send({
@@ -455,11 +502,6 @@ export class RabbitMqTransport implements BusTransport {
     } catch (error) {
       this.logger.warn({ err: error, queue: subscription.name, method }, 'could not send an RPC reply');
     }
-  }
-
-  private remember(id: string): void {
-    this.handled.add(id);
-    if (this.handled.size > DEDUPE_WINDOW) this.handled.delete(this.handled.values().next().value!);
   }
 
   private ack(session: Session, message: ConsumeMessage): void {
