@@ -1,6 +1,7 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { authProviders, TokenValidator } from '@novum/auth';
 import { NOVUM_CONFIG, NovumConfig } from '@novum/common';
+import { BusModule } from '@novum/bus';
 import { DbModule } from '@novum/db';
 import { AssignmentService } from './assignment.service';
 import { BootstrapService } from './bootstrap.service';
@@ -14,6 +15,7 @@ import { UsersController } from './controllers/users.controller';
 import { VersionsController } from './controllers/versions.controller';
 import { IdentityCache } from './identity-cache';
 import { IdentityStore } from './identity.store';
+import { IdentityNotifier } from './notifier';
 import { ResourceService } from './resource.service';
 import { RoleService } from './role.service';
 import { IDENTITY_BASE_URL } from './serializers';
@@ -31,7 +33,7 @@ export class IdentityModule {
   static forRoot(config: NovumConfig): DynamicModule {
     return {
       module: IdentityModule,
-      imports: [DbModule.forRoot(config)],
+      imports: [DbModule.forRoot(config), BusModule.forRoot({ amqpUrl: config.amqpUrl })],
       controllers: [
         VersionsController,
         AuthController,
@@ -55,6 +57,7 @@ export class IdentityModule {
         UserService,
         RoleService,
         BootstrapService,
+        IdentityNotifier,
         ...authProviders({
           identityPublicUrl: identityPublicUrl(config),
           validator: { provide: TokenValidator, useExisting: TokenService },

@@ -6,6 +6,7 @@ import { In } from 'typeorm';
 import { definedOnly } from './catalog.service';
 import { IdentityCache } from './identity-cache';
 import { IdentityStore, isUniqueViolation } from './identity.store';
+import { IdentityNotifier } from './notifier';
 
 export const DEFAULT_DOMAIN_ID = 'default';
 
@@ -19,6 +20,7 @@ export class ResourceService {
   constructor(
     private readonly store: IdentityStore,
     private readonly cache: IdentityCache,
+    private readonly notifier: IdentityNotifier,
   ) {}
 
   listDomains(filter: { name?: string; enabled?: boolean }): Promise<DomainEntity[]> {
@@ -54,6 +56,7 @@ export class ResourceService {
       }
       throw error;
     }
+    this.notifier.emit('domain', 'created', domain.id);
     return domain;
   }
 
@@ -68,6 +71,7 @@ export class ResourceService {
       `domain - Duplicate entry found with name ${input.name}`,
     );
     this.cache.invalidate();
+    this.notifier.emit('domain', 'updated', domain.id);
     return domain;
   }
 
@@ -82,6 +86,7 @@ export class ResourceService {
       throw new ConflictError(`Domain ${id} still owns users; delete them first.`);
     await this.store.assignments.delete({ type: 'UserDomain', targetId: id });
     await this.store.domains.delete({ id });
+    this.notifier.emit('domain', 'deleted', id);
     this.cache.invalidate();
   }
 
@@ -150,6 +155,7 @@ export class ResourceService {
       () => this.store.projects.insert(project),
       `project - it is not permitted to have two projects with the same name in the same domain : ${input.name}`,
     );
+    this.notifier.emit('project', 'created', project.id);
     return project;
   }
 
@@ -172,6 +178,7 @@ export class ResourceService {
       `project - it is not permitted to have two projects with the same name in the same domain : ${input.name}`,
     );
     this.cache.invalidate();
+    this.notifier.emit('project', 'updated', project.id);
     return project;
   }
 
@@ -183,6 +190,7 @@ export class ResourceService {
     await this.store.assignments.delete({ type: 'UserProject', targetId: id });
     await this.store.applicationCredentials.delete({ projectId: id });
     await this.store.projects.delete({ id });
+    this.notifier.emit('project', 'deleted', id);
     this.cache.invalidate();
   }
 

@@ -5,6 +5,7 @@ import { AssignmentService } from './assignment.service';
 import { definedOnly } from './catalog.service';
 import { IdentityCache } from './identity-cache';
 import { IdentityStore, isUniqueViolation } from './identity.store';
+import { IdentityNotifier } from './notifier';
 import { newId, ResourceService } from './resource.service';
 
 export interface AssignmentFilter {
@@ -23,6 +24,7 @@ export class RoleService {
     private readonly cache: IdentityCache,
     private readonly resources: ResourceService,
     private readonly assignments: AssignmentService,
+    private readonly notifier: IdentityNotifier,
   ) {}
 
   listRoles(filter: { name?: string; domain_id?: string }): Promise<RoleEntity[]> {
@@ -129,6 +131,7 @@ export class RoleService {
       } catch (error) {
         if (!isUniqueViolation(error)) throw error;
       }
+      this.notifier.emit('role_assignment', 'created', assignmentInfo(type, userId, targetId, roleId));
     }
     this.cache.invalidate();
   }
@@ -146,6 +149,7 @@ export class RoleService {
     await this.checkGrant(type, userId, targetId, roleId);
     await this.store.assignments.delete({ type, actorId: userId, targetId, roleId });
     this.cache.invalidate();
+    this.notifier.emit('role_assignment', 'deleted', assignmentInfo(type, userId, targetId, roleId));
   }
 
   async grantedRoles(type: AssignmentType, userId: string, targetId: string): Promise<RoleEntity[]> {
@@ -199,4 +203,13 @@ export class RoleService {
       throw new NotFoundError(`Could not find user: ${userId}.`);
     if (roleId) await this.getRole(roleId);
   }
+}
+
+function assignmentInfo(
+  type: AssignmentType,
+  user: string,
+  target: string,
+  role: string,
+): Record<string, string> {
+  return type === 'UserProject' ? { user, project: target, role } : { user, domain: target, role };
 }

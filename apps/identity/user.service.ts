@@ -13,6 +13,7 @@ import { AssignmentService } from './assignment.service';
 import { definedOnly } from './catalog.service';
 import { IdentityCache } from './identity-cache';
 import { IdentityStore, isUniqueViolation } from './identity.store';
+import { IdentityNotifier } from './notifier';
 import { hashSecret, verifySecret } from './password';
 import { DEFAULT_DOMAIN_ID, newId, ResourceService } from './resource.service';
 import { TokenService } from './token/token.service';
@@ -36,6 +37,7 @@ export class UserService {
     private readonly resources: ResourceService,
     private readonly assignments: AssignmentService,
     private readonly tokens: TokenService,
+    private readonly notifier: IdentityNotifier,
   ) {}
 
   listUsers(filter: { name?: string; domain_id?: string; enabled?: boolean }): Promise<UserEntity[]> {
@@ -79,6 +81,7 @@ export class UserService {
       }
       throw error;
     }
+    this.notifier.emit('user', 'created', user.id);
     return user;
   }
 
@@ -110,6 +113,7 @@ export class UserService {
     }
     if (input.password !== undefined || input.enabled === false) await this.tokens.revokeUser(id);
     this.cache.invalidate();
+    this.notifier.emit('user', 'updated', user.id);
     return user;
   }
 
@@ -128,6 +132,7 @@ export class UserService {
     await this.store.applicationCredentials.delete({ userId: id });
     await this.store.users.delete({ id });
     await this.tokens.revokeUser(id);
+    this.notifier.emit('user', 'deleted', id);
   }
 
   /** Projects on which the user holds any role. */

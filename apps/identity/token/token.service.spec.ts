@@ -1,7 +1,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { INestApplicationContext } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
+import { BUS_TRANSPORT, BusTransport } from '@novum/bus';
 import { loadConfig, NovumConfig, UnauthorizedError } from '@novum/common';
 import { IdentityModule } from '../identity.module';
 import { BootstrapService } from '../bootstrap.service';
@@ -10,9 +12,8 @@ import { RoleService } from '../role.service';
 import { UserService } from '../user.service';
 import { TokenKeyRing } from './token-keys';
 import { TokenService } from './token.service';
-import { INestApplicationContext } from '@nestjs/common';
 
-describe('TokenService on a real (SQLite) database', () => {
+describe('identity services on a real (SQLite) database', () => {
   let dataDir: string;
   let config: NovumConfig;
   let app: INestApplicationContext;
@@ -134,5 +135,27 @@ describe('TokenService on a real (SQLite) database', () => {
         },
       } as any),
     ).rejects.toThrow(/cannot request a scope/);
+  });
+
+  it('publishes Keystone notifications on the bus after each change', async () => {
+    const events: { event: string; payload: any }[] = [];
+    await app.get<BusTransport>(BUS_TRANSPORT).subscribe('notifications', async (event, payload) => {
+      events.push({ event, payload });
+    });
+    const project = await app.get(ResourceService).createProject({ name: 'noisy' });
+    const user = await app.get(UserService).createUser({ name: 'dave' });
+    const reader = (await app.get(RoleService).listRoles({ name: 'reader' }))[0];
+    await app.get(RoleService).grant('UserProject', user.id, project.id, reader.id);
+    await app.get(ResourceService).deleteProject(project.id);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(events).toEqual([
+      { event: 'identity.project.created', payload: { resource_info: project.id } },
+      { event: 'identity.user.created', payload: { resource_info: user.id } },
+      {
+        event: 'identity.role_assignment.created',
+        payload: { resource_info: { user: user.id, project: project.id, role: reader.id } },
+      },
+      { event: 'identity.project.deleted', payload: { resource_info: project.id } },
+    ]);
   });
 });
