@@ -56,6 +56,7 @@ npm run --silent build
 export NOVUM_DATA_DIR=${NOVUM_DATA_DIR:-/var/lib/novum}
 mkdir -p "$NOVUM_DATA_DIR"
 PIDFILE=$NOVUM_DATA_DIR/novum.pid
+rm -f "$NOVUM_DATA_DIR/ready.json"
 if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
   log "stopping the running cloud (pid $(cat "$PIDFILE"))"
   kill "$(cat "$PIDFILE")"
@@ -64,9 +65,9 @@ fi
 log "starting Novum (data in $NOVUM_DATA_DIR, log in $NOVUM_DATA_DIR/novum.log)"
 nohup node "$ROOT/dist/apps/novum/main.js" >>"$NOVUM_DATA_DIR/novum.log" 2>&1 &
 echo $! >"$PIDFILE"
-port=${NOVUM_IDENTITY_PORT:-5000}
-for _ in $(seq 1 150); do
-  if curl -fsS "http://127.0.0.1:$port/healthcheck" >/dev/null 2>&1; then
+for _ in $(seq 1 300); do
+  # The cloud writes ready.json once every service listens.
+  if [ -f "$NOVUM_DATA_DIR/ready.json" ]; then
     cat <<MSG
 
 Novum is running (pid $(cat "$PIDFILE")). Try it:

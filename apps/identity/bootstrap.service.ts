@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { rootLogger } from '@novum/common';
+import { CatalogEntry, rootLogger } from '@novum/common';
 import { INTERFACES, CatalogService } from './catalog.service';
 import { IdentityStore } from './identity.store';
 import { DEFAULT_DOMAIN_ID, ResourceService } from './resource.service';
@@ -11,7 +11,7 @@ export interface BootstrapSpec {
   /** Users to create if missing, each with a project of its own name and roles on it. */
   accounts: { name: string; password: string; project: string; roles: string[] }[];
   /** Catalog entries; each gets public, internal and admin endpoints at `url`. */
-  services: { type: string; name: string; description: string; url: string }[];
+  services: CatalogEntry[];
 }
 
 /** Default roles, most powerful first: each implies the next. */

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { NovumConfig } from '@novum/common';
+import { CatalogEntry, NovumConfig } from '@novum/common';
 import { BootstrapSpec } from './bootstrap.service';
 import { identityPublicUrl } from './identity.module';
 
@@ -20,13 +20,6 @@ const ACCOUNTS = [
   { name: 'demo3', roles: ['member', 'reader'], password: 'demo' },
 ] as const;
 
-export interface CatalogService {
-  type: string;
-  name: string;
-  description: string;
-  url: string;
-}
-
 /**
  * Passwords of the bootstrap accounts: from the environment on first start, else generated; kept in the
  * data dir (mode 0600) so that restarts, clouds.yaml and the test suite agree.
@@ -43,19 +36,10 @@ export function bootstrapPasswords(config: NovumConfig): BootstrapPasswords {
   return passwords;
 }
 
-export function identityCatalogEntry(config: NovumConfig): CatalogService {
-  return {
-    type: 'identity',
-    name: 'keystone',
-    description: 'Novum Identity (Keystone v3)',
-    url: identityPublicUrl(config),
-  };
-}
-
 export function bootstrapSpec(
   config: NovumConfig,
   passwords: BootstrapPasswords,
-  services: CatalogService[],
+  services: CatalogEntry[],
 ): BootstrapSpec {
   return {
     region: config.region,

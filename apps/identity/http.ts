@@ -1,11 +1,20 @@
-import { createHttpApp, keystoneFault, NovumConfig } from '@novum/common';
-import { IdentityModule } from './identity.module';
+import { createHttpApp, keystoneFault, ServiceDescriptor } from '@novum/common';
+import { identityPublicUrl, IdentityModule } from './identity.module';
 
-export function createIdentityApp(config: NovumConfig) {
-  return createHttpApp({
-    name: 'identity',
-    module: IdentityModule.forRoot(config),
-    prefix: 'identity',
-    faultStyle: keystoneFault,
-  });
-}
+export const identityService: ServiceDescriptor = {
+  name: 'identity',
+  port: (config) => config.ports.identity,
+  catalogEntry: (config) => ({
+    type: 'identity',
+    name: 'keystone',
+    description: 'Novum Identity (Keystone v3)',
+    url: identityPublicUrl(config),
+  }),
+  create: (config) =>
+    createHttpApp({
+      name: 'identity',
+      module: IdentityModule.forRoot(config),
+      prefix: 'identity',
+      faultStyle: keystoneFault,
+    }),
+};

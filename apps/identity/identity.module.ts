@@ -1,6 +1,6 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { authProviders, TokenValidator } from '@novum/auth';
-import { NOVUM_CONFIG, NovumConfig } from '@novum/common';
+import { NOVUM_CONFIG, NovumConfig, publicUrl } from '@novum/common';
 import { BusModule } from '@novum/bus';
 import { DbModule } from '@novum/db';
 import { AssignmentService } from './assignment.service';
@@ -24,7 +24,7 @@ import { TokenService } from './token/token.service';
 import { UserService } from './user.service';
 
 export function identityPublicUrl(config: NovumConfig): string {
-  return `http://${config.publicHost}:${config.ports.identity}/identity`;
+  return publicUrl(config, config.ports.identity, 'identity');
 }
 
 /** Keystone v3 subset: tokens, catalog, domains, projects, users, roles, assignments, application credentials. */

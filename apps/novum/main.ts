@@ -1,29 +1,53 @@
 import 'reflect-metadata';
-import { rootLogger, runService } from '@novum/common';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { rootLogger, runService, ServiceDescriptor } from '@novum/common';
 import { BootstrapService } from '../identity/bootstrap.service';
-import {
-  bootstrapPasswords,
-  bootstrapSpec,
-  identityCatalogEntry,
-  writeClientConfig,
-} from '../identity/first-start';
-import { createIdentityApp } from '../identity/http';
+import { bootstrapPasswords, bootstrapSpec, writeClientConfig } from '../identity/first-start';
+import { identityService } from '../identity/http';
+import { TokenService } from '../identity/token/token.service';
+
+/** The HTTP services that run beside identity, each validating tokens through identity in-process. */
+const SERVICES: ServiceDescriptor[] = [];
 
 /**
  * The all-in-one cloud: every service in one process on the embedded default (SQLite in the data dir,
  * in-process bus), each on its standard port. The launcher is the one place that imports apps.
+ * `ready.json` in the data dir lists the service URLs while the cloud is up.
  */
 runService(async (config) => {
-  const identity = await createIdentityApp(config);
+  const readyFile = join(config.dataDir, 'ready.json');
+  rmSync(readyFile, { force: true });
+
+  const identity = await identityService.create(config);
   await identity.init();
+  const validator = identity.get(TokenService);
+  const others = [];
+  for (const service of SERVICES) {
+    const app = await service.create(config, validator);
+    await app.init();
+    others.push(app);
+  }
+
+  const all = [identityService, ...SERVICES];
   const passwords = bootstrapPasswords(config);
-  await identity.get(BootstrapService).run(bootstrapSpec(config, passwords, [identityCatalogEntry(config)]));
+  await identity.get(BootstrapService).run(
+    bootstrapSpec(
+      config,
+      passwords,
+      all.map((s) => s.catalogEntry(config)),
+    ),
+  );
   const files = writeClientConfig(config, passwords);
   await identity.listen(config.ports.identity, config.bindAddress);
+  for (const [i, app] of others.entries()) await app.listen(SERVICES[i].port(config), config.bindAddress);
 
+  const urls = Object.fromEntries(all.map((s) => [s.name, s.catalogEntry(config).url]));
+  writeFileSync(readyFile, JSON.stringify({ pid: process.pid, services: urls }, null, 2));
   rootLogger().info(
-    { identity: `http://${config.publicHost}:${config.ports.identity}/identity`, ...files },
+    { services: urls, ...files },
     `Novum is running. Use it with: export OS_CLIENT_CONFIG_FILE=${files.cloudsYaml} OS_CLOUD=novum-admin; openstack token issue`,
   );
-  return [identity];
+  const forgetReady = { close: async () => rmSync(readyFile, { force: true }) };
+  return [identity, ...others, forgetReady];
 });

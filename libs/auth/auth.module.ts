@@ -8,6 +8,7 @@ export interface AuthOptions {
   identityPublicUrl: string;
   /** In-process validator (all-in-one, or identity itself); without it tokens are validated over HTTP. */
   validator?: Provider<TokenValidator>;
+  /** Where to validate tokens when there is no in-process validator (defaults to the public URL). */
   identityUrl?: string;
   cacheSeconds?: number;
 }

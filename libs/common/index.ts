@@ -6,3 +6,4 @@ export * from './logger';
 export * from './request-context';
 export * from './validation';
 export * from './run-service';
+export * from './service';

@@ -1,6 +1,6 @@
 import { ChildProcess, spawn, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client } from 'pg';
@@ -17,6 +17,8 @@ export interface CloudHandle {
   dataDir: string;
   env: Record<string, string>;
   identityUrl: string;
+  /** Public URL of every service the all-in-one started, by name (identity, image, network, ...). */
+  services: Record<string, string>;
   adminPassword: string;
   demoPassword: string;
   cloudsYaml: string;
@@ -62,13 +64,22 @@ export async function waitForHttp(url: string, timeoutMs = 60_000): Promise<void
   }
 }
 
+async function waitForFile(path: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!existsSync(path)) {
+    if (Date.now() > deadline) throw new Error(`${path} did not appear within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 export async function startCloud(options: {
   portBase: number;
   mode?: CloudMode;
   entry?: Entry;
   extraEnv?: Record<string, string>;
 }): Promise<CloudHandle> {
-  const main = join(ROOT, `dist/apps/${options.entry ?? 'novum'}/main.js`);
+  const entry = options.entry ?? 'novum';
+  const main = join(ROOT, `dist/apps/${entry}/main.js`);
   const mode = options.mode ?? testMode();
   const id = randomBytes(4).toString('hex');
   const dataDir = mkdtempSync(join(tmpdir(), 'novum-e2e-'));
@@ -106,6 +117,7 @@ export async function startCloud(options: {
     dataDir,
     env,
     identityUrl,
+    services: { identity: identityUrl },
     adminPassword: '',
     demoPassword: '',
     cloudsYaml: join(dataDir, 'clouds.yaml'),
@@ -123,7 +135,12 @@ export async function startCloud(options: {
           `novum exited with ${code} during start; log:\n${readFileSync(logFile, 'utf8').slice(-4000)}`,
         );
       });
-      await Promise.race([waitForHttp(`${identityUrl}/v3`), failed]);
+      // The all-in-one writes ready.json once every service listens; an app alone is ready when it answers.
+      const ready =
+        entry === 'novum' ? waitForFile(join(dataDir, 'ready.json')) : waitForHttp(`${identityUrl}/v3`);
+      await Promise.race([ready, failed]);
+      if (entry === 'novum')
+        handle.services = JSON.parse(readFileSync(join(dataDir, 'ready.json'), 'utf8')).services;
       const passwords = JSON.parse(readFileSync(join(dataDir, 'bootstrap-passwords.json'), 'utf8'));
       handle.adminPassword = passwords.admin;
       handle.demoPassword = passwords.demo;

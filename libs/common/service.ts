@@ -1,0 +1,48 @@
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { NovumConfig } from './config';
+import { rootLogger } from './logger';
+import { runService } from './run-service';
+
+export interface CatalogEntry {
+  type: string;
+  name: string;
+  description: string;
+  url: string;
+}
+
+/**
+ * What the all-in-one launcher needs to know of an HTTP service: how to build it, where it listens and
+ * what it puts in the catalog. Each app exports one from its `http.ts`.
+ */
+export interface ServiceDescriptor {
+  name: string;
+  port(config: NovumConfig): number;
+  catalogEntry(config: NovumConfig): CatalogEntry;
+  /**
+   * Builds the service. `validator` is the identity service's in-process token validator in the
+   * all-in-one cloud; without it the service validates tokens through the identity API.
+   */
+  create(config: NovumConfig, validator?: unknown): Promise<NestFastifyApplication>;
+}
+
+export function publicUrl(config: NovumConfig, port: number, path: string): string {
+  return `http://${config.publicHost}:${port}/${path}`;
+}
+
+/** The identity URL a service running apart from identity validates tokens with. */
+export function identityUrlFor(config: NovumConfig): string {
+  return config.identityUrl ?? publicUrl(config, config.ports.identity, 'identity');
+}
+
+/** `main.ts` of an app that runs on its own: build, listen, stop on SIGTERM. */
+export function runStandaloneService(descriptor: ServiceDescriptor): void {
+  runService(async (config) => {
+    const app = await descriptor.create(config);
+    await app.listen(descriptor.port(config), config.bindAddress);
+    rootLogger().info(
+      { service: descriptor.name, url: descriptor.catalogEntry(config).url },
+      `${descriptor.name} is running`,
+    );
+    return [app];
+  });
+}
