@@ -79,7 +79,8 @@ export async function startCloud(options: {
   extraEnv?: Record<string, string>;
 }): Promise<CloudHandle> {
   const entry = options.entry ?? 'novum';
-  const main = join(ROOT, `dist/apps/${entry}/main.js`);
+  // NOVUM_DIST lets a test run use a build other than dist/ (e.g. two builds side by side).
+  const main = join(process.env.NOVUM_DIST ?? join(ROOT, 'dist'), `apps/${entry}/main.js`);
   const mode = options.mode ?? testMode();
   const id = randomBytes(4).toString('hex');
   const dataDir = mkdtempSync(join(tmpdir(), 'novum-e2e-'));
