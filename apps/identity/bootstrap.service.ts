@@ -34,7 +34,8 @@ export class BootstrapService {
     private readonly catalog: CatalogService,
   ) {}
 
-  async run(spec: BootstrapSpec): Promise<void> {
+  /** Returns the project id of each bootstrap account, by project name. */
+  async run(spec: BootstrapSpec): Promise<Record<string, string>> {
     if (!(await this.store.domains.existsBy({ id: DEFAULT_DOMAIN_ID }))) {
       await this.resources.createDomain({
         id: DEFAULT_DOMAIN_ID,
@@ -51,6 +52,7 @@ export class BootstrapService {
       await this.roles.addImplied(roleIds.get(DEFAULT_ROLES[i])!, roleIds.get(DEFAULT_ROLES[i + 1])!);
     }
 
+    const projects: Record<string, string> = {};
     for (const account of spec.accounts) {
       const project =
         (await this.resources.listProjects({ name: account.project, domain_id: DEFAULT_DOMAIN_ID }))[0] ??
@@ -58,6 +60,7 @@ export class BootstrapService {
           name: account.project,
           description: `Bootstrap project ${account.project}`,
         }));
+      projects[account.project] = project.id;
       let user = (await this.users.listUsers({ name: account.name, domain_id: DEFAULT_DOMAIN_ID }))[0];
       if (!user) {
         user = await this.users.createUser({
@@ -103,5 +106,6 @@ export class BootstrapService {
         }
       }
     }
+    return projects;
   }
 }

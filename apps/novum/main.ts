@@ -31,13 +31,9 @@ runService(async (config) => {
 
   const all = [identityService, ...SERVICES];
   const passwords = bootstrapPasswords(config);
-  await identity.get(BootstrapService).run(
-    bootstrapSpec(
-      config,
-      passwords,
-      all.map((s) => s.catalogEntry(config)),
-    ),
-  );
+  const catalog = all.map((s) => s.catalogEntry(config));
+  const projects = await identity.get(BootstrapService).run(bootstrapSpec(config, passwords, catalog));
+  for (const [i, service] of SERVICES.entries()) await service.bootstrap?.(others[i], { projects });
   const files = writeClientConfig(config, passwords);
   await identity.listen(config.ports.identity, config.bindAddress);
   for (const [i, app] of others.entries()) await app.listen(SERVICES[i].port(config), config.bindAddress);

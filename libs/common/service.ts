@@ -14,6 +14,12 @@ export interface CatalogEntry {
  * What the all-in-one launcher needs to know of an HTTP service: how to build it, where it listens and
  * what it puts in the catalog. Each app exports one from its `http.ts`.
  */
+/** What first-start data of a service may refer to, from identity's bootstrap. */
+export interface BootstrapContext {
+  /** Project ids of the bootstrap accounts, by name (`admin`, `demo`, ...). */
+  projects: Record<string, string>;
+}
+
 export interface ServiceDescriptor {
   name: string;
   port(config: NovumConfig): number;
@@ -23,6 +29,8 @@ export interface ServiceDescriptor {
    * all-in-one cloud; without it the service validates tokens through the identity API.
    */
   create(config: NovumConfig, validator?: unknown): Promise<NestFastifyApplication>;
+  /** First-start data (idempotent: it runs at every start), after identity's bootstrap. */
+  bootstrap?(app: NestFastifyApplication, context: BootstrapContext): Promise<void>;
 }
 
 export function publicUrl(config: NovumConfig, port: number, path: string): string {
