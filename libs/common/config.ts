@@ -19,6 +19,8 @@ export interface NovumConfig {
   identityUrl: string | undefined;
   adminPassword: string | undefined;
   demoPassword: string | undefined;
+  imageSizeCap: number;
+  imageProjectQuota: number;
   ports: { identity: number; compute: number; image: number; network: number; orchestration: number };
 }
 
@@ -150,6 +152,18 @@ export const SETTINGS: Settings = {
     describe: 'Password of the demo users at first start (generated when unset)',
     default: undefined,
     parse: text,
+  },
+  imageSizeCap: {
+    env: 'NOVUM_IMAGE_SIZE_CAP',
+    describe: 'Largest image the image service stores, in bytes (larger uploads get 413)',
+    default: '1099511627776',
+    parse: positiveInt,
+  },
+  imageProjectQuota: {
+    env: 'NOVUM_IMAGE_PROJECT_QUOTA',
+    describe: 'Bytes of image data each project may store (0: unlimited; over it, uploads get 413)',
+    default: '0',
+    parse: nonNegativeInt,
   },
   ports: {
     identity: { env: 'NOVUM_IDENTITY_PORT', describe: 'Keystone API port', default: '5000', parse: port },

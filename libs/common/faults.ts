@@ -67,6 +67,7 @@ export const HTTP_TITLES: Record<number, string> = {
   409: 'Conflict',
   413: 'Request Entity Too Large',
   415: 'Unsupported Media Type',
+  416: 'Requested Range Not Satisfiable',
   429: 'Too Many Requests',
   500: 'Internal Server Error',
   501: 'Not Implemented',
@@ -111,3 +112,9 @@ export const novaFault: FaultStyle = ({ status, message }) => ({
 export const neutronFault: FaultStyle = ({ status, message, type }) => ({
   NeutronError: { type: type ?? HTTP_TITLES[status]?.replace(/ /g, '') ?? 'Error', message, detail: '' },
 });
+
+/** Glance (webob's JSON error body): `{"code": "404 Not Found", "title": "Not Found", "message": "..."}`. */
+export const glanceFault: FaultStyle = ({ status, message }) => {
+  const title = HTTP_TITLES[status] ?? 'Error';
+  return { code: `${status} ${title}`, title, message };
+};

@@ -4,7 +4,7 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyReply } from 'fastify';
 import { FaultFilter, sendFault } from './fault.filter';
-import { FaultStyle } from './faults';
+import { BadRequestError, FaultStyle } from './faults';
 import { PinoNestLogger, rootLogger } from './logger';
 import { requestContext } from './request-context';
 import { NovumValidationPipe } from './validation';
@@ -24,7 +24,8 @@ export interface HttpAppOptions {
 /**
  * One Nest application on Fastify with Novum's cross-cutting behaviour: request ids on every response and
  * log line, OpenStack fault bodies for every error (including malformed JSON and unknown routes),
- * class-validator on bodies, `/healthcheck`, and graceful shutdown hooks.
+ * class-validator on bodies, and `/healthcheck`. Signals are runService's: it closes the app, which runs
+ * the shutdown hooks once (Nest's own signal hooks would run them a second time).
  */
 export async function createHttpApp(options: HttpAppOptions): Promise<NestFastifyApplication> {
   const log = rootLogger().child({ service: options.name });
@@ -70,6 +71,19 @@ export async function createHttpApp(options: HttpAppOptions): Promise<NestFastif
     );
     done();
   });
+  // PostgreSQL cannot store NUL characters, and no OpenStack field needs them: refuse them up front.
+  fastify.addHook('preValidation', (request, _reply, done) => {
+    const inUrl = [request.params, request.query].some((map) =>
+      Object.entries((map ?? {}) as Record<string, unknown>).some(
+        ([k, v]) => containsNul(k) || containsNul(v),
+      ),
+    );
+    if (inUrl || containsNul(request.body)) {
+      done(new BadRequestError('Invalid input: NUL characters (\\u0000) are not allowed.'));
+    } else {
+      done();
+    }
+  });
   fastify.setErrorHandler((error, _request, reply) => sendFault(reply, options.faultStyle, error));
   fastify.get('/healthcheck', (_request, reply) => {
     reply.header('content-type', 'text/plain').send('OK');
@@ -78,6 +92,17 @@ export async function createHttpApp(options: HttpAppOptions): Promise<NestFastif
   app.setGlobalPrefix(options.prefix);
   app.useGlobalFilters(new FaultFilter(options.faultStyle));
   app.useGlobalPipes(new NovumValidationPipe());
-  app.enableShutdownHooks();
   return app;
+}
+
+/** True when a string anywhere in a parsed JSON value (plain objects and arrays only) holds a NUL. */
+export function containsNul(value: unknown, depth = 0): boolean {
+  if (typeof value === 'string') return value.includes('\u0000');
+  if (depth > 32 || value === null || typeof value !== 'object') return false;
+  const proto = Object.getPrototypeOf(value);
+  if (!Array.isArray(value) && proto !== Object.prototype && proto !== null) return false;
+  for (const [key, child] of Object.entries(value)) {
+    if (key.includes('\u0000') || containsNul(child, depth + 1)) return true;
+  }
+  return false;
 }
