@@ -1,0 +1,3 @@
+export * from './driver';
+export * from './states';
+export * from './fake/fake.driver';
