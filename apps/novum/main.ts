@@ -5,10 +5,12 @@ import { rootLogger, runService, ServiceDescriptor } from '@novum/common';
 import { BootstrapService } from '../identity/bootstrap.service';
 import { bootstrapPasswords, bootstrapSpec, writeClientConfig } from '../identity/first-start';
 import { identityService } from '../identity/http';
+import { imageService } from '../image/http';
+import { networkService } from '../network/http';
 import { TokenService } from '../identity/token/token.service';
 
 /** The HTTP services that run beside identity, each validating tokens through identity in-process. */
-const SERVICES: ServiceDescriptor[] = [];
+const SERVICES: ServiceDescriptor[] = [imageService, networkService];
 
 /**
  * The all-in-one cloud: every service in one process on the embedded default (SQLite in the data dir,

@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CloudHandle, startCloud } from './support/cloud';
 import { api, issueToken } from './support/keystone';
@@ -8,7 +8,16 @@ import { api, issueToken } from './support/keystone';
  * answer with the sample's status and a body of exactly the sample's shape (same keys at every level;
  * values differ, ids and times being fresh).
  */
-const SAMPLES = join(__dirname, '../../openstack-api-ref/identity/samples');
+const REFERENCE = join(__dirname, '../../openstack-api-ref');
+/**
+ * Every service with a samples directory; its paths are relative to that service's root URL. A service
+ * whose samples need fixtures (ids of things made first) checks them in its own
+ * `<service>-api-samples.e2e-spec.ts` instead.
+ */
+const SERVICES = readdirSync(REFERENCE)
+  .filter((name) => existsSync(join(REFERENCE, name, 'samples')))
+  .filter((name) => !existsSync(join(__dirname, `${name}-api-samples.e2e-spec.ts`)))
+  .sort();
 
 interface Sample {
   method: string;
@@ -32,7 +41,7 @@ export function shape(value: unknown, prefix = ''): string[] {
   return [];
 }
 
-describe('openstack-api-ref identity samples', () => {
+describe('openstack-api-ref samples', () => {
   let cloud: CloudHandle;
   let substitutions: Record<string, string>;
 
@@ -57,12 +66,24 @@ describe('openstack-api-ref identity samples', () => {
   const fill = (text: string) =>
     Object.entries(substitutions).reduce((t, [k, v]) => t.split(k).join(v), text);
 
-  const files = readdirSync(SAMPLES).filter((f) => f.endsWith('.json'));
-  it('has samples', () => expect(files.length).toBeGreaterThanOrEqual(10));
+  // Sorted, so that a service's samples run in a known order (a list sample may show what a create made).
+  const files = SERVICES.flatMap((service) =>
+    readdirSync(join(REFERENCE, service, 'samples'))
+      .filter((f) => f.endsWith('.json'))
+      .sort()
+      .map((f) => `${service}/${f}`),
+  );
+  it('has samples', () => {
+    expect(files.filter((f) => f.startsWith('identity/')).length).toBeGreaterThanOrEqual(10);
+    for (const service of SERVICES) expect(files.some((f) => f.startsWith(`${service}/`))).toBe(true);
+  });
 
   it.each(files)('%s', async (file) => {
-    const sample = JSON.parse(readFileSync(join(SAMPLES, file), 'utf8')) as Sample;
-    const response = await api(cloud.identityUrl, sample.method, fill(sample.path), {
+    const sample = JSON.parse(
+      readFileSync(join(REFERENCE, file.replace('/', '/samples/')), 'utf8'),
+    ) as Sample;
+    const service = file.split('/')[0];
+    const response = await api(cloud.services[service], sample.method, fill(sample.path), {
       token: sample.auth === 'admin' ? substitutions['@TOKEN@'] : undefined,
       headers: Object.fromEntries(Object.entries(sample.headers ?? {}).map(([k, v]) => [k, fill(v)])),
       raw: sample.request === undefined ? undefined : fill(JSON.stringify(sample.request)),

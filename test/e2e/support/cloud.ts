@@ -126,6 +126,8 @@ export async function startCloud(options: {
     async start() {
       const { openSync } = await import('node:fs');
       const out = openSync(logFile, 'a');
+      // A killed cloud leaves its ready.json behind; it must not pass for the new process being ready.
+      rmSync(join(dataDir, 'ready.json'), { force: true });
       child = spawn(process.execPath, [main], {
         env: { ...process.env, ...env },
         stdio: ['ignore', out, out],
