@@ -7,10 +7,11 @@ import { bootstrapPasswords, bootstrapSpec, writeClientConfig } from '../identit
 import { identityService } from '../identity/http';
 import { imageService } from '../image/http';
 import { networkService } from '../network/http';
+import { computeService } from '../compute-api/http';
 import { TokenService } from '../identity/token/token.service';
 
 /** The HTTP services that run beside identity, each validating tokens through identity in-process. */
-const SERVICES: ServiceDescriptor[] = [imageService, networkService];
+const SERVICES: ServiceDescriptor[] = [imageService, networkService, computeService];
 
 /**
  * The all-in-one cloud: every service in one process on the embedded default (SQLite in the data dir,

@@ -5,3 +5,4 @@ export * from './entities/identity';
 export * from './entities/network';
 export * from './transaction';
 export * from './entities/image';
+export * from './entities/compute';

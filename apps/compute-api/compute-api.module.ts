@@ -1,0 +1,70 @@
+import { DynamicModule, Module } from '@nestjs/common';
+import { authProviders, TokenValidator } from '@novum/auth';
+import { BusModule } from '@novum/bus';
+import { identityUrlFor, NOVUM_CONFIG, NovumConfig, publicUrl } from '@novum/common';
+import { DbModule } from '@novum/db';
+import { ComputeBootstrap } from './bootstrap.service';
+import { ComputeStore } from './compute.store';
+import { AvailabilityZonesController } from './controllers/availability-zones.controller';
+import { FlavorsController } from './controllers/flavors.controller';
+import { KeyPairsController } from './controllers/keypairs.controller';
+import {
+  LimitsController,
+  QuotaClassSetsController,
+  QuotaSetsController,
+} from './controllers/quotas.controller';
+import { ServerGroupsController } from './controllers/server-groups.controller';
+import { ServicesController } from './controllers/services.controller';
+import { VersionsController } from './controllers/versions.controller';
+import { FlavorService } from './flavor.service';
+import { IdentityCleanup } from './identity-cleanup';
+import { KeyPairService } from './keypair.service';
+import { QuotaService } from './quota.service';
+import { COMPUTE_ROOT_URL } from './serializers';
+import { ServerGroupService } from './server-group.service';
+
+/** The compute API's root (`http://host:8774/compute`); the catalog points at its `/v2.1`, as devstack's does. */
+export function computeRootUrl(config: NovumConfig): string {
+  return publicUrl(config, config.ports.compute, 'compute');
+}
+
+/** Nova API v2.1 with microversions: versions, flavors, key pairs, quotas, limits, zones, server groups, services. */
+@Module({})
+export class ComputeApiModule {
+  static forRoot(config: NovumConfig, validator?: unknown): DynamicModule {
+    return {
+      module: ComputeApiModule,
+      imports: [DbModule.forRoot(config), BusModule.forRoot({ amqpUrl: config.amqpUrl })],
+      controllers: [
+        VersionsController,
+        FlavorsController,
+        KeyPairsController,
+        QuotaSetsController,
+        QuotaClassSetsController,
+        LimitsController,
+        AvailabilityZonesController,
+        ServerGroupsController,
+        ServicesController,
+      ],
+      providers: [
+        { provide: NOVUM_CONFIG, useValue: config },
+        { provide: COMPUTE_ROOT_URL, useValue: computeRootUrl(config) },
+        ComputeStore,
+        FlavorService,
+        KeyPairService,
+        QuotaService,
+        ServerGroupService,
+        ComputeBootstrap,
+        IdentityCleanup,
+        ...authProviders({
+          identityPublicUrl: identityUrlFor(config),
+          identityUrl: identityUrlFor(config),
+          cacheSeconds: config.tokenCacheSeconds,
+          validator: validator
+            ? { provide: TokenValidator, useValue: validator as TokenValidator }
+            : undefined,
+        }),
+      ],
+    };
+  }
+}

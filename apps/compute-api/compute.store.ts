@@ -1,0 +1,46 @@
+import { Injectable } from '@nestjs/common';
+import {
+  ComputeServiceEntity,
+  FlavorAccessEntity,
+  FlavorEntity,
+  FlavorExtraSpecEntity,
+  KeyPairEntity,
+  QuotaClassEntity,
+  QuotaEntity,
+  ServerGroupEntity,
+  ServerGroupMemberEntity,
+} from '@novum/db';
+import { DataSource, QueryFailedError, Repository } from 'typeorm';
+
+/** The compute API's only way to the database: one repository per Nova table. */
+@Injectable()
+export class ComputeStore {
+  readonly flavors: Repository<FlavorEntity>;
+  readonly extraSpecs: Repository<FlavorExtraSpecEntity>;
+  readonly flavorAccess: Repository<FlavorAccessEntity>;
+  readonly keyPairs: Repository<KeyPairEntity>;
+  readonly quotas: Repository<QuotaEntity>;
+  readonly quotaClasses: Repository<QuotaClassEntity>;
+  readonly serverGroups: Repository<ServerGroupEntity>;
+  readonly serverGroupMembers: Repository<ServerGroupMemberEntity>;
+  readonly services: Repository<ComputeServiceEntity>;
+
+  constructor(readonly dataSource: DataSource) {
+    this.flavors = dataSource.getRepository(FlavorEntity);
+    this.extraSpecs = dataSource.getRepository(FlavorExtraSpecEntity);
+    this.flavorAccess = dataSource.getRepository(FlavorAccessEntity);
+    this.keyPairs = dataSource.getRepository(KeyPairEntity);
+    this.quotas = dataSource.getRepository(QuotaEntity);
+    this.quotaClasses = dataSource.getRepository(QuotaClassEntity);
+    this.serverGroups = dataSource.getRepository(ServerGroupEntity);
+    this.serverGroupMembers = dataSource.getRepository(ServerGroupMemberEntity);
+    this.services = dataSource.getRepository(ComputeServiceEntity);
+  }
+}
+
+/** True when a write broke a unique constraint (SQLite and PostgreSQL spell it differently). */
+export function isUniqueViolation(error: unknown): boolean {
+  if (!(error instanceof QueryFailedError)) return false;
+  const driverError = error.driverError as { code?: string; message?: string };
+  return driverError?.code === '23505' || /UNIQUE constraint failed/.test(driverError?.message ?? '');
+}

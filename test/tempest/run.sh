@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Runs Tempest against a Novum cloud and prints "passed/failed/skipped" and the failures.
+#
+#   test/tempest/run.sh [REGEX]            start a cloud from $NOVUM_DIST (default dist/) and test it
+#   NOVUM_DATA_DIR=/var/lib/novum test/tempest/run.sh [REGEX]   test the running cloud of that data dir
+#
+# REGEX defaults to the compute subset that works today. TEMPEST_PORT_BASE (default 20400) sets the
+# ports of a cloud this script starts; TEMPEST_INCLUDE_LIST=file runs an include list instead of a regex.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+TEMPLATES="${TEMPEST_TEMPLATES:-$ROOT/../shared/tempest}"
+REGEX="${1:-^tempest\.api\.compute\.(test_versions|flavors|keypairs|limits|servers\.test_server_group|servers\.test_availability_zone)}"
+WORK="$(mktemp -d /tmp/novum-tempest.XXXXXX)"
+CLOUD_PID=""
+
+cleanup() {
+  if [[ -n "$CLOUD_PID" ]]; then
+    kill "$CLOUD_PID" 2>/dev/null || true
+    wait "$CLOUD_PID" 2>/dev/null || true
+  fi
+}
+trap cleanup EXIT
+
+if [[ -n "${NOVUM_DATA_DIR:-}" && -f "$NOVUM_DATA_DIR/ready.json" ]]; then
+  DATA_DIR="$NOVUM_DATA_DIR"
+else
+  DATA_DIR="$WORK/data"
+  BASE_PORT="${TEMPEST_PORT_BASE:-20400}"
+  mkdir -p "$DATA_DIR"
+  NOVUM_DATA_DIR="$DATA_DIR" NOVUM_BIND_ADDRESS=127.0.0.1 NOVUM_PUBLIC_HOST=127.0.0.1 NOVUM_LOG_LEVEL=warn \
+    NOVUM_IDENTITY_PORT="$BASE_PORT" NOVUM_COMPUTE_PORT="$((BASE_PORT + 1))" \
+    NOVUM_IMAGE_PORT="$((BASE_PORT + 2))" NOVUM_NETWORK_PORT="$((BASE_PORT + 3))" \
+    NOVUM_ORCHESTRATION_PORT="$((BASE_PORT + 4))" \
+    node "${NOVUM_DIST:-$ROOT/dist}/apps/novum/main.js" >"$WORK/novum.log" 2>&1 &
+  CLOUD_PID=$!
+  for _ in $(seq 1 600); do
+    [[ -f "$DATA_DIR/ready.json" ]] && break
+    kill -0 "$CLOUD_PID" 2>/dev/null || { cat "$WORK/novum.log"; echo "the cloud did not start" >&2; exit 1; }
+    sleep 0.1
+  done
+  [[ -f "$DATA_DIR/ready.json" ]] || { echo "the cloud did not become ready" >&2; exit 1; }
+fi
+
+IDENTITY_URL="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["services"]["identity"])' "$DATA_DIR/ready.json")"
+BASE="${IDENTITY_URL%/identity}"
+PASSWORDS="$DATA_DIR/bootstrap-passwords.json"
+ADMIN_PASSWORD="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["admin"])' "$PASSWORDS")"
+DEMO_PASSWORD="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["demo"])' "$PASSWORDS")"
+
+# Images and the public network, when the cloud has them; dummy ids otherwise (tests that boot skip or fail).
+export OS_CLIENT_CONFIG_FILE="$DATA_DIR/clouds.yaml" OS_CLOUD=novum-admin
+IMAGE_ID="$(/usr/bin/openstack image list -f value -c ID 2>/dev/null | head -1 || true)"
+IMAGE_ID="${IMAGE_ID:-00000000-0000-4000-8000-000000000001}"
+PUBLIC_NET_ID="$(/usr/bin/openstack network list --external -f value -c ID 2>/dev/null | head -1 || true)"
+PUBLIC_NET_ID="${PUBLIC_NET_ID:-00000000-0000-4000-8000-000000000002}"
+
+render() {
+  sed -e "s|@@BASE@@|$BASE|g" -e "s|@@IMAGE_ID@@|$IMAGE_ID|g" -e "s|@@IMAGE_ALT_ID@@|$IMAGE_ID|g" \
+    -e "s|@@PUBLIC_NET_ID@@|$PUBLIC_NET_ID|g" -e "s|@@ADMIN_PASSWORD@@|$ADMIN_PASSWORD|g" \
+    -e "s|@@DEMO_PASSWORD@@|$DEMO_PASSWORD|g" "$1"
+}
+
+cd "$WORK"
+/usr/bin/tempest init --workspace-path "$WORK/workspace.yaml" --name "novum-${WORK##*.}" ws >/dev/null
+render "$TEMPLATES/tempest.conf.template" >ws/etc/tempest.conf
+render "$TEMPLATES/accounts.yaml.template" >ws/etc/accounts.yaml
+cd ws
+set +e
+if [[ -n "${TEMPEST_INCLUDE_LIST:-}" ]]; then
+  /usr/bin/tempest run --include-list "$TEMPEST_INCLUDE_LIST" --concurrency 1 >"$WORK/tempest.out" 2>&1
+else
+  /usr/bin/tempest run --regex "$REGEX" --concurrency 1 >"$WORK/tempest.out" 2>&1
+fi
+set -e
+
+python3 - "$WORK/tempest.out" <<'PY'
+import re, sys
+text = open(sys.argv[1], errors="replace").read()
+counts = {k: int(v) for k, v in re.findall(r"^ - (Passed|Failed|Skipped): (\d+)", text, re.M)}
+failures = sorted(set(re.findall(r"^\{\d+\} (\S+) \[[^\]]*\] \.\.\. FAILED", text, re.M)))
+print(f"tempest: {counts.get('Passed', 0)} passed/{counts.get('Failed', 0)} failed/{counts.get('Skipped', 0)} skipped")
+for name in failures:
+    print(f"FAILED {name}")
+PY
+echo "full output: $WORK/tempest.out (workspace $WORK/ws)"
