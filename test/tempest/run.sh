@@ -5,7 +5,9 @@
 #   NOVUM_DATA_DIR=/var/lib/novum test/tempest/run.sh [REGEX]   test the running cloud of that data dir
 #
 # REGEX defaults to the compute subset that works today. TEMPEST_PORT_BASE (default 20400) sets the
-# ports of a cloud this script starts; TEMPEST_INCLUDE_LIST=file runs an include list instead of a regex.
+# ports of a cloud this script starts; TEMPEST_INCLUDE_LIST=file runs an include list instead of a regex;
+# TEMPEST_EXCLUDE=regex leaves out tests known to need what Novum does not have yet. The exit status is 0
+# only when at least one test ran and none failed.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -13,12 +15,15 @@ TEMPLATES="${TEMPEST_TEMPLATES:-$ROOT/../shared/tempest}"
 REGEX="${1:-^tempest\.api\.compute\.(test_versions|flavors|keypairs|limits|servers\.test_server_group|servers\.test_availability_zone)}"
 WORK="$(mktemp -d /tmp/novum-tempest.XXXXXX)"
 CLOUD_PID=""
+STATUS=1
 
 cleanup() {
   if [[ -n "$CLOUD_PID" ]]; then
     kill "$CLOUD_PID" 2>/dev/null || true
     wait "$CLOUD_PID" 2>/dev/null || true
   fi
+  # A passing run leaves nothing behind; a failing one keeps its workspace and log to read.
+  if [[ "$STATUS" == 0 ]]; then rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 
@@ -70,10 +75,12 @@ set +e
 if [[ -n "${TEMPEST_INCLUDE_LIST:-}" ]]; then
   /usr/bin/tempest run --include-list "$TEMPEST_INCLUDE_LIST" --concurrency 1 >"$WORK/tempest.out" 2>&1
 else
-  /usr/bin/tempest run --regex "$REGEX" --concurrency 1 >"$WORK/tempest.out" 2>&1
+  /usr/bin/tempest run --regex "$REGEX" ${TEMPEST_EXCLUDE:+--exclude-regex "$TEMPEST_EXCLUDE"} --concurrency 1 \
+    >"$WORK/tempest.out" 2>&1
 fi
 set -e
 
+set +e
 python3 - "$WORK/tempest.out" <<'PY'
 import re, sys
 text = open(sys.argv[1], errors="replace").read()
@@ -82,5 +89,8 @@ failures = sorted(set(re.findall(r"^\{\d+\} (\S+) \[[^\]]*\] \.\.\. FAILED", tex
 print(f"tempest: {counts.get('Passed', 0)} passed/{counts.get('Failed', 0)} failed/{counts.get('Skipped', 0)} skipped")
 for name in failures:
     print(f"FAILED {name}")
+sys.exit(0 if counts.get("Passed", 0) > 0 and counts.get("Failed", 0) == 0 and not failures else 1)
 PY
-echo "full output: $WORK/tempest.out (workspace $WORK/ws)"
+STATUS=$?
+[[ "$STATUS" == 0 ]] || echo "full output: $WORK/tempest.out (workspace $WORK/ws)"
+exit $STATUS
