@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { rootLogger, runService, ServiceDescriptor } from '@novum/common';
+import { rootLogger, runService, ServiceDescriptor, WorkerDescriptor } from '@novum/common';
 import { BootstrapService } from '../identity/bootstrap.service';
 import { bootstrapPasswords, bootstrapSpec, writeClientConfig } from '../identity/first-start';
 import { identityService } from '../identity/http';
@@ -9,9 +9,14 @@ import { imageService } from '../image/http';
 import { networkService } from '../network/http';
 import { computeService } from '../compute-api/http';
 import { TokenService } from '../identity/token/token.service';
+import { conductorWorker } from '../conductor/worker';
+import { computeWorker } from '../compute/worker';
 
 /** The HTTP services that run beside identity, each validating tokens through identity in-process. */
 const SERVICES: ServiceDescriptor[] = [imageService, networkService, computeService];
+
+/** The services without HTTP (bus only), started after the HTTP services' bootstrap, closed before them. */
+const WORKERS: WorkerDescriptor[] = [conductorWorker, computeWorker];
 
 /**
  * The all-in-one cloud: every service in one process on the embedded default (SQLite in the data dir,
@@ -40,6 +45,8 @@ runService(async (config) => {
   const files = writeClientConfig(config, passwords);
   await identity.listen(config.ports.identity, config.bindAddress);
   for (const [i, app] of others.entries()) await app.listen(SERVICES[i].port(config), config.bindAddress);
+  const workers = [];
+  for (const worker of WORKERS) workers.push(...(await worker.start(config)));
 
   const urls = Object.fromEntries(all.map((s) => [s.name, s.catalogEntry(config).url]));
   writeFileSync(readyFile, JSON.stringify({ pid: process.pid, services: urls }, null, 2));
@@ -48,5 +55,5 @@ runService(async (config) => {
     `Novum is running. Use it with: export OS_CLIENT_CONFIG_FILE=${files.cloudsYaml} OS_CLOUD=novum-admin; openstack token issue`,
   );
   const forgetReady = { close: async () => rmSync(readyFile, { force: true }) };
-  return [identity, ...others, forgetReady];
+  return [identity, ...others, ...workers, forgetReady];
 });

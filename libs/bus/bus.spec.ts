@@ -132,6 +132,23 @@ describe('MessageBus', () => {
     });
   });
 
+  it('serves a queue named at run time with handlers by method name', async () => {
+    const bus = (await boot()).get(MessageBus);
+    await bus.serve('compute.host7', {
+      get_console: (payload, message) => ({ host: 'host7', payload, method: message.method }),
+    });
+
+    await expect(bus.call('compute.host7', 'get_console', { id: 'a' })).resolves.toEqual({
+      host: 'host7',
+      payload: { id: 'a' },
+      method: 'get_console',
+    });
+    await expect(bus.call('compute.host7', 'reboot', {})).rejects.toMatchObject({
+      remoteName: 'NoSuchMethodError',
+      message: 'Queue compute.host7 has no method reboot',
+    });
+  });
+
   it('refuses to start with an @RpcMethod outside a @BusConsumer', async () => {
     // Not closed afterwards: close() would rethrow the failed init, and an in-process bus holds nothing.
     const app = await Test.createTestingModule({

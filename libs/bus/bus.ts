@@ -5,7 +5,7 @@ import { BusMessage, BusTransport, DEFAULT_CALL_TIMEOUT_MS } from './transport';
 
 export const BUS_TRANSPORT = Symbol('BUS_TRANSPORT');
 
-type BoundHandler = (payload: unknown, message: BusMessage) => unknown;
+export type BoundHandler = (payload: unknown, message: BusMessage) => unknown;
 
 /** What a caller gets (as a RemoteError of this name) for a method no consumer of the queue has. */
 class NoSuchMethodError extends Error {
@@ -43,20 +43,30 @@ export class MessageBus implements OnApplicationBootstrap, OnApplicationShutdown
     return this.transport.publish(topic, event, payload);
   }
 
+  /**
+   * Serves `queue` with handlers by method name, for queues whose name is only known at run time (one
+   * compute agent's `compute.<host>`). Like a @BusConsumer, it serves until the app shuts down.
+   */
+  async serve(queue: string, handlers: Readonly<Record<string, BoundHandler>>): Promise<void> {
+    await this.serveMethods(queue, new Map(Object.entries(handlers)));
+  }
+
   async onApplicationBootstrap(): Promise<void> {
     const { methods, listeners } = this.discoverHandlers();
-    for (const [queue, handlers] of methods) {
-      await this.transport.serve(queue, async (method, payload, message) => {
-        const handler = handlers.get(method);
-        if (!handler) throw new NoSuchMethodError(queue, method);
-        return handler(payload, message);
-      });
-    }
+    for (const [queue, handlers] of methods) await this.serveMethods(queue, handlers);
     for (const [topic, events] of listeners) {
       await this.transport.subscribe(topic, async (event, payload, message) => {
         await Promise.all((events.get(event) ?? []).map((listener) => listener(payload, message)));
       });
     }
+  }
+
+  private serveMethods(queue: string, handlers: ReadonlyMap<string, BoundHandler>): Promise<void> {
+    return this.transport.serve(queue, async (method, payload, message) => {
+      const handler = handlers.get(method);
+      if (!handler) throw new NoSuchMethodError(queue, method);
+      return handler(payload, message);
+    });
   }
 
   async onApplicationShutdown(): Promise<void> {

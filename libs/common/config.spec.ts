@@ -54,6 +54,23 @@ describe('configuration', () => {
     }
   });
 
+  it('reads the compute control plane settings, refusing unknown drivers', () => {
+    expect(loadConfig({})).toMatchObject({
+      computeDrivers: ['fake'],
+      fakeHosts: 1,
+      reportIntervalSeconds: 10,
+      serviceDownTimeSeconds: 60,
+      powerSyncIntervalSeconds: 60,
+    });
+    expect(loadConfig({ NOVUM_COMPUTE_DRIVERS: 'kvm, container', NOVUM_FAKE_HOSTS: '3' })).toMatchObject({
+      computeDrivers: ['kvm', 'container'],
+      fakeHosts: 3,
+    });
+    expect(() => loadConfig({ NOVUM_COMPUTE_DRIVERS: 'fake,xen', NOVUM_FAKE_HOSTS: '0' })).toThrow(
+      /NOVUM_COMPUTE_DRIVERS="fake,xen": unknown driver xen[\s\S]*NOVUM_FAKE_HOSTS/,
+    );
+  });
+
   it('is documented in the README table, variable by variable', () => {
     const readme = readFileSync(join(__dirname, '../../README.md'), 'utf8');
     for (const setting of listSettings()) expect(readme).toContain(`| \`${setting.env}\` |`);

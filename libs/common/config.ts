@@ -21,6 +21,11 @@ export interface NovumConfig {
   demoPassword: string | undefined;
   imageSizeCap: number;
   imageProjectQuota: number;
+  computeDrivers: string[];
+  fakeHosts: number;
+  reportIntervalSeconds: number;
+  serviceDownTimeSeconds: number;
+  powerSyncIntervalSeconds: number;
   ports: { identity: number; compute: number; image: number; network: number; orchestration: number };
 }
 
@@ -164,6 +169,43 @@ export const SETTINGS: Settings = {
     describe: 'Bytes of image data each project may store (0: unlimited; over it, uploads get 413)',
     default: '0',
     parse: nonNegativeInt,
+  },
+  computeDrivers: {
+    env: 'NOVUM_COMPUTE_DRIVERS',
+    describe:
+      'Comma-separated virt drivers this host offers (`fake` for now); a flavor without `novum:driver` runs on the first',
+    default: 'fake',
+    parse: (raw) => {
+      const drivers = raw.split(',').map((name) => name.trim());
+      const unknown = drivers.filter((name) => !['fake', 'kvm', 'container'].includes(name));
+      if (unknown.length) throw new Error(`unknown driver ${unknown.join(', ')} (fake, kvm or container)`);
+      return drivers;
+    },
+  },
+  fakeHosts: {
+    env: 'NOVUM_FAKE_HOSTS',
+    describe:
+      'Compute agents on the fake driver this process runs: 1 is host `NOVUM_HOST`, more are `<host>-1` .. `<host>-N` (scale tests)',
+    default: '1',
+    parse: positiveInt,
+  },
+  reportIntervalSeconds: {
+    env: 'NOVUM_REPORT_INTERVAL',
+    describe: 'Seconds between the heartbeats (and resource reports) of the conductor and compute agents',
+    default: '10',
+    parse: positiveInt,
+  },
+  serviceDownTimeSeconds: {
+    env: 'NOVUM_SERVICE_DOWN_TIME',
+    describe: 'A compute service silent for longer than this many seconds is `down` and gets no new servers',
+    default: '60',
+    parse: positiveInt,
+  },
+  powerSyncIntervalSeconds: {
+    env: 'NOVUM_POWER_SYNC_INTERVAL',
+    describe: "Seconds between a compute agent's power-state syncs of its guests with the database",
+    default: '60',
+    parse: positiveInt,
   },
   ports: {
     identity: { env: 'NOVUM_IDENTITY_PORT', describe: 'Keystone API port', default: '5000', parse: port },

@@ -54,3 +54,21 @@ export function runStandaloneService(descriptor: ServiceDescriptor): void {
     return [app];
   });
 }
+
+/**
+ * A service without HTTP (the conductor, the compute agents): the all-in-one starts it in-process after
+ * the HTTP services; alone, `runStandaloneWorker` runs it. It resolves with what to close on shutdown.
+ */
+export interface WorkerDescriptor {
+  name: string;
+  start(config: NovumConfig): Promise<{ close(): Promise<unknown> }[]>;
+}
+
+/** `main.ts` of a worker that runs on its own. */
+export function runStandaloneWorker(descriptor: WorkerDescriptor): void {
+  runService(async (config) => {
+    const started = await descriptor.start(config);
+    rootLogger().info({ service: descriptor.name }, `${descriptor.name} is running`);
+    return started;
+  });
+}

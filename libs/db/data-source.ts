@@ -5,17 +5,26 @@ import { IDENTITY_ENTITIES } from './entities/identity';
 import { NETWORK_ENTITIES } from './entities/network';
 import { IMAGE_ENTITIES } from './entities/image';
 import { COMPUTE_ENTITIES } from './entities/compute';
+import { INSTANCE_ENTITIES } from './entities/instance';
 import { Identity1764316800000 } from './migrations/1764316800000-identity';
 import { Network1764330000000 } from './migrations/1764330000000-network';
 import { Image1764403200000 } from './migrations/1764403200000-image';
 import { Compute1764480000000 } from './migrations/1764480000000-compute';
+import { Instance1764489600000 } from './migrations/1764489600000-instance';
 
-export const ENTITIES = [...IDENTITY_ENTITIES, ...NETWORK_ENTITIES, ...IMAGE_ENTITIES, ...COMPUTE_ENTITIES];
+export const ENTITIES = [
+  ...IDENTITY_ENTITIES,
+  ...NETWORK_ENTITIES,
+  ...IMAGE_ENTITIES,
+  ...COMPUTE_ENTITIES,
+  ...INSTANCE_ENTITIES,
+];
 export const MIGRATIONS = [
   Identity1764316800000,
   Network1764330000000,
   Image1764403200000,
   Compute1764480000000,
+  Instance1764489600000,
 ];
 
 export interface DatabaseSettings {

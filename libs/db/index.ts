@@ -6,3 +6,4 @@ export * from './entities/network';
 export * from './transaction';
 export * from './entities/image';
 export * from './entities/compute';
+export * from './entities/instance';

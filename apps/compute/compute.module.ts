@@ -1,0 +1,32 @@
+import { DynamicModule, Module } from '@nestjs/common';
+import { DataSource } from 'typeorm';
+import { BusModule, MessageBus } from '@novum/bus';
+import { NovumConfig } from '@novum/common';
+import { ComputeRpcClient, InstanceRecords } from '@novum/compute';
+import { DbModule } from '@novum/db';
+import { AGENT_OPTIONS, AgentOptions, ComputeManager } from './compute-manager';
+
+/** One host's compute agent: bus only, no HTTP. A process may run several (fake hosts for scale tests). */
+@Module({})
+export class ComputeAgentModule {
+  static forRoot(config: NovumConfig, options: AgentOptions): DynamicModule {
+    return {
+      module: ComputeAgentModule,
+      imports: [DbModule.forRoot(config), BusModule.forRoot({ amqpUrl: config.amqpUrl })],
+      providers: [
+        { provide: AGENT_OPTIONS, useValue: options },
+        {
+          provide: InstanceRecords,
+          useFactory: (ds: DataSource) => new InstanceRecords(ds),
+          inject: [DataSource],
+        },
+        {
+          provide: ComputeRpcClient,
+          useFactory: (bus: MessageBus) => new ComputeRpcClient(bus),
+          inject: [MessageBus],
+        },
+        ComputeManager,
+      ],
+    };
+  }
+}

@@ -1,0 +1,28 @@
+import { ComputeDriver, FakeDriver, FakeDriverOptions } from '@novum/virt';
+
+/**
+ * The fake hypervisors of this process, by host. A fake guest lives in memory, so the hypervisor outlives
+ * its agent: an agent stopped and started again in the same process finds its guests, as a real agent
+ * finds its qemu processes and containers after a restart.
+ */
+const fakeHypervisors = new Map<string, FakeDriver>();
+
+export function fakeHypervisor(host: string, options: FakeDriverOptions = {}): FakeDriver {
+  let driver = fakeHypervisors.get(host);
+  if (!driver) fakeHypervisors.set(host, (driver = new FakeDriver(options)));
+  return driver;
+}
+
+/** The drivers NOVUM_COMPUTE_DRIVERS names for one host; kvm and container come with their issues. */
+export function createDrivers(names: readonly string[], host: string): ComputeDriver[] {
+  return names.map((name) => {
+    if (name === 'fake') return fakeHypervisor(host);
+    throw new Error(`The ${name} driver is not available yet; set NOVUM_COMPUTE_DRIVERS=fake`);
+  });
+}
+
+/** Host names of the agents one process runs: the host itself, or `<host>-1..N` for several fake hosts. */
+export function agentHosts(host: string, fakeHosts: number): string[] {
+  if (fakeHosts <= 1) return [host];
+  return Array.from({ length: fakeHosts }, (_, i) => `${host}-${i + 1}`);
+}

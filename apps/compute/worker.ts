@@ -1,0 +1,35 @@
+import { INestApplicationContext } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { NovumConfig, PinoNestLogger, WorkerDescriptor } from '@novum/common';
+import { AgentOptions } from './compute-manager';
+import { ComputeAgentModule } from './compute.module';
+import { agentHosts, createDrivers } from './drivers';
+
+/** Starts one host's agent as its own Nest application context (its own bus consumer and heartbeat). */
+export async function startAgent(
+  config: NovumConfig,
+  options: Partial<AgentOptions> & Pick<AgentOptions, 'host'>,
+): Promise<INestApplicationContext> {
+  const app = await NestFactory.createApplicationContext(
+    ComputeAgentModule.forRoot(config, {
+      drivers: createDrivers(config.computeDrivers, options.host),
+      reportIntervalSeconds: config.reportIntervalSeconds,
+      powerSyncIntervalSeconds: config.powerSyncIntervalSeconds,
+      ...options,
+    }),
+    { logger: new PinoNestLogger() },
+  );
+  await app.init();
+  return app;
+}
+
+/** The compute agents of this process: one for NOVUM_HOST, or NOVUM_FAKE_HOSTS of them. */
+export const computeWorker: WorkerDescriptor = {
+  name: 'compute',
+  async start(config) {
+    const agents: INestApplicationContext[] = [];
+    for (const host of agentHosts(config.host, config.fakeHosts))
+      agents.push(await startAgent(config, { host }));
+    return agents;
+  },
+};

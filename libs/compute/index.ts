@@ -1,0 +1,5 @@
+export * from './claims';
+export * from './contract';
+export * from './instance-records';
+export * from './rpc-client';
+export * from './service-state';
