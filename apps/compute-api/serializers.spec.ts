@@ -174,7 +174,7 @@ describe('service views', () => {
   };
 
   it('shows Nova 2.1 fields, forced_down from 2.11 and the uuid as id from 2.53', () => {
-    expect(serviceView(service, now, v('2.1'))).toEqual({
+    expect(serviceView(service, now, 60, v('2.1'))).toEqual({
       id: 3,
       binary: 'nova-compute',
       host: 'host1',
@@ -184,13 +184,14 @@ describe('service views', () => {
       updated_at: '2026-11-28T08:00:30.000000',
       disabled_reason: 'maintenance',
     });
-    expect(serviceView(service, now, v('2.11')).forced_down).toBe(false);
-    expect(serviceView(service, now, v('2.53')).id).toBe(service.uuid);
+    expect(serviceView(service, now, 60, v('2.11')).forced_down).toBe(false);
+    expect(serviceView(service, now, 60, v('2.53')).id).toBe(service.uuid);
   });
 
   it('is down when silent for longer than the down time, or forced down', () => {
-    expect(serviceView(service, now + 61_000, v('2.1')).state).toBe('down');
-    expect(serviceView({ ...service, forcedDown: true }, now, v('2.1')).state).toBe('down');
-    expect(serviceView({ ...service, binary: 'nova-conductor' }, now, v('2.1')).zone).toBe('internal');
+    expect(serviceView(service, now + 61_000, 60, v('2.1')).state).toBe('down');
+    expect(serviceView(service, now + 61_000, 120, v('2.1')).state).toBe('up');
+    expect(serviceView({ ...service, forcedDown: true }, now, 60, v('2.1')).state).toBe('down');
+    expect(serviceView({ ...service, binary: 'nova-conductor' }, now, 60, v('2.1')).zone).toBe('internal');
   });
 });

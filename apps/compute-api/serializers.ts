@@ -1,3 +1,4 @@
+import { isServiceUp } from '@novum/compute';
 import { ComputeServiceEntity, KeyPairEntity } from '@novum/db';
 import { FlavorView } from './flavor.service';
 import { ApiVersion, renderView, ViewStep } from './microversion';
@@ -151,24 +152,21 @@ export function serverGroupView(group: ServerGroupView, version: ApiVersion) {
   return renderView(SERVER_GROUP, group, version);
 }
 
-/** Nova's `service_down_time`: a service silent for longer is `down`. */
-export const SERVICE_DOWN_SECONDS = 60;
-
-type ServiceCtx = { service: ComputeServiceEntity; now: number };
+/** `downTimeSeconds` is Nova's `service_down_time` (NOVUM_SERVICE_DOWN_TIME): a service silent longer is down. */
+type ServiceCtx = { service: ComputeServiceEntity; now: number; downTimeSeconds: number };
 
 const SERVICE: ViewStep<ServiceCtx>[] = [
   { since: '2.1', until: '2.53', apply: (v, { service }) => (v.id = service.id) },
   { since: '2.53', apply: (v, { service }) => (v.id = service.uuid) },
   {
     since: '2.1',
-    apply: (v, { service, now }) => {
+    apply: (v, { service, now, downTimeSeconds }) => {
       const seen = service.lastSeenUp ?? service.updatedAt ?? service.createdAt;
-      const alive = now - Date.parse(seen) <= SERVICE_DOWN_SECONDS * 1000;
       v.binary = service.binary;
       v.host = service.host;
       v.zone = service.binary === 'nova-compute' ? 'nova' : 'internal';
       v.status = service.disabled ? 'disabled' : 'enabled';
-      v.state = alive && !service.forcedDown ? 'up' : 'down';
+      v.state = isServiceUp(service, now, downTimeSeconds) ? 'up' : 'down';
       v.updated_at = novaTime(seen);
       v.disabled_reason = service.disabledReason;
     },
@@ -176,8 +174,13 @@ const SERVICE: ViewStep<ServiceCtx>[] = [
   { since: '2.11', apply: (v, { service }) => (v.forced_down = service.forcedDown) },
 ];
 
-export function serviceView(service: ComputeServiceEntity, now: number, version: ApiVersion) {
-  return renderView(SERVICE, { service, now }, version);
+export function serviceView(
+  service: ComputeServiceEntity,
+  now: number,
+  downTimeSeconds: number,
+  version: ApiVersion,
+) {
+  return renderView(SERVICE, { service, now, downTimeSeconds }, version);
 }
 
 /** Nova's timestamps: ISO 8601 without the fraction and zone (`2026-11-28T07:30:00.000000`). */

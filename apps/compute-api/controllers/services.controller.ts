@@ -1,5 +1,6 @@
-import { Controller, Get } from '@nestjs/common';
+import { Controller, Get, Inject } from '@nestjs/common';
 import { Auth, AuthContext } from '@novum/auth';
+import { NOVUM_CONFIG, NovumConfig } from '@novum/common';
 import { ComputeStore } from '../compute.store';
 import { ApiVersion, Microversion } from '../microversion';
 import { adminOnly } from '../policy';
@@ -12,7 +13,10 @@ import { serviceView } from '../serializers';
  */
 @Controller('v2.1/os-services')
 export class ServicesController {
-  constructor(private readonly store: ComputeStore) {}
+  constructor(
+    private readonly store: ComputeStore,
+    @Inject(NOVUM_CONFIG) private readonly config: NovumConfig,
+  ) {}
 
   @Get()
   async list(@Auth() auth: AuthContext, @NovaQuery() query: NovaQueryParams, @Microversion() v: ApiVersion) {
@@ -22,6 +26,6 @@ export class ServicesController {
     if (query.binary !== undefined) where.binary = query.binary;
     const services = await this.store.services.find({ where, order: { id: 'ASC' } });
     const now = Date.now();
-    return { services: services.map((s) => serviceView(s, now, v)) };
+    return { services: services.map((s) => serviceView(s, now, this.config.serviceDownTimeSeconds, v)) };
   }
 }
