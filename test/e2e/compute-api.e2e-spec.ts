@@ -645,11 +645,23 @@ describe('compute API', () => {
       );
     });
 
-    it('lists services to admins only (none registered before the compute agents exist)', async () => {
-      expect((await admin('GET', '/os-services')).body).toEqual({ services: [] });
-      expect(
-        (await admin('GET', '/os-services?binary=nova-compute&host=h', { version: '2.53' })).status,
-      ).toBe(200);
+    it('lists the conductor, scheduler and compute agent to admins only, with filters', async () => {
+      const all = (await admin('GET', '/os-services')).body.services;
+      expect(all.map((s: any) => s.binary).sort()).toEqual([
+        'nova-compute',
+        'nova-conductor',
+        'nova-scheduler',
+      ]);
+      for (const service of all) expect(service).toMatchObject({ state: 'up', status: 'enabled' });
+      expect(all.find((s: any) => s.binary === 'nova-compute').zone).toBe('nova');
+      const computes = await admin('GET', `/os-services?binary=nova-compute&host=${all[0].host}`, {
+        version: '2.53',
+      });
+      expect(computes.status).toBe(200);
+      expect(computes.body.services).toEqual([
+        expect.objectContaining({ binary: 'nova-compute', id: expect.any(String) }),
+      ]);
+      expect((await admin('GET', '/os-services?host=no-such-host')).body).toEqual({ services: [] });
       const member = await demo('GET', '/os-services');
       expect(member.status).toBe(403);
       expect(member.body.forbidden.message).toBe(
