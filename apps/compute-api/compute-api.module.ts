@@ -1,7 +1,7 @@
 import { DynamicModule, Module } from '@nestjs/common';
-import { authProviders, TokenValidator } from '@novum/auth';
+import { serviceAuthProviders } from '@novum/auth';
 import { BusModule } from '@novum/bus';
-import { identityUrlFor, NOVUM_CONFIG, NovumConfig, publicUrl } from '@novum/common';
+import { NOVUM_CONFIG, NovumConfig, publicUrl } from '@novum/common';
 import { DbModule } from '@novum/db';
 import { ComputeBootstrap } from './bootstrap.service';
 import { ComputeStore } from './compute.store';
@@ -56,14 +56,7 @@ export class ComputeApiModule {
         ServerGroupService,
         ComputeBootstrap,
         IdentityCleanup,
-        ...authProviders({
-          identityPublicUrl: identityUrlFor(config),
-          identityUrl: identityUrlFor(config),
-          cacheSeconds: config.tokenCacheSeconds,
-          validator: validator
-            ? { provide: TokenValidator, useValue: validator as TokenValidator }
-            : undefined,
-        }),
+        ...serviceAuthProviders(config, validator),
       ],
     };
   }

@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 import { DynamicModule, Module } from '@nestjs/common';
-import { authProviders, TokenValidator } from '@novum/auth';
+import { serviceAuthProviders } from '@novum/auth';
 import { BusModule } from '@novum/bus';
-import { identityUrlFor, NOVUM_CONFIG, NovumConfig, publicUrl } from '@novum/common';
+import { NOVUM_CONFIG, NovumConfig, publicUrl } from '@novum/common';
 import { DbModule } from '@novum/db';
 import { ImagesController } from './controllers/images.controller';
 import { InfoController, SchemasController } from './controllers/schemas.controller';
@@ -40,14 +40,7 @@ export class ImageModule {
         ImageDataService,
         MemberService,
         ProjectCleanup,
-        ...authProviders({
-          identityPublicUrl: identityUrlFor(config),
-          identityUrl: identityUrlFor(config),
-          cacheSeconds: config.tokenCacheSeconds,
-          validator: validator
-            ? { provide: TokenValidator, useValue: validator as TokenValidator }
-            : undefined,
-        }),
+        ...serviceAuthProviders(config, validator),
       ],
     };
   }

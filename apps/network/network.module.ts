@@ -1,7 +1,7 @@
 import { DynamicModule, Module } from '@nestjs/common';
-import { authProviders, TokenValidator } from '@novum/auth';
+import { serviceAuthProviders } from '@novum/auth';
 import { BusModule } from '@novum/bus';
-import { identityUrlFor, NOVUM_CONFIG, NovumConfig, publicUrl } from '@novum/common';
+import { NOVUM_CONFIG, NovumConfig, publicUrl } from '@novum/common';
 import { DbModule } from '@novum/db';
 import { NetworkBootstrap } from './bootstrap.service';
 import { NetworksController, SubnetsController } from './controllers/networks.controller';
@@ -59,14 +59,7 @@ export class NetworkModule {
         RouterService,
         TagService,
         NetworkBootstrap,
-        ...authProviders({
-          identityPublicUrl: identityUrlFor(config),
-          identityUrl: identityUrlFor(config),
-          cacheSeconds: config.tokenCacheSeconds,
-          validator: validator
-            ? { provide: TokenValidator, useValue: validator as TokenValidator }
-            : undefined,
-        }),
+        ...serviceAuthProviders(config, validator),
       ],
     };
   }

@@ -1,4 +1,5 @@
 import { Provider } from '@nestjs/common';
+import { identityUrlFor, NovumConfig } from '@novum/common';
 import { APP_GUARD } from '@nestjs/core';
 import { AuthGuard, WWW_AUTHENTICATE_URI } from './auth.guard';
 import { RemoteTokenValidator, TokenValidator } from './token-validator';
@@ -28,4 +29,17 @@ export function authProviders(options: AuthOptions): Provider[] {
     { provide: WWW_AUTHENTICATE_URI, useValue: options.identityPublicUrl },
     { provide: APP_GUARD, useClass: AuthGuard },
   ];
+}
+
+/**
+ * authProviders for a service other than identity: the in-process validator the all-in-one hands over,
+ * or validation through the identity API (NOVUM_IDENTITY_URL) with the configured cache when it runs alone.
+ */
+export function serviceAuthProviders(config: NovumConfig, validator?: unknown): Provider[] {
+  return authProviders({
+    identityPublicUrl: identityUrlFor(config),
+    identityUrl: identityUrlFor(config),
+    cacheSeconds: config.tokenCacheSeconds,
+    validator: validator ? { provide: TokenValidator, useValue: validator as TokenValidator } : undefined,
+  });
 }
