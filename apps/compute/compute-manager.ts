@@ -17,31 +17,45 @@ import {
   ComputeMethod,
   computeQueue,
   ComputeRpcClient,
+  confirmMigrationClaim,
   ConsoleOutputRequest,
   DRIVER_EXTRA_SPEC,
   errorMessage,
+  InstanceCallRequest,
   InstanceRecords,
   InstanceRequest,
+  MigrationSourceRequest,
   RebootInstanceRequest,
+  RebuildInstanceRequest,
   recomputeUsage,
   release,
+  RescueInstanceRequest,
+  ResizeInstanceRequest,
   ServiceHeartbeat,
+  SetAdminPasswordRequest,
+  ShelveInstanceRequest,
+  SnapshotInstanceRequest,
 } from '@novum/compute';
 import {
   ComputeNodeEntity,
   InstanceEntity,
+  InstanceFlavor,
   nowIso,
   ServerGroupEntity,
   ServerGroupMemberEntity,
 } from '@novum/db';
 import {
   ComputeDriver,
+  ConsoleEndpoint,
+  Diagnostics,
+  FlavorSpec,
   ImageSource,
   InstanceNotFound,
   InstanceInvalidState,
   InstanceSpec,
   NotSupportedByDriver,
   PowerState,
+  SnapshotData,
   TaskState,
   VmState,
 } from '@novum/virt';
@@ -56,7 +70,60 @@ export interface AgentOptions {
   powerSyncIntervalSeconds: number;
   /** Nova's initial allocation ratios by default: 16 vCPUs per core, 1.5 x RAM, 1.0 x disk. */
   allocationRatios?: { cpu: number; ram: number; disk: number };
+  /** NOVUM_RESIZE_CONFIRM_WINDOW: resizes older than this are confirmed by the agent; 0 never. */
+  resizeConfirmWindowSeconds?: number;
+  /** NOVUM_SHELVED_OFFLOAD_TIME: 0 offloads at once, -1 never, more after that many seconds. */
+  shelvedOffloadTimeSeconds?: number;
+  /** NOVUM_RECLAIM_INSTANCE_INTERVAL: soft-deleted instances older than this are deleted; 0 never. */
+  reclaimInstanceIntervalSeconds?: number;
+  /** Seconds between the periodic tasks (auto-confirm, offload, reclaim); the power-sync interval by default. */
+  periodicIntervalSeconds?: number;
+  /** Stores a snapshot's bytes in the image service (`PUT /v2/images/{id}/file`); absent: snapshots fail. */
+  imageUpload?: ImageUpload;
 }
+
+/** Uploads a snapshot's data to the queued image `imageId`. */
+export type ImageUpload = (imageId: string, snapshot: SnapshotData) => Promise<void>;
+
+/** The instance's system_metadata keys this agent writes (JSON strings where noted). */
+export const SysMeta = {
+  OLD_VM_STATE: 'old_vm_state',
+  MIGRATION_ID: 'migration_id',
+  SOURCE_HOST: 'migration_source_host',
+  SOURCE_NODE: 'migration_source_node',
+  DEST_HOST: 'migration_dest_host',
+  DEST_NODE: 'migration_dest_node',
+  /** JSON InstanceFlavor. */
+  OLD_FLAVOR: 'old_flavor',
+  /** JSON InstanceFlavor. */
+  NEW_FLAVOR: 'new_flavor',
+  RESIZED_AT: 'resized_at',
+  SHELVED_AT: 'shelved_at',
+  SHELVED_HOST: 'shelved_host',
+  SHELVED_IMAGE_ID: 'shelved_image_id',
+  SOFT_DELETED_AT: 'soft_deleted_at',
+  RESCUE_IMAGE_REF: 'rescue_image_ref',
+} as const;
+
+const MIGRATION_KEYS = [
+  SysMeta.OLD_VM_STATE,
+  SysMeta.MIGRATION_ID,
+  SysMeta.SOURCE_HOST,
+  SysMeta.SOURCE_NODE,
+  SysMeta.DEST_HOST,
+  SysMeta.DEST_NODE,
+  SysMeta.OLD_FLAVOR,
+  SysMeta.NEW_FLAVOR,
+  SysMeta.RESIZED_AT,
+];
+const SHELVE_KEYS = [SysMeta.SHELVED_AT, SysMeta.SHELVED_HOST, SysMeta.SHELVED_IMAGE_ID];
+
+function withoutKeys(meta: Record<string, string>, keys: readonly string[]): Record<string, string> {
+  return Object.fromEntries(Object.entries(meta).filter(([key]) => !keys.includes(key)));
+}
+
+const olderThan = (iso: string | undefined, seconds: number, now = Date.now()) =>
+  !!iso && now - Date.parse(iso) >= seconds * 1000;
 
 const DEFAULT_RATIOS = { cpu: 16, ram: 1.5, disk: 1 };
 
@@ -140,6 +207,8 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
   private readonly locks = new Map<string, Promise<unknown>>();
   private syncTimer?: NodeJS.Timeout;
   private syncing?: Promise<void>;
+  private periodicTimer?: NodeJS.Timeout;
+  private periodic?: Promise<void>;
   private nodeUuid?: string;
 
   constructor(
@@ -176,6 +245,33 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
         this.terminateInstance(checkRequest.instance(p, ComputeMethod.TERMINATE_INSTANCE)),
       [ComputeMethod.REBOOT_INSTANCE]: (p) => this.rebootInstance(checkRequest.reboot(p)),
       [ComputeMethod.GET_CONSOLE_OUTPUT]: (p) => this.getConsoleOutput(checkRequest.consoleOutput(p)),
+      [ComputeMethod.REBUILD_INSTANCE]: (p) => this.rebuildInstance(checkRequest.rebuild(p)),
+      [ComputeMethod.RESIZE_INSTANCE]: (p) => this.resizeInstance(checkRequest.resize(p)),
+      [ComputeMethod.CONFIRM_RESIZE]: (p) =>
+        this.confirmResize(checkRequest.instance(p, ComputeMethod.CONFIRM_RESIZE)),
+      [ComputeMethod.REVERT_RESIZE]: (p) =>
+        this.revertResize(checkRequest.instance(p, ComputeMethod.REVERT_RESIZE)),
+      [ComputeMethod.MIGRATION_SOURCE]: (p) => this.migrationSource(checkRequest.migrationSource(p)),
+      [ComputeMethod.RESCUE_INSTANCE]: (p) => this.rescueInstance(checkRequest.rescue(p)),
+      [ComputeMethod.UNRESCUE_INSTANCE]: (p) =>
+        this.unrescueInstance(checkRequest.instance(p, ComputeMethod.UNRESCUE_INSTANCE)),
+      [ComputeMethod.SHELVE_INSTANCE]: (p) => this.shelveInstance(checkRequest.shelve(p)),
+      [ComputeMethod.SHELVE_OFFLOAD_INSTANCE]: (p) =>
+        this.shelveOffloadInstance(checkRequest.instance(p, ComputeMethod.SHELVE_OFFLOAD_INSTANCE)),
+      [ComputeMethod.UNSHELVE_INSTANCE]: (p) =>
+        this.unshelveInstance(checkRequest.instance(p, ComputeMethod.UNSHELVE_INSTANCE)),
+      [ComputeMethod.SNAPSHOT_INSTANCE]: (p) => this.snapshotInstance(checkRequest.snapshot(p)),
+      [ComputeMethod.TRIGGER_CRASH_DUMP]: (p) =>
+        this.triggerCrashDump(checkRequest.instance(p, ComputeMethod.TRIGGER_CRASH_DUMP)),
+      [ComputeMethod.GET_SERIAL_CONSOLE]: (p) =>
+        this.getSerialConsole(checkRequest.instanceCall(p, ComputeMethod.GET_SERIAL_CONSOLE)),
+      [ComputeMethod.GET_DIAGNOSTICS]: (p) =>
+        this.getDiagnostics(checkRequest.instanceCall(p, ComputeMethod.GET_DIAGNOSTICS)),
+      [ComputeMethod.SET_ADMIN_PASSWORD]: (p) => this.setAdminPassword(checkRequest.setAdminPassword(p)),
+      [ComputeMethod.SOFT_DELETE_INSTANCE]: (p) =>
+        this.softDeleteInstance(checkRequest.instance(p, ComputeMethod.SOFT_DELETE_INSTANCE)),
+      [ComputeMethod.RESTORE_INSTANCE]: (p) =>
+        this.restoreInstance(checkRequest.instance(p, ComputeMethod.RESTORE_INSTANCE)),
       ...Object.fromEntries(
         Object.keys(POWER_ACTIONS).map((method) => [
           method,
@@ -188,12 +284,19 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
       this.options.powerSyncIntervalSeconds * 1000,
     );
     this.syncTimer.unref();
+    this.periodicTimer = setInterval(
+      () => void this.runPeriodicTasksOnce(),
+      (this.options.periodicIntervalSeconds ?? this.options.powerSyncIntervalSeconds) * 1000,
+    );
+    this.periodicTimer.unref();
   }
 
   async onModuleDestroy(): Promise<void> {
     clearInterval(this.syncTimer);
+    clearInterval(this.periodicTimer);
     await this.heartbeat.stop();
     await this.syncing;
+    await this.periodic;
   }
 
   async onApplicationShutdown(): Promise<void> {
@@ -264,6 +367,7 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
       );
       try {
         for (const driver of this.options.drivers) await driver.destroy(instance, [], { destroyDisks: true });
+        await this.dropMigration(instance, request.requestId);
         await release(this.dataSource, instance.uuid);
         const now = nowIso();
         await this.records.update(instance.uuid, {
@@ -348,6 +452,687 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
         await this.fail(instance, eventId, error);
       }
     });
+  }
+
+  /**
+   * Nova's rebuild_instance: rebuilding → rebuild_block_device_mapping → rebuild_spawning → the vm_state it
+   * began in (a stopped server is rebuilt and stays stopped; one in error comes back active). The API has
+   * written the new image_ref before the cast. A guest that is gone (error) is spawned again.
+   */
+  async rebuildInstance(request: RebuildInstanceRequest): Promise<void> {
+    await this.exclusive(request.instanceUuid, async () => {
+      const instance = await this.records.get(request.instanceUuid);
+      if (!this.mine(instance) || instance.taskState !== TaskState.REBUILDING) return;
+      const eventId = await this.start(instance, request, 'compute_rebuild_instance', 'rebuild');
+      const wasStopped = instance.vmState === VmState.STOPPED;
+      try {
+        const driver = this.driverFor(instance);
+        const spec = this.instanceSpec(instance);
+        await this.step(instance, TaskState.REBUILDING, TaskState.REBUILD_BLOCK_DEVICE_MAPPING);
+        await this.step(instance, TaskState.REBUILD_BLOCK_DEVICE_MAPPING, TaskState.REBUILD_SPAWNING);
+        const options = { adminPassword: request.adminPassword, powerOn: !wasStopped };
+        if (await this.hasGuest(driver, instance.uuid)) {
+          await driver.rebuild(spec, this.imageFor(instance), [], options);
+        } else {
+          await driver.spawn(spec, this.imageFor(instance), [], options);
+        }
+        const { state } = await driver.getInfo(instance);
+        await this.finish(instance, eventId, [TaskState.REBUILD_SPAWNING], {
+          vmState: wasStopped ? VmState.STOPPED : VmState.ACTIVE,
+          powerState: state,
+          launchedAt: nowIso(),
+        });
+      } catch (error) {
+        await this.fail(instance, eventId, error, VmState.ERROR);
+      }
+    });
+  }
+
+  /**
+   * Nova's prep_resize + resize_instance + finish_resize on the destination (this host): resize_prep →
+   * resize_migrating → resize_migrated → resize_finish → `resized` on the new flavor, the old flavor kept in
+   * system_metadata. On the same host the driver resizes in place; from another host the source powers its
+   * guest off (kept for a revert) and this host spawns the guest anew. A failure frees the destination
+   * claim and leaves the instance as it was, with a fault.
+   */
+  async resizeInstance(request: ResizeInstanceRequest): Promise<void> {
+    await this.exclusive(request.instanceUuid, async () => {
+      const instance = await this.records.get(request.instanceUuid);
+      const meta = instance?.systemMetadata ?? {};
+      if (
+        !instance ||
+        instance.deletedAt ||
+        instance.taskState !== TaskState.RESIZE_PREP ||
+        meta[SysMeta.MIGRATION_ID] !== request.migrationId ||
+        meta[SysMeta.DEST_HOST] !== this.host
+      ) {
+        return;
+      }
+      const eventId = await this.start(instance, request, 'compute_resize_instance', 'resize');
+      const source = meta[SysMeta.SOURCE_HOST];
+      const sameHost = source === this.host;
+      const newFlavor = JSON.parse(meta[SysMeta.NEW_FLAVOR]) as InstanceFlavor;
+      const powerOn = meta[SysMeta.OLD_VM_STATE] !== VmState.STOPPED;
+      const resized = { ...instance, flavor: newFlavor };
+      const driver = this.driverFor(resized);
+      let sourceOff = false;
+      try {
+        await this.step(instance, TaskState.RESIZE_PREP, TaskState.RESIZE_MIGRATING);
+        if (sameHost) {
+          await this.step(instance, TaskState.RESIZE_MIGRATING, TaskState.RESIZE_MIGRATED);
+          await this.step(instance, TaskState.RESIZE_MIGRATED, TaskState.RESIZE_FINISH);
+          await driver.resize(this.instanceSpec(instance), this.flavorSpec(newFlavor), [], { powerOn });
+        } else {
+          await this.rpc.migrationSource(source, this.sourceRequest(instance, request, 'power_off'));
+          sourceOff = true;
+          await this.step(instance, TaskState.RESIZE_MIGRATING, TaskState.RESIZE_MIGRATED);
+          await this.step(instance, TaskState.RESIZE_MIGRATED, TaskState.RESIZE_FINISH);
+          if (!(await this.hasGuest(driver, instance.uuid))) {
+            await driver.spawn(this.instanceSpec(resized), this.imageFor(instance), [], { powerOn });
+          }
+        }
+        const { state } = await driver.getInfo(instance);
+        await this.finish(instance, eventId, [TaskState.RESIZE_FINISH], {
+          vmState: VmState.RESIZED,
+          powerState: state,
+          flavor: newFlavor,
+          host: this.host,
+          node: meta[SysMeta.DEST_NODE],
+          systemMetadata: { ...meta, [SysMeta.RESIZED_AT]: nowIso() },
+        });
+      } catch (error) {
+        if (!sameHost) {
+          await this.bestEffort(instance, 'undoing a failed migration', async () => {
+            await driver.destroy(instance, []);
+            if (sourceOff && powerOn) {
+              await this.rpc.migrationSource(source, this.sourceRequest(instance, request, 'power_on'));
+            }
+          });
+        }
+        await release(this.dataSource, request.migrationId);
+        await this.records.finishEvent(eventId, error);
+        await this.records.update(instance.uuid, {
+          taskState: null,
+          systemMetadata: withoutKeys(meta, MIGRATION_KEYS),
+        });
+        await this.records.addFault(instance.uuid, {
+          code: 500,
+          message: errorMessage(error),
+          host: this.host,
+        });
+      }
+    });
+  }
+
+  /**
+   * Nova's confirm_resize: the old guest (the source's, or the driver's saved state on the same host) is
+   * dropped, the old claim freed and the migration's claim becomes the instance's; active, or stopped when
+   * the guest is off. The API sets `resize_confirming`; the agent's own auto-confirm finds no task.
+   */
+  async confirmResize(request: InstanceRequest): Promise<void> {
+    await this.exclusive(request.instanceUuid, async () => {
+      const instance = await this.records.get(request.instanceUuid);
+      if (!this.mine(instance) || instance.vmState !== VmState.RESIZED) return;
+      if (instance.taskState !== TaskState.RESIZE_CONFIRMING && instance.taskState !== null) return;
+      const meta = instance.systemMetadata;
+      const eventId = await this.start(instance, request, 'compute_confirm_resize', 'confirmResize');
+      try {
+        const driver = this.driverFor(instance);
+        if (meta[SysMeta.SOURCE_HOST] === this.host) {
+          if (await this.hasGuest(driver, instance.uuid)) await driver.confirmResize(instance);
+        } else if (meta[SysMeta.SOURCE_HOST]) {
+          await this.rpc.migrationSource(
+            meta[SysMeta.SOURCE_HOST],
+            this.sourceRequest(instance, request, 'destroy'),
+          );
+        }
+        if (meta[SysMeta.MIGRATION_ID]) {
+          await confirmMigrationClaim(this.dataSource, instance.uuid, meta[SysMeta.MIGRATION_ID]);
+        }
+        const state = await this.powerStateOf(driver, instance.uuid);
+        await this.finish(instance, eventId, [TaskState.RESIZE_CONFIRMING, null], {
+          vmState: state === PowerState.SHUTDOWN ? VmState.STOPPED : VmState.ACTIVE,
+          powerState: state,
+          systemMetadata: withoutKeys(meta, MIGRATION_KEYS),
+        });
+      } catch (error) {
+        await this.fail(instance, eventId, error);
+      }
+    });
+  }
+
+  /**
+   * Nova's revert_resize + finish_revert_resize: back to the old flavor on the source host (its guest
+   * powered on again unless the server was stopped), the destination's guest and claim dropped.
+   */
+  async revertResize(request: InstanceRequest): Promise<void> {
+    await this.exclusive(request.instanceUuid, async () => {
+      const instance = await this.records.get(request.instanceUuid);
+      if (!this.mine(instance) || instance.vmState !== VmState.RESIZED) return;
+      if (instance.taskState !== TaskState.RESIZE_REVERTING) return;
+      const meta = instance.systemMetadata;
+      const eventId = await this.start(instance, request, 'compute_revert_resize', 'revertResize');
+      try {
+        const oldFlavor = JSON.parse(meta[SysMeta.OLD_FLAVOR]) as InstanceFlavor;
+        const source = meta[SysMeta.SOURCE_HOST];
+        const powerOn = meta[SysMeta.OLD_VM_STATE] !== VmState.STOPPED;
+        let state: PowerState;
+        if (source === this.host) {
+          const driver = this.driverFor(instance);
+          await driver.revertResize(this.instanceSpec({ ...instance, flavor: oldFlavor }), [], { powerOn });
+          state = await this.powerStateOf(driver, instance.uuid);
+        } else {
+          await this.driverFor(instance).destroy(instance, [], { destroyDisks: true });
+          state = await this.rpc.migrationSource(
+            source,
+            this.sourceRequest(instance, request, powerOn ? 'power_on' : 'power_off'),
+          );
+        }
+        await release(this.dataSource, meta[SysMeta.MIGRATION_ID]);
+        await this.finish(instance, eventId, [TaskState.RESIZE_REVERTING], {
+          vmState: powerOn ? VmState.ACTIVE : VmState.STOPPED,
+          powerState: state,
+          flavor: oldFlavor,
+          host: source,
+          node: meta[SysMeta.SOURCE_NODE],
+          systemMetadata: withoutKeys(meta, MIGRATION_KEYS),
+        });
+      } catch (error) {
+        await this.fail(instance, eventId, error);
+      }
+    });
+  }
+
+  /** The source host's part of a cross-host resize (a call from the destination's agent). */
+  async migrationSource(request: MigrationSourceRequest): Promise<PowerState> {
+    const instance = await this.records.get(request.instanceUuid);
+    const meta = instance?.systemMetadata ?? {};
+    if (
+      !instance ||
+      meta[SysMeta.MIGRATION_ID] !== request.migrationId ||
+      meta[SysMeta.SOURCE_HOST] !== this.host
+    ) {
+      throw new NotFoundError(`Migration ${request.migrationId} could not be found.`);
+    }
+    const flavor = JSON.parse(meta[SysMeta.OLD_FLAVOR]) as InstanceFlavor;
+    const old = { ...instance, flavor };
+    const driver = this.driverFor(old);
+    if (request.step === 'destroy') {
+      await driver.destroy(instance, [], { destroyDisks: true });
+      return PowerState.NOSTATE;
+    }
+    if (request.step === 'power_off') await driver.powerOff(instance);
+    else await driver.powerOn(this.instanceSpec(old), []);
+    return (await driver.getInfo(instance)).state;
+  }
+
+  /** Nova's rescue_instance: the rescue image boots with the guest's disk; `rescued`. A failure is ERROR. */
+  async rescueInstance(request: RescueInstanceRequest): Promise<void> {
+    await this.exclusive(request.instanceUuid, async () => {
+      const instance = await this.records.get(request.instanceUuid);
+      if (!this.mine(instance) || instance.taskState !== TaskState.RESCUING) return;
+      const eventId = await this.start(instance, request, 'compute_rescue_instance', 'rescue');
+      try {
+        const driver = this.driverFor(instance);
+        const image = this.imageFor(instance);
+        const rescueImage = { ...image, id: request.rescueImageRef ?? instance.imageRef };
+        await driver.rescue(this.instanceSpec(instance), rescueImage, [], {
+          rescuePassword: request.rescuePassword,
+        });
+        const { state } = await driver.getInfo(instance);
+        await this.finish(instance, eventId, [TaskState.RESCUING], {
+          vmState: VmState.RESCUED,
+          powerState: state,
+          systemMetadata: {
+            ...instance.systemMetadata,
+            [SysMeta.OLD_VM_STATE]: instance.vmState,
+            [SysMeta.RESCUE_IMAGE_REF]: rescueImage.id,
+          },
+        });
+      } catch (error) {
+        await this.fail(instance, eventId, error, VmState.ERROR);
+      }
+    });
+  }
+
+  /** Nova's unrescue_instance: the guest boots its own disk again; `active`. */
+  async unrescueInstance(request: InstanceRequest): Promise<void> {
+    await this.exclusive(request.instanceUuid, async () => {
+      const instance = await this.records.get(request.instanceUuid);
+      if (!this.mine(instance) || instance.taskState !== TaskState.UNRESCUING) return;
+      const eventId = await this.start(instance, request, 'compute_unrescue_instance', 'unrescue');
+      try {
+        const driver = this.driverFor(instance);
+        await driver.unrescue(instance);
+        const { state } = await driver.getInfo(instance);
+        await this.finish(instance, eventId, [TaskState.UNRESCUING], {
+          vmState: VmState.ACTIVE,
+          powerState: state,
+          systemMetadata: withoutKeys(instance.systemMetadata, [
+            SysMeta.OLD_VM_STATE,
+            SysMeta.RESCUE_IMAGE_REF,
+          ]),
+        });
+      } catch (error) {
+        await this.fail(instance, eventId, error);
+      }
+    });
+  }
+
+  /**
+   * Nova's shelve_instance: the guest is powered off, snapshotted to the API's queued image when one is
+   * given (shelving_image_pending_upload → shelving_image_uploading), and the instance `shelved`; with
+   * NOVUM_SHELVED_OFFLOAD_TIME 0 it is offloaded at once.
+   */
+  async shelveInstance(request: ShelveInstanceRequest): Promise<void> {
+    const shelved = await this.exclusive(request.instanceUuid, async () => {
+      const instance = await this.records.get(request.instanceUuid);
+      if (!this.mine(instance) || instance.taskState !== TaskState.SHELVING) return false;
+      const eventId = await this.start(instance, request, 'compute_shelve_instance', 'shelve');
+      try {
+        const driver = this.driverFor(instance);
+        await driver.powerOff(instance);
+        await this.step(instance, TaskState.SHELVING, TaskState.SHELVING_IMAGE_PENDING_UPLOAD);
+        if (request.imageId) {
+          const imageId = request.imageId;
+          await driver.snapshot(instance, imageId, async (snapshot) => {
+            await this.step(
+              instance,
+              TaskState.SHELVING_IMAGE_PENDING_UPLOAD,
+              TaskState.SHELVING_IMAGE_UPLOADING,
+            );
+            await this.upload(imageId, snapshot);
+          });
+        } else {
+          await this.step(
+            instance,
+            TaskState.SHELVING_IMAGE_PENDING_UPLOAD,
+            TaskState.SHELVING_IMAGE_UPLOADING,
+          );
+        }
+        const state = await this.powerStateOf(driver, instance.uuid);
+        return await this.finish(instance, eventId, [TaskState.SHELVING_IMAGE_UPLOADING], {
+          vmState: VmState.SHELVED,
+          powerState: state,
+          systemMetadata: {
+            ...instance.systemMetadata,
+            [SysMeta.SHELVED_AT]: nowIso(),
+            [SysMeta.SHELVED_HOST]: this.host,
+            ...(request.imageId ? { [SysMeta.SHELVED_IMAGE_ID]: request.imageId } : {}),
+          },
+        });
+      } catch (error) {
+        await this.fail(instance, eventId, error);
+        return false;
+      }
+    });
+    if (shelved && this.options.shelvedOffloadTimeSeconds === 0) {
+      await this.offloadShelved(request.instanceUuid, request.requestId);
+    }
+  }
+
+  /**
+   * Nova's shelve_offload_instance: the guest is destroyed, the claim freed and the host cleared;
+   * `shelved_offloaded`. Unshelving schedules it again.
+   */
+  async shelveOffloadInstance(request: InstanceRequest): Promise<void> {
+    await this.exclusive(request.instanceUuid, async () => {
+      const instance = await this.records.get(request.instanceUuid);
+      if (!this.mine(instance) || instance.vmState !== VmState.SHELVED) return;
+      if (instance.taskState !== TaskState.SHELVING_OFFLOADING) return;
+      const eventId = await this.start(instance, request, 'compute_shelve_offload_instance', 'shelveOffload');
+      try {
+        for (const driver of this.options.drivers) await driver.destroy(instance, [], { destroyDisks: true });
+        await release(this.dataSource, instance.uuid);
+        await this.finish(instance, eventId, [TaskState.SHELVING_OFFLOADING], {
+          vmState: VmState.SHELVED_OFFLOADED,
+          powerState: PowerState.NOSTATE,
+          host: null,
+          node: null,
+        });
+      } catch (error) {
+        await this.fail(instance, eventId, error);
+      }
+    });
+  }
+
+  /**
+   * Nova's unshelve_instance on the host the conductor claimed: unshelving → spawning from the shelved
+   * image (or the instance's own) → `active`. A failure frees the claim and the host: back to
+   * `shelved_offloaded` with a fault, as Nova.
+   */
+  async unshelveInstance(request: InstanceRequest): Promise<void> {
+    await this.exclusive(request.instanceUuid, async () => {
+      const instance = await this.records.get(request.instanceUuid);
+      if (!this.mine(instance) || instance.vmState !== VmState.SHELVED_OFFLOADED) return;
+      if (instance.taskState !== TaskState.UNSHELVING) return;
+      const eventId = await this.start(instance, request, 'compute_unshelve_instance', 'unshelve');
+      try {
+        await this.step(instance, TaskState.UNSHELVING, TaskState.SPAWNING);
+        const driver = this.driverFor(instance);
+        const image = this.imageFor(instance);
+        const shelvedImage = instance.systemMetadata[SysMeta.SHELVED_IMAGE_ID];
+        if (!(await this.hasGuest(driver, instance.uuid))) {
+          await driver.spawn(this.instanceSpec(instance), { ...image, id: shelvedImage ?? image.id }, []);
+        }
+        const { state } = await driver.getInfo(instance);
+        await this.finish(instance, eventId, [TaskState.SPAWNING], {
+          vmState: VmState.ACTIVE,
+          powerState: state,
+          launchedAt: nowIso(),
+          systemMetadata: withoutKeys(instance.systemMetadata, SHELVE_KEYS),
+        });
+      } catch (error) {
+        await this.bestEffort(instance, 'cleaning up a failed unshelve', () =>
+          this.driverFor(instance).destroy(instance, []),
+        );
+        await release(this.dataSource, instance.uuid);
+        await this.records.finishEvent(eventId, error);
+        await this.records.update(instance.uuid, {
+          taskState: null,
+          host: null,
+          node: null,
+          powerState: PowerState.NOSTATE,
+        });
+        await this.records.addFault(instance.uuid, {
+          code: 500,
+          message: errorMessage(error),
+          host: this.host,
+        });
+      }
+    });
+  }
+
+  /**
+   * Nova's snapshot_instance (createImage): image_snapshot_pending → image_snapshot → image_pending_upload
+   * → image_uploading → none; the driver's bytes go to the API's queued image. The vm_state is kept.
+   */
+  async snapshotInstance(request: SnapshotInstanceRequest): Promise<void> {
+    await this.exclusive(request.instanceUuid, async () => {
+      const instance = await this.records.get(request.instanceUuid);
+      const tasks: (string | null)[] = [TaskState.IMAGE_SNAPSHOT_PENDING, TaskState.IMAGE_SNAPSHOT];
+      if (!this.mine(instance) || !tasks.includes(instance.taskState)) return;
+      const eventId = await this.start(instance, request, 'compute_snapshot_instance', 'createImage');
+      try {
+        await this.step(instance, tasks, TaskState.IMAGE_SNAPSHOT);
+        const driver = this.driverFor(instance);
+        await this.step(instance, [TaskState.IMAGE_SNAPSHOT], TaskState.IMAGE_PENDING_UPLOAD);
+        await driver.snapshot(instance, request.imageId, async (snapshot) => {
+          await this.step(instance, [TaskState.IMAGE_PENDING_UPLOAD], TaskState.IMAGE_UPLOADING);
+          await this.upload(request.imageId, snapshot);
+        });
+        await this.finish(instance, eventId, [TaskState.IMAGE_UPLOADING], {
+          powerState: await this.powerStateOf(driver, instance.uuid),
+        });
+      } catch (error) {
+        await this.fail(instance, eventId, error);
+      }
+    });
+  }
+
+  /** Nova's trigger_crash_dump: an NMI to the guest; no task, a fault and an Error event on failure. */
+  async triggerCrashDump(request: InstanceRequest): Promise<void> {
+    await this.exclusive(request.instanceUuid, async () => {
+      const instance = await this.records.get(request.instanceUuid);
+      if (!this.mine(instance)) return;
+      const eventId = await this.start(instance, request, 'compute_trigger_crash_dump', 'trigger_crash_dump');
+      try {
+        await this.driverFor(instance).triggerCrashDump(instance);
+        await this.records.finishEvent(eventId);
+      } catch (error) {
+        await this.records.finishEvent(eventId, error);
+        await this.records.addFault(instance.uuid, {
+          code: 500,
+          message: errorMessage(error),
+          host: this.host,
+        });
+      }
+    });
+  }
+
+  /** A call: where a console proxy reaches the guest's serial port. */
+  async getSerialConsole(request: InstanceCallRequest): Promise<ConsoleEndpoint> {
+    const instance = await this.records.get(request.instanceUuid);
+    if (!this.mine(instance)) throw new NotFoundError(`Instance ${request.instanceUuid} could not be found.`);
+    return this.driverFor(instance)
+      .getSerialConsole(instance)
+      .catch((error: unknown) => {
+        throw asApiError(error);
+      });
+  }
+
+  /** A call: the guest's diagnostics. */
+  async getDiagnostics(request: InstanceCallRequest): Promise<Diagnostics> {
+    const instance = await this.records.get(request.instanceUuid);
+    if (!this.mine(instance)) throw new NotFoundError(`Instance ${request.instanceUuid} could not be found.`);
+    return this.driverFor(instance)
+      .getDiagnostics(instance)
+      .catch((error: unknown) => {
+        throw asApiError(error);
+      });
+  }
+
+  /**
+   * Nova's set_admin_password (a call): updating_password → none. A driver without the operation answers
+   * 409 (Nova's SetAdminPasswdNotSupported); the task ends either way.
+   */
+  async setAdminPassword(request: SetAdminPasswordRequest): Promise<void> {
+    await this.exclusive(request.instanceUuid, async () => {
+      const instance = await this.records.get(request.instanceUuid);
+      if (!this.mine(instance)) {
+        throw new NotFoundError(`Instance ${request.instanceUuid} could not be found.`);
+      }
+      if (instance.taskState !== TaskState.UPDATING_PASSWORD) return;
+      const eventId = await this.start(instance, request, 'compute_set_admin_password', 'changePassword');
+      try {
+        const driver = this.driverFor(instance) as ComputeDriver & {
+          setAdminPassword?: (instance: InstanceSpec, password: string) => Promise<void>;
+        };
+        if (typeof driver.setAdminPassword !== 'function') {
+          throw new ConflictError('Set admin password is not supported');
+        }
+        await driver.setAdminPassword(this.instanceSpec(instance), request.newPassword);
+        await this.finish(instance, eventId, [TaskState.UPDATING_PASSWORD], {});
+      } catch (error) {
+        await this.records.finishEvent(eventId, error);
+        await this.records.update(
+          instance.uuid,
+          { taskState: null },
+          { taskState: [TaskState.UPDATING_PASSWORD] },
+        );
+        throw error instanceof ConflictError ? error : asApiError(error);
+      }
+    });
+  }
+
+  /** Nova's soft_delete_instance: the guest powered off, `soft-delete`; kept until restored or reclaimed. */
+  async softDeleteInstance(request: InstanceRequest): Promise<void> {
+    await this.exclusive(request.instanceUuid, async () => {
+      const instance = await this.records.get(request.instanceUuid);
+      if (!this.mine(instance) || instance.taskState !== TaskState.SOFT_DELETING) return;
+      const eventId = await this.start(instance, request, 'compute_soft_delete_instance', 'delete');
+      try {
+        const driver = this.driverFor(instance);
+        if (await this.hasGuest(driver, instance.uuid)) await driver.powerOff(instance);
+        await this.finish(instance, eventId, [TaskState.SOFT_DELETING], {
+          vmState: VmState.SOFT_DELETED,
+          powerState: await this.powerStateOf(driver, instance.uuid),
+          systemMetadata: { ...instance.systemMetadata, [SysMeta.SOFT_DELETED_AT]: nowIso() },
+        });
+      } catch (error) {
+        await this.fail(instance, eventId, error);
+      }
+    });
+  }
+
+  /** Nova's restore_instance: the guest powered on again; `active`. */
+  async restoreInstance(request: InstanceRequest): Promise<void> {
+    await this.exclusive(request.instanceUuid, async () => {
+      const instance = await this.records.get(request.instanceUuid);
+      if (!this.mine(instance) || instance.vmState !== VmState.SOFT_DELETED) return;
+      if (instance.taskState !== TaskState.RESTORING) return;
+      const eventId = await this.start(instance, request, 'compute_restore_instance', 'restore');
+      try {
+        const driver = this.driverFor(instance);
+        await driver.powerOn(this.instanceSpec(instance), []);
+        const { state } = await driver.getInfo(instance);
+        await this.finish(instance, eventId, [TaskState.RESTORING], {
+          vmState: VmState.ACTIVE,
+          powerState: state,
+          systemMetadata: withoutKeys(instance.systemMetadata, [SysMeta.SOFT_DELETED_AT]),
+        });
+      } catch (error) {
+        await this.fail(instance, eventId, error);
+      }
+    });
+  }
+
+  /**
+   * The periodic tasks of Nova's manager: _poll_unconfirmed_resizes (NOVUM_RESIZE_CONFIRM_WINDOW),
+   * _poll_shelved_instances (NOVUM_SHELVED_OFFLOAD_TIME > 0) and _reclaim_queued_deletes
+   * (NOVUM_RECLAIM_INSTANCE_INTERVAL). Each acts as the API would: task set on condition, then the method.
+   */
+  async runPeriodicTasks(now = Date.now()): Promise<void> {
+    const window = this.options.resizeConfirmWindowSeconds ?? 0;
+    const offload = this.options.shelvedOffloadTimeSeconds ?? 0;
+    const reclaim = this.options.reclaimInstanceIntervalSeconds ?? 0;
+    for (const instance of await this.records.onHost(this.host)) {
+      if (instance.taskState !== null) continue;
+      const meta = instance.systemMetadata;
+      const requestId = `req-${randomUUID()}`;
+      if (
+        window > 0 &&
+        instance.vmState === VmState.RESIZED &&
+        olderThan(meta[SysMeta.RESIZED_AT], window, now)
+      ) {
+        this.log.info({ instance: instance.uuid }, 'confirming a resize after the confirm window');
+        const set = await this.records.update(
+          instance.uuid,
+          { taskState: TaskState.RESIZE_CONFIRMING },
+          { taskState: [null], vmState: [VmState.RESIZED], host: this.host },
+        );
+        if (set) await this.confirmResize({ instanceUuid: instance.uuid, requestId });
+      } else if (
+        offload > 0 &&
+        instance.vmState === VmState.SHELVED &&
+        olderThan(meta[SysMeta.SHELVED_AT], offload, now)
+      ) {
+        await this.offloadShelved(instance.uuid, requestId);
+      } else if (
+        reclaim > 0 &&
+        instance.vmState === VmState.SOFT_DELETED &&
+        olderThan(meta[SysMeta.SOFT_DELETED_AT], reclaim, now)
+      ) {
+        this.log.info({ instance: instance.uuid }, 'reclaiming a soft-deleted instance');
+        const set = await this.records.update(
+          instance.uuid,
+          { taskState: TaskState.DELETING },
+          { taskState: [null], vmState: [VmState.SOFT_DELETED], host: this.host },
+        );
+        if (set) {
+          await this.records.startAction(instance.uuid, 'delete', requestId);
+          await this.terminateInstance({ instanceUuid: instance.uuid, requestId });
+        }
+      }
+    }
+  }
+
+  private async offloadShelved(uuid: string, requestId: string): Promise<void> {
+    const set = await this.records.update(
+      uuid,
+      { taskState: TaskState.SHELVING_OFFLOADING },
+      { taskState: [null], vmState: [VmState.SHELVED], host: this.host },
+    );
+    if (set) await this.shelveOffloadInstance({ instanceUuid: uuid, requestId });
+  }
+
+  private runPeriodicTasksOnce(): void {
+    if (this.periodic) return;
+    this.periodic = this.runPeriodicTasks()
+      .catch((error) => this.log.warn({ err: error }, 'periodic tasks failed'))
+      .finally(() => (this.periodic = undefined));
+  }
+
+  /** A resize's leftovers when its instance is deleted: the migration claim and the source's guest. */
+  private async dropMigration(instance: InstanceEntity, requestId: string): Promise<void> {
+    const meta = instance.systemMetadata;
+    const migrationId = meta[SysMeta.MIGRATION_ID];
+    if (!migrationId) return;
+    await release(this.dataSource, migrationId);
+    const source = meta[SysMeta.SOURCE_HOST];
+    if (source && source !== this.host && instance.host === this.host) {
+      await this.bestEffort(instance, 'destroying the source guest of a resize', () =>
+        this.rpc.migrationSource(source, {
+          instanceUuid: instance.uuid,
+          requestId,
+          migrationId,
+          step: 'destroy',
+        }),
+      );
+    }
+  }
+
+  private sourceRequest(
+    instance: InstanceEntity,
+    request: InstanceRequest,
+    step: MigrationSourceRequest['step'],
+  ): MigrationSourceRequest {
+    return {
+      instanceUuid: instance.uuid,
+      requestId: request.requestId,
+      migrationId: instance.systemMetadata[SysMeta.MIGRATION_ID],
+      step,
+    };
+  }
+
+  private async upload(imageId: string, snapshot: SnapshotData): Promise<void> {
+    if (!this.options.imageUpload) {
+      snapshot.data.destroy();
+      throw new Error('This compute agent has no image service credential to upload snapshots with.');
+    }
+    await this.options.imageUpload(imageId, snapshot);
+  }
+
+  /** Records the compute event of an operation (and its action when the API did not). */
+  private start(instance: InstanceEntity, request: InstanceRequest, event: string, action: string) {
+    return this.records.startEvent(instance.uuid, request.requestId, event, this.host, action);
+  }
+
+  /** Moves the task on (Nova's expected_task_state saves); fails when someone else changed it. */
+  private async step(
+    instance: InstanceEntity,
+    from: string | readonly (string | null)[],
+    to: string,
+  ): Promise<void> {
+    const expected = typeof from === 'string' ? [from] : from;
+    const moved = await this.records.update(instance.uuid, { taskState: to }, { taskState: expected });
+    if (!moved) {
+      throw new Error(`Instance ${instance.uuid} changed state while ${to.replace(/_/g, ' ')} ran.`);
+    }
+  }
+
+  /** Ends an operation: the task cleared with `changes`, on condition of the task, and the event done. */
+  private async finish(
+    instance: InstanceEntity,
+    eventId: string,
+    tasks: readonly (string | null)[],
+    changes: Parameters<InstanceRecords['update']>[1],
+  ): Promise<boolean> {
+    const done = await this.records.update(
+      instance.uuid,
+      { ...changes, taskState: null },
+      { taskState: tasks },
+    );
+    await this.records.finishEvent(eventId);
+    return done;
+  }
+
+  private async bestEffort(instance: InstanceEntity, what: string, work: () => Promise<unknown>) {
+    try {
+      await work();
+    } catch (error) {
+      this.log.warn({ err: error, instance: instance.uuid }, `${what} failed`);
+    }
   }
 
   /** A call: the guest's console, its last `length` lines when given. */
@@ -537,10 +1322,13 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
     return !!instance && !instance.deletedAt && instance.host === this.host;
   }
 
+  /** The flavor's driver; `fake` stands in for one this host does not offer (as the DriverFilter lets it). */
   private driverFor(instance: InstanceEntity): ComputeDriver {
     const wanted = instance.flavor.extra_specs?.[DRIVER_EXTRA_SPEC];
     if (!wanted) return this.options.drivers[0];
-    const driver = this.options.drivers.find((candidate) => candidate.name === wanted);
+    const driver =
+      this.options.drivers.find((candidate) => candidate.name === wanted) ??
+      this.options.drivers.find((candidate) => candidate.name === 'fake');
     if (!driver) throw new Error(`Host ${this.host} does not offer the ${wanted} driver.`);
     return driver;
   }
@@ -574,22 +1362,25 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
     }
   }
 
+  private flavorSpec(flavor: InstanceFlavor): FlavorSpec {
+    return {
+      vcpus: flavor.vcpus,
+      memoryMb: flavor.memory_mb,
+      rootGb: flavor.root_gb,
+      ephemeralGb: flavor.ephemeral_gb,
+      swapMb: flavor.swap,
+      extraSpecs: flavor.extra_specs ?? {},
+    };
+  }
+
   private instanceSpec(instance: InstanceEntity): InstanceSpec {
-    const { flavor } = instance;
     return {
       uuid: instance.uuid,
       name: `instance-${instance.uuid.slice(0, 8)}`,
       hostname: instance.hostname,
       projectId: instance.projectId,
       userId: instance.userId,
-      flavor: {
-        vcpus: flavor.vcpus,
-        memoryMb: flavor.memory_mb,
-        rootGb: flavor.root_gb,
-        ephemeralGb: flavor.ephemeral_gb,
-        swapMb: flavor.swap,
-        extraSpecs: flavor.extra_specs ?? {},
-      },
+      flavor: this.flavorSpec(instance.flavor),
       imageRef: instance.imageRef,
       imageProperties: instance.systemMetadata,
       metadata: instance.metadata,

@@ -1,9 +1,17 @@
 import { INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { NovumConfig, PinoNestLogger, WorkerDescriptor } from '@novum/common';
+import {
+  identityUrlFor,
+  NovumConfig,
+  PinoNestLogger,
+  SERVICE_USER,
+  servicePassword,
+  WorkerDescriptor,
+} from '@novum/common';
 import { AgentOptions } from './compute-manager';
 import { ComputeAgentModule } from './compute.module';
 import { agentHosts, createDrivers } from './drivers';
+import { glanceImageUpload } from './image-upload';
 
 /** Starts one host's agent as its own Nest application context (its own bus consumer and heartbeat). */
 export async function startAgent(
@@ -15,6 +23,16 @@ export async function startAgent(
       drivers: createDrivers(config.computeDrivers, options.host),
       reportIntervalSeconds: config.reportIntervalSeconds,
       powerSyncIntervalSeconds: config.powerSyncIntervalSeconds,
+      resizeConfirmWindowSeconds: config.resizeConfirmWindowSeconds,
+      shelvedOffloadTimeSeconds: config.shelvedOffloadTimeSeconds,
+      reclaimInstanceIntervalSeconds: config.reclaimInstanceIntervalSeconds,
+      imageUpload: glanceImageUpload({
+        identityUrl: identityUrlFor(config),
+        username: SERVICE_USER.name,
+        password: servicePassword(config),
+        projectName: SERVICE_USER.project,
+        domainId: SERVICE_USER.domainId,
+      }),
       ...options,
     }),
     { logger: new PinoNestLogger() },

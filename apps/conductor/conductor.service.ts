@@ -1,7 +1,8 @@
 import { Inject, Injectable, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { BusConsumer, RpcMethod } from '@novum/bus';
-import { NOVUM_CONFIG, NovumConfig, rootLogger } from '@novum/common';
+import { BadRequestError, NOVUM_CONFIG, NovumConfig, rootLogger } from '@novum/common';
 import {
   Binary,
   BuildInstancesRequest,
@@ -12,7 +13,9 @@ import {
   ConductorMethod,
   errorMessage,
   InstanceRecords,
+  InstanceRequest,
   MAX_BUILD_ATTEMPTS,
+  MigrateServerRequest,
   NO_VALID_HOST,
   release,
   resourcesOf,
@@ -64,6 +67,160 @@ export class ConductorService implements OnApplicationBootstrap, OnModuleDestroy
   async buildInstances(payload: unknown): Promise<void> {
     const request = checkRequest.buildInstances(payload);
     await Promise.all(request.instanceUuids.map((uuid) => this.buildOne(uuid, request)));
+  }
+
+  /**
+   * Nova's migrate_server (not live), a call: schedules the instance with the new flavor (a resize) or its
+   * own (a cold migration, never to its own host; a resize only with NOVUM_ALLOW_RESIZE_TO_SAME_HOST),
+   * claims it on the destination under a new migration id while the source keeps its claim, records the
+   * migration in system_metadata and casts `resize_instance` to the destination. No host: the task ends,
+   * a fault is recorded and the caller gets 400 No valid host (as Nova's API answers).
+   */
+  @RpcMethod(ConductorMethod.MIGRATE_SERVER)
+  async migrateServer(payload: unknown): Promise<{ migrationId: string } | null> {
+    const request = checkRequest.migrateServer(payload);
+    const instance = await this.records.get(request.instanceUuid);
+    if (!instance || instance.deletedAt || !instance.host) return null;
+    if (instance.taskState !== TaskState.RESIZE_PREP) return null;
+    const meta = instance.systemMetadata;
+    if (meta.migration_id) {
+      // A redelivered request after the claim: the destination's agent is idempotent.
+      await this.rpc.resizeInstance(meta.migration_dest_host, {
+        ...this.scoped(request),
+        migrationId: meta.migration_id,
+      });
+      return { migrationId: meta.migration_id };
+    }
+    const action = request.flavor ? 'resize' : 'migrate';
+    const eventId = await this.records.startEvent(
+      instance.uuid,
+      request.requestId,
+      'conductor_migrate_server',
+      this.config.host,
+      action,
+    );
+    try {
+      const migrationId = await this.placeMigration(instance, request);
+      await this.records.finishEvent(eventId);
+      return migrationId ? { migrationId } : null;
+    } catch (error) {
+      if (!(error instanceof BuildFailure))
+        this.log.error({ err: error, instance: instance.uuid }, 'migration failed');
+      await this.records.finishEvent(eventId, error);
+      const ended = await this.records.update(
+        instance.uuid,
+        { taskState: null },
+        { taskState: [TaskState.RESIZE_PREP] },
+      );
+      if (ended) await this.records.addFault(instance.uuid, { code: 500, message: errorMessage(error) });
+      throw new BadRequestError(errorMessage(error));
+    }
+  }
+
+  private async placeMigration(
+    instance: InstanceEntity,
+    request: MigrateServerRequest,
+  ): Promise<string | undefined> {
+    const flavor = request.flavor ?? instance.flavor;
+    const excluded = !request.flavor || !this.config.allowResizeToSameHost ? [instance.host!] : [];
+    const migrationId = randomUUID();
+    const resources = resourcesOf(flavor);
+    for (const { node } of await this.scheduler.select({ ...instance, flavor }, excluded)) {
+      if (!(await claim(this.dataSource, migrationId, node.uuid, resources))) continue;
+      const recorded = await this.records.update(
+        instance.uuid,
+        {
+          systemMetadata: {
+            ...instance.systemMetadata,
+            old_vm_state: instance.vmState,
+            migration_id: migrationId,
+            migration_source_host: instance.host!,
+            migration_source_node: instance.node ?? instance.host!,
+            migration_dest_host: node.host,
+            migration_dest_node: node.hypervisorHostname,
+            old_flavor: JSON.stringify(instance.flavor),
+            new_flavor: JSON.stringify(flavor),
+          },
+        },
+        { taskState: [TaskState.RESIZE_PREP], host: instance.host },
+      );
+      if (!recorded) {
+        await release(this.dataSource, migrationId);
+        return undefined;
+      }
+      await this.rpc.resizeInstance(node.host, { ...this.scoped(request), migrationId });
+      return migrationId;
+    }
+    throw new BuildFailure(NO_VALID_HOST);
+  }
+
+  /**
+   * Nova's unshelve_instance: a `shelved` instance (still on its host) is simply started; an offloaded one
+   * is scheduled, claimed and handed to its new host's agent (`unshelve_instance`). No host: the task
+   * ends with the No valid host fault, still `shelved_offloaded`.
+   */
+  @RpcMethod(ConductorMethod.UNSHELVE_INSTANCE)
+  async unshelveInstance(payload: unknown): Promise<void> {
+    const request = checkRequest.instance(payload, ConductorMethod.UNSHELVE_INSTANCE);
+    const instance = await this.records.get(request.instanceUuid);
+    if (!instance || instance.deletedAt || instance.taskState !== TaskState.UNSHELVING) return;
+    if (instance.vmState === VmState.SHELVED && instance.host) {
+      const rest = Object.fromEntries(
+        Object.entries(instance.systemMetadata).filter(([key]) => !key.startsWith('shelved_')),
+      );
+      const set = await this.records.update(
+        instance.uuid,
+        { taskState: TaskState.POWERING_ON, systemMetadata: rest },
+        { taskState: [TaskState.UNSHELVING], vmState: [VmState.SHELVED] },
+      );
+      if (set) await this.rpc.instanceAction(instance.host, 'start_instance', this.scoped(request));
+      return;
+    }
+    if (instance.vmState !== VmState.SHELVED_OFFLOADED) return;
+    if (instance.host) {
+      await this.rpc.unshelveOnHost(instance.host, this.scoped(request));
+      return;
+    }
+    const eventId = await this.records.startEvent(
+      instance.uuid,
+      request.requestId,
+      'conductor_unshelve_instance',
+      this.config.host,
+      'unshelve',
+    );
+    try {
+      for (const { node } of await this.scheduler.select(instance, [])) {
+        if (!(await claim(this.dataSource, instance.uuid, node.uuid, resourcesOf(instance.flavor)))) continue;
+        const recorded = await this.records.update(
+          instance.uuid,
+          { host: node.host, node: node.hypervisorHostname },
+          { taskState: [TaskState.UNSHELVING], vmState: [VmState.SHELVED_OFFLOADED], host: null },
+        );
+        if (!recorded) {
+          await release(this.dataSource, instance.uuid);
+          await this.records.finishEvent(eventId);
+          return;
+        }
+        await this.records.finishEvent(eventId);
+        await this.rpc.unshelveOnHost(node.host, this.scoped(request));
+        return;
+      }
+      throw new BuildFailure(NO_VALID_HOST);
+    } catch (error) {
+      if (!(error instanceof BuildFailure))
+        this.log.error({ err: error, instance: instance.uuid }, 'unshelve failed');
+      await this.records.finishEvent(eventId, error);
+      const ended = await this.records.update(
+        instance.uuid,
+        { taskState: null },
+        { taskState: [TaskState.UNSHELVING], host: null },
+      );
+      if (ended) await this.records.addFault(instance.uuid, { code: 500, message: errorMessage(error) });
+    }
+  }
+
+  private scoped(request: InstanceRequest): InstanceRequest {
+    return { instanceUuid: request.instanceUuid, requestId: request.requestId };
   }
 
   private async buildOne(uuid: string, request: BuildInstancesRequest): Promise<void> {

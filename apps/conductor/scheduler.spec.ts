@@ -84,11 +84,16 @@ describe('rankHosts', () => {
     expect(rejectedBy).toEqual({ 'ComputeCapabilitiesFilter (vCPU)': 1, RamFilter: 1, DiskFilter: 1 });
   });
 
-  it("places a flavor's novum:driver only on hosts offering it; without one, anywhere", () => {
+  it("places a flavor's novum:driver only on hosts offering it (or fake); without one, anywhere", () => {
     const hosts = [host('fake'), host('both', { drivers: ['kvm', 'container'] })];
-    expect(names(rankHosts(hosts, spec({ driver: 'container' })).ranked)).toEqual(['both']);
     expect(names(rankHosts(hosts, spec({ driver: 'fake' })).ranked)).toEqual(['fake']);
     expect(rankHosts(hosts, spec()).ranked).toHaveLength(2);
+    // A host offering fake stands in for any driver; one offering only kvm does not take container.
+    expect(names(rankHosts(hosts, spec({ driver: 'container' })).ranked).sort()).toEqual(['both', 'fake']);
+    const kvmOnly = [host('kvm', { drivers: ['kvm'] }), host('container', { drivers: ['container'] })];
+    const { ranked, rejectedBy } = rankHosts(kvmOnly, spec({ driver: 'container' }));
+    expect(names(ranked)).toEqual(['container']);
+    expect(rejectedBy).toEqual({ DriverFilter: 1 });
   });
 
   it('honours excluded hosts, the requested host, the zone and same/different host hints', () => {
@@ -169,5 +174,18 @@ describe('rankHosts', () => {
     }
     expect([...firsts].sort()).toEqual(['a', 'b', 'c']);
     expect(names(rankHosts(hosts, spec(), () => 0).ranked)).toEqual(['b', 'c', 'a', 'loaded']);
+  });
+  it("places by the aggregates' zone and their metadata (AggregateInstanceExtraSpecsFilter)", () => {
+    const inZone = (name: string, metadata: Record<string, string[]>) => ({
+      ...host(name),
+      availabilityZone: metadata.availability_zone?.[0] ?? 'nova',
+      aggregateMetadata: new Map(Object.entries(metadata).map(([k, v]) => [k, new Set(v)])),
+    });
+    const hosts = [inZone('plain', {}), inZone('fast', { availability_zone: ['az1'], ssd: ['true'] })];
+    expect(names(rankHosts(hosts, spec({ availabilityZone: 'az1' })).ranked)).toEqual(['fast']);
+    const ssd = spec({ extraSpecs: { 'aggregate_instance_extra_specs:ssd': 'true', 'novum:driver': 'kvm' } });
+    const { ranked, rejectedBy } = rankHosts(hosts, ssd);
+    expect(names(ranked)).toEqual(['fast']);
+    expect(rejectedBy).toEqual({ AggregateInstanceExtraSpecsFilter: 1 });
   });
 });

@@ -2,13 +2,18 @@ import { Inject, Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { NOVUM_CONFIG, NovumConfig, rootLogger } from '@novum/common';
 import {
+  aggregateExtraSpecsPass,
+  aggregateMetadataByHost,
   Binary,
+  DEFAULT_AVAILABILITY_ZONE,
   DRIVER_EXTRA_SPEC,
+  HostAggregateMetadata,
   freeResources,
   InstanceRecords,
   isServiceUp,
   Resources,
   resourcesOf,
+  zoneFromMetadata,
 } from '@novum/compute';
 import {
   ComputeNodeEntity,
@@ -18,14 +23,15 @@ import {
   ServerGroupMemberEntity,
 } from '@novum/db';
 
-/** Nova's `default_availability_zone`: where every compute host is until aggregates say otherwise. */
-export const DEFAULT_AVAILABILITY_ZONE = 'nova';
+export { DEFAULT_AVAILABILITY_ZONE };
 
 export interface HostState {
   node: ComputeNodeEntity;
   service: ComputeServiceEntity;
   free: Resources;
   availabilityZone: string;
+  /** The metadata of the host's aggregates (key to values), for AggregateInstanceExtraSpecsFilter. */
+  aggregateMetadata?: HostAggregateMetadata;
 }
 
 /** What one instance asks of the scheduler (Nova's RequestSpec, as far as these filters read it). */
@@ -34,6 +40,8 @@ export interface RequestSpec {
   resources: Resources;
   /** The flavor's `novum:driver`; absent: any host (the agent runs it on its first driver). */
   driver?: string;
+  /** The flavor's extra specs, for AggregateInstanceExtraSpecsFilter. */
+  extraSpecs?: Record<string, string>;
   availabilityZone?: string | null;
   requestedHost?: string;
   excludedHosts: readonly string[];
@@ -72,7 +80,15 @@ export const FILTERS: readonly HostFilter[] = [
     name: 'AvailabilityZoneFilter',
     passes: (h, s) => !s.availabilityZone || s.availabilityZone === h.availabilityZone,
   },
-  { name: 'DriverFilter', passes: (h, s) => !s.driver || h.node.drivers.includes(s.driver) },
+  {
+    name: 'DriverFilter',
+    // A host offering `fake` stands in for any driver (today's hosts until kvm and container exist).
+    passes: (h, s) => !s.driver || h.node.drivers.includes(s.driver) || h.node.drivers.includes('fake'),
+  },
+  {
+    name: 'AggregateInstanceExtraSpecsFilter',
+    passes: (h, s) => aggregateExtraSpecsPass(s.extraSpecs, h.aggregateMetadata),
+  },
   { name: 'ComputeCapabilitiesFilter (vCPU)', passes: (h, s) => h.free.vcpus >= s.resources.vcpus },
   { name: 'RamFilter', passes: (h, s) => h.free.memoryMb >= s.resources.memoryMb },
   { name: 'DiskFilter', passes: (h, s) => h.free.diskGb >= s.resources.diskGb },
@@ -167,15 +183,25 @@ export class Scheduler {
   ) {}
 
   async hostStates(): Promise<HostState[]> {
-    const [nodes, services] = await Promise.all([
+    const [nodes, services, metadata] = await Promise.all([
       this.dataSource.getRepository(ComputeNodeEntity).find(),
       this.dataSource.getRepository(ComputeServiceEntity).findBy({ binary: Binary.COMPUTE }),
+      aggregateMetadataByHost(this.dataSource),
     ]);
     const serviceByHost = new Map(services.map((service) => [service.host, service]));
     return nodes.flatMap((node) => {
       const service = serviceByHost.get(node.host);
       if (!service) return [];
-      return [{ node, service, free: freeResources(node), availabilityZone: DEFAULT_AVAILABILITY_ZONE }];
+      const aggregateMetadata = metadata.get(node.host);
+      return [
+        {
+          node,
+          service,
+          free: freeResources(node),
+          availabilityZone: zoneFromMetadata(aggregateMetadata),
+          aggregateMetadata,
+        },
+      ];
     });
   }
 
@@ -189,6 +215,7 @@ export class Scheduler {
       instanceUuid: instance.uuid,
       resources: resourcesOf(instance.flavor),
       driver: instance.flavor.extra_specs?.[DRIVER_EXTRA_SPEC],
+      extraSpecs: instance.flavor.extra_specs,
       availabilityZone: instance.availabilityZone,
       requestedHost: hints.requested_host,
       excludedHosts,

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CatalogEntry, NovumConfig } from '@novum/common';
+import { CatalogEntry, NovumConfig, SERVICE_USER, servicePassword } from '@novum/common';
 import { BootstrapSpec } from './bootstrap.service';
 import { identityPublicUrl } from './identity.module';
 
@@ -43,12 +43,21 @@ export function bootstrapSpec(
 ): BootstrapSpec {
   return {
     region: config.region,
-    accounts: ACCOUNTS.map((a) => ({
-      name: a.name,
-      project: a.name,
-      roles: [...a.roles],
-      password: passwords[a.password],
-    })),
+    accounts: [
+      ...ACCOUNTS.map((a) => ({
+        name: a.name,
+        project: a.name,
+        roles: [...a.roles],
+        password: passwords[a.password],
+      })),
+      // The compute agents' service user (snapshot uploads), as devstack's `nova` in project `service`.
+      {
+        name: SERVICE_USER.name,
+        project: SERVICE_USER.project,
+        roles: ['admin'],
+        password: servicePassword(config),
+      },
+    ],
     services,
   };
 }

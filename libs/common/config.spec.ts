@@ -61,7 +61,29 @@ describe('configuration', () => {
       reportIntervalSeconds: 10,
       serviceDownTimeSeconds: 60,
       powerSyncIntervalSeconds: 60,
+      allowResizeToSameHost: true,
+      resizeConfirmWindowSeconds: 0,
+      shelvedOffloadTimeSeconds: 0,
+      reclaimInstanceIntervalSeconds: 0,
     });
+    expect(
+      loadConfig({
+        NOVUM_ALLOW_RESIZE_TO_SAME_HOST: 'false',
+        NOVUM_RESIZE_CONFIRM_WINDOW: '3600',
+        NOVUM_SHELVED_OFFLOAD_TIME: '-1',
+        NOVUM_RECLAIM_INSTANCE_INTERVAL: '60',
+      }),
+    ).toMatchObject({
+      allowResizeToSameHost: false,
+      resizeConfirmWindowSeconds: 3600,
+      shelvedOffloadTimeSeconds: -1,
+      reclaimInstanceIntervalSeconds: 60,
+    });
+    expect(() =>
+      loadConfig({ NOVUM_ALLOW_RESIZE_TO_SAME_HOST: 'maybe', NOVUM_SHELVED_OFFLOAD_TIME: '-2' }),
+    ).toThrow(
+      /NOVUM_ALLOW_RESIZE_TO_SAME_HOST="maybe": must be true or false[\s\S]*NOVUM_SHELVED_OFFLOAD_TIME/,
+    );
     expect(loadConfig({ NOVUM_COMPUTE_DRIVERS: 'kvm, container', NOVUM_FAKE_HOSTS: '3' })).toMatchObject({
       computeDrivers: ['kvm', 'container'],
       fakeHosts: 3,

@@ -26,6 +26,11 @@ export interface NovumConfig {
   reportIntervalSeconds: number;
   serviceDownTimeSeconds: number;
   powerSyncIntervalSeconds: number;
+  allowResizeToSameHost: boolean;
+  resizeConfirmWindowSeconds: number;
+  shelvedOffloadTimeSeconds: number;
+  reclaimInstanceIntervalSeconds: number;
+  servicePassword: string | undefined;
   ports: { identity: number; compute: number; image: number; network: number; orchestration: number };
 }
 
@@ -52,6 +57,17 @@ const positiveInt = (raw: string) => {
 const nonNegativeInt = (raw: string) => {
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 0) throw new Error('must be a whole number >= 0');
+  return n;
+};
+const bool = (raw: string) => {
+  const value = raw.trim().toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(value)) return true;
+  if (['false', '0', 'no', 'off'].includes(value)) return false;
+  throw new Error('must be true or false');
+};
+const atLeastMinusOne = (raw: string) => {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < -1) throw new Error('must be a whole number >= -1');
   return n;
 };
 const urlWith =
@@ -173,7 +189,7 @@ export const SETTINGS: Settings = {
   computeDrivers: {
     env: 'NOVUM_COMPUTE_DRIVERS',
     describe:
-      'Comma-separated virt drivers this host offers (`fake` for now); a flavor without `novum:driver` runs on the first',
+      'Comma-separated virt drivers this host offers (`fake` for now); a flavor without `novum:driver` runs on the first, and a host offering `fake` stands in for any `novum:driver`',
     default: 'fake',
     parse: (raw) => {
       const drivers = raw.split(',').map((name) => name.trim());
@@ -206,6 +222,41 @@ export const SETTINGS: Settings = {
     describe: "Seconds between a compute agent's power-state syncs of its guests with the database",
     default: '60',
     parse: positiveInt,
+  },
+  allowResizeToSameHost: {
+    env: 'NOVUM_ALLOW_RESIZE_TO_SAME_HOST',
+    describe:
+      "Whether a resize may land on the server's own host (Nova's allow_resize_to_same_host, true as in devstack); a cold migration always moves",
+    default: 'true',
+    parse: bool,
+  },
+  resizeConfirmWindowSeconds: {
+    env: 'NOVUM_RESIZE_CONFIRM_WINDOW',
+    describe:
+      "Seconds after which a compute agent confirms a resize nobody confirmed or reverted (Nova's resize_confirm_window; 0: never)",
+    default: '0',
+    parse: nonNegativeInt,
+  },
+  shelvedOffloadTimeSeconds: {
+    env: 'NOVUM_SHELVED_OFFLOAD_TIME',
+    describe:
+      "Seconds a shelved server keeps its host before it is offloaded (Nova's shelved_offload_time; 0: at once, -1: never)",
+    default: '0',
+    parse: atLeastMinusOne,
+  },
+  reclaimInstanceIntervalSeconds: {
+    env: 'NOVUM_RECLAIM_INSTANCE_INTERVAL',
+    describe:
+      "Seconds a soft-deleted server waits for a restore before its agent deletes it (Nova's reclaim_instance_interval; 0: no soft delete)",
+    default: '0',
+    parse: nonNegativeInt,
+  },
+  servicePassword: {
+    env: 'NOVUM_SERVICE_PASSWORD',
+    describe:
+      'Password of the `nova` service user (project `service`, role admin) the compute agents upload snapshots with; unset: generated at first start and kept in `service-password` in the data dir',
+    default: undefined,
+    parse: text,
   },
   ports: {
     identity: { env: 'NOVUM_IDENTITY_PORT', describe: 'Keystone API port', default: '5000', parse: port },

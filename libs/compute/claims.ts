@@ -55,7 +55,8 @@ async function addUsage(manager: EntityManager, nodeUuid: string, r: Resources, 
 }
 
 /**
- * Claims `resources` on a node for an instance, atomically: the node's counters grow only if the node
+ * Claims `resources` on a node for a consumer (an instance, or a migration: the destination claim of a
+ * resize is keyed by the migration id, as Nova's placement consumers), atomically: the node's counters grow only if the node
  * does not overflow, and the allocation row is written in the same transaction. On PostgreSQL the
  * conditional UPDATE locks the node's row, so concurrent claims re-check against each other's totals; on
  * SQLite transactions take turns. An instance holds at most one claim: claiming again on the node it
@@ -91,6 +92,29 @@ export function release(dataSource: DataSource, instanceUuid: string): Promise<b
     const deleted = await manager.delete(AllocationEntity, { instanceUuid });
     if (!deleted.affected) return false;
     await addUsage(manager, allocation.nodeUuid, allocation, -1);
+    return true;
+  });
+}
+
+/**
+ * A resize's confirmation: the instance's old claim (on the source) is freed and the migration's claim (the
+ * new flavor on the destination, keyed by the migration id) becomes the instance's, in one transaction.
+ * Idempotent: without a migration claim nothing changes.
+ */
+export function confirmMigrationClaim(
+  dataSource: DataSource,
+  instanceUuid: string,
+  migrationId: string,
+): Promise<boolean> {
+  return inTransaction(dataSource, async (manager) => {
+    const moving = await manager.findOneBy(AllocationEntity, { instanceUuid: migrationId });
+    if (!moving) return false;
+    const old = await manager.findOneBy(AllocationEntity, { instanceUuid });
+    if (old) {
+      await manager.delete(AllocationEntity, { instanceUuid });
+      await addUsage(manager, old.nodeUuid, old, -1);
+    }
+    await manager.update(AllocationEntity, { instanceUuid: migrationId }, { instanceUuid });
     return true;
   });
 }

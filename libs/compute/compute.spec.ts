@@ -3,9 +3,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
-import { ComputeNodeEntity, ComputeServiceEntity, dataSourceOptions, nowIso } from '@novum/db';
+import {
+  AllocationEntity,
+  ComputeNodeEntity,
+  ComputeServiceEntity,
+  dataSourceOptions,
+  nowIso,
+} from '@novum/db';
 import { PowerState, TaskState, VmState } from '@novum/virt';
-import { claim, recomputeUsage, release, resourcesOf } from './claims';
+import { claim, confirmMigrationClaim, recomputeUsage, release, resourcesOf } from './claims';
 import { checkRequest, MalformedRequestError } from './contract';
 import { InstanceRecords, sanitizeHostname } from './instance-records';
 import { isServiceUp } from './service-state';
@@ -94,6 +100,28 @@ describe('compute records and claims on SQLite', () => {
     await dataSource.getRepository(ComputeNodeEntity).update({ uuid: node }, { vcpusUsed: 99 });
     await recomputeUsage(dataSource, node);
     expect(await nodeOf(node)).toMatchObject({ vcpusUsed: 2, memoryMbUsed: 20, localGbUsed: 2 });
+  });
+
+  it('holds a resize’s migration claim beside the instance’s, and confirming makes it the instance’s', async () => {
+    const [source, dest] = [await addNode(4), await addNode(4)];
+    const [instance, migration] = [randomUUID(), randomUUID()];
+    expect(await claim(dataSource, instance, source, { vcpus: 1, memoryMb: 10, diskGb: 1 })).toBe(true);
+    expect(await claim(dataSource, migration, dest, { vcpus: 2, memoryMb: 20, diskGb: 2 })).toBe(true);
+    expect(await nodeOf(source)).toMatchObject({ vcpusUsed: 1 });
+    expect(await nodeOf(dest)).toMatchObject({ vcpusUsed: 2 });
+
+    expect(await confirmMigrationClaim(dataSource, instance, migration)).toBe(true);
+    expect(await confirmMigrationClaim(dataSource, instance, migration)).toBe(false);
+    expect(await nodeOf(source)).toMatchObject({ vcpusUsed: 0, memoryMbUsed: 0, localGbUsed: 0 });
+    expect(await nodeOf(dest)).toMatchObject({ vcpusUsed: 2, memoryMbUsed: 20, localGbUsed: 2 });
+    const rows = await dataSource.getRepository(AllocationEntity).findBy({ nodeUuid: dest });
+    expect(rows.map((row) => row.instanceUuid)).toEqual([instance]);
+    // A revert instead frees the migration's claim alone.
+    const reverted = randomUUID();
+    expect(await claim(dataSource, reverted, dest, { vcpus: 1, memoryMb: 10, diskGb: 1 })).toBe(true);
+    expect(await release(dataSource, reverted)).toBe(true);
+    expect(await nodeOf(dest)).toMatchObject({ vcpusUsed: 2, memoryMbUsed: 20, localGbUsed: 2 });
+    expect(await dataSource.getRepository(AllocationEntity).countBy({ instanceUuid: instance })).toBe(1);
   });
 
   it('refuses amounts that are not whole numbers', async () => {
@@ -187,5 +215,39 @@ describe('checkRequest', () => {
       'rebootType must be SOFT or HARD',
     );
     expect(checkRequest.consoleOutput({ instanceUuid: uuid })).toEqual({ instanceUuid: uuid });
+  });
+
+  it('checks the payloads of rebuild, resize, rescue, shelve, snapshot, password and the agents’ calls', () => {
+    const base = { instanceUuid: uuid, requestId: 'req-1' };
+    expect(checkRequest.rebuild({ ...base, preserveEphemeral: true })).toMatchObject(base);
+    expect(() => checkRequest.rebuild({ ...base, preserveEphemeral: 'yes' })).toThrow(
+      'rebuild_instance: preserveEphemeral must be true or false',
+    );
+    expect(checkRequest.migrateServer({ ...base, flavor: FLAVOR }).flavor).toEqual(FLAVOR);
+    expect(checkRequest.migrateServer(base)).toEqual(base);
+    for (const flavor of [
+      { ...FLAVOR, vcpus: 0 },
+      { ...FLAVOR, memory_mb: -1 },
+      { ...FLAVOR, extra_specs: { a: 1 } },
+      { ...FLAVOR, name: '' },
+      [],
+    ]) {
+      expect(() => checkRequest.migrateServer({ ...base, flavor })).toThrow('migrate_server: flavor must be');
+    }
+    expect(() => checkRequest.resize(base)).toThrow('resize_instance: migrationId must be a UUID');
+    expect(checkRequest.rescue({ ...base, rescueImageRef: 'img' })).toMatchObject({ rescueImageRef: 'img' });
+    expect(() => checkRequest.shelve({ ...base, imageId: 'nope' })).toThrow('shelve_instance: imageId');
+    expect(() => checkRequest.snapshot(base)).toThrow('snapshot_instance: imageId must be a UUID');
+    expect(() => checkRequest.setAdminPassword({ ...base, newPassword: '' })).toThrow(
+      'set_admin_password: newPassword',
+    );
+    expect(checkRequest.instanceCall({ instanceUuid: uuid }, 'get_diagnostics')).toEqual({
+      instanceUuid: uuid,
+    });
+    const migrationId = randomUUID();
+    expect(checkRequest.migrationSource({ ...base, migrationId, step: 'destroy' }).step).toBe('destroy');
+    expect(() => checkRequest.migrationSource({ ...base, migrationId, step: 'boom' })).toThrow(
+      'step must be power_off, power_on or destroy',
+    );
   });
 });

@@ -7,6 +7,8 @@
  * instance action the events are recorded under.
  */
 
+import type { InstanceFlavor } from '@novum/db';
+
 /** The conductor's work queue. */
 export const CONDUCTOR_QUEUE = 'conductor';
 
@@ -69,6 +71,58 @@ export interface RebootInstanceRequest extends InstanceRequest {
   rebootType: 'SOFT' | 'HARD';
 }
 
+/** `rebuild_instance`: the API has already written the new `imageRef` (and name, metadata) to the row. */
+export interface RebuildInstanceRequest extends InstanceRequest {
+  adminPassword?: string;
+  /** Nova's preserve_ephemeral: keep the ephemeral disk (the fake driver has none to lose). */
+  preserveEphemeral?: boolean;
+}
+
+/** `resize_instance` (cast by the conductor to the destination host after its claim). */
+export interface ResizeInstanceRequest extends InstanceRequest {
+  /** The migration's id: the key of the destination claim and `system_metadata.migration_id`. */
+  migrationId: string;
+}
+
+/** `migrate_server` (cast to CONDUCTOR_QUEUE): a resize with `flavor`, a cold migration without. */
+export interface MigrateServerRequest extends InstanceRequest {
+  flavor?: InstanceFlavor;
+}
+
+export interface RescueInstanceRequest extends InstanceRequest {
+  /** The image to boot (2.87 `rescue_image_ref`); default the instance's own image. */
+  rescueImageRef?: string;
+  rescuePassword?: string;
+}
+
+/** `shelve_instance`: `imageId` is the queued Glance image the API created (`<name>-shelved`), if any. */
+export interface ShelveInstanceRequest extends InstanceRequest {
+  imageId?: string;
+}
+
+/** `snapshot_instance` (createImage): the queued Glance image the API created. */
+export interface SnapshotInstanceRequest extends InstanceRequest {
+  imageId: string;
+}
+
+export interface SetAdminPasswordRequest extends InstanceRequest {
+  newPassword: string;
+}
+
+/** The calls without an action: serial console, diagnostics. */
+export interface InstanceCallRequest {
+  instanceUuid: string;
+}
+
+/**
+ * `migration_source` (a call between agents, not for the API): what a cross-host resize needs of the
+ * source host's guest. Answers the guest's power state afterwards.
+ */
+export interface MigrationSourceRequest extends InstanceRequest {
+  migrationId: string;
+  step: 'power_off' | 'power_on' | 'destroy';
+}
+
 export interface ConsoleOutputRequest {
   instanceUuid: string;
   /** The last `length` lines (Nova's os-getConsoleOutput); all when absent. */
@@ -97,13 +151,51 @@ export const ComputeMethod = {
   RESUME_INSTANCE: 'resume_instance',
   /** A call: answers the console text. */
   GET_CONSOLE_OUTPUT: 'get_console_output',
+  /** task_state `rebuilding` (vm_state active, stopped or error); ends as it began (stopped stays stopped). */
+  REBUILD_INSTANCE: 'rebuild_instance',
+  /** Sent by the conductor (`migrate_server`), task_state `resize_prep`; ends `resized`. */
+  RESIZE_INSTANCE: 'resize_instance',
+  /** vm_state `resized`, task_state `resize_confirming` (shown as VERIFY_RESIZE); ends active or stopped. */
+  CONFIRM_RESIZE: 'confirm_resize',
+  /** vm_state `resized`, task_state `resize_reverting`; ends active or stopped on the old flavor and host. */
+  REVERT_RESIZE: 'revert_resize',
+  /** task_state `rescuing` (active, stopped, error); ends `rescued`. */
+  RESCUE_INSTANCE: 'rescue_instance',
+  /** task_state `unrescuing` (rescued); ends `active`. */
+  UNRESCUE_INSTANCE: 'unrescue_instance',
+  /** task_state `shelving`; ends `shelved`, then `shelved_offloaded` per NOVUM_SHELVED_OFFLOAD_TIME. */
+  SHELVE_INSTANCE: 'shelve_instance',
+  /** vm_state `shelved`, task_state `shelving_offloading`; ends `shelved_offloaded` without host. */
+  SHELVE_OFFLOAD_INSTANCE: 'shelve_offload_instance',
+  /** Sent by the conductor (ConductorMethod.UNSHELVE_INSTANCE), task_state `unshelving`; ends `active`. */
+  UNSHELVE_INSTANCE: 'unshelve_instance',
+  /** task_state `image_snapshot_pending`; image_snapshot → image_pending_upload → image_uploading → none. */
+  SNAPSHOT_INSTANCE: 'snapshot_instance',
+  /** No task_state (vm_state in ALLOW_TRIGGER_CRASH_DUMP, power_state running): sends the guest an NMI. */
+  TRIGGER_CRASH_DUMP: 'trigger_crash_dump',
+  /** A call, no task: answers the driver's ConsoleEndpoint. */
+  GET_SERIAL_CONSOLE: 'get_serial_console',
+  /** A call, no task: answers the driver's Diagnostics. */
+  GET_DIAGNOSTICS: 'get_diagnostics',
+  /** A call, task_state `updating_password`; a driver without it answers 409 (task back to none). */
+  SET_ADMIN_PASSWORD: 'set_admin_password',
+  /** task_state `soft-deleting` (the API leaves `deleted_at` unset); ends `soft-delete`, guest off. */
+  SOFT_DELETE_INSTANCE: 'soft_delete_instance',
+  /** vm_state `soft-delete`, task_state `restoring`; ends `active`. */
+  RESTORE_INSTANCE: 'restore_instance',
+  /** Between agents only (cross-host resize). */
+  MIGRATION_SOURCE: 'migration_source',
 } as const;
 
 export const ConductorMethod = {
   BUILD_INSTANCES: 'build_instances',
+  /** task_state `resize_prep`: resize (with `flavor`) or cold migration (without). */
+  MIGRATE_SERVER: 'migrate_server',
+  /** task_state `unshelving` (vm_state shelved or shelved_offloaded). */
+  UNSHELVE_INSTANCE: 'unshelve_instance',
 } as const;
 
-type Kind = 'uuid' | 'string' | 'number' | 'string[]' | 'uuid[]';
+type Kind = 'uuid' | 'string' | 'number' | 'string[]' | 'uuid[]' | 'boolean' | 'flavor';
 type Shape = Record<string, Kind | `?${Kind}`>;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -118,6 +210,8 @@ const VALID: Record<Kind, (value: unknown) => boolean> = {
   number: (value) => typeof value === 'number' && Number.isSafeInteger(value) && value >= 0,
   'string[]': (value) => Array.isArray(value) && value.length <= 1000 && value.every(isText),
   'uuid[]': (value) => Array.isArray(value) && value.length <= 1000 && value.every((v) => VALID.uuid(v)),
+  boolean: (value) => typeof value === 'boolean',
+  flavor: (value) => isFlavor(value),
 };
 
 const DESCRIBE: Record<Kind, string> = {
@@ -126,7 +220,32 @@ const DESCRIBE: Record<Kind, string> = {
   number: 'a whole number >= 0',
   'string[]': 'a list of such strings',
   'uuid[]': 'a list of UUIDs',
+  boolean: 'true or false',
+  flavor: 'a flavor (id, name, vcpus, memory_mb, root_gb, ephemeral_gb, swap, extra_specs)',
 };
+
+/** An instance's flavor snapshot as the row keeps it. */
+function isFlavor(value: unknown): value is InstanceFlavor {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const f = value as Record<string, unknown>;
+  const whole = (v: unknown) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+  const specs = f.extra_specs;
+  return (
+    isText(f.id) &&
+    isText(f.name) &&
+    whole(f.vcpus) &&
+    (f.vcpus as number) > 0 &&
+    whole(f.memory_mb) &&
+    (f.memory_mb as number) > 0 &&
+    whole(f.root_gb) &&
+    whole(f.ephemeral_gb) &&
+    whole(f.swap) &&
+    typeof specs === 'object' &&
+    specs !== null &&
+    !Array.isArray(specs) &&
+    Object.entries(specs).every(([k, v]) => isText(k) && typeof v === 'string')
+  );
+}
 
 /** A message whose payload does not have the contract's shape: refused before any work, never half-done. */
 export class MalformedRequestError extends Error {
@@ -148,6 +267,8 @@ function check<T>(payload: unknown, method: string, shape: Shape): T {
   }
   return payload as T;
 }
+
+const INSTANCE: Shape = { instanceUuid: 'uuid', requestId: 'string' };
 
 export const checkRequest = {
   buildInstances: (p: unknown) =>
@@ -183,4 +304,39 @@ export const checkRequest = {
   },
   consoleOutput: (p: unknown) =>
     check<ConsoleOutputRequest>(p, 'get_console_output', { instanceUuid: 'uuid', length: '?number' }),
+  rebuild: (p: unknown) =>
+    check<RebuildInstanceRequest>(p, 'rebuild_instance', {
+      ...INSTANCE,
+      adminPassword: '?string',
+      preserveEphemeral: '?boolean',
+    }),
+  resize: (p: unknown) =>
+    check<ResizeInstanceRequest>(p, 'resize_instance', { ...INSTANCE, migrationId: 'uuid' }),
+  migrateServer: (p: unknown) =>
+    check<MigrateServerRequest>(p, 'migrate_server', { ...INSTANCE, flavor: '?flavor' }),
+  rescue: (p: unknown) =>
+    check<RescueInstanceRequest>(p, 'rescue_instance', {
+      ...INSTANCE,
+      rescueImageRef: '?string',
+      rescuePassword: '?string',
+    }),
+  shelve: (p: unknown) =>
+    check<ShelveInstanceRequest>(p, 'shelve_instance', { ...INSTANCE, imageId: '?uuid' }),
+  snapshot: (p: unknown) =>
+    check<SnapshotInstanceRequest>(p, 'snapshot_instance', { ...INSTANCE, imageId: 'uuid' }),
+  setAdminPassword: (p: unknown) =>
+    check<SetAdminPasswordRequest>(p, 'set_admin_password', { ...INSTANCE, newPassword: 'string' }),
+  instanceCall: (p: unknown, method: string) =>
+    check<InstanceCallRequest>(p, method, { instanceUuid: 'uuid' }),
+  migrationSource: (p: unknown) => {
+    const request = check<MigrationSourceRequest>(p, 'migration_source', {
+      ...INSTANCE,
+      migrationId: 'uuid',
+      step: 'string',
+    });
+    if (!['power_off', 'power_on', 'destroy'].includes(request.step)) {
+      throw new MalformedRequestError('migration_source: step must be power_off, power_on or destroy');
+    }
+    return request;
+  },
 };

@@ -7,14 +7,29 @@ import {
   ConductorMethod,
   CONDUCTOR_QUEUE,
   ConsoleOutputRequest,
+  InstanceCallRequest,
   InstanceRequest,
+  MigrateServerRequest,
+  MigrationSourceRequest,
   RebootInstanceRequest,
+  RebuildInstanceRequest,
+  RescueInstanceRequest,
+  ResizeInstanceRequest,
+  SetAdminPasswordRequest,
+  ShelveInstanceRequest,
+  SnapshotInstanceRequest,
 } from './contract';
+import type { ConsoleEndpoint, Diagnostics } from '@novum/virt';
 
-type InstanceMethod = Exclude<
-  (typeof ComputeMethod)[keyof typeof ComputeMethod],
-  'build_and_run_instance' | 'reboot_instance' | 'get_console_output'
->;
+/** The casts whose payload is only `{ instanceUuid, requestId }`. */
+type InstanceMethod =
+  | 'terminate_instance'
+  | 'stop_instance'
+  | 'start_instance'
+  | 'pause_instance'
+  | 'unpause_instance'
+  | 'suspend_instance'
+  | 'resume_instance';
 
 /** Typed sends of the contract in contract.ts, for the compute API, the conductor and the agent. */
 export class ComputeRpcClient {
@@ -39,5 +54,115 @@ export class ComputeRpcClient {
 
   getConsoleOutput(host: string, request: ConsoleOutputRequest, timeoutMs = 30_000): Promise<string> {
     return this.bus.call<string>(computeQueue(host), ComputeMethod.GET_CONSOLE_OUTPUT, request, timeoutMs);
+  }
+
+  /** Set task_state `rebuilding` (vm_state active, stopped or error) and write the new image_ref first. */
+  rebuildInstance(host: string, request: RebuildInstanceRequest): Promise<void> {
+    return this.bus.cast(computeQueue(host), ComputeMethod.REBUILD_INSTANCE, request);
+  }
+
+  /**
+   * Resize (with `flavor`) or cold migration, a call to the conductor as in Nova: set task_state
+   * `resize_prep` first. Resolves once the destination is claimed (the resize goes on there; null when the
+   * instance changed meanwhile); rejects with status 400 and Nova's No valid host message otherwise (the
+   * task is then back to none with a fault).
+   */
+  migrateServer(request: MigrateServerRequest, timeoutMs = 60_000): Promise<{ migrationId: string } | null> {
+    return this.bus.call<{ migrationId: string } | null>(
+      CONDUCTOR_QUEUE,
+      ConductorMethod.MIGRATE_SERVER,
+      request,
+      timeoutMs,
+    );
+  }
+
+  /** The conductor's hand-over to the destination after its claim (not for the API). */
+  resizeInstance(host: string, request: ResizeInstanceRequest): Promise<void> {
+    return this.bus.cast(computeQueue(host), ComputeMethod.RESIZE_INSTANCE, request);
+  }
+
+  /** vm_state `resized`: set task_state `resize_confirming` first; to `instance.host`. */
+  confirmResize(host: string, request: InstanceRequest): Promise<void> {
+    return this.bus.cast(computeQueue(host), ComputeMethod.CONFIRM_RESIZE, request);
+  }
+
+  /** vm_state `resized`: set task_state `resize_reverting` first; to `instance.host`. */
+  revertResize(host: string, request: InstanceRequest): Promise<void> {
+    return this.bus.cast(computeQueue(host), ComputeMethod.REVERT_RESIZE, request);
+  }
+
+  /** Set task_state `rescuing` (vm_state active, stopped or error) first. */
+  rescueInstance(host: string, request: RescueInstanceRequest): Promise<void> {
+    return this.bus.cast(computeQueue(host), ComputeMethod.RESCUE_INSTANCE, request);
+  }
+
+  /** vm_state `rescued`: set task_state `unrescuing` first. */
+  unrescueInstance(host: string, request: InstanceRequest): Promise<void> {
+    return this.bus.cast(computeQueue(host), ComputeMethod.UNRESCUE_INSTANCE, request);
+  }
+
+  /** Set task_state `shelving` (active, stopped, paused, suspended) first. */
+  shelveInstance(host: string, request: ShelveInstanceRequest): Promise<void> {
+    return this.bus.cast(computeQueue(host), ComputeMethod.SHELVE_INSTANCE, request);
+  }
+
+  /** vm_state `shelved`: set task_state `shelving_offloading` first. */
+  shelveOffloadInstance(host: string, request: InstanceRequest): Promise<void> {
+    return this.bus.cast(computeQueue(host), ComputeMethod.SHELVE_OFFLOAD_INSTANCE, request);
+  }
+
+  /** vm_state `shelved` or `shelved_offloaded`: set task_state `unshelving` first. To the conductor. */
+  unshelveInstance(request: InstanceRequest): Promise<void> {
+    return this.bus.cast(CONDUCTOR_QUEUE, ConductorMethod.UNSHELVE_INSTANCE, request);
+  }
+
+  /** The conductor's hand-over of an offloaded instance after its claim (not for the API). */
+  unshelveOnHost(host: string, request: InstanceRequest): Promise<void> {
+    return this.bus.cast(computeQueue(host), ComputeMethod.UNSHELVE_INSTANCE, request);
+  }
+
+  /** createImage: set task_state `image_snapshot_pending` first, after creating the queued image. */
+  snapshotInstance(host: string, request: SnapshotInstanceRequest): Promise<void> {
+    return this.bus.cast(computeQueue(host), ComputeMethod.SNAPSHOT_INSTANCE, request);
+  }
+
+  /** No task_state; record the `trigger_crash_dump` action first. */
+  triggerCrashDump(host: string, request: InstanceRequest): Promise<void> {
+    return this.bus.cast(computeQueue(host), ComputeMethod.TRIGGER_CRASH_DUMP, request);
+  }
+
+  /** Set task_state `soft-deleting` first (leave `deleted_at` unset). */
+  softDeleteInstance(host: string, request: InstanceRequest): Promise<void> {
+    return this.bus.cast(computeQueue(host), ComputeMethod.SOFT_DELETE_INSTANCE, request);
+  }
+
+  /** vm_state `soft-delete`: set task_state `restoring` first. */
+  restoreInstance(host: string, request: InstanceRequest): Promise<void> {
+    return this.bus.cast(computeQueue(host), ComputeMethod.RESTORE_INSTANCE, request);
+  }
+
+  /** A call, no task_state: 404 when the instance is not on the host, 409 when the driver cannot. */
+  getSerialConsole(host: string, request: InstanceCallRequest, timeoutMs = 30_000): Promise<ConsoleEndpoint> {
+    return this.bus.call<ConsoleEndpoint>(
+      computeQueue(host),
+      ComputeMethod.GET_SERIAL_CONSOLE,
+      request,
+      timeoutMs,
+    );
+  }
+
+  /** A call, no task_state: the 2.48 diagnostics (in this codebase's casing). */
+  getDiagnostics(host: string, request: InstanceCallRequest, timeoutMs = 30_000): Promise<Diagnostics> {
+    return this.bus.call<Diagnostics>(computeQueue(host), ComputeMethod.GET_DIAGNOSTICS, request, timeoutMs);
+  }
+
+  /** A call: set task_state `updating_password` first; 409 when the driver cannot (task back to none). */
+  setAdminPassword(host: string, request: SetAdminPasswordRequest, timeoutMs = 30_000): Promise<void> {
+    return this.bus.call<void>(computeQueue(host), ComputeMethod.SET_ADMIN_PASSWORD, request, timeoutMs);
+  }
+
+  /** Between agents: the source host's part of a cross-host resize; answers the guest's power state. */
+  migrationSource(host: string, request: MigrationSourceRequest, timeoutMs = 120_000): Promise<number> {
+    return this.bus.call<number>(computeQueue(host), ComputeMethod.MIGRATION_SOURCE, request, timeoutMs);
   }
 }

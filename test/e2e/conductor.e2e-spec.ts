@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { AllocationEntity, ComputeNodeEntity, ComputeServiceEntity } from '@novum/db';
 import { claim, ComputeMethod, isServiceUp, MAX_BUILD_ATTEMPTS, NO_VALID_HOST } from '@novum/compute';
 import { DriverError, PowerState, TaskState } from '@novum/virt';
-import { ComputeManager } from '../../apps/compute/compute-manager';
+import { ComputeManager, ImageUpload } from '../../apps/compute/compute-manager';
 import { conductorWorker } from '../../apps/conductor/worker';
 import { ControlPlane, SMALL_FLAVOR } from './support/control-plane';
 
@@ -294,14 +294,21 @@ describe('conductor, scheduler and compute agent', () => {
     }
   });
 
-  it('places a flavor only on hosts offering its driver, and honours different_host', async () => {
+  it('runs any novum:driver on hosts offering fake (the fake stands in), and honours different_host', async () => {
     await plane.startAgent('a');
     await plane.startAgent('b');
-    const kvm = await plane.settled(
-      await plane.createServer({ ...SMALL_FLAVOR, extra_specs: { 'novum:driver': 'kvm' } }),
-    );
-    expect(kvm.vmState).toBe('error');
-    expect(await plane.records.latestFault(kvm.uuid)).toMatchObject({ message: NO_VALID_HOST });
+    for (const driver of ['kvm', 'container']) {
+      const standIn = await plane.settled(
+        await plane.createServer({ ...SMALL_FLAVOR, extra_specs: { 'novum:driver': driver } }),
+      );
+      expect(standIn).toMatchObject({ vmState: 'active', powerState: PowerState.RUNNING });
+      const name = standIn.host === plane.hostName('a') ? 'a' : 'b';
+      expect(plane.hypervisor(name).inspect(standIn.uuid)?.flavor.extraSpecs).toEqual({
+        'novum:driver': driver,
+      });
+      await plane.act(standIn.uuid, ComputeMethod.STOP_INSTANCE, TaskState.POWERING_OFF, 'stop');
+      expect(await plane.settled(standIn.uuid)).toMatchObject({ vmState: 'stopped' });
+    }
 
     const fake = await plane.settled(
       await plane.createServer({ ...SMALL_FLAVOR, extra_specs: { 'novum:driver': 'fake' } }),
@@ -511,6 +518,380 @@ describe('conductor, scheduler and compute agent', () => {
       ramAllocationRatio: 1.5,
       diskAllocationRatio: 1,
       vcpus: 1000,
+    });
+  });
+});
+
+describe('compute agent: rebuild, resize, rescue, shelve, snapshot, soft delete and the calls', () => {
+  let plane: ControlPlane;
+  const uploads: { imageId: string; diskFormat: string; body: string }[] = [];
+  const imageUpload: ImageUpload = async (imageId, snapshot) => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of snapshot.data) chunks.push(Buffer.from(chunk as Buffer));
+    uploads.push({ imageId, diskFormat: snapshot.diskFormat, body: Buffer.concat(chunks).toString() });
+  };
+  const NEW_FLAVOR = { ...SMALL_FLAVOR, id: '2', name: 'f1.medium', vcpus: 2, memory_mb: 1024, root_gb: 2 };
+
+  beforeAll(async () => {
+    plane = await ControlPlane.start({ NOVUM_REPORT_INTERVAL: '1', NOVUM_SERVICE_DOWN_TIME: '3' });
+  });
+
+  afterAll(async () => {
+    await plane?.close();
+  });
+
+  afterEach(async () => {
+    for (const name of [...plane.agents.keys()]) await plane.stopAgent(name);
+    await plane.dataSource
+      .createQueryBuilder()
+      .update(ComputeServiceEntity)
+      .set({ disabled: true })
+      .execute();
+  });
+
+  const allocations = async (consumer: string) =>
+    plane.dataSource.getRepository(AllocationEntity).findBy({ instanceUuid: consumer });
+
+  /** What the API does for resize / migrate: task resize_prep on condition, the action, the call. */
+  async function migrate(uuid: string, flavor?: typeof NEW_FLAVOR) {
+    const requestId = `req-${randomUUID()}`;
+    expect(
+      await plane.records.update(uuid, { taskState: TaskState.RESIZE_PREP }, { taskState: [null] }),
+    ).toBe(true);
+    await plane.records.startAction(uuid, flavor ? 'resize' : 'migrate', requestId);
+    return plane.rpc.migrateServer({ instanceUuid: uuid, requestId, flavor });
+  }
+
+  it('rebuilds onto the new image; a stopped server stays stopped; events for each', async () => {
+    await plane.startAgent('rebuild');
+    const hypervisor = plane.hypervisor('rebuild');
+    const uuid = await plane.createServer(SMALL_FLAVOR);
+    await plane.settled(uuid);
+    const image = randomUUID();
+    await plane.records.update(uuid, { imageRef: image });
+    await plane.act(uuid, ComputeMethod.REBUILD_INSTANCE, TaskState.REBUILDING, 'rebuild', {
+      adminPassword: 'secret',
+      preserveEphemeral: true,
+    });
+    expect(await plane.settled(uuid)).toMatchObject({ vmState: 'active', powerState: PowerState.RUNNING });
+    expect(hypervisor.inspect(uuid)?.imageRef).toBe(image);
+
+    await plane.act(uuid, ComputeMethod.STOP_INSTANCE, TaskState.POWERING_OFF, 'stop');
+    await plane.settled(uuid);
+    const second = randomUUID();
+    await plane.records.update(uuid, { imageRef: second });
+    await plane.act(uuid, ComputeMethod.REBUILD_INSTANCE, TaskState.REBUILDING, 'rebuild');
+    expect(await plane.settled(uuid)).toMatchObject({ vmState: 'stopped', powerState: PowerState.SHUTDOWN });
+    expect(hypervisor.inspect(uuid)).toMatchObject({ imageRef: second, state: PowerState.SHUTDOWN });
+    const rebuilds = (await eventsOf(plane, uuid)).filter((e) => e.action === 'rebuild');
+    expect(rebuilds.map((e) => `${e.event}:${e.result}`)).toEqual([
+      'compute_rebuild_instance:Success',
+      'compute_rebuild_instance:Success',
+    ]);
+
+    // A failed rebuild is ERROR with a fault; a rebuild from ERROR brings it back.
+    hypervisor.failNext('rebuild', new DriverError('The disk could not be re-created.'));
+    await plane.act(uuid, ComputeMethod.REBUILD_INSTANCE, TaskState.REBUILDING, 'rebuild');
+    expect(await plane.settled(uuid)).toMatchObject({ vmState: 'error', taskState: null });
+    expect((await plane.records.latestFault(uuid))?.message).toBe('The disk could not be re-created.');
+    await plane.act(uuid, ComputeMethod.REBUILD_INSTANCE, TaskState.REBUILDING, 'rebuild');
+    expect(await plane.settled(uuid)).toMatchObject({ vmState: 'active', powerState: PowerState.RUNNING });
+  });
+
+  it('resizes on the same host with both claims held until confirm, and reverts to the old flavor', async () => {
+    plane.hypervisor('resize', { vcpus: 8, memoryMb: 8192, localGb: 100 });
+    await plane.startAgent('resize', { allocationRatios: EXACT });
+    const hypervisor = plane.hypervisor('resize');
+    const uuid = await plane.createServer(SMALL_FLAVOR);
+    await plane.settled(uuid);
+
+    const placed = await migrate(uuid, NEW_FLAVOR);
+    expect(placed?.migrationId).toBeDefined();
+    const resized = await plane.settled(uuid);
+    expect(resized).toMatchObject({ vmState: 'resized', host: plane.hostName('resize'), flavor: NEW_FLAVOR });
+    expect(JSON.parse(resized.systemMetadata.old_flavor)).toEqual(SMALL_FLAVOR);
+    expect(hypervisor.inspect(uuid)).toMatchObject({ resizePending: true, state: PowerState.RUNNING });
+    expect(await node(plane, 'resize')).toMatchObject({ vcpusUsed: 3, memoryMbUsed: 1536, localGbUsed: 3 });
+
+    await plane.act(uuid, ComputeMethod.CONFIRM_RESIZE, TaskState.RESIZE_CONFIRMING, 'confirmResize');
+    const confirmed = await plane.settled(uuid);
+    expect(confirmed).toMatchObject({ vmState: 'active', flavor: NEW_FLAVOR });
+    expect(confirmed.systemMetadata.migration_id).toBeUndefined();
+    expect(await node(plane, 'resize')).toMatchObject({ vcpusUsed: 2, memoryMbUsed: 1024, localGbUsed: 2 });
+    expect(await allocations(uuid)).toHaveLength(1);
+    expect(await allocations(placed!.migrationId)).toHaveLength(0);
+    expect(hypervisor.inspect(uuid)?.resizePending).toBe(false);
+
+    // Back down, then revert: the flavor and the claims are as before the resize.
+    await plane.act(uuid, ComputeMethod.STOP_INSTANCE, TaskState.POWERING_OFF, 'stop');
+    await plane.settled(uuid);
+    await migrate(uuid, SMALL_FLAVOR);
+    expect(await plane.settled(uuid)).toMatchObject({ vmState: 'resized', flavor: SMALL_FLAVOR });
+    expect(hypervisor.inspect(uuid)?.state).toBe(PowerState.SHUTDOWN);
+    await plane.act(uuid, ComputeMethod.REVERT_RESIZE, TaskState.RESIZE_REVERTING, 'revertResize');
+    expect(await plane.settled(uuid)).toMatchObject({
+      vmState: 'stopped',
+      flavor: NEW_FLAVOR,
+      powerState: PowerState.SHUTDOWN,
+    });
+    expect(await node(plane, 'resize')).toMatchObject({ vcpusUsed: 2, memoryMbUsed: 1024, localGbUsed: 2 });
+    expect(
+      (await eventsOf(plane, uuid)).filter((e) => /resize|migrate/.test(e.event)).map((e) => e.event),
+    ).toEqual([
+      'conductor_migrate_server',
+      'compute_resize_instance',
+      'compute_confirm_resize',
+      'conductor_migrate_server',
+      'compute_resize_instance',
+      'compute_revert_resize',
+    ]);
+  });
+
+  it('cold-migrates to another host (never its own), confirms and reverts across hosts, 400 without a host', async () => {
+    const [one, two] = [plane.hypervisor('mig-1'), plane.hypervisor('mig-2')];
+    await plane.startAgent('mig-1');
+    const uuid = await plane.createServer(SMALL_FLAVOR);
+    expect((await plane.settled(uuid)).host).toBe(plane.hostName('mig-1'));
+
+    // The only host is the server's own: No valid host, the task ends with a fault.
+    await expect(migrate(uuid)).rejects.toMatchObject({ status: 400, message: NO_VALID_HOST });
+    expect(await plane.instance(uuid)).toMatchObject({ vmState: 'active', taskState: null });
+    expect((await plane.records.latestFault(uuid))?.message).toBe(NO_VALID_HOST);
+
+    await plane.startAgent('mig-2');
+    const placed = await migrate(uuid);
+    expect(await plane.settled(uuid)).toMatchObject({ vmState: 'resized', host: plane.hostName('mig-2') });
+    expect(one.inspect(uuid)?.state).toBe(PowerState.SHUTDOWN);
+    expect(two.inspect(uuid)?.state).toBe(PowerState.RUNNING);
+    expect(await allocations(placed!.migrationId)).toEqual([
+      expect.objectContaining({ nodeUuid: (await node(plane, 'mig-2')).uuid }),
+    ]);
+
+    await plane.act(uuid, ComputeMethod.REVERT_RESIZE, TaskState.RESIZE_REVERTING, 'revertResize');
+    expect(await plane.settled(uuid)).toMatchObject({
+      vmState: 'active',
+      host: plane.hostName('mig-1'),
+      node: plane.hostName('mig-1'),
+      powerState: PowerState.RUNNING,
+    });
+    expect(two.inspect(uuid)).toBeUndefined();
+    expect(one.inspect(uuid)?.state).toBe(PowerState.RUNNING);
+    expect(await node(plane, 'mig-2')).toMatchObject({ vcpusUsed: 0 });
+
+    await migrate(uuid);
+    expect(await plane.settled(uuid)).toMatchObject({ vmState: 'resized', host: plane.hostName('mig-2') });
+    await plane.act(uuid, ComputeMethod.CONFIRM_RESIZE, TaskState.RESIZE_CONFIRMING, 'confirmResize');
+    expect(await plane.settled(uuid)).toMatchObject({ vmState: 'active', host: plane.hostName('mig-2') });
+    expect(one.inspect(uuid)).toBeUndefined();
+    expect(await node(plane, 'mig-1')).toMatchObject({ vcpusUsed: 0 });
+    expect(await node(plane, 'mig-2')).toMatchObject({ vcpusUsed: 1, memoryMbUsed: 512 });
+
+    // Still works on the new host; and deleting frees everything.
+    await plane.act(uuid, ComputeMethod.TERMINATE_INSTANCE, TaskState.DELETING, 'delete');
+    expect((await plane.settled(uuid)).vmState).toBe('deleted');
+    expect(await node(plane, 'mig-2')).toMatchObject({ vcpusUsed: 0 });
+  });
+
+  it('confirms a resize by itself after the confirm window', async () => {
+    const manager = await plane.startAgent('window', { resizeConfirmWindowSeconds: 1 });
+    const uuid = await plane.createServer(SMALL_FLAVOR);
+    await plane.settled(uuid);
+    await migrate(uuid, NEW_FLAVOR);
+    expect((await plane.settled(uuid)).vmState).toBe('resized');
+    await manager.runPeriodicTasks();
+    expect((await plane.instance(uuid)).vmState).toBe('resized');
+    await manager.runPeriodicTasks(Date.now() + 2_000);
+    expect(await plane.settled(uuid)).toMatchObject({ vmState: 'active', flavor: NEW_FLAVOR });
+    expect((await eventsOf(plane, uuid)).at(-1)).toMatchObject({
+      event: 'compute_confirm_resize',
+      result: 'Success',
+    });
+  });
+
+  it('rescues and unrescues; a failed rescue is ERROR as in Nova', async () => {
+    await plane.startAgent('rescue');
+    const hypervisor = plane.hypervisor('rescue');
+    const uuid = await plane.createServer(SMALL_FLAVOR);
+    await plane.settled(uuid);
+    const rescueImage = randomUUID();
+    await plane.act(uuid, ComputeMethod.RESCUE_INSTANCE, TaskState.RESCUING, 'rescue', {
+      rescueImageRef: rescueImage,
+      rescuePassword: 'pw',
+    });
+    const rescued = await plane.settled(uuid);
+    expect(rescued).toMatchObject({ vmState: 'rescued', powerState: PowerState.RUNNING });
+    expect(rescued.systemMetadata).toMatchObject({ old_vm_state: 'active', rescue_image_ref: rescueImage });
+    expect(hypervisor.inspect(uuid)?.rescued).toBe(true);
+    await plane.act(uuid, ComputeMethod.UNRESCUE_INSTANCE, TaskState.UNRESCUING, 'unrescue');
+    const back = await plane.settled(uuid);
+    expect(back).toMatchObject({ vmState: 'active' });
+    expect(back.systemMetadata.old_vm_state).toBeUndefined();
+    expect(hypervisor.inspect(uuid)?.rescued).toBe(false);
+
+    hypervisor.failNext('rescue');
+    await plane.act(uuid, ComputeMethod.RESCUE_INSTANCE, TaskState.RESCUING, 'rescue');
+    expect(await plane.settled(uuid)).toMatchObject({ vmState: 'error', taskState: null });
+  });
+
+  it('shelves (offloading at once), unshelves through the conductor, and uploads the shelve snapshot', async () => {
+    await plane.startAgent('shelf', { imageUpload });
+    const hypervisor = plane.hypervisor('shelf');
+    const uuid = await plane.createServer(SMALL_FLAVOR);
+    await plane.settled(uuid);
+    const imageId = randomUUID();
+    await plane.act(uuid, ComputeMethod.SHELVE_INSTANCE, TaskState.SHELVING, 'shelve', { imageId });
+    await waitUntil(async () => (await plane.instance(uuid)).vmState === 'shelved_offloaded');
+    const offloaded = await plane.settled(uuid);
+    expect(offloaded).toMatchObject({ host: null, node: null, powerState: PowerState.NOSTATE });
+    expect(offloaded.systemMetadata).toMatchObject({ shelved_image_id: imageId });
+    expect(hypervisor.inspect(uuid)).toBeUndefined();
+    expect(await allocations(uuid)).toHaveLength(0);
+    expect(uploads.find((u) => u.imageId === imageId)?.body).toContain(`instance ${uuid}`);
+
+    const requestId = `req-${randomUUID()}`;
+    await plane.records.update(uuid, { taskState: TaskState.UNSHELVING }, { taskState: [null] });
+    await plane.records.startAction(uuid, 'unshelve', requestId);
+    await plane.rpc.unshelveInstance({ instanceUuid: uuid, requestId });
+    const active = await plane.settled(uuid);
+    expect(active).toMatchObject({ vmState: 'active', host: plane.hostName('shelf') });
+    expect(active.systemMetadata.shelved_at).toBeUndefined();
+    expect(hypervisor.inspect(uuid)?.imageRef).toBe(imageId);
+    expect(await allocations(uuid)).toHaveLength(1);
+    expect((await eventsOf(plane, uuid)).map((e) => e.event)).toEqual(
+      expect.arrayContaining([
+        'compute_shelve_instance',
+        'compute_shelve_offload_instance',
+        'conductor_unshelve_instance',
+        'compute_unshelve_instance',
+      ]),
+    );
+  });
+
+  it('keeps a shelved server on its host until the offload time, and unshelving it just starts it', async () => {
+    const manager = await plane.startAgent('shelf-wait', { shelvedOffloadTimeSeconds: 60 });
+    const uuid = await plane.createServer(SMALL_FLAVOR);
+    await plane.settled(uuid);
+    await plane.act(uuid, ComputeMethod.SHELVE_INSTANCE, TaskState.SHELVING, 'shelve');
+    expect(await plane.settled(uuid)).toMatchObject({
+      vmState: 'shelved',
+      host: plane.hostName('shelf-wait'),
+    });
+    const requestId = `req-${randomUUID()}`;
+    await plane.records.update(uuid, { taskState: TaskState.UNSHELVING }, { taskState: [null] });
+    await plane.rpc.unshelveInstance({ instanceUuid: uuid, requestId });
+    expect(await plane.settled(uuid)).toMatchObject({ vmState: 'active', powerState: PowerState.RUNNING });
+
+    await plane.act(uuid, ComputeMethod.SHELVE_INSTANCE, TaskState.SHELVING, 'shelve');
+    await plane.settled(uuid);
+    await manager.runPeriodicTasks();
+    expect((await plane.instance(uuid)).vmState).toBe('shelved');
+    await manager.runPeriodicTasks(Date.now() + 61_000);
+    expect(await plane.settled(uuid)).toMatchObject({ vmState: 'shelved_offloaded', host: null });
+  });
+
+  it('snapshots through image_snapshot, image_pending_upload and image_uploading; fails without an uploader', async () => {
+    await plane.startAgent('snap', { imageUpload });
+    const uuid = await plane.createServer(SMALL_FLAVOR);
+    await plane.settled(uuid);
+    const seen: (string | null)[] = [];
+    const watch = setInterval(
+      () =>
+        void plane.records.get(uuid).then((i) => {
+          if (i && seen.at(-1) !== i.taskState) seen.push(i.taskState);
+        }),
+      1,
+    );
+    plane.hypervisor('snap').setDelay('snapshot', 100);
+    const imageId = randomUUID();
+    try {
+      await plane.act(
+        uuid,
+        ComputeMethod.SNAPSHOT_INSTANCE,
+        TaskState.IMAGE_SNAPSHOT_PENDING,
+        'createImage',
+        {
+          imageId,
+        },
+      );
+      expect(await plane.settled(uuid)).toMatchObject({ vmState: 'active', taskState: null });
+    } finally {
+      clearInterval(watch);
+      plane.hypervisor('snap').setDelay('snapshot', 0);
+    }
+    expect(seen).toContain(TaskState.IMAGE_PENDING_UPLOAD);
+    expect(uploads.find((u) => u.imageId === imageId)).toMatchObject({ diskFormat: 'raw' });
+
+    await plane.stopAgent('snap');
+    await plane.startAgent('snap', { imageUpload: undefined });
+    await plane.act(uuid, ComputeMethod.SNAPSHOT_INSTANCE, TaskState.IMAGE_SNAPSHOT_PENDING, 'createImage', {
+      imageId: randomUUID(),
+    });
+    expect(await plane.settled(uuid)).toMatchObject({ vmState: 'active', taskState: null });
+    expect((await plane.records.latestFault(uuid))?.message).toMatch(/no image service credential/);
+  });
+
+  it('soft-deletes and restores, and reclaims a soft-deleted server after the interval', async () => {
+    const manager = await plane.startAgent('soft', { reclaimInstanceIntervalSeconds: 30 });
+    const hypervisor = plane.hypervisor('soft');
+    const uuid = await plane.createServer(SMALL_FLAVOR);
+    await plane.settled(uuid);
+    await plane.act(uuid, ComputeMethod.SOFT_DELETE_INSTANCE, TaskState.SOFT_DELETING, 'delete');
+    const soft = await plane.settled(uuid);
+    expect(soft).toMatchObject({ vmState: 'soft-delete', powerState: PowerState.SHUTDOWN, deletedAt: null });
+    await plane.act(uuid, ComputeMethod.RESTORE_INSTANCE, TaskState.RESTORING, 'restore');
+    expect(await plane.settled(uuid)).toMatchObject({ vmState: 'active', powerState: PowerState.RUNNING });
+
+    await plane.act(uuid, ComputeMethod.SOFT_DELETE_INSTANCE, TaskState.SOFT_DELETING, 'delete');
+    await plane.settled(uuid);
+    await manager.runPeriodicTasks();
+    expect((await plane.instance(uuid)).vmState).toBe('soft-delete');
+    await manager.runPeriodicTasks(Date.now() + 31_000);
+    const gone = await plane.instance(uuid);
+    expect(gone.vmState).toBe('deleted');
+    expect(gone.deletedAt).not.toBeNull();
+    expect(hypervisor.inspect(uuid)).toBeUndefined();
+    expect(await allocations(uuid)).toHaveLength(0);
+  });
+
+  it('answers the serial console, diagnostics and admin password calls, and triggers a crash dump', async () => {
+    await plane.startAgent('calls');
+    const uuid = await plane.createServer(SMALL_FLAVOR);
+    await plane.settled(uuid);
+    const host = plane.hostName('calls');
+    expect(await plane.rpc.getSerialConsole(host, { instanceUuid: uuid })).toEqual({
+      host,
+      port: 6969,
+      internalAccessPath: uuid,
+    });
+    expect(await plane.rpc.getDiagnostics(host, { instanceUuid: uuid })).toMatchObject({
+      state: 'running',
+      driver: 'fake',
+      memory: { maximumMb: 512, usedMb: 512 },
+    });
+    await expect(plane.rpc.getDiagnostics(host, { instanceUuid: randomUUID() })).rejects.toMatchObject({
+      status: 404,
+    });
+
+    await plane.records.update(uuid, { taskState: TaskState.UPDATING_PASSWORD }, { taskState: [null] });
+    await expect(
+      plane.rpc.setAdminPassword(host, {
+        instanceUuid: uuid,
+        requestId: `req-${randomUUID()}`,
+        newPassword: 'x',
+      }),
+    ).rejects.toMatchObject({ status: 409, message: 'Set admin password is not supported' });
+    expect((await plane.instance(uuid)).taskState).toBeNull();
+
+    const requestId = `req-${randomUUID()}`;
+    await plane.records.startAction(uuid, 'trigger_crash_dump', requestId);
+    await plane.rpc.triggerCrashDump(host, { instanceUuid: uuid, requestId });
+    await waitUntil(async () =>
+      (await plane.rpc.getConsoleOutput(host, { instanceUuid: uuid })).includes('NMI'),
+    );
+    expect((await eventsOf(plane, uuid)).at(-1)).toMatchObject({
+      action: 'trigger_crash_dump',
+      event: 'compute_trigger_crash_dump',
+      result: 'Success',
     });
   });
 });

@@ -1,0 +1,184 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DataSource } from 'typeorm';
+import { MessageBus } from '@novum/bus';
+import { ComputeRpcClient, InstanceRecords } from '@novum/compute';
+import { dataSourceOptions, InstanceFlavor } from '@novum/db';
+import { ComputeDriver, FakeDriver, PowerState, TaskState, VmState } from '@novum/virt';
+import { ComputeManager } from './compute-manager';
+
+const FLAVOR: InstanceFlavor = {
+  id: '1',
+  name: 'tiny',
+  vcpus: 1,
+  memory_mb: 256,
+  root_gb: 1,
+  ephemeral_gb: 0,
+  swap: 0,
+  extra_specs: {},
+};
+
+/** A bus that only records what the agent serves and sends; the tests call the agent's methods directly. */
+function recordingBus() {
+  const sent: { queue: string; method: string; payload: unknown }[] = [];
+  const bus = {
+    serve: async () => undefined,
+    cast: async (queue: string, method: string, payload: unknown) =>
+      void sent.push({ queue, method, payload }),
+    call: async () => {
+      throw new Error('no calls in this test');
+    },
+  } as unknown as MessageBus;
+  return { bus, sent };
+}
+
+describe('ComputeManager on SQLite', () => {
+  let dir: string;
+  let dataSource: DataSource;
+  let records: InstanceRecords;
+  const managers: ComputeManager[] = [];
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'novum-agent-'));
+    dataSource = await new DataSource(dataSourceOptions({ dataDir: dir })).initialize();
+    records = new InstanceRecords(dataSource);
+  });
+
+  afterAll(async () => {
+    for (const manager of managers) await manager.onModuleDestroy();
+    await dataSource.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function agent(host: string, drivers: ComputeDriver[]) {
+    const { bus, sent } = recordingBus();
+    const manager = new ComputeManager(dataSource, bus, records, new ComputeRpcClient(bus), {
+      host,
+      drivers,
+      reportIntervalSeconds: 60,
+      powerSyncIntervalSeconds: 60,
+    });
+    await manager.onApplicationBootstrap();
+    managers.push(manager);
+    return { manager, sent };
+  }
+
+  /** An instance the conductor placed on `host`, as build_and_run_instance finds it. */
+  async function placed(host: string, flavor: InstanceFlavor) {
+    const requestId = `req-${randomUUID()}`;
+    const [instance] = await records.createInstances(
+      { displayName: 'vm', projectId: 'p', userId: 'u', flavor, imageRef: randomUUID() },
+      { requestId },
+    );
+    await records.update(instance.uuid, { host, node: host });
+    return { uuid: instance.uuid, requestId };
+  }
+
+  it('runs a flavor of a driver the host lacks on the fake driver, when the host offers fake', async () => {
+    const fake = new FakeDriver();
+    const { manager } = await agent('stand-in', [fake]);
+    for (const driver of ['kvm', 'container']) {
+      const { uuid, requestId } = await placed('stand-in', {
+        ...FLAVOR,
+        extra_specs: { 'novum:driver': driver },
+      });
+      await manager.buildAndRunInstance({
+        instanceUuid: uuid,
+        requestId,
+        node: 'stand-in',
+        attempt: 1,
+        excludedHosts: [],
+      });
+      expect(await records.get(uuid)).toMatchObject({
+        vmState: VmState.ACTIVE,
+        powerState: PowerState.RUNNING,
+      });
+      expect(fake.inspect(uuid)?.state).toBe(PowerState.RUNNING);
+    }
+  });
+
+  it('without fake, a driver the host lacks fails the build, which goes back to the conductor', async () => {
+    const container = Object.assign(new FakeDriver(), { name: 'container' }) as unknown as ComputeDriver;
+    const { manager, sent } = await agent('containers-only', [container]);
+    const { uuid, requestId } = await placed('containers-only', {
+      ...FLAVOR,
+      extra_specs: { 'novum:driver': 'kvm' },
+    });
+    await manager.buildAndRunInstance({
+      instanceUuid: uuid,
+      requestId,
+      node: 'containers-only',
+      attempt: 1,
+      excludedHosts: [],
+    });
+    expect(await records.get(uuid)).toMatchObject({ vmState: VmState.BUILDING, host: null });
+    expect(sent).toEqual([
+      expect.objectContaining({
+        queue: 'conductor',
+        payload: expect.objectContaining({
+          excludedHosts: ['containers-only'],
+          lastFault: 'Host containers-only does not offer the kvm driver.',
+        }),
+      }),
+    ]);
+  });
+
+  it('does nothing for a redelivered rescue, rebuild, soft delete or restore whose task is over', async () => {
+    const fake = new FakeDriver();
+    const { manager } = await agent('redelivery', [fake]);
+    const { uuid, requestId } = await placed('redelivery', FLAVOR);
+    await manager.buildAndRunInstance({
+      instanceUuid: uuid,
+      requestId,
+      node: 'redelivery',
+      attempt: 1,
+      excludedHosts: [],
+    });
+    let rescues = 0;
+    fake.failWhen(({ operation }) => {
+      if (operation === 'rescue') rescues++;
+      return undefined;
+    });
+
+    const act = async (
+      task: string,
+      run: (request: { instanceUuid: string; requestId: string }) => Promise<void>,
+    ) => {
+      const request = { instanceUuid: uuid, requestId: `req-${randomUUID()}` };
+      expect(await records.update(uuid, { taskState: task }, { taskState: [null] })).toBe(true);
+      await run(request);
+      const done = await records.get(uuid);
+      await run(request);
+      const again = await records.get(uuid);
+      expect(again?.version).toBe(done?.version);
+      const action = (await records.actions(uuid)).find((a) => a.requestId === request.requestId)!;
+      expect(await records.events(action.id)).toHaveLength(1);
+      return again!;
+    };
+    expect(await act(TaskState.RESCUING, (r) => manager.rescueInstance(r))).toMatchObject({
+      vmState: VmState.RESCUED,
+    });
+    expect(rescues).toBe(1);
+    expect(await act(TaskState.UNRESCUING, (r) => manager.unrescueInstance(r))).toMatchObject({
+      vmState: VmState.ACTIVE,
+    });
+    expect(await act(TaskState.REBUILDING, (r) => manager.rebuildInstance(r))).toMatchObject({
+      vmState: VmState.ACTIVE,
+    });
+    expect(await act(TaskState.SOFT_DELETING, (r) => manager.softDeleteInstance(r))).toMatchObject({
+      vmState: VmState.SOFT_DELETED,
+      powerState: PowerState.SHUTDOWN,
+    });
+    expect(await act(TaskState.RESTORING, (r) => manager.restoreInstance(r))).toMatchObject({
+      vmState: VmState.ACTIVE,
+      powerState: PowerState.RUNNING,
+    });
+    // A method whose task the API did not set does nothing at all.
+    const before = await records.get(uuid);
+    await manager.shelveInstance({ instanceUuid: uuid, requestId: 'req-x' });
+    await manager.confirmResize({ instanceUuid: uuid, requestId: 'req-y' });
+    expect((await records.get(uuid))?.version).toBe(before?.version);
+  });
+});

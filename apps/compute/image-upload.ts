@@ -1,0 +1,95 @@
+import { Readable } from 'node:stream';
+import type { SnapshotData } from '@novum/virt';
+import type { ImageUpload } from './compute-manager';
+
+/** Who the agent is to the other services (Nova's [service_user] / [glance] keystoneauth options). */
+export interface ServiceCredential {
+  /** Keystone, e.g. `http://127.0.0.1:5000/identity`. */
+  identityUrl: string;
+  username: string;
+  password: string;
+  projectName: string;
+  domainId: string;
+}
+
+interface CatalogService {
+  type: string;
+  endpoints: { interface: string; url: string }[];
+}
+
+interface Token {
+  id: string;
+  expiresAt: number;
+  imageUrl: string;
+}
+
+/** A token is renewed this long before it expires, so that an upload never starts with a dying one. */
+const RENEW_BEFORE_MS = 5 * 60_000;
+
+/**
+ * Uploads snapshots as Nova's glance client does: a project-scoped token of the service user (cached until
+ * near its expiry), the image endpoint from its catalog (internal, else public), then
+ * `PUT /v2/images/{id}/file` with the driver's stream. The image must exist (queued) with its formats.
+ */
+export function glanceImageUpload(
+  credential: ServiceCredential,
+  fetchImpl: typeof fetch = fetch,
+): ImageUpload {
+  let token: Token | undefined;
+
+  async function authenticate(): Promise<Token> {
+    const response = await fetchImpl(`${credential.identityUrl.replace(/\/$/, '')}/v3/auth/tokens`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        auth: {
+          identity: {
+            methods: ['password'],
+            password: {
+              user: {
+                name: credential.username,
+                domain: { id: credential.domainId },
+                password: credential.password,
+              },
+            },
+          },
+          scope: { project: { name: credential.projectName, domain: { id: credential.domainId } } },
+        },
+      }),
+    });
+    const subject = response.headers.get('x-subject-token');
+    if (!response.ok || !subject) {
+      throw new Error(`The identity service refused the compute service user (${response.status}).`);
+    }
+    const body = (await response.json()) as { token: { expires_at: string; catalog?: CatalogService[] } };
+    const image = body.token.catalog?.find((service) => service.type === 'image');
+    const endpoint =
+      image?.endpoints.find((e) => e.interface === 'internal') ??
+      image?.endpoints.find((e) => e.interface === 'public');
+    if (!endpoint) throw new Error('The service catalog has no image endpoint.');
+    return { id: subject, expiresAt: Date.parse(body.token.expires_at), imageUrl: endpoint.url };
+  }
+
+  return async (imageId: string, snapshot: SnapshotData) => {
+    try {
+      if (!token || token.expiresAt - Date.now() < RENEW_BEFORE_MS) token = await authenticate();
+    } catch (error) {
+      snapshot.data.destroy();
+      throw error;
+    }
+    const url = `${token.imageUrl.replace(/\/$/, '')}/v2/images/${encodeURIComponent(imageId)}/file`;
+    const response = await fetchImpl(url, {
+      method: 'PUT',
+      headers: { 'x-auth-token': token.id, 'content-type': 'application/octet-stream' },
+      body: Readable.toWeb(snapshot.data) as ReadableStream,
+      duplex: 'half',
+    } as RequestInit);
+    if (response.status === 401) token = undefined;
+    if (!response.ok) {
+      const detail = (await response.text().catch(() => '')).slice(0, 200);
+      throw new Error(
+        `The image service refused the snapshot of image ${imageId} (${response.status}). ${detail}`.trim(),
+      );
+    }
+  };
+}
