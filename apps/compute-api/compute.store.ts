@@ -1,6 +1,12 @@
 import { Injectable } from '@nestjs/common';
 import {
+  AggregateEntity,
+  AggregateHostEntity,
+  AggregateMetadataEntity,
+  ComputeNodeEntity,
+  ComputeNodeIdEntity,
   ComputeServiceEntity,
+  MigrationEntity,
   FlavorAccessEntity,
   FlavorEntity,
   FlavorExtraSpecEntity,
@@ -24,6 +30,12 @@ export class ComputeStore {
   readonly serverGroups: Repository<ServerGroupEntity>;
   readonly serverGroupMembers: Repository<ServerGroupMemberEntity>;
   readonly services: Repository<ComputeServiceEntity>;
+  readonly computeNodes: Repository<ComputeNodeEntity>;
+  readonly computeNodeIds: Repository<ComputeNodeIdEntity>;
+  readonly aggregates: Repository<AggregateEntity>;
+  readonly aggregateHosts: Repository<AggregateHostEntity>;
+  readonly aggregateMetadata: Repository<AggregateMetadataEntity>;
+  readonly migrations: Repository<MigrationEntity>;
 
   constructor(readonly dataSource: DataSource) {
     this.flavors = dataSource.getRepository(FlavorEntity);
@@ -35,6 +47,12 @@ export class ComputeStore {
     this.serverGroups = dataSource.getRepository(ServerGroupEntity);
     this.serverGroupMembers = dataSource.getRepository(ServerGroupMemberEntity);
     this.services = dataSource.getRepository(ComputeServiceEntity);
+    this.computeNodes = dataSource.getRepository(ComputeNodeEntity);
+    this.computeNodeIds = dataSource.getRepository(ComputeNodeIdEntity);
+    this.aggregates = dataSource.getRepository(AggregateEntity);
+    this.aggregateHosts = dataSource.getRepository(AggregateHostEntity);
+    this.aggregateMetadata = dataSource.getRepository(AggregateMetadataEntity);
+    this.migrations = dataSource.getRepository(MigrationEntity);
   }
 }
 
