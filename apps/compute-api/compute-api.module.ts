@@ -1,11 +1,18 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { serviceAuthProviders } from '@novum/auth';
-import { BusModule } from '@novum/bus';
+import { BusModule, MessageBus } from '@novum/bus';
+import { ComputeRpcClient } from '@novum/compute';
 import { NOVUM_CONFIG, NovumConfig, publicUrl } from '@novum/common';
 import { DbModule } from '@novum/db';
 import { ComputeBootstrap } from './bootstrap.service';
 import { ComputeStore } from './compute.store';
+import { AggregateService } from './aggregate.service';
+import { AggregatesController } from './controllers/aggregates.controller';
 import { AvailabilityZonesController } from './controllers/availability-zones.controller';
+import { HypervisorsController } from './controllers/hypervisors.controller';
+import { MigrationsController } from './controllers/migrations.controller';
+import { SimpleTenantUsageController } from './controllers/usage.controller';
+import { HypervisorService } from './hypervisor.service';
 import { FlavorsController } from './controllers/flavors.controller';
 import { KeyPairsController } from './controllers/keypairs.controller';
 import {
@@ -22,6 +29,12 @@ import { KeyPairService } from './keypair.service';
 import { QuotaService } from './quota.service';
 import { COMPUTE_ROOT_URL } from './serializers';
 import { ServerGroupService } from './server-group.service';
+import { PeerServices } from './peers';
+import { ServerService } from './server.service';
+import { ServerLifecycleActions } from './server-lifecycle';
+import { ServersController } from './controllers/servers.controller';
+import { ServerActionsController } from './controllers/server-actions.controller';
+import { ServerResourcesController } from './controllers/server-resources.controller';
 
 /** The compute API's root (`http://host:8774/compute`); the catalog points at its `/v2.1`, as devstack's does. */
 export function computeRootUrl(config: NovumConfig): string {
@@ -45,6 +58,13 @@ export class ComputeApiModule {
         AvailabilityZonesController,
         ServerGroupsController,
         ServicesController,
+        HypervisorsController,
+        AggregatesController,
+        SimpleTenantUsageController,
+        MigrationsController,
+        ServersController,
+        ServerActionsController,
+        ServerResourcesController,
       ],
       providers: [
         { provide: NOVUM_CONFIG, useValue: config },
@@ -54,6 +74,16 @@ export class ComputeApiModule {
         KeyPairService,
         QuotaService,
         ServerGroupService,
+        HypervisorService,
+        AggregateService,
+        PeerServices,
+        ServerService,
+        ServerLifecycleActions,
+        {
+          provide: ComputeRpcClient,
+          useFactory: (bus: MessageBus) => new ComputeRpcClient(bus),
+          inject: [MessageBus],
+        },
         ComputeBootstrap,
         IdentityCleanup,
         ...serviceAuthProviders(config, validator),

@@ -1,4 +1,6 @@
 import { Injectable } from '@nestjs/common';
+import { InstanceEntity } from '@novum/db';
+import { IsNull } from 'typeorm';
 import { BadRequestError, ForbiddenError } from '@novum/common';
 import { toNovaBoolean, toNovaInt } from './controllers/dto';
 import { ComputeStore } from './compute.store';
@@ -72,10 +74,13 @@ export class QuotaService {
   async usage(projectId: string, userId?: string): Promise<Usage> {
     const serverGroups = await this.store.serverGroups.countBy({ projectId });
     const keyPairs = userId ? await this.store.keyPairs.countBy({ userId }) : 0;
+    const servers = await this.store.dataSource
+      .getRepository(InstanceEntity)
+      .find({ where: { projectId, deletedAt: IsNull() }, select: { flavor: true, uuid: true } });
     return {
-      instances: 0,
-      cores: 0,
-      ram: 0,
+      instances: servers.length,
+      cores: servers.reduce((sum, server) => sum + (server.flavor?.vcpus ?? 0), 0),
+      ram: servers.reduce((sum, server) => sum + (server.flavor?.memory_mb ?? 0), 0),
       server_groups: serverGroups,
       key_pairs: keyPairs,
     };

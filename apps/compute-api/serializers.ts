@@ -18,6 +18,11 @@ export class ComputeLinks {
     ];
   }
 
+  /** The unversioned link Nova gives an image or flavor inside a server. */
+  bookmark(collection: string, id: string): string {
+    return `${this.root}/${collection}/${id}`;
+  }
+
   next(collection: string, query: Record<string, string | undefined>, marker: string) {
     const params = new URLSearchParams();
     for (const [key, value] of Object.entries(query))
@@ -153,18 +158,18 @@ export function serverGroupView(group: ServerGroupView, version: ApiVersion) {
 }
 
 /** `downTimeSeconds` is Nova's `service_down_time` (NOVUM_SERVICE_DOWN_TIME): a service silent longer is down. */
-type ServiceCtx = { service: ComputeServiceEntity; now: number; downTimeSeconds: number };
+type ServiceCtx = { service: ComputeServiceEntity; now: number; downTimeSeconds: number; zone?: string };
 
 const SERVICE: ViewStep<ServiceCtx>[] = [
   { since: '2.1', until: '2.53', apply: (v, { service }) => (v.id = service.id) },
   { since: '2.53', apply: (v, { service }) => (v.id = service.uuid) },
   {
     since: '2.1',
-    apply: (v, { service, now, downTimeSeconds }) => {
+    apply: (v, { service, now, downTimeSeconds, zone }) => {
       const seen = service.lastSeenUp ?? service.updatedAt ?? service.createdAt;
       v.binary = service.binary;
       v.host = service.host;
-      v.zone = service.binary === 'nova-compute' ? 'nova' : 'internal';
+      v.zone = service.binary === 'nova-compute' ? (zone ?? 'nova') : 'internal';
       v.status = service.disabled ? 'disabled' : 'enabled';
       v.state = isServiceUp(service, now, downTimeSeconds) ? 'up' : 'down';
       v.updated_at = novaTime(seen);
@@ -179,8 +184,9 @@ export function serviceView(
   now: number,
   downTimeSeconds: number,
   version: ApiVersion,
+  zone?: string,
 ) {
-  return renderView(SERVICE, { service, now, downTimeSeconds }, version);
+  return renderView(SERVICE, { service, now, downTimeSeconds, zone }, version);
 }
 
 /** Nova's timestamps: ISO 8601 without the fraction and zone (`2026-11-28T07:30:00.000000`). */

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { AuthContext, isAdmin } from '@novum/auth';
 import { BadRequestError, NotFoundError } from '@novum/common';
-import { nowIso, ServerGroupEntity, ServerGroupMemberEntity } from '@novum/db';
+import { InstanceEntity, nowIso, ServerGroupEntity, ServerGroupMemberEntity } from '@novum/db';
 import { ComputeStore } from './compute.store';
 import { ServerGroupCreate, toNovaInt } from './controllers/dto';
 import { ApiVersion } from './microversion';
@@ -126,8 +126,18 @@ export class ServerGroupService {
     if (!group || (!isAdmin(auth) && group.projectId !== auth.projectId)) {
       throw new NotFoundError(`Instance group ${id} could not be found.`);
     }
-    const members = await this.store.serverGroupMembers.findBy({ groupId: id });
+    const members = await this.liveMembers([id]);
     return Object.assign(group, { members: members.map((m) => m.instanceUuid) });
+  }
+
+  /** Members whose server still exists: a deleted server leaves its groups, as in Nova. */
+  private async liveMembers(groupIds: string[]) {
+    if (!groupIds.length) return [];
+    return this.store.serverGroupMembers
+      .createQueryBuilder('m')
+      .innerJoin(InstanceEntity, 'i', 'i.uuid = m.instance_uuid AND i.deleted_at IS NULL')
+      .where('m.group_id IN (:...ids)', { ids: groupIds })
+      .getMany();
   }
 
   async list(
@@ -142,12 +152,7 @@ export class ServerGroupService {
       skip: offset,
       take: limit,
     });
-    const members = groups.length
-      ? await this.store.serverGroupMembers
-          .createQueryBuilder('m')
-          .where('m.group_id IN (:...ids)', { ids: groups.map((g) => g.id) })
-          .getMany()
-      : [];
+    const members = await this.liveMembers(groups.map((g) => g.id));
     return groups.map((g) =>
       Object.assign(g, { members: members.filter((m) => m.groupId === g.id).map((m) => m.instanceUuid) }),
     );

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { BadRequestError, ConflictError } from '@novum/common';
 import { IpAllocationEntity, SubnetEntity } from '@novum/db';
-import { Cidr, cidrContains, formatIp, parseCidr, parseIp, Range, rangeSize } from './ip';
+import { Cidr, cidrContains, formatIp, parseCidr, parseIp, Range, rangeSize } from '@novum/common';
 import { NetworkTables } from './network.store';
 
 /** Pools up to this size are searched address by address; larger ones (IPv6) are sampled at random. */

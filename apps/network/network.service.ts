@@ -17,7 +17,7 @@ import {
   parseCidr,
   parseIp,
   Range,
-} from './ip';
+} from '@novum/common';
 import { uniqueTags } from './tag-set';
 import { NetworkStore } from './network.store';
 import { QuotaService } from './quota.service';

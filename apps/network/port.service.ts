@@ -6,7 +6,7 @@ import { IpAllocationEntity, NetworkEntity, nowIso, PortEntity, SubnetEntity } f
 import { In } from 'typeorm';
 import { adminOnly, canRead, canWrite, isAdmin, owningProject } from './access';
 import { AddressPairInput, FixedIpInput, PortInput } from './controllers/dto';
-import { canonicalIp, parseCidr, parseIp } from './ip';
+import { canonicalIp, parseCidr, parseIp } from '@novum/common';
 import { Ipam } from './ipam';
 import { NetworkService } from './network.service';
 import { uniqueTags } from './tag-set';

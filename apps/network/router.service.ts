@@ -6,7 +6,7 @@ import { FloatingIpEntity, NetworkEntity, nowIso, PortEntity, RouterEntity } fro
 import { In } from 'typeorm';
 import { canRead, canWrite, isAdmin, owningProject } from './access';
 import { FloatingIpInput, GatewayInput, RouterInput, RouterInterfaceBody } from './controllers/dto';
-import { canonicalIp, cidrsOverlap, parseCidr } from './ip';
+import { canonicalIp, cidrsOverlap, parseCidr } from '@novum/common';
 import { NetworkService, subnetNotFound } from './network.service';
 import { uniqueTags } from './tag-set';
 import { NetworkStore } from './network.store';

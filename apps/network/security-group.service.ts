@@ -6,7 +6,7 @@ import { DefaultSecurityGroupEntity, nowIso, SecurityGroupEntity, SecurityGroupR
 import { In } from 'typeorm';
 import { canRead, canWrite, isAdmin, owningProject } from './access';
 import { SecurityGroupInput, SecurityGroupRuleInput } from './controllers/dto';
-import { formatIp, parseCidr } from './ip';
+import { formatIp, parseCidr } from '@novum/common';
 import { uniqueTags } from './tag-set';
 import { NetworkStore, NetworkTables } from './network.store';
 import { QuotaService } from './quota.service';

@@ -7,3 +7,5 @@ export * from './request-context';
 export * from './validation';
 export * from './run-service';
 export * from './service';
+export * from './service-credential';
+export * from './ip';

@@ -6,6 +6,7 @@ import {
   InstanceEntity,
   InstanceFaultEntity,
   InstanceFlavor,
+  InstanceTagEntity,
   inTransaction,
   nowIso,
   SchedulerHints,
@@ -32,6 +33,21 @@ export type InstanceChanges = Partial<
     | 'deletedAt'
     | 'flavor'
     | 'availabilityZone'
+    | 'networkInfo'
+    | 'imageRef'
+    | 'displayName'
+    | 'hostname'
+    | 'metadata'
+    | 'systemMetadata'
+    | 'locked'
+    | 'lockedReason'
+    | 'accessIpV4'
+    | 'accessIpV6'
+    | 'description'
+    | 'autoDiskConfig'
+    | 'keyName'
+    | 'keyData'
+    | 'userData'
   >
 >;
 
@@ -54,6 +70,9 @@ export interface NewInstance {
   description?: string | null;
   accessIpV4?: string | null;
   accessIpV6?: string | null;
+  securityGroups?: string[];
+  autoDiskConfig?: boolean;
+  tags?: string[];
 }
 
 /** Nova's instance fault codes: 500 unless the error carries its own. */
@@ -302,10 +321,20 @@ export class InstanceRecords {
         updatedAt: now,
         deletedAt: null,
         version: 1,
+        networkInfo: [],
+        securityGroups: spec.securityGroups ?? [],
+        autoDiskConfig: spec.autoDiskConfig ?? false,
       };
     });
     await inTransaction(this.dataSource, async (manager) => {
       await manager.insert(InstanceEntity, rows);
+      const tags = [...new Set(spec.tags ?? [])];
+      if (tags.length) {
+        await manager.insert(
+          InstanceTagEntity,
+          rows.flatMap((row) => tags.map((tag) => ({ instanceUuid: row.uuid, tag }))),
+        );
+      }
       await manager.insert(
         InstanceActionEntity,
         rows.map((row) => ({

@@ -6,11 +6,14 @@ import { NETWORK_ENTITIES } from './entities/network';
 import { IMAGE_ENTITIES } from './entities/image';
 import { COMPUTE_ENTITIES } from './entities/compute';
 import { INSTANCE_ENTITIES } from './entities/instance';
+import { AGGREGATE_ENTITIES } from './entities/aggregate';
 import { Identity1764316800000 } from './migrations/1764316800000-identity';
 import { Network1764330000000 } from './migrations/1764330000000-network';
 import { Image1764403200000 } from './migrations/1764403200000-image';
 import { Compute1764480000000 } from './migrations/1764480000000-compute';
 import { Instance1764489600000 } from './migrations/1764489600000-instance';
+import { Servers1764576000000 } from './migrations/1764576000000-servers';
+import { Aggregates1764576100000 } from './migrations/1764576100000-aggregates';
 
 export const ENTITIES = [
   ...IDENTITY_ENTITIES,
@@ -18,6 +21,7 @@ export const ENTITIES = [
   ...IMAGE_ENTITIES,
   ...COMPUTE_ENTITIES,
   ...INSTANCE_ENTITIES,
+  ...AGGREGATE_ENTITIES,
 ];
 export const MIGRATIONS = [
   Identity1764316800000,
@@ -25,6 +29,8 @@ export const MIGRATIONS = [
   Image1764403200000,
   Compute1764480000000,
   Instance1764489600000,
+  Servers1764576000000,
+  Aggregates1764576100000,
 ];
 
 export interface DatabaseSettings {

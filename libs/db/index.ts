@@ -7,3 +7,4 @@ export * from './transaction';
 export * from './entities/image';
 export * from './entities/compute';
 export * from './entities/instance';
+export * from './entities/aggregate';

@@ -66,6 +66,33 @@ export class InstanceEntity {
   @Column({ name: 'updated_at', ...isoTimestamp }) updatedAt: string;
   @Column({ name: 'deleted_at', ...isoTimestamp, nullable: true }) deletedAt: string | null;
   @Column({ type: 'integer' }) version: number;
+  /** The server's ports as Nova's network info cache (addresses, MACs, networks), set by the compute API. */
+  @Column({ name: 'network_info', type: 'simple-json' }) networkInfo: InstanceVif[];
+  /** Names of the security groups requested for the server's ports. */
+  @Column({ name: 'security_groups', type: 'simple-json' }) securityGroups: string[];
+  /** `OS-DCF:diskConfig` AUTO (true) or MANUAL. */
+  @Column({ name: 'auto_disk_config', type: 'boolean', transformer: booleanTransformer })
+  autoDiskConfig: boolean;
+}
+
+/** A port of a server as its `addresses` show it (Nova's VIF in the info cache). */
+export interface InstanceVif {
+  portId: string;
+  networkId: string;
+  /** The network's name: the key of `addresses`. */
+  networkName: string;
+  macAddress: string;
+  ips: { address: string; version: 4 | 6 }[];
+  /** A port the user passed in: unbound, not deleted, when the server goes. */
+  preexisting: boolean;
+  tag?: string | null;
+}
+
+/** A server's tags (2.26). */
+@Entity('instance_tag')
+export class InstanceTagEntity {
+  @PrimaryColumn({ name: 'instance_uuid', type: 'varchar', length: 36 }) instanceUuid: string;
+  @PrimaryColumn({ type: 'varchar', length: 60 }) tag: string;
 }
 
 /** One user request on an instance (Nova's `instance_actions`): `create`, `reboot`, `stop`, ... */
@@ -159,6 +186,7 @@ export class AllocationEntity {
 
 export const INSTANCE_ENTITIES = [
   InstanceEntity,
+  InstanceTagEntity,
   InstanceActionEntity,
   InstanceActionEventEntity,
   InstanceFaultEntity,
