@@ -35,6 +35,16 @@ import { ServerLifecycleActions } from './server-lifecycle';
 import { ServersController } from './controllers/servers.controller';
 import { ServerActionsController } from './controllers/server-actions.controller';
 import { ServerResourcesController } from './controllers/server-resources.controller';
+import { ServerExtrasController } from './controllers/server-extras.controller';
+import { ImagesController } from './controllers/images.controller';
+import {
+  SecurityGroupRulesController,
+  SecurityGroupsController,
+} from './controllers/security-groups.controller';
+import { NetworksController, TenantNetworksController } from './controllers/networks.controller';
+import { HostsController } from './controllers/hosts.controller';
+import { ExtensionsController } from './controllers/extensions.controller';
+import { InstanceUsageAuditLogController } from './controllers/audit-log.controller';
 
 /** The compute API's root (`http://host:8774/compute`); the catalog points at its `/v2.1`, as devstack's does. */
 export function computeRootUrl(config: NovumConfig): string {
@@ -65,6 +75,15 @@ export class ComputeApiModule {
         ServersController,
         ServerActionsController,
         ServerResourcesController,
+        ServerExtrasController,
+        ImagesController,
+        SecurityGroupsController,
+        SecurityGroupRulesController,
+        NetworksController,
+        TenantNetworksController,
+        HostsController,
+        ExtensionsController,
+        InstanceUsageAuditLogController,
       ],
       providers: [
         { provide: NOVUM_CONFIG, useValue: config },

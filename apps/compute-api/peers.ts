@@ -192,12 +192,25 @@ export class PeerServices {
     return body.security_groups;
   }
 
+  /** A call of the proxy APIs (images, security groups, networks): the peer's answer, or a PeerError. */
+  call<T>(
+    auth: AuthContext,
+    service: 'image' | 'network',
+    method: string,
+    path: string,
+    body?: unknown,
+    contentType?: string,
+  ): Promise<T> {
+    return this.request<T>(auth, service, method, path, body, contentType);
+  }
+
   private async request<T>(
     auth: AuthContext,
     service: 'image' | 'network',
     method: string,
     path: string,
     body?: unknown,
+    contentType = 'application/json',
   ): Promise<T> {
     const base = service === 'image' ? this.imageUrl : this.networkUrl;
     let response: Response;
@@ -207,7 +220,7 @@ export class PeerServices {
         headers: {
           'x-auth-token': auth.token,
           accept: 'application/json',
-          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          ...(body === undefined ? {} : { 'content-type': contentType }),
         },
         body: body === undefined ? undefined : JSON.stringify(body),
         signal: AbortSignal.timeout(TIMEOUT_MS),
