@@ -1,12 +1,15 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CloudHandle, startCloud } from './support/cloud';
+import { putData } from './support/image';
 import { api, issueToken } from './support/keystone';
 
 /**
  * The request/response samples in openstack-api-ref/ are live: each is sent to a real cloud, which must
  * answer with the sample's status and a body of exactly the sample's shape (same keys at every level;
- * values differ, ids and times being fresh).
+ * values differ, ids and times being fresh). The compute server samples act on fixtures made first: an
+ * image (`@IMAGE_ID@`) and two ACTIVE servers (`@SERVER_ID@`, and `@SERVER2_ID@` that the action and
+ * delete samples use up).
  */
 const REFERENCE = join(__dirname, '../../openstack-api-ref');
 /**
@@ -57,7 +60,42 @@ describe('openstack-api-ref samples', () => {
       '@TOKEN@': admin.token,
       '@USER_ID@': admin.body.token.user.id,
     };
+    if (SERVICES.includes('compute')) Object.assign(substitutions, await serverFixtures(admin.token));
   }, 120_000);
+
+  async function serverFixtures(token: string): Promise<Record<string, string>> {
+    const images = cloud.services.image;
+    const image = (
+      await api(images, 'POST', '/v2/images', {
+        token,
+        body: { name: 'sample-image', disk_format: 'raw', container_format: 'bare' },
+      })
+    ).body;
+    expect((await putData(images, `/v2/images/${image.id}/file`, token, Buffer.alloc(65536))).status).toBe(
+      204,
+    );
+    const boot = async (name: string): Promise<string> => {
+      const created = await api(cloud.services.compute, 'POST', '/servers', {
+        token,
+        body: { server: { name, imageRef: image.id, flavorRef: '1' } },
+      });
+      expect(created.status).toBe(202);
+      const id = created.body.server.id as string;
+      for (let i = 0; i < 600; i++) {
+        const { status } = (await api(cloud.services.compute, 'GET', `/servers/${id}`, { token })).body
+          .server;
+        if (status === 'ACTIVE') return id;
+        if (status === 'ERROR') break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error(`fixture server ${name} did not become ACTIVE`);
+    };
+    return {
+      '@IMAGE_ID@': image.id,
+      '@SERVER_ID@': await boot('sample-server'),
+      '@SERVER2_ID@': await boot('sample-server-2'),
+    };
+  }
 
   afterAll(async () => {
     await cloud?.destroy();

@@ -1,5 +1,6 @@
 import { CloudHandle, startCloud } from './support/cloud';
-import { mutate, pool, randomBytesString, randomValue, Rng } from './support/fuzz';
+import { mutate, pool, randomBytesString, randomValue, Rng, SERVER_KEYS } from './support/fuzz';
+import { putData } from './support/image';
 import { api, issueToken } from './support/keystone';
 
 const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 100_000);
@@ -17,6 +18,34 @@ const NOVA_FAULTS = [
   'badMediaType',
 ];
 
+/** Sends one request and records it in `failures` if it answers 5xx or a fault not in Nova's format. */
+async function checkNova(
+  root: string,
+  failures: string[],
+  token: string,
+  method: string,
+  path: string,
+  options: { body?: unknown; raw?: string; version?: string },
+): Promise<void> {
+  const headers: Record<string, string> = options.version
+    ? { 'x-openstack-nova-api-version': options.version }
+    : {};
+  const response = await api(root, method, path, { token, body: options.body, raw: options.raw, headers });
+  const fault =
+    response.body && typeof response.body === 'object' ? Object.entries(response.body)[0] : undefined;
+  const wellFormed =
+    response.status < 400 ||
+    (fault !== undefined &&
+      NOVA_FAULTS.includes(fault[0]) &&
+      (fault[1] as any)?.code === response.status &&
+      typeof (fault[1] as any)?.message === 'string');
+  if (response.status >= 500 || !wellFormed) {
+    failures.push(
+      `${method} ${path} v${options.version} ${String(JSON.stringify(options.body ?? options.raw)).slice(0, 300)} -> ${response.status} ${String(JSON.stringify(response.body)).slice(0, 300)}`,
+    );
+  }
+}
+
 /** Random and mutated requests to flavors, key pairs, quotas and server groups: never a 5xx, always Nova's fault body. */
 describe(`compute fuzzing (seed ${SEED})`, () => {
   let cloud: CloudHandle;
@@ -26,30 +55,12 @@ describe(`compute fuzzing (seed ${SEED})`, () => {
   let projectId: string;
   const failures: string[] = [];
 
-  const check = async (
+  const check = (
     token: string,
     method: string,
     path: string,
     options: { body?: unknown; raw?: string; version?: string },
-  ) => {
-    const headers: Record<string, string> = options.version
-      ? { 'x-openstack-nova-api-version': options.version }
-      : {};
-    const response = await api(root, method, path, { token, body: options.body, raw: options.raw, headers });
-    const fault =
-      response.body && typeof response.body === 'object' ? Object.entries(response.body)[0] : undefined;
-    const wellFormed =
-      response.status < 400 ||
-      (fault !== undefined &&
-        NOVA_FAULTS.includes(fault[0]) &&
-        (fault[1] as any)?.code === response.status &&
-        typeof (fault[1] as any)?.message === 'string');
-    if (response.status >= 500 || !wellFormed) {
-      failures.push(
-        `${method} ${path} v${options.version} ${String(JSON.stringify(options.body ?? options.raw)).slice(0, 300)} -> ${response.status} ${String(JSON.stringify(response.body)).slice(0, 300)}`,
-      );
-    }
-  };
+  ) => checkNova(root, failures, token, method, path, options);
 
   beforeAll(async () => {
     cloud = await startCloud({ portBase: 23220 });
@@ -214,5 +225,172 @@ describe(`compute fuzzing (seed ${SEED})`, () => {
     expect(created.status).toBe(200);
     const shown = await api(root, 'GET', `/flavors/${created.body.flavor.id}`, { token: demoToken });
     expect(shown.body.flavor.name).toBe('after-fuzz');
+  }, 600_000);
+});
+
+/** Every action name of POST /servers/{id}/action, each with a plausible body to mutate. */
+const SERVER_ACTIONS: Record<string, unknown> = {
+  reboot: { type: 'HARD' },
+  'os-stop': null,
+  'os-start': null,
+  pause: null,
+  unpause: null,
+  suspend: null,
+  resume: null,
+  lock: { locked_reason: 'r' },
+  unlock: null,
+  'os-getConsoleOutput': { length: 10 },
+  'os-resetState': { state: 'active' },
+  rebuild: { imageRef: 'IMAGE', name: 'n', metadata: { a: 'b' }, adminPass: 'p' },
+  resize: { flavorRef: '2', 'OS-DCF:diskConfig': 'AUTO' },
+  confirmResize: null,
+  revertResize: null,
+  migrate: { host: 'h' },
+  createImage: { name: 'snap', metadata: { k: 'v' } },
+  shelve: null,
+  shelveOffload: null,
+  unshelve: { availability_zone: 'nova' },
+  rescue: { adminPass: 'p', rescue_image_ref: 'IMAGE' },
+  unrescue: null,
+  forceDelete: null,
+  restore: null,
+  trigger_crash_dump: null,
+  changePassword: { adminPass: 'p' },
+  addSecurityGroup: { name: 'default' },
+  removeSecurityGroup: { name: 'default' },
+  'os-getSerialConsole': { type: 'serial' },
+};
+
+/** The servers API under fuzz: creates, updates, every action, metadata and tags; never a 5xx. */
+describe(`compute servers fuzzing (seed ${SEED})`, () => {
+  let cloud: CloudHandle;
+  let root: string;
+  let adminToken: string;
+  let demoToken: string;
+  let imageId: string;
+  let networkId: string;
+  const servers: string[] = [];
+  const failures: string[] = [];
+  const count = Math.ceil(COUNT / 2);
+  const versions = ['2.1', '2.19', '2.26', '2.37', '2.47', '2.52', '2.57', '2.73', '2.90', 'latest'];
+
+  beforeAll(async () => {
+    cloud = await startCloud({ portBase: 23730 });
+    root = cloud.services.compute;
+    adminToken = (
+      await issueToken(cloud.identityUrl, { user: 'admin', password: cloud.adminPassword, project: 'admin' })
+    ).token;
+    demoToken = (
+      await issueToken(cloud.identityUrl, { user: 'demo', password: cloud.demoPassword, project: 'demo' })
+    ).token;
+    const image = await api(cloud.services.image, 'POST', '/v2/images', {
+      token: adminToken,
+      body: { name: 'fuzz', disk_format: 'raw', container_format: 'bare', visibility: 'public' },
+    });
+    imageId = image.body.id;
+    await putData(cloud.services.image, `/v2/images/${imageId}/file`, adminToken, Buffer.alloc(1024));
+    networkId = (
+      await api(cloud.services.network, 'GET', '/v2.0/networks?name=private', { token: adminToken })
+    ).body.networks[0].id;
+    for (const name of ['fz-1', 'fz-2', 'fz-3']) {
+      const created = await api(root, 'POST', '/servers', {
+        token: demoToken,
+        body: { server: { name, imageRef: imageId, flavorRef: '1', networks: [{ uuid: networkId }] } },
+      });
+      expect(created.status).toBe(202);
+      servers.push(created.body.server.id);
+    }
+  }, 120_000);
+
+  afterAll(async () => {
+    await cloud?.destroy();
+  }, 60_000);
+
+  it('bodies of POST /servers, PUT /servers/{id}, every action, metadata and tags', async () => {
+    const rng = new Rng(SEED + 2);
+    const server = () => rng.pick(servers);
+    const bodies: [string, () => string, unknown][] = [
+      [
+        'POST',
+        () => '/servers',
+        {
+          server: {
+            name: 'fz',
+            imageRef: imageId,
+            flavorRef: '1',
+            networks: [{ uuid: networkId, fixed_ip: '10.0.0.50' }],
+            metadata: { a: 'b' },
+            min_count: 1,
+            max_count: 2,
+            key_name: 'k',
+            security_groups: [{ name: 'default' }],
+            user_data: 'aGk=',
+            tags: ['t'],
+            availability_zone: 'nova',
+            block_device_mapping_v2: [{ boot_index: 0, uuid: imageId, source_type: 'image' }],
+          },
+          'os:scheduler_hints': { group: 'g', same_host: ['x'] },
+        },
+      ],
+      [
+        'PUT',
+        () => `/servers/${server()}`,
+        { server: { name: 'n', description: 'd', accessIPv4: '1.2.3.4', hostname: 'h' } },
+      ],
+      ['PUT', () => `/servers/${server()}/metadata`, { metadata: { a: 'b' } }],
+      ['POST', () => `/servers/${server()}/metadata`, { metadata: { c: 'd' } }],
+      ['PUT', () => `/servers/${server()}/metadata/a`, { meta: { a: 'x' } }],
+      ['PUT', () => `/servers/${server()}/tags`, { tags: ['a', 'b'] }],
+      ['PUT', () => `/servers/${server()}/tags/t1`, undefined],
+      ...Object.entries(SERVER_ACTIONS).map(
+        ([name, args]) =>
+          [
+            'POST',
+            () => `/servers/${server()}/action`,
+            { [name]: JSON.parse(JSON.stringify(args ?? null).replace(/IMAGE/g, imageId)) },
+          ] as [string, () => string, unknown],
+      ),
+    ];
+    await pool(count, 8, async (i) => {
+      const [method, path, body] = rng.pick(bodies);
+      const token = rng.next() < 0.5 ? adminToken : demoToken;
+      const version = rng.pick(versions);
+      const kind = i % 10;
+      if (kind === 0)
+        await checkNova(root, failures, token, method, path(), { raw: randomBytesString(rng), version });
+      else if (kind === 1)
+        await checkNova(root, failures, token, method, path(), {
+          body: randomValue(rng, 0, SERVER_KEYS),
+          version,
+        });
+      else
+        await checkNova(root, failures, token, method, path(), {
+          body: mutate(rng, mutate(rng, body, SERVER_KEYS), SERVER_KEYS),
+          version,
+        });
+    });
+    // Every action name once more, unmutated, on each server.
+    for (const id of servers)
+      for (const [name, args] of Object.entries(SERVER_ACTIONS))
+        await checkNova(root, failures, demoToken, 'POST', `/servers/${id}/action`, {
+          body: { [name]: JSON.parse(JSON.stringify(args ?? null).replace(/IMAGE/g, imageId)) },
+          version: 'latest',
+        });
+    expect(failures.slice(0, 5)).toEqual([]);
+    // still healthy afterwards: a new server goes ACTIVE
+    const created = await api(root, 'POST', '/servers', {
+      token: adminToken,
+      body: { server: { name: 'after-fuzz', imageRef: imageId, flavorRef: '1', networks: 'none' } },
+      headers: { 'openstack-api-version': 'compute 2.37' },
+    });
+    expect(created.status).toBe(202);
+    const deadline = Date.now() + 30_000;
+    let status = '';
+    while (Date.now() < deadline && status !== 'ACTIVE') {
+      status = (await api(root, 'GET', `/servers/${created.body.server.id}`, { token: adminToken })).body
+        .server.status;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(status).toBe('ACTIVE');
   }, 600_000);
 });

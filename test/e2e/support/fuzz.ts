@@ -32,7 +32,32 @@ const STRINGS = [
   'admin',
 ];
 
-export function randomValue(rng: Rng, depth = 0): unknown {
+const KEYS = ['id', 'name', 'domain', 'password', 'methods', 'x', '__proto__', 'constructor'];
+
+/** Keys of the compute servers API, for fuzzing its bodies (`randomValue(rng, 0, SERVER_KEYS)`). */
+export const SERVER_KEYS = [
+  ...KEYS,
+  'server',
+  'imageRef',
+  'flavorRef',
+  'networks',
+  'uuid',
+  'port',
+  'fixed_ip',
+  'metadata',
+  'meta',
+  'tags',
+  'min_count',
+  'max_count',
+  'type',
+  'adminPass',
+  'locked_reason',
+  'block_device_mapping_v2',
+  'security_groups',
+  'user_data',
+];
+
+export function randomValue(rng: Rng, depth = 0, keys: readonly string[] = KEYS): unknown {
   switch (rng.int(depth > 3 ? 6 : 8)) {
     case 0:
       return null;
@@ -47,31 +72,32 @@ export function randomValue(rng: Rng, depth = 0): unknown {
     case 5:
       return [];
     case 6:
-      return Array.from({ length: rng.int(4) }, () => randomValue(rng, depth + 1));
+      return Array.from({ length: rng.int(4) }, () => randomValue(rng, depth + 1, keys));
     default: {
       const object: Record<string, unknown> = {};
-      for (let i = rng.int(4); i > 0; i--)
-        object[rng.pick(['id', 'name', 'domain', 'password', 'methods', 'x', '__proto__', 'constructor'])] =
-          randomValue(rng, depth + 1);
+      for (let i = rng.int(4); i > 0; i--) object[rng.pick(keys)] = randomValue(rng, depth + 1, keys);
       return object;
     }
   }
 }
 
 /** A copy of `value` with one random change somewhere inside: a value replaced, a key dropped or added. */
-export function mutate(rng: Rng, value: unknown): unknown {
-  if (value === null || typeof value !== 'object' || rng.next() < 0.2) return randomValue(rng);
+export function mutate(rng: Rng, value: unknown, vocabulary: readonly string[] = KEYS): unknown {
+  if (value === null || typeof value !== 'object' || rng.next() < 0.2) return randomValue(rng, 0, vocabulary);
   const copy: any = Array.isArray(value) ? [...value] : { ...(value as object) };
   const keys = Object.keys(copy);
   const action = rng.int(4);
   if (keys.length === 0 || action === 0) {
-    copy[Array.isArray(copy) ? copy.length : rng.pick(['extra', 'id', 'name', 'scope', 'domain'])] =
-      randomValue(rng);
+    copy[
+      Array.isArray(copy)
+        ? copy.length
+        : rng.pick(['extra', 'id', 'name', 'scope', 'domain', ...vocabulary.slice(KEYS.length)])
+    ] = randomValue(rng, 0, vocabulary);
   } else if (action === 1) {
     delete copy[rng.pick(keys)];
   } else {
     const key = rng.pick(keys);
-    copy[key] = mutate(rng, copy[key]);
+    copy[key] = mutate(rng, copy[key], vocabulary);
   }
   return copy;
 }
