@@ -1,5 +1,5 @@
 import { createParamDecorator, ExecutionContext } from '@nestjs/common';
-import { BadRequestError, NotAcceptableError } from '@novum/common';
+import { BadRequestError, NotAcceptableError, NotFoundError } from '@novum/common';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 
 /** A Nova API microversion, `2.55`. */
@@ -20,7 +20,7 @@ export class ApiVersion {
   }
 
   compare(other: ApiVersion | string): number {
-    const o = typeof other === 'string' ? ApiVersion.parse(other) : other;
+    const o = typeof other === 'string' ? parsedLiteral(other) : other;
     return this.major - o.major || this.minor - o.minor;
   }
 
@@ -32,6 +32,17 @@ export class ApiVersion {
   toString(): string {
     return `${this.major}.${this.minor}`;
   }
+}
+
+/** The versions code compares against (`v.atLeast('2.47')`), parsed once: views call this per server. */
+const literals = new Map<string, ApiVersion>();
+function parsedLiteral(text: string): ApiVersion {
+  let version = literals.get(text);
+  if (!version) {
+    version = ApiVersion.parse(text);
+    if (literals.size < 1000) literals.set(text, version);
+  }
+  return version;
 }
 
 export const MIN_VERSION = new ApiVersion(2, 1);
@@ -77,8 +88,13 @@ const VERSION_KEY = 'novumMicroversion';
  */
 export function installMicroversions(fastify: FastifyInstance, prefix: string): void {
   const versioned = new RegExp(`^/${prefix}/v2\\.1(?:[/?]|$)`);
+  const trailingSlash = new RegExp(`^/${prefix}/v2\\.1/.+/$`);
   fastify.addHook('onRequest', (request, reply, done) => {
     if (!versioned.test(request.url)) return done();
+    // Nova's routes match no resource path with a trailing slash (`/os-simple-tenant-usage/` is 404).
+    if (trailingSlash.test(request.url.split('?')[0])) {
+      return done(new NotFoundError('The resource could not be found.'));
+    }
     let version: ApiVersion;
     try {
       version = requestedVersion(request.headers);

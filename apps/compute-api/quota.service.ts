@@ -1,6 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { InstanceEntity } from '@novum/db';
-import { IsNull } from 'typeorm';
+import { InstanceEntity, InstanceFlavor } from '@novum/db';
 import { BadRequestError, ForbiddenError } from '@novum/common';
 import { toNovaBoolean, toNovaInt } from './controllers/dto';
 import { ComputeStore } from './compute.store';
@@ -74,13 +73,30 @@ export class QuotaService {
   async usage(projectId: string, userId?: string): Promise<Usage> {
     const serverGroups = await this.store.serverGroups.countBy({ projectId });
     const keyPairs = userId ? await this.store.keyPairs.countBy({ userId }) : 0;
-    const servers = await this.store.dataSource
+    // Counted per distinct flavor copy in the database: a create must not load every server of the project.
+    const byFlavor: { flavor: string; servers: number | string }[] = await this.store.dataSource
       .getRepository(InstanceEntity)
-      .find({ where: { projectId, deletedAt: IsNull() }, select: { flavor: true, uuid: true } });
+      .createQueryBuilder('i')
+      .select('i.flavor', 'flavor')
+      .addSelect('COUNT(*)', 'servers')
+      .where('i.project_id = :projectId', { projectId })
+      .andWhere('i.deleted_at IS NULL')
+      .groupBy('i.flavor')
+      .getRawMany();
+    let instances = 0;
+    let cores = 0;
+    let ram = 0;
+    for (const row of byFlavor) {
+      const count = Number(row.servers);
+      const flavor = JSON.parse(row.flavor) as Partial<InstanceFlavor> | null;
+      instances += count;
+      cores += count * (flavor?.vcpus ?? 0);
+      ram += count * (flavor?.memory_mb ?? 0);
+    }
     return {
-      instances: servers.length,
-      cores: servers.reduce((sum, server) => sum + (server.flavor?.vcpus ?? 0), 0),
-      ram: servers.reduce((sum, server) => sum + (server.flavor?.memory_mb ?? 0), 0),
+      instances,
+      cores,
+      ram,
       server_groups: serverGroups,
       key_pairs: keyPairs,
     };

@@ -8,6 +8,7 @@ import {
   NOVUM_CONFIG,
   NovumConfig,
 } from '@novum/common';
+import { RemoteError } from '@novum/bus';
 import { NO_VALID_HOST } from '@novum/compute';
 import { InstanceEntity } from '@novum/db';
 import { TaskState, VmState } from '@novum/virt';
@@ -243,7 +244,17 @@ export class ServerLifecycleActions {
         );
       }
     }
-    await this.migrateServer(auth, instance, 'resize', instanceFlavor(flavor));
+    const diskConfig = args['OS-DCF:diskConfig'];
+    if (diskConfig !== undefined && diskConfig !== 'AUTO' && diskConfig !== 'MANUAL') {
+      throw invalid('OS-DCF:diskConfig', diskConfig, "is not one of ['AUTO', 'MANUAL']");
+    }
+    await this.migrateServer(
+      auth,
+      instance,
+      'resize',
+      instanceFlavor(flavor),
+      diskConfig === undefined ? {} : { autoDiskConfig: diskConfig === 'AUTO' },
+    );
   }
 
   async migrate(auth: AuthContext, instance: InstanceEntity, body: unknown, v: ApiVersion) {
@@ -265,12 +276,14 @@ export class ServerLifecycleActions {
     instance: InstanceEntity,
     action: 'resize' | 'migrate',
     flavor?: ReturnType<typeof instanceFlavor>,
+    changes: Parameters<ServerService['records']['update']>[1] = {},
   ): Promise<void> {
-    await this.servers.beginTask(auth, instance, {
-      action,
-      vmStates: [VmState.ACTIVE, VmState.STOPPED],
-      task: TaskState.RESIZE_PREP,
-    });
+    await this.servers.beginTask(
+      auth,
+      instance,
+      { action, vmStates: [VmState.ACTIVE, VmState.STOPPED], task: TaskState.RESIZE_PREP },
+      changes,
+    );
     try {
       await this.rpc.migrateServer({ ...this.request(instance), ...(flavor ? { flavor } : {}) });
     } catch (error) {
@@ -517,7 +530,14 @@ export class ServerLifecycleActions {
       vmStates: [VmState.ACTIVE],
       task: TaskState.UPDATING_PASSWORD,
     });
-    await this.rpc.setAdminPassword(instance.host!, { ...this.request(instance), newPassword: password });
+    await this.rpc
+      .setAdminPassword(instance.host!, { ...this.request(instance), newPassword: password })
+      .catch((error: unknown) => {
+        // The agent's 409 (a driver without the operation, Nova's SetAdminPasswdNotSupported) comes back
+        // as a RemoteError with that status; anything else stays a 500.
+        if (error instanceof RemoteError && error.status === 409) throw new ConflictError(error.message);
+        throw error;
+      });
   }
 
   async securityGroup(auth: AuthContext, instance: InstanceEntity, body: unknown, add: boolean) {

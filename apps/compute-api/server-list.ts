@@ -35,6 +35,9 @@ const SORT_KEYS: Record<string, keyof InstanceEntity> = {
   reservation_id: 'reservationId',
 };
 
+/** Columns no server view or list filter reads, left out of the listing's query (it may load 1,000 rows). */
+const UNLISTED: readonly (keyof InstanceEntity)[] = ['keyData', 'systemMetadata', 'schedulerHints'];
+
 /** Sort keys a non-admin may not use (Nova's _get_server_search_options / SERVER_LIST_IGNORE_SORT_KEY). */
 const ADMIN_SORT_KEYS = ['host', 'node'];
 
@@ -78,7 +81,14 @@ export async function listServers(
   tagsOf: (uuids: string[]) => Promise<Map<string, string[]>>,
 ): Promise<ListResult> {
   const admin = isAdmin(auth);
-  const qb = dataSource.getRepository(InstanceEntity).createQueryBuilder('i');
+  const repository = dataSource.getRepository(InstanceEntity);
+  const qb = repository
+    .createQueryBuilder('i')
+    .select(
+      repository.metadata.columns
+        .filter((column) => !UNLISTED.includes(column.propertyName as keyof InstanceEntity))
+        .map((column) => `i.${column.propertyName}`),
+    );
 
   const allTenants = query.all_tenants !== undefined && (toNovaBoolean(query.all_tenants) ?? true) !== false;
   const project = query.project_id ?? query.tenant_id;

@@ -40,12 +40,22 @@ function naiveMicros(iso: string | null): string | null {
   return `${iso.slice(0, 19)}.${millis}000`;
 }
 
+/** Recent host ids: a list of 1,000 servers on a few hosts needs a few hashes, not 1,000. */
+const hostIds = new Map<string, string>();
+
 /** Nova's generate_hostid: sha224 of project id and host, so users can tell co-located servers apart. */
 export function hostId(projectId: string, host: string | null): string {
   if (!host) return '';
-  return createHash('sha224')
-    .update(projectId + host)
-    .digest('hex');
+  const key = `${projectId}\n${host}`;
+  let id = hostIds.get(key);
+  if (id === undefined) {
+    id = createHash('sha224')
+      .update(projectId + host)
+      .digest('hex');
+    if (hostIds.size >= 1024) hostIds.clear();
+    hostIds.set(key, id);
+  }
+  return id;
 }
 
 /** The guest's name on its hypervisor, as the agent names it. */

@@ -337,9 +337,11 @@ export class ServerService {
     }
 
     const ready: string[] = [];
+    let groupIds: string[] | undefined;
     for (const instance of instances) {
       try {
-        instance.networkInfo = await this.allocatePorts(auth, instance, networks, securityGroups, zone);
+        groupIds ??= await this.securityGroupIds(auth, securityGroups, networks.length > 0);
+        instance.networkInfo = await this.allocatePorts(auth, instance, networks, groupIds, zone);
         await this.records.update(instance.uuid, { networkInfo: instance.networkInfo });
         ready.push(instance.uuid);
       } catch (error) {
@@ -492,20 +494,25 @@ export class ServerService {
     return names;
   }
 
+  /** The ids of the named security groups, looked up once for all instances of a create. */
+  private async securityGroupIds(auth: AuthContext, names: string[], needed: boolean): Promise<string[]> {
+    if (!needed || !names.length) return [];
+    const groups = await this.peers.securityGroups(auth);
+    return names
+      .map((name) => groups.find((group) => group.name === name || group.id === name)?.id)
+      .filter((id): id is string => !!id);
+  }
+
   /** Nova's allocate_for_instance: a new port per network (or the given port), bound to the instance. */
   private async allocatePorts(
     auth: AuthContext,
     instance: InstanceEntity,
     networks: { network: NeutronNetwork; requested: RequestedNetwork }[],
-    securityGroups: string[],
+    groupIds: string[],
     zone: string | undefined,
   ): Promise<InstanceVif[]> {
     const vifs: InstanceVif[] = [];
     if (!networks.length) return vifs;
-    const groups = await this.peers.securityGroups(auth);
-    const groupIds = securityGroups
-      .map((name) => groups.find((group) => group.name === name || group.id === name)?.id)
-      .filter((id): id is string => !!id);
     const deviceOwner = `compute:${zone ?? 'nova'}`;
     try {
       for (const { network, requested } of networks) {
@@ -558,6 +565,7 @@ export class ServerService {
     auth: AuthContext,
     id: string,
     changes: {
+      autoDiskConfig?: boolean;
       name?: string;
       description?: string | null;
       accessIPv4?: string;
@@ -572,6 +580,7 @@ export class ServerService {
     if (changes.accessIPv4 !== undefined) set.accessIpV4 = changes.accessIPv4 || null;
     if (changes.accessIPv6 !== undefined) set.accessIpV6 = changes.accessIPv6 || null;
     if (changes.hostname !== undefined) set.hostname = changes.hostname;
+    if (changes.autoDiskConfig !== undefined) set.autoDiskConfig = changes.autoDiskConfig;
     if (Object.keys(set).length) await this.records.update(instance.uuid, set);
     return this.get(auth, id);
   }
@@ -682,6 +691,14 @@ export class ServerService {
         projectId: auth.projectId,
       },
     );
+  }
+
+  /** The subnet of each fixed IP on the given ports, as Neutron has them (os-interface shows them). */
+  async portSubnets(auth: AuthContext, portIds: string[]): Promise<Map<string, string>> {
+    const subnets = new Map<string, string>();
+    for (const port of await Promise.all(portIds.map((id) => this.peers.port(auth, id))))
+      for (const ip of port?.fixed_ips ?? []) subnets.set(ip.ip_address, ip.subnet_id);
+    return subnets;
   }
 
   /** Nova's check_instance_lock: a locked server refuses changes by its owner (admins may act). */

@@ -35,6 +35,7 @@ import {
   SetAdminPasswordRequest,
   ShelveInstanceRequest,
   SnapshotInstanceRequest,
+  setMigrationStatus,
 } from '@novum/compute';
 import {
   ComputeNodeEntity,
@@ -83,7 +84,10 @@ export interface AgentOptions {
 }
 
 /** Uploads a snapshot's data to the queued image `imageId`. */
-export type ImageUpload = (imageId: string, snapshot: SnapshotData) => Promise<void>;
+export type ImageUpload = ((imageId: string, snapshot: SnapshotData) => Promise<void>) & {
+  /** Deletes an image (the shelved snapshot once unshelved), when the agent can. */
+  remove?: (imageId: string) => Promise<void>;
+};
 
 /** The instance's system_metadata keys this agent writes (JSON strings where noted). */
 export const SysMeta = {
@@ -518,6 +522,7 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
       let sourceOff = false;
       try {
         await this.step(instance, TaskState.RESIZE_PREP, TaskState.RESIZE_MIGRATING);
+        await setMigrationStatus(this.dataSource, request.migrationId, 'migrating');
         if (sameHost) {
           await this.step(instance, TaskState.RESIZE_MIGRATING, TaskState.RESIZE_MIGRATED);
           await this.step(instance, TaskState.RESIZE_MIGRATED, TaskState.RESIZE_FINISH);
@@ -540,7 +545,9 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
           node: meta[SysMeta.DEST_NODE],
           systemMetadata: { ...meta, [SysMeta.RESIZED_AT]: nowIso() },
         });
+        await setMigrationStatus(this.dataSource, request.migrationId, 'finished');
       } catch (error) {
+        await setMigrationStatus(this.dataSource, request.migrationId, 'error');
         if (!sameHost) {
           await this.bestEffort(instance, 'undoing a failed migration', async () => {
             await driver.destroy(instance, []);
@@ -589,6 +596,7 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
         if (meta[SysMeta.MIGRATION_ID]) {
           await confirmMigrationClaim(this.dataSource, instance.uuid, meta[SysMeta.MIGRATION_ID]);
         }
+        await setMigrationStatus(this.dataSource, meta[SysMeta.MIGRATION_ID], 'confirmed');
         const state = await this.powerStateOf(driver, instance.uuid);
         await this.finish(instance, eventId, [TaskState.RESIZE_CONFIRMING, null], {
           vmState: state === PowerState.SHUTDOWN ? VmState.STOPPED : VmState.ACTIVE,
@@ -629,6 +637,7 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
           );
         }
         await release(this.dataSource, meta[SysMeta.MIGRATION_ID]);
+        await setMigrationStatus(this.dataSource, meta[SysMeta.MIGRATION_ID], 'reverted');
         await this.finish(instance, eventId, [TaskState.RESIZE_REVERTING], {
           vmState: powerOn ? VmState.ACTIVE : VmState.STOPPED,
           powerState: state,
@@ -822,6 +831,11 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
           launchedAt: nowIso(),
           systemMetadata: withoutKeys(instance.systemMetadata, SHELVE_KEYS),
         });
+        // As Nova: the shelved snapshot has served its purpose once the server runs again.
+        const remove = this.options.imageUpload?.remove;
+        if (shelvedImage && remove) {
+          await this.bestEffort(instance, 'deleting the shelved image', () => remove(shelvedImage));
+        }
       } catch (error) {
         await this.bestEffort(instance, 'cleaning up a failed unshelve', () =>
           this.driverFor(instance).destroy(instance, []),
@@ -1145,12 +1159,9 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
         throw asApiError(error);
       });
     if (request.length === undefined) return output;
-    const lines = output.split('\n');
-    if (lines[lines.length - 1] === '') lines.pop();
-    return lines
-      .slice(Math.max(0, lines.length - request.length))
-      .map((line) => `${line}\n`)
-      .join('');
+    // Nova's _tail_log: the last `length` pieces of the text split at newlines; 0 gives nothing.
+    if (request.length === 0) return '';
+    return output.split('\n').slice(-request.length).join('\n');
   }
 
   /**

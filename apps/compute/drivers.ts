@@ -14,9 +14,13 @@ export function fakeHypervisor(host: string, options: FakeDriverOptions = {}): F
 }
 
 /** The drivers NOVUM_COMPUTE_DRIVERS names for one host; kvm and container come with their issues. */
-export function createDrivers(names: readonly string[], host: string): ComputeDriver[] {
+export function createDrivers(
+  names: readonly string[],
+  host: string,
+  fake: FakeDriverOptions = {},
+): ComputeDriver[] {
   return names.map((name) => {
-    if (name === 'fake') return fakeHypervisor(host);
+    if (name === 'fake') return fakeHypervisor(host, fake);
     throw new Error(`The ${name} driver is not available yet; set NOVUM_COMPUTE_DRIVERS=fake`);
   });
 }

@@ -70,13 +70,19 @@ export function glanceImageUpload(
     return { id: subject, expiresAt: Date.parse(body.token.expires_at), imageUrl: endpoint.url };
   }
 
-  return async (imageId: string, snapshot: SnapshotData) => {
+  async function current(): Promise<Token> {
+    if (!token || token.expiresAt - Date.now() < RENEW_BEFORE_MS) token = await authenticate();
+    return token;
+  }
+
+  const upload: ImageUpload = async (imageId: string, snapshot: SnapshotData) => {
     try {
-      if (!token || token.expiresAt - Date.now() < RENEW_BEFORE_MS) token = await authenticate();
+      await current();
     } catch (error) {
       snapshot.data.destroy();
       throw error;
     }
+    if (!token) throw new Error('The compute service user has no token.');
     const url = `${token.imageUrl.replace(/\/$/, '')}/v2/images/${encodeURIComponent(imageId)}/file`;
     const response = await fetchImpl(url, {
       method: 'PUT',
@@ -92,4 +98,15 @@ export function glanceImageUpload(
       );
     }
   };
+  /** Deletes an image the agent is done with (the shelved snapshot after an unshelve); gone is fine. */
+  upload.remove = async (imageId: string) => {
+    const { id, imageUrl } = await current();
+    const url = `${imageUrl.replace(/\/$/, '')}/v2/images/${encodeURIComponent(imageId)}`;
+    const response = await fetchImpl(url, { method: 'DELETE', headers: { 'x-auth-token': id } });
+    if (response.status === 401) token = undefined;
+    if (!response.ok && response.status !== 404) {
+      throw new Error(`The image service refused to delete image ${imageId} (${response.status}).`);
+    }
+  };
+  return upload;
 }

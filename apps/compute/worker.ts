@@ -20,7 +20,7 @@ export async function startAgent(
 ): Promise<INestApplicationContext> {
   const app = await NestFactory.createApplicationContext(
     ComputeAgentModule.forRoot(config, {
-      drivers: createDrivers(config.computeDrivers, options.host),
+      drivers: createDrivers(config.computeDrivers, options.host, config.fakeHostSize),
       reportIntervalSeconds: config.reportIntervalSeconds,
       powerSyncIntervalSeconds: config.powerSyncIntervalSeconds,
       resizeConfirmWindowSeconds: config.resizeConfirmWindowSeconds,

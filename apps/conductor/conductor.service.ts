@@ -20,6 +20,7 @@ import {
   release,
   resourcesOf,
   ServiceHeartbeat,
+  recordMigration,
 } from '@novum/compute';
 import { InstanceEntity } from '@novum/db';
 import { TaskState, VmState } from '@novum/virt';
@@ -148,6 +149,14 @@ export class ConductorService implements OnApplicationBootstrap, OnModuleDestroy
         await release(this.dataSource, migrationId);
         return undefined;
       }
+      await recordMigration(this.dataSource, {
+        uuid: migrationId,
+        instance,
+        type: request.flavor ? 'resize' : 'migration',
+        newFlavor: flavor,
+        destHost: node.host,
+        destNode: node.hypervisorHostname,
+      });
       await this.rpc.resizeInstance(node.host, { ...this.scoped(request), migrationId });
       return migrationId;
     }

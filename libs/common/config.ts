@@ -23,6 +23,7 @@ export interface NovumConfig {
   imageProjectQuota: number;
   computeDrivers: string[];
   fakeHosts: number;
+  fakeHostSize: { vcpus: number; memoryMb: number; localGb: number };
   reportIntervalSeconds: number;
   serviceDownTimeSeconds: number;
   powerSyncIntervalSeconds: number;
@@ -204,6 +205,17 @@ export const SETTINGS: Settings = {
       'Compute agents on the fake driver this process runs: 1 is host `NOVUM_HOST`, more are `<host>-1` .. `<host>-N` (scale tests)',
     default: '1',
     parse: positiveInt,
+  },
+  fakeHostSize: {
+    env: 'NOVUM_FAKE_HOST_SIZE',
+    describe: 'Size of each fake host as `vCPUs,RAM MB,disk GB` (before allocation ratios; capacity tests)',
+    default: '1000,800000,600000',
+    parse: (raw) => {
+      const parts = raw.split(',');
+      if (parts.length !== 3) throw new Error('must be three numbers: vCPUs,RAM MB,disk GB');
+      const [vcpus, memoryMb, localGb] = parts.map((part) => positiveInt(part.trim()));
+      return { vcpus, memoryMb, localGb };
+    },
   },
   reportIntervalSeconds: {
     env: 'NOVUM_REPORT_INTERVAL',

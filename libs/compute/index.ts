@@ -5,3 +5,4 @@ export * from './rpc-client';
 export * from './service-state';
 export * from './aggregates';
 export * from './instance-name';
+export * from './migration-records';

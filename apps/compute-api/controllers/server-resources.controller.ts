@@ -10,6 +10,9 @@ import { QuotaService } from '../quota.service';
 import { checkMetadata, checkTag, checkTags, invalid, onlyKeys, requireObject } from '../server-schemas';
 import { ServerService } from '../server.service';
 import { hostId, serverAddresses } from '../server-view';
+import { asApiError, PeerServices } from '../peers';
+import { NeutronGroup, securityGroupView } from '../proxy-views';
+import { remoteGroupRefs } from './security-groups.controller';
 
 const reader = (auth: AuthContext) => hasRole(auth, 'reader') || isAdmin(auth);
 const member = (auth: AuthContext) => hasRole(auth, 'member') || isAdmin(auth);
@@ -23,6 +26,7 @@ export class ServerResourcesController {
   constructor(
     private readonly servers: ServerService,
     private readonly quotas: QuotaService,
+    private readonly peers: PeerServices,
   ) {}
 
   // ---- metadata (os_compute_api:server-metadata) ----
@@ -330,14 +334,29 @@ export class ServerResourcesController {
   async securityGroups(@Auth() auth: AuthContext, @Param('id') id: string) {
     allow('os_compute_api:os-security-groups:list', reader(auth));
     const instance = await this.servers.get(auth, id);
-    return {
-      security_groups: (instance.securityGroups ?? []).map((name) => ({
-        name,
-        description: '',
-        tenant_id: instance.projectId,
-        rules: [],
-      })),
-    };
+    // The groups of the server's ports as Neutron has them now (Nova asks Neutron too); by name without ports.
+    const ports = await Promise.all(
+      (instance.networkInfo ?? []).map((vif) => this.peers.port(auth, vif.portId)),
+    );
+    const ids = new Set(ports.flatMap((port) => port?.security_groups ?? []));
+    const names = new Set(instance.securityGroups ?? []);
+    const all = await this.peers
+      .call<{ security_groups: NeutronGroup[] }>(
+        auth,
+        'network',
+        'GET',
+        `/v2.0/security-groups?project_id=${encodeURIComponent(instance.projectId)}`,
+      )
+      .catch((error: unknown) => {
+        throw asApiError(error);
+      });
+    const groups = all.security_groups.filter((g) => (ids.size ? ids.has(g.id) : names.has(g.name)));
+    const refs = await remoteGroupRefs(this.peers, auth, groups);
+    const views = groups.map((group) => securityGroupView(group, refs));
+    views.sort((a, b) =>
+      a.tenant_id < b.tenant_id ? -1 : a.tenant_id > b.tenant_id ? 1 : a.name < b.name ? -1 : 1,
+    );
+    return { security_groups: views };
   }
 
   @Get('os-server-password')
@@ -382,7 +401,12 @@ export class ServerResourcesController {
   async interfaces(@Auth() auth: AuthContext, @Param('id') id: string) {
     allow('os_compute_api:os-attach-interfaces:list', reader(auth));
     const instance = await this.servers.get(auth, id);
-    return { interfaceAttachments: (instance.networkInfo ?? []).map((vif) => interfaceView(instance, vif)) };
+    const vifs = instance.networkInfo ?? [];
+    const subnets = await this.servers.portSubnets(
+      auth,
+      vifs.map((vif) => vif.portId),
+    );
+    return { interfaceAttachments: vifs.map((vif) => interfaceView(instance, vif, subnets)) };
   }
 
   @Get('os-interface/:port')
@@ -391,17 +415,23 @@ export class ServerResourcesController {
     const instance = await this.servers.get(auth, id);
     const vif = (instance.networkInfo ?? []).find((item) => item.portId === port);
     if (!vif) throw new NotFoundError(`Port ${port} is not attached`);
-    return { interfaceAttachment: interfaceView(instance, vif) };
+    return {
+      interfaceAttachment: interfaceView(instance, vif, await this.servers.portSubnets(auth, [port])),
+    };
   }
 }
 
-function interfaceView(instance: InstanceEntity, vif: InstanceEntity['networkInfo'][number]) {
+function interfaceView(
+  instance: InstanceEntity,
+  vif: InstanceEntity['networkInfo'][number],
+  subnets: Map<string, string>,
+) {
   return {
     port_id: vif.portId,
     net_id: vif.networkId,
     mac_addr: vif.macAddress,
     port_state: instance.vmState === 'active' ? 'ACTIVE' : 'DOWN',
-    fixed_ips: vif.ips.map((ip) => ({ ip_address: ip.address, subnet_id: '' })),
+    fixed_ips: vif.ips.map((ip) => ({ ip_address: ip.address, subnet_id: subnets.get(ip.address) ?? '' })),
   };
 }
 

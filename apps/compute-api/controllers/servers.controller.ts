@@ -1,8 +1,9 @@
-import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Put } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Put, Res } from '@nestjs/common';
 import { Auth, AuthContext, hasRole, isAdmin } from '@novum/auth';
 import { canonicalIp, NOVUM_CONFIG, NovumConfig, requestContext } from '@novum/common';
 import { isServiceUp } from '@novum/compute';
 import { InstanceEntity, InstanceTagEntity } from '@novum/db';
+import type { FastifyReply } from 'fastify';
 import { In } from 'typeorm';
 import { ApiVersion, Microversion } from '../microversion';
 import { allow } from '../policy';
@@ -74,15 +75,23 @@ export class ServersController {
 
   @Post()
   @HttpCode(202)
-  async create(@Auth() auth: AuthContext, @Body() body: unknown, @Microversion() v: ApiVersion) {
+  async create(
+    @Auth() auth: AuthContext,
+    @Body() body: unknown,
+    @Microversion() v: ApiVersion,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ) {
     allow('os_compute_api:servers:create', hasRole(auth, 'member'), isAdmin(auth));
     const request = parseServerCreate(body, v);
     const created = await this.servers.create(auth, request, currentRequestId());
     if (request.returnReservationId) return { reservation_id: created.reservationId };
     const first = created.instances[0];
+    const links = this.links.resource('servers', first.uuid);
+    // Nova's _add_location: the self link as Location.
+    reply.header('location', links[0].href);
     const server: Record<string, unknown> = {
       id: first.uuid,
-      links: this.links.resource('servers', first.uuid),
+      links,
       'OS-DCF:diskConfig': first.autoDiskConfig ? 'AUTO' : 'MANUAL',
       security_groups: (request.securityGroups.length ? request.securityGroups : ['default']).map((name) => ({
         name,
@@ -197,6 +206,8 @@ export class ServersController {
     ) {
       throw invalid('OS-DCF:diskConfig', server['OS-DCF:diskConfig'], "is not one of ['AUTO', 'MANUAL']");
     }
+    if (server['OS-DCF:diskConfig'] !== undefined)
+      changes.autoDiskConfig = server['OS-DCF:diskConfig'] === 'AUTO';
     if (server.hostname !== undefined) {
       if (
         typeof server.hostname !== 'string' ||

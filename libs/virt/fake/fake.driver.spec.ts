@@ -195,21 +195,28 @@ describe('FakeDriver', () => {
       });
       await driver.triggerCrashDump(guest);
 
+      // Each boot writes a short boot log ending at the login prompt.
+      const boot = [
+        '[    0.000000] Linux version 6.1.0-fake (novum fake hypervisor)',
+        `[    0.100000] Booting ${guest.name}`,
+        'Welcome to the Novum fake guest web-1',
+        'web-1 login:',
+      ];
       expect(await driver.getConsoleOutput(guest)).toBe(
         [
           `spawn: ${guest.name} from image ${image.id} on compute-1`,
-          'web-1 login:',
+          ...boot,
           'pause: paused',
           'reboot: hard reset',
-          'web-1 login:',
+          ...boot,
           'suspend: suspended',
           'reboot: Power down',
           'rescue: booting rescue image rescue-image',
-          'web-1 login:',
+          ...boot,
           'unrescue: booting the instance disk',
-          'web-1 login:',
+          ...boot,
           `rebuild: ${guest.name} from image other-image`,
-          'web-1 login:',
+          ...boot,
           'Kernel panic - not syncing: NMI: Not continuing',
           '',
         ].join('\n'),

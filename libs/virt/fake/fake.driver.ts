@@ -522,6 +522,10 @@ export class FakeDriver implements ComputeDriver {
   private boot(guest: FakeGuest): void {
     this.setState(guest, RUNNING);
     guest.bootedAt = Date.now();
+    // A short boot log, like a real guest's serial console, so console tails have lines to cut.
+    this.log(guest, `[    0.000000] Linux version 6.1.0-fake (novum fake hypervisor)`);
+    this.log(guest, `[    0.100000] Booting ${guest.name}`);
+    this.log(guest, `Welcome to the Novum fake guest ${guest.hostname}`);
     this.log(guest, `${guest.hostname} login:`);
   }
 
