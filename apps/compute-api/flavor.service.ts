@@ -93,7 +93,7 @@ export class FlavorService {
     }
     const sortKey = query.sortKey ?? 'flavorid';
     const sortDir = (query.sortDir ?? 'asc').toLowerCase();
-    if (!(sortKey in SORT_KEYS))
+    if (!Object.hasOwn(SORT_KEYS, sortKey))
       throw new BadRequestError(`Invalid input received: Invalid sort_key ${sortKey}`);
     if (sortDir !== 'asc' && sortDir !== 'desc') {
       throw new BadRequestError(`Invalid input received: Unknown sort direction, must be 'desc' or 'asc'`);

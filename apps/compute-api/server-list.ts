@@ -197,7 +197,7 @@ export async function listServers(
   const sortKeys = (query.sort_key ?? 'created_at').split(',');
   const sortDirs = (query.sort_dir ?? 'desc').split(',');
   for (const key of sortKeys) {
-    if (!(key in SORT_KEYS) || (!admin && ADMIN_SORT_KEYS.includes(key))) {
+    if (!Object.hasOwn(SORT_KEYS, key) || (!admin && ADMIN_SORT_KEYS.includes(key))) {
       throw new BadRequestError(`Invalid input for query parameters sort_key. Value: ${key}.`);
     }
   }

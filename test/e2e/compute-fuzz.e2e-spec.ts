@@ -369,6 +369,14 @@ describe(`compute servers fuzzing (seed ${SEED})`, () => {
           version,
         });
     });
+    // Names every plain object inherits are not actions (found by seed 11389: `constructor` gave a 500).
+    for (const name of ['constructor', 'toString', 'hasOwnProperty', '__proto__', 'valueOf']) {
+      const answer = await api(root, 'POST', `/servers/${servers[0]}/action`, {
+        token: demoToken,
+        raw: `{"${name}": -1}`,
+      });
+      expect([name, answer.status]).toEqual([name, 400]);
+    }
     // Every action name once more, unmutated, on each server.
     for (const id of servers)
       for (const [name, args] of Object.entries(SERVER_ACTIONS))

@@ -171,6 +171,20 @@ describe(`servers with /usr/bin/openstack (${testMode()})`, () => {
     await waitStatus(id, 'ACTIVE');
   });
 
+  it('adds and removes a security group, on the server and on its port', async () => {
+    await openstackOk(demo, 'security', 'group', 'create', 'cli-web');
+    await openstackOk(demo, 'server', 'add', 'security', 'group', id, 'cli-web');
+    const names = async () => ((await show(id)).security_groups as { name: string }[]).map((g) => g.name);
+    expect(await names()).toEqual(expect.arrayContaining(['default', 'cli-web']));
+    const [port] = await openstackJson<any[]>(demo, 'port', 'list', '--server', id);
+    const shown = await openstackJson(demo, 'port', 'show', port.ID);
+    expect(shown.security_group_ids).toContain(
+      (await openstackJson(demo, 'security', 'group', 'show', 'cli-web')).id,
+    );
+    await openstackOk(demo, 'server', 'remove', 'security', 'group', id, 'cli-web');
+    expect(await names()).toEqual(['default']);
+  });
+
   it('lists and shows server events, and shows the console log', async () => {
     const events = await openstackJson<any[]>(demo, 'server', 'event', 'list', id);
     const actions = events.map((e) => e.Action);

@@ -100,7 +100,7 @@ export class ImagesController {
   ) {
     belowVersion(v, '2.39');
     const properties = imageProperties(await this.image(auth, id));
-    if (!(key in properties)) throw new NotFoundError('Metadata item was not found');
+    if (!Object.hasOwn(properties, key)) throw new NotFoundError('Metadata item was not found');
     return { meta: { [key]: properties[key] } };
   }
 
@@ -146,7 +146,7 @@ export class ImagesController {
   ) {
     belowVersion(v, '2.39');
     const meta = checkImageMetadata(body, 'meta');
-    if (!(key in meta)) throw new ApiError(400, 'Request body and URI mismatch');
+    if (!Object.hasOwn(meta, key)) throw new ApiError(400, 'Request body and URI mismatch');
     const image = await this.image(auth, id);
     const before = imageProperties(image);
     await this.setProperties(auth, image, before, { ...before, [key]: meta[key] });
@@ -164,7 +164,7 @@ export class ImagesController {
     belowVersion(v, '2.39');
     const image = await this.image(auth, id);
     const before = imageProperties(image);
-    if (!(key in before)) throw new NotFoundError('Invalid metadata key');
+    if (!Object.hasOwn(before, key)) throw new NotFoundError('Invalid metadata key');
     const after = { ...before };
     delete after[key];
     await this.setProperties(auth, image, before, after);

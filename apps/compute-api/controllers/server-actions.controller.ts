@@ -123,7 +123,7 @@ export class ServerActionsController {
       throw new BadRequestError('Malformed request body: an action body names exactly one action.');
     }
     const [name] = Object.keys(body);
-    const handler = this.handlers[name];
+    const handler = Object.hasOwn(this.handlers, name) ? this.handlers[name] : undefined;
     if (!handler) throw new BadRequestError(`There is no such action: ${name}`);
     const instance = await this.servers.get(auth, id);
     return handler({ auth, instance, body: body[name], v, reply });

@@ -56,7 +56,7 @@ export class ServerResourcesController {
   async metadataItem(@Auth() auth: AuthContext, @Param('id') id: string, @Param('key') key: string) {
     allow('os_compute_api:server-metadata:show', reader(auth));
     const instance = await this.servers.get(auth, id);
-    if (!(key in instance.metadata)) throw new NotFoundError('Metadata item was not found');
+    if (!Object.hasOwn(instance.metadata, key)) throw new NotFoundError('Metadata item was not found');
     return { meta: { [key]: instance.metadata[key] } };
   }
 
@@ -72,7 +72,7 @@ export class ServerResourcesController {
     onlyKeys('root', root, ['meta']);
     const meta = checkMetadata('meta', root.meta);
     if (Object.keys(meta).length !== 1) throw new BadRequestError('Request body contains too many items');
-    if (!(key in meta)) throw new BadRequestError('Request body and URI mismatch');
+    if (!Object.hasOwn(meta, key)) throw new BadRequestError('Request body and URI mismatch');
     await this.writeMetadata(auth, id, (old) => ({ ...old, ...meta }));
     return { meta };
   }
@@ -82,7 +82,7 @@ export class ServerResourcesController {
   async deleteMetadataItem(@Auth() auth: AuthContext, @Param('id') id: string, @Param('key') key: string) {
     allow('os_compute_api:server-metadata:delete', member(auth));
     const instance = await this.servers.get(auth, id);
-    if (!(key in instance.metadata)) throw new NotFoundError('Metadata item was not found');
+    if (!Object.hasOwn(instance.metadata, key)) throw new NotFoundError('Metadata item was not found');
     await this.writeMetadata(auth, id, (old) => {
       const copy = { ...old };
       delete copy[key];
@@ -242,7 +242,8 @@ export class ServerResourcesController {
     allow('os_compute_api:ips:show', reader(auth));
     const instance = await this.servers.get(auth, id);
     const addresses = serverAddresses({ instance, fault: null, tags: [] });
-    if (!(network in addresses)) throw new NotFoundError('Instance is not a member of specified network');
+    if (!Object.hasOwn(addresses, network))
+      throw new NotFoundError('Instance is not a member of specified network');
     return { [network]: addresses[network] };
   }
 
