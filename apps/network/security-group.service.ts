@@ -6,7 +6,7 @@ import { DefaultSecurityGroupEntity, nowIso, SecurityGroupEntity, SecurityGroupR
 import { In } from 'typeorm';
 import { canRead, canWrite, isAdmin, owningProject } from './access';
 import { SecurityGroupInput, SecurityGroupRuleInput } from './controllers/dto';
-import { formatIp, parseCidr } from '@novum/common';
+import { formatIp, normalizeCidr, parseCidr, parseIp } from '@novum/common';
 import { uniqueTags } from './tag-set';
 import { NetworkStore, NetworkTables } from './network.store';
 import { QuotaService } from './quota.service';
@@ -254,7 +254,7 @@ export class SecurityGroupService {
           rule.protocol === spec.protocol &&
           rule.portRangeMin === spec.portRangeMin &&
           rule.portRangeMax === spec.portRangeMax &&
-          rule.remoteIpPrefix === spec.remoteIpPrefix &&
+          normalizeCidr(rule.remoteIpPrefix) === normalizeCidr(spec.remoteIpPrefix) &&
           rule.remoteGroupId === spec.remoteGroupId,
       );
       if (duplicate) {
@@ -389,7 +389,9 @@ export class SecurityGroupService {
           'SecurityGroupRuleParameterConflict',
         );
       }
-      remoteIpPrefix = `${formatIp({ version: cidr.version, value: cidr.network })}/${cidr.prefix}`;
+      // Neutron keeps the prefix as given (host bits too) and shows the network as `normalized_cidr`.
+      const address = parseIp(input.remote_ip_prefix.split('/')[0])!;
+      remoteIpPrefix = `${formatIp(address)}/${cidr.prefix}`;
     }
     const remoteGroupId = input.remote_group_id ?? null;
     if (remoteIpPrefix && remoteGroupId) {

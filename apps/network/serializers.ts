@@ -8,6 +8,7 @@ import {
   SecurityGroupRuleEntity,
   SubnetEntity,
 } from '@novum/db';
+import { normalizeCidr } from '@novum/common';
 import { Resource } from './listing';
 
 /** The public URL of the service root (`http://host:9696/network`), for links. */
@@ -235,7 +236,7 @@ export function securityGroupRuleView(rule: SecurityGroupRuleEntity): Resource {
     remote_ip_prefix: rule.remoteIpPrefix,
     remote_group_id: rule.remoteGroupId,
     remote_address_group_id: null,
-    normalized_cidr: rule.remoteIpPrefix,
+    normalized_cidr: normalizeCidr(rule.remoteIpPrefix),
     description: rule.description,
     created_at: neutronTime(rule.createdAt),
     updated_at: neutronTime(rule.updatedAt),

@@ -95,6 +95,12 @@ export function parseCidr(text: unknown, strict = true): Cidr | undefined {
   return { version: ip.version, network, prefix, last: network | hostMask };
 }
 
+/** The network of a prefix with host bits (`10.2.3.124/24` → `10.2.3.0/24`), as Neutron's normalized_cidr. */
+export function normalizeCidr(text: string | null): string | null {
+  const cidr = text === null ? undefined : parseCidr(text, false);
+  return cidr ? formatCidr(cidr) : text;
+}
+
 export function formatCidr(cidr: Cidr): string {
   return `${formatIp({ version: cidr.version, value: cidr.network })}/${cidr.prefix}`;
 }

@@ -408,7 +408,11 @@ describe('network API', () => {
       remote_ip_prefix: '10.0.0.7/8',
     });
     expect(created.status).toBe(201);
-    expect(created.body.security_group_rule.remote_ip_prefix).toBe('10.0.0.0/8');
+    // As Neutron: the prefix is kept as given, its network is `normalized_cidr`, and duplicates compare networks.
+    expect(created.body.security_group_rule).toMatchObject({
+      remote_ip_prefix: '10.0.0.7/8',
+      normalized_cidr: '10.0.0.0/8',
+    });
     expect(
       await rule({ protocol: 'tcp', port_range_min: 22, port_range_max: 22, remote_ip_prefix: '10.0.0.0/8' }),
     ).toEqual(neutronError(409, 'SecurityGroupRuleExists'));
