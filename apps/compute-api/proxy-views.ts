@@ -12,7 +12,7 @@ export function belowVersion(v: ApiVersion, removedIn: string): void {
 // ---- images ----
 
 /** Glance v2's schema attributes: everything else on an image is a custom property, Nova's `metadata`. */
-const GLANCE_ATTRIBUTES = new Set([
+export const GLANCE_ATTRIBUTES: ReadonlySet<string> = new Set([
   'id',
   'name',
   'status',

@@ -34,6 +34,7 @@ import { ComputeStore } from './compute.store';
 import { FlavorService } from './flavor.service';
 import { KeyPairService } from './keypair.service';
 import { asApiError, GlanceImage, NeutronNetwork, PeerServices } from './peers';
+import { GLANCE_ATTRIBUTES } from './proxy-views';
 import { QuotaService } from './quota.service';
 import { imageIdFromRef, RequestedNetwork, ServerCreateRequest } from './server-schemas';
 import { ServerGroupService } from './server-group.service';
@@ -122,36 +123,9 @@ function imageSystemMetadata(image: GlanceImage): Record<string, string> {
     image_base_image_ref: image.id,
   };
   if (image.name) meta.image_name = image.name;
-  const core = new Set([
-    'id',
-    'name',
-    'status',
-    'disk_format',
-    'container_format',
-    'min_disk',
-    'min_ram',
-    'size',
-    'virtual_size',
-    'visibility',
-    'owner',
-    'checksum',
-    'os_hash_algo',
-    'os_hash_value',
-    'protected',
-    'os_hidden',
-    'tags',
-    'created_at',
-    'updated_at',
-    'self',
-    'file',
-    'schema',
-    'direct_url',
-    'locations',
-    'stores',
-  ]);
   for (const [key, value] of Object.entries(image)) {
     if (
-      !core.has(key) &&
+      !GLANCE_ATTRIBUTES.has(key) &&
       (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean')
     ) {
       meta[`image_${key}`] = String(value).slice(0, 255);
