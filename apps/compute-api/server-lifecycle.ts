@@ -35,6 +35,7 @@ import {
 } from './server-schemas';
 import {
   generatePassword,
+  imageSystemMetadata,
   instanceFlavor,
   invalidState,
   requestIdNow,
@@ -168,6 +169,13 @@ export class ServerLifecycleActions {
     if (instance.flavor.root_gb > 0 && instance.flavor.root_gb < Number(image.min_disk ?? 0)) {
       throw new BadRequestError("Flavor's disk is too small for requested image.");
     }
+    // The new image's facts replace the old one's (Nova rewrites the image_* system metadata on rebuild).
+    changes.systemMetadata = {
+      ...Object.fromEntries(
+        Object.entries(instance.systemMetadata).filter(([key]) => !key.startsWith('image_')),
+      ),
+      ...imageSystemMetadata(image),
+    };
     const adminPass = typeof args.adminPass === 'string' ? args.adminPass : generatePassword();
     await this.servers.beginTask(
       auth,

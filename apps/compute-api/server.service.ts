@@ -114,7 +114,7 @@ export function instanceFlavor(flavor: {
 }
 
 /** Image facts kept in the instance's system metadata (Nova's `image_*` keys). */
-function imageSystemMetadata(image: GlanceImage): Record<string, string> {
+export function imageSystemMetadata(image: GlanceImage): Record<string, string> {
   const meta: Record<string, string> = {
     image_disk_format: String(image.disk_format ?? ''),
     image_container_format: String(image.container_format ?? ''),
