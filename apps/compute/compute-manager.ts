@@ -87,6 +87,8 @@ export interface AgentOptions {
 export type ImageUpload = ((imageId: string, snapshot: SnapshotData) => Promise<void>) & {
   /** Deletes an image (the shelved snapshot once unshelved), when the agent can. */
   remove?: (imageId: string) => Promise<void>;
+  /** The image's data (`GET /v2/images/{id}/file`), for drivers that boot its bits. */
+  download?: (imageId: string) => Promise<Readable>;
 };
 
 /** The instance's system_metadata keys this agent writes (JSON strings where noted). */
@@ -683,8 +685,7 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
       const eventId = await this.start(instance, request, 'compute_rescue_instance', 'rescue');
       try {
         const driver = this.driverFor(instance);
-        const image = this.imageFor(instance);
-        const rescueImage = { ...image, id: request.rescueImageRef ?? instance.imageRef };
+        const rescueImage = this.imageFor(instance, request.rescueImageRef ?? instance.imageRef);
         await driver.rescue(this.instanceSpec(instance), rescueImage, [], {
           rescuePassword: request.rescuePassword,
         });
@@ -819,10 +820,10 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
       try {
         await this.step(instance, TaskState.UNSHELVING, TaskState.SPAWNING);
         const driver = this.driverFor(instance);
-        const image = this.imageFor(instance);
         const shelvedImage = instance.systemMetadata[SysMeta.SHELVED_IMAGE_ID];
+        const image = this.imageFor(instance, shelvedImage ?? instance.imageRef);
         if (!(await this.hasGuest(driver, instance.uuid))) {
-          await driver.spawn(this.instanceSpec(instance), { ...image, id: shelvedImage ?? image.id }, []);
+          await driver.spawn(this.instanceSpec(instance), image, []);
         }
         const { state } = await driver.getInfo(instance);
         await this.finish(instance, eventId, [TaskState.SPAWNING], {
@@ -1403,17 +1404,21 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
     };
   }
 
-  /** The image as the instance recorded it; fetching its bits from the image service comes with real drivers. */
-  private imageFor(instance: InstanceEntity): ImageSource {
+  /**
+   * The image as the instance recorded it (or `imageId`, a snapshot of it); its bits come from the image
+   * service, downloaded only when the driver asks (a cache miss). Without a download an image is empty.
+   */
+  private imageFor(instance: InstanceEntity, imageId: string = instance.imageRef): ImageSource {
     const meta = instance.systemMetadata;
+    const download = this.options.imageUpload?.download;
     return {
-      id: instance.imageRef,
+      id: imageId,
       diskFormat: meta.image_disk_format ?? 'raw',
       containerFormat: meta.image_container_format ?? 'bare',
       minDiskGb: Number(meta.image_min_disk ?? 0),
       minRamMb: Number(meta.image_min_ram ?? 0),
       properties: meta,
-      open: async () => Readable.from([]),
+      open: async () => (download ? download(imageId) : Readable.from([])),
     };
   }
 

@@ -1,4 +1,4 @@
-import { ComputeDriver, FakeDriver, FakeDriverOptions } from '@novum/virt';
+import { ComputeDriver, ContainerDriver, FakeDriver, FakeDriverOptions } from '@novum/virt';
 
 /**
  * The fake hypervisors of this process, by host. A fake guest lives in memory, so the hypervisor outlives
@@ -13,14 +13,24 @@ export function fakeHypervisor(host: string, options: FakeDriverOptions = {}): F
   return driver;
 }
 
-/** The drivers NOVUM_COMPUTE_DRIVERS names for one host; kvm and container come with their issues. */
+/** Where the real drivers keep their state, and what they run with. */
+export interface HostDriverSettings {
+  dataDir: string;
+  containerRuntime: string;
+}
+
+/** The drivers NOVUM_COMPUTE_DRIVERS names for one host; kvm comes with its issue. */
 export function createDrivers(
   names: readonly string[],
   host: string,
   fake: FakeDriverOptions = {},
+  settings?: HostDriverSettings,
 ): ComputeDriver[] {
   return names.map((name) => {
     if (name === 'fake') return fakeHypervisor(host, fake);
+    if (name === 'container' && settings) {
+      return new ContainerDriver({ dataDir: settings.dataDir, runtime: settings.containerRuntime });
+    }
     throw new Error(`The ${name} driver is not available yet; set NOVUM_COMPUTE_DRIVERS=fake`);
   });
 }

@@ -38,6 +38,12 @@ async function fakeCloud(options: { expiresInMs?: number; uploadStatus?: number 
         );
         return;
       }
+      if (req.method === 'GET') {
+        const id = /^\/image\/v2\/images\/([^/]+)\/file$/.exec(req.url!)?.[1];
+        if (!id || id === 'missing') res.writeHead(404).end();
+        else res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(`data of ${id}`);
+        return;
+      }
       res.writeHead(options.uploadStatus ?? 204).end(options.uploadStatus ? 'Image is not queued' : '');
     });
   });
@@ -111,6 +117,26 @@ describe('glanceImageUpload', () => {
       );
     } finally {
       await refusing.close();
+    }
+  });
+
+  it("downloads an image's data with the service token, and reports an image it cannot get", async () => {
+    const cloud = await fakeCloud();
+    try {
+      const upload = glanceImageUpload(cloud.credential);
+      const chunks: Buffer[] = [];
+      for await (const chunk of await upload.download!('5f6a')) chunks.push(Buffer.from(chunk as Buffer));
+      expect(Buffer.concat(chunks).toString()).toBe('data of 5f6a');
+      expect(cloud.seen[1]).toMatchObject({
+        method: 'GET',
+        url: '/image/v2/images/5f6a/file',
+        token: 'token-1',
+      });
+      await expect(upload.download!('missing')).rejects.toThrow(
+        'The image service refused the data of image missing (404).',
+      );
+    } finally {
+      await cloud.close();
     }
   });
 });

@@ -108,5 +108,17 @@ export function glanceImageUpload(
       throw new Error(`The image service refused to delete image ${imageId} (${response.status}).`);
     }
   };
+  /** Streams an image's data, as Nova's glance client downloads an image to boot it. */
+  upload.download = async (imageId: string) => {
+    const { id, imageUrl } = await current();
+    const url = `${imageUrl.replace(/\/$/, '')}/v2/images/${encodeURIComponent(imageId)}/file`;
+    const response = await fetchImpl(url, { headers: { 'x-auth-token': id } });
+    if (response.status === 401) token = undefined;
+    if (!response.ok || !response.body) {
+      await response.body?.cancel().catch(() => undefined);
+      throw new Error(`The image service refused the data of image ${imageId} (${response.status}).`);
+    }
+    return Readable.fromWeb(response.body as Parameters<typeof Readable.fromWeb>[0]);
+  };
   return upload;
 }

@@ -20,7 +20,10 @@ export async function startAgent(
 ): Promise<INestApplicationContext> {
   const app = await NestFactory.createApplicationContext(
     ComputeAgentModule.forRoot(config, {
-      drivers: createDrivers(config.computeDrivers, options.host, config.fakeHostSize),
+      drivers: createDrivers(config.computeDrivers, options.host, config.fakeHostSize, {
+        dataDir: config.dataDir,
+        containerRuntime: config.containerRuntime,
+      }),
       reportIntervalSeconds: config.reportIntervalSeconds,
       powerSyncIntervalSeconds: config.powerSyncIntervalSeconds,
       resizeConfirmWindowSeconds: config.resizeConfirmWindowSeconds,

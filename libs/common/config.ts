@@ -22,6 +22,7 @@ export interface NovumConfig {
   imageSizeCap: number;
   imageProjectQuota: number;
   computeDrivers: string[];
+  containerRuntime: string;
   fakeHosts: number;
   fakeHostSize: { vcpus: number; memoryMb: number; localGb: number };
   reportIntervalSeconds: number;
@@ -190,7 +191,7 @@ export const SETTINGS: Settings = {
   computeDrivers: {
     env: 'NOVUM_COMPUTE_DRIVERS',
     describe:
-      'Comma-separated virt drivers this host offers (`fake` for now); a flavor without `novum:driver` runs on the first, and a host offering `fake` stands in for any `novum:driver`',
+      'Comma-separated virt drivers this host offers (`fake`, `container`); a flavor without `novum:driver` runs on the first, and a host offering `fake` stands in for any `novum:driver` it does not offer',
     default: 'fake',
     parse: (raw) => {
       const drivers = raw.split(',').map((name) => name.trim());
@@ -198,6 +199,12 @@ export const SETTINGS: Settings = {
       if (unknown.length) throw new Error(`unknown driver ${unknown.join(', ')} (fake, kvm or container)`);
       return drivers;
     },
+  },
+  containerRuntime: {
+    env: 'NOVUM_CONTAINER_RUNTIME',
+    describe: 'The OCI runtime binary (`runc` or a path to one) the container driver runs containers with',
+    default: 'runc',
+    parse: text,
   },
   fakeHosts: {
     env: 'NOVUM_FAKE_HOSTS',

@@ -1,0 +1,256 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import {
+  createReadStream,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FlavorSpec, ImageSource, InstanceSpec, PowerState } from '../index';
+import { describeDriverContract } from '../testing/driver-contract';
+import { ContainerDriver } from './container.driver';
+
+const RUNTIME = process.env.NOVUM_CONTAINER_RUNTIME || 'runc';
+const BUILD = join(__dirname, '../../../ops/images/build-busybox.sh');
+const CONTROLLERS = ['memory', 'cpu', 'pids', 'freezer', 'cpuacct', 'cpuset', 'devices', 'blkio'];
+
+function missing(): string | undefined {
+  if (process.getuid?.() !== 0) return 'not root';
+  for (const tool of [RUNTIME, 'busybox', 'setfattr']) {
+    try {
+      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
+    } catch {
+      return `${tool} is not installed (apt-get install runc busybox-static attr)`;
+    }
+  }
+  return undefined;
+}
+
+const skip = missing();
+if (skip) {
+  describe('ContainerDriver', () => {
+    it.skip(`needs root and ${RUNTIME}: ${skip}`, () => undefined);
+  });
+} else {
+  const work = mkdtempSync(join(tmpdir(), 'novum-ctr-'));
+  const archive = join(work, 'busybox.tar');
+  execFileSync(BUILD, [archive], { stdio: 'ignore' });
+  const dataDir = join(work, 'data');
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  const busybox = (id = 'c0ffee00-0000-4000-8000-0000000000bb'): ImageSource => ({
+    id,
+    name: 'busybox',
+    diskFormat: 'raw',
+    containerFormat: 'docker',
+    minDiskGb: 0,
+    minRamMb: 0,
+    properties: {},
+    open: async () => createReadStream(archive),
+  });
+  const make = () => new ContainerDriver({ dataDir, runtime: RUNTIME, softRebootSeconds: 5 });
+
+  describe('ContainerDriver contract', () => {
+    describeDriverContract(make, { image: () => busybox(), timeoutMs: 30_000 });
+  });
+
+  describe('ContainerDriver on the host', () => {
+    const driver = make();
+    const flavor: FlavorSpec = {
+      vcpus: 2,
+      memoryMb: 96,
+      rootGb: 1,
+      ephemeralGb: 0,
+      swapMb: 0,
+      extraSpecs: {},
+    };
+    const made: string[] = [];
+    const spec = (overrides: Partial<InstanceSpec> = {}): InstanceSpec => {
+      const uuid = randomUUID();
+      made.push(uuid);
+      return {
+        uuid,
+        name: `instance-${uuid.slice(0, 8)}`,
+        hostname: 'host-check',
+        projectId: 'p',
+        userId: 'u',
+        flavor,
+        imageRef: busybox().id,
+        imageProperties: {},
+        metadata: {},
+        configDrive: false,
+        ...overrides,
+      };
+    };
+    const cgroup = (controller: string, uuid: string, file?: string) =>
+      join('/sys/fs/cgroup', controller, 'novum', uuid, ...(file ? [file] : []));
+    const read = (path: string) => readFileSync(path, 'utf8').trim();
+    const initPid = (uuid: string) =>
+      (
+        JSON.parse(
+          execFileSync(
+            RUNTIME,
+            ['--root', join(dataDir, 'containers', 'runtime'), 'state', `novum-${uuid}`],
+            {
+              encoding: 'utf8',
+            },
+          ),
+        ) as { pid: number }
+      ).pid;
+    /** Gone, or a zombie waiting for a host init that does not reap (it holds nothing any more). */
+    const processGone = (pid: number) => {
+      try {
+        return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].startsWith('Z');
+      } catch {
+        return true;
+      }
+    };
+    const mounted = (uuid: string) => readFileSync('/proc/self/mountinfo', 'utf8').includes(`novum-${uuid}`);
+    const waitFor = async (check: () => boolean | Promise<boolean>, ms = 5_000) => {
+      const deadline = Date.now() + ms;
+      while (!(await check()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+      return check();
+    };
+
+    beforeAll(() => driver.init('container-host'));
+    afterAll(async () => {
+      for (const uuid of made) await driver.destroy({ uuid }, []);
+      await driver.close();
+    }, 30_000);
+
+    it('puts the flavour limits in the cgroup /novum/<uuid>', async () => {
+      const instance = spec({
+        flavor: { ...flavor, extraSpecs: { 'quota:cpu_period': '50000', 'quota:cpu_shares': '512' } },
+      });
+      await driver.spawn(instance, busybox(), []);
+      const plain = spec();
+      await driver.spawn(plain, busybox(), []);
+
+      expect(read(cgroup('memory', plain.uuid, 'memory.limit_in_bytes'))).toBe(String(96 * 1024 * 1024));
+      if (existsSync(cgroup('memory', plain.uuid, 'memory.memsw.limit_in_bytes'))) {
+        expect(read(cgroup('memory', plain.uuid, 'memory.memsw.limit_in_bytes'))).toBe(
+          String(96 * 1024 * 1024),
+        );
+      }
+      expect(read(cgroup('cpu', plain.uuid, 'cpu.cfs_period_us'))).toBe('100000');
+      expect(read(cgroup('cpu', plain.uuid, 'cpu.cfs_quota_us'))).toBe('200000');
+      expect(read(cgroup('pids', plain.uuid, 'pids.max'))).toBe('1024');
+      expect(read(cgroup('cpu', instance.uuid, 'cpu.cfs_period_us'))).toBe('50000');
+      expect(read(cgroup('cpu', instance.uuid, 'cpu.cfs_quota_us'))).toBe('100000');
+      expect(read(cgroup('cpu', instance.uuid, 'cpu.shares'))).toBe('512');
+      const pid = initPid(plain.uuid);
+      expect(read(cgroup('memory', plain.uuid, 'cgroup.procs')).split('\n')).toContain(String(pid));
+    }, 30_000);
+
+    it('runs the image command as pid 1 in its own namespaces with the server hostname', async () => {
+      const instance = spec({ hostname: 'ctr-hello' });
+      await driver.spawn(instance, busybox(), []);
+      expect(
+        await waitFor(async () => (await driver.getConsoleOutput(instance)).includes('hello from ctr-hello')),
+      ).toBe(true);
+      const pid = initPid(instance.uuid);
+      for (const ns of ['pid', 'mnt', 'uts', 'ipc', 'net']) {
+        expect(execFileSync('readlink', [`/proc/${pid}/ns/${ns}`], { encoding: 'utf8' })).not.toBe(
+          execFileSync('readlink', [`/proc/self/ns/${ns}`], { encoding: 'utf8' }),
+        );
+      }
+      const status = read(`/proc/${pid}/status`);
+      expect(status).toMatch(/NoNewPrivs:\s+1/);
+      // Docker's default set: no CAP_SYS_ADMIN (bit 21), CAP_CHOWN (bit 0) kept.
+      const capEff = BigInt(`0x${/CapEff:\s+([0-9a-f]+)/.exec(status)![1]}`);
+      expect(capEff & (1n << 21n)).toBe(0n);
+      expect(capEff & 1n).toBe(1n);
+
+      await driver.powerOff(instance, { timeoutSeconds: 5 });
+      expect(await driver.getConsoleOutput(instance)).toContain('bye');
+    }, 30_000);
+
+    it('assembles the rootfs from shared layers with whiteouts and opaque directories applied', async () => {
+      const one = spec();
+      const two = spec();
+      await driver.spawn(one, busybox(), []);
+      await driver.spawn(two, busybox(), []);
+      const rootfs = driver.rootfsPath(one.uuid);
+      expect(existsSync(join(rootfs, 'bin/busybox'))).toBe(true);
+      expect(existsSync(join(rootfs, 'etc/novum-release'))).toBe(true);
+      expect(existsSync(join(rootfs, 'etc/novum-removed'))).toBe(false);
+      expect(readdirSync(join(rootfs, 'srv'))).toEqual(['new']);
+      expect(readdirSync(join(dataDir, 'containers', 'layers'))).toHaveLength(2);
+    }, 30_000);
+
+    it('pauses and suspends with the freezer, and reports an init that ended as SHUTDOWN', async () => {
+      const instance = spec();
+      await driver.spawn(instance, busybox(), []);
+      const freezer = cgroup('freezer', instance.uuid, 'freezer.state');
+      await driver.pause(instance);
+      expect(read(freezer)).toBe('FROZEN');
+      await driver.unpause(instance);
+      expect(read(freezer)).toBe('THAWED');
+      await driver.suspend(instance);
+      expect(read(freezer)).toBe('FROZEN');
+      expect((await driver.getInfo(instance)).state).toBe(PowerState.SUSPENDED);
+      await driver.resume(instance, []);
+      expect(read(freezer)).toBe('THAWED');
+
+      process.kill(initPid(instance.uuid), 'SIGKILL');
+      expect(await waitFor(async () => (await driver.getInfo(instance)).state === PowerState.SHUTDOWN)).toBe(
+        true,
+      );
+      await driver.powerOn(instance, []);
+      expect((await driver.getInfo(instance)).state).toBe(PowerState.RUNNING);
+    }, 30_000);
+
+    it('keeps the writable layer across stop and start, and rebuild gives a fresh one', async () => {
+      const instance = spec();
+      await driver.spawn(instance, busybox(), []);
+      writeFileSync(join(driver.rootfsPath(instance.uuid), 'root/written'), 'data');
+      await driver.powerOff(instance, { timeoutSeconds: 0 });
+      expect(mounted(instance.uuid)).toBe(false);
+      await driver.powerOn(instance, []);
+      expect(existsSync(join(driver.rootfsPath(instance.uuid), 'root/written'))).toBe(true);
+      await driver.rebuild(instance, busybox(), []);
+      expect(existsSync(join(driver.rootfsPath(instance.uuid), 'root/written'))).toBe(false);
+      expect((await driver.getInfo(instance)).state).toBe(PowerState.RUNNING);
+    }, 30_000);
+
+    it('is re-adopted by a new driver on the same data dir (an agent restart)', async () => {
+      const instance = spec();
+      await driver.spawn(instance, busybox(), []);
+      const restarted = make();
+      await restarted.init('container-host');
+      expect(await restarted.listInstances()).toContain(instance.uuid);
+      expect((await restarted.getInfo(instance)).state).toBe(PowerState.RUNNING);
+      await restarted.close();
+    }, 30_000);
+
+    it('leaves no process, cgroup, mount or directory after destroy', async () => {
+      const instance = spec();
+      await driver.spawn(instance, busybox(), []);
+      await driver.pause(instance);
+      const pid = initPid(instance.uuid);
+      expect(mounted(instance.uuid)).toBe(true);
+
+      await driver.destroy(instance, []);
+
+      expect(await waitFor(() => processGone(pid))).toBe(true);
+      for (const controller of CONTROLLERS) expect(existsSync(cgroup(controller, instance.uuid))).toBe(false);
+      expect(mounted(instance.uuid)).toBe(false);
+      expect(existsSync(driver.instanceDir(instance.uuid))).toBe(false);
+      expect(existsSync(join(dataDir, 'containers', 'runtime', `novum-${instance.uuid}`))).toBe(false);
+    }, 30_000);
+
+    it('fails a spawn of an image that is not a docker archive and leaves nothing behind', async () => {
+      const instance = spec();
+      const bad: ImageSource = { ...busybox(randomUUID()), containerFormat: 'bare' };
+      await expect(driver.spawn(instance, bad, [])).rejects.toThrow(/container_format bare/);
+      expect(await driver.listInstances()).not.toContain(instance.uuid);
+      expect(existsSync(driver.instanceDir(instance.uuid))).toBe(false);
+    });
+  });
+}

@@ -1,0 +1,42 @@
+import { execFile, spawn } from 'node:child_process';
+import { DriverError } from '../driver';
+
+export interface CommandResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a host command to its end without a shell; never rejects, so that callers decide what a failure is. */
+export function runCommand(command: string, args: readonly string[]): Promise<CommandResult> {
+  return new Promise((resolve) => {
+    execFile(command, args, { maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
+      const code = error ? (typeof error.code === 'number' ? error.code : 127) : 0;
+      resolve({
+        code,
+        stdout: String(stdout),
+        stderr: String(stderr || (error && !stderr ? error.message : '')),
+      });
+    });
+  });
+}
+
+/** Runs a host command and rejects with a DriverError naming it when it fails. */
+export async function mustRun(command: string, args: readonly string[]): Promise<string> {
+  const result = await runCommand(command, args);
+  if (result.code !== 0) {
+    throw new DriverError(
+      `${command} ${args.slice(0, 4).join(' ')} failed (${result.code}): ${result.stderr.trim().slice(0, 500)}`,
+    );
+  }
+  return result.stdout;
+}
+
+/** Runs a command with its stdout and stderr on `fd` (a console log), resolving with the exit code. */
+export function runWithOutput(command: string, args: readonly string[], fd: number): Promise<number> {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { stdio: ['ignore', fd, fd] });
+    child.on('error', () => resolve(127));
+    child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+  });
+}

@@ -1,0 +1,190 @@
+import { spawn } from 'node:child_process';
+import { createHash, randomUUID } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { join, resolve, sep } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { DriverError, ImageSource } from '../driver';
+import { mustRun } from './host-commands';
+
+/** The part of a Docker image config (`config` of the config JSON) a container runs by. */
+export interface ImageRuntimeConfig {
+  Entrypoint?: string[] | null;
+  Cmd?: string[] | null;
+  Env?: string[] | null;
+  WorkingDir?: string;
+  User?: string;
+}
+
+/** An image ready to run: its layers (sha256 hex of each layer tar, bottom first) and its config. */
+export interface PreparedImage {
+  imageId: string;
+  layers: string[];
+  config: ImageRuntimeConfig;
+}
+
+const HEX = /^[0-9a-f]{64}$/;
+const WHITEOUT = '.wh.';
+const OPAQUE = '.wh..wh..opq';
+
+/**
+ * The layers of `docker save` archives, each unpacked once per host under `layers/<sha256>` (read-only by
+ * convention, shared by every container of every image that has it), and the images made of them under
+ * `images/<glance id>.json`. Docker's whiteouts become overlayfs ones as a layer is unpacked.
+ */
+export class ImageStore {
+  private readonly inflight = new Map<string, Promise<PreparedImage>>();
+
+  constructor(private readonly root: string) {}
+
+  async init(): Promise<void> {
+    for (const dir of ['layers', 'images', 'tmp']) await mkdir(join(this.root, dir), { recursive: true });
+    await rm(join(this.root, 'tmp'), { recursive: true, force: true });
+    await mkdir(join(this.root, 'tmp'));
+  }
+
+  layerPath(digest: string): string {
+    return join(this.root, 'layers', digest);
+  }
+
+  /** The image, unpacked; downloads it (`image.open`) only when this host has not got it yet. */
+  prepare(image: ImageSource): Promise<PreparedImage> {
+    let pending = this.inflight.get(image.id);
+    if (!pending) {
+      pending = this.load(image).finally(() => this.inflight.delete(image.id));
+      this.inflight.set(image.id, pending);
+    }
+    return pending;
+  }
+
+  private async load(image: ImageSource): Promise<PreparedImage> {
+    const file = join(this.root, 'images', `${image.id}.json`);
+    const cached = await readFile(file, 'utf8').then(
+      (text) => JSON.parse(text) as PreparedImage,
+      () => undefined,
+    );
+    if (cached && (await this.haveLayers(cached.layers))) return cached;
+    if (image.containerFormat !== 'docker') {
+      throw new DriverError(
+        `Image ${image.id} has container_format ${image.containerFormat}; the container driver boots docker images.`,
+      );
+    }
+    const staging = join(this.root, 'tmp', randomUUID());
+    await mkdir(staging);
+    try {
+      await untar(await image.open(), staging);
+      const prepared = await this.unpack(image.id, staging);
+      await writeFile(`${file}.tmp`, JSON.stringify(prepared));
+      await rename(`${file}.tmp`, file);
+      return prepared;
+    } finally {
+      await rm(staging, { recursive: true, force: true });
+    }
+  }
+
+  private async haveLayers(layers: string[]): Promise<boolean> {
+    for (const digest of layers) {
+      if (!(await stat(this.layerPath(digest)).catch(() => undefined))) return false;
+    }
+    return true;
+  }
+
+  private async unpack(imageId: string, staging: string): Promise<PreparedImage> {
+    const manifestText = await readFile(join(staging, 'manifest.json'), 'utf8').catch(() => undefined);
+    if (manifestText === undefined) {
+      throw new DriverError(`Image ${imageId} is not a docker save archive (no manifest.json).`);
+    }
+    const [manifest] = JSON.parse(manifestText) as { Config: string; Layers: string[] }[];
+    if (!manifest?.Config || !Array.isArray(manifest.Layers) || manifest.Layers.length === 0) {
+      throw new DriverError(`Image ${imageId} has no layers in its manifest.json.`);
+    }
+    const imageConfig = JSON.parse(await readFile(inside(staging, manifest.Config), 'utf8')) as {
+      config?: ImageRuntimeConfig;
+    };
+    const layers: string[] = [];
+    for (const layer of manifest.Layers) {
+      const tarFile = inside(staging, layer);
+      const digest = await sha256File(tarFile);
+      layers.push(digest);
+      if (!(await stat(this.layerPath(digest)).catch(() => undefined)))
+        await this.unpackLayer(tarFile, digest);
+    }
+    const { Entrypoint, Cmd, Env, WorkingDir, User } = imageConfig.config ?? {};
+    return { imageId, layers, config: { Entrypoint, Cmd, Env, WorkingDir, User } };
+  }
+
+  private async unpackLayer(tarFile: string, digest: string): Promise<void> {
+    if (!HEX.test(digest)) throw new DriverError(`Bad layer digest ${digest}.`);
+    const target = join(this.root, 'tmp', `layer-${digest}-${randomUUID()}`);
+    await mkdir(target);
+    try {
+      await mustRun('tar', ['-x', '-p', '--numeric-owner', '-f', tarFile, '-C', target]);
+      await convertWhiteouts(target);
+      await rename(target, this.layerPath(digest)).catch(async (error: NodeJS.ErrnoException) => {
+        // Another image unpacked the same layer meanwhile: theirs is as good.
+        if (error.code !== 'ENOTEMPTY' && error.code !== 'EEXIST') throw error;
+      });
+    } finally {
+      await rm(target, { recursive: true, force: true });
+    }
+  }
+}
+
+/** Docker's `.wh.<name>` become 0/0 character devices and `.wh..wh..opq` an opaque directory, as overlayfs wants. */
+export async function convertWhiteouts(dir: string): Promise<void> {
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.name === OPAQUE) {
+      await unlink(path);
+      await mustRun('setfattr', ['-n', 'trusted.overlay.opaque', '-v', 'y', dir]);
+    } else if (entry.name.startsWith(WHITEOUT)) {
+      await unlink(path);
+      const hidden = join(dir, entry.name.slice(WHITEOUT.length));
+      await rm(hidden, { recursive: true, force: true });
+      await mustRun('mknod', [hidden, 'c', '0', '0']);
+    } else if (entry.isDirectory()) {
+      await convertWhiteouts(path);
+    }
+  }
+}
+
+function inside(root: string, relative: string): string {
+  const path = resolve(root, relative);
+  if (!path.startsWith(root + sep)) throw new DriverError(`Path ${relative} leaves the image archive.`);
+  return path;
+}
+
+async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  await pipeline(createReadStream(path), hash);
+  return hash.digest('hex');
+}
+
+/** Unpacks a tar stream into `dir` with GNU tar (which refuses members outside it). */
+async function untar(stream: Readable, dir: string): Promise<void> {
+  const child = spawn('tar', ['-x', '-f', '-', '-C', dir, '--no-same-owner'], {
+    stdio: ['pipe', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  let sourceError: Error | undefined;
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number>((done) => {
+    child.on('error', () => done(127));
+    child.on('close', (code) => done(code ?? 1));
+  });
+  stream.on('error', (error) => {
+    sourceError = error;
+    child.kill();
+  });
+  // tar stops reading at the archive's end marker, before the padding after it: not an error.
+  child.stdin.on('error', () => undefined);
+  stream.pipe(child.stdin);
+  const code = await exited;
+  stream.unpipe(child.stdin);
+  stream.destroy();
+  if (sourceError) {
+    throw new DriverError(`Could not read the image data: ${sourceError.message}`, { cause: sourceError });
+  }
+  if (code !== 0) throw new DriverError(`The image is not a tar archive: ${stderr.trim().slice(0, 300)}`);
+}

@@ -1,0 +1,167 @@
+import type { FlavorSpec } from '../driver';
+import type { ImageRuntimeConfig } from './image-store';
+
+/** Docker's default capability set. */
+export const DEFAULT_CAPABILITIES = [
+  'CAP_CHOWN',
+  'CAP_DAC_OVERRIDE',
+  'CAP_FSETID',
+  'CAP_FOWNER',
+  'CAP_MKNOD',
+  'CAP_NET_RAW',
+  'CAP_SETGID',
+  'CAP_SETUID',
+  'CAP_SETFCAP',
+  'CAP_SETPCAP',
+  'CAP_NET_BIND_SERVICE',
+  'CAP_SYS_CHROOT',
+  'CAP_KILL',
+  'CAP_AUDIT_WRITE',
+];
+
+/** Docker's masked and read-only /proc and /sys paths. */
+export const MASKED_PATHS = [
+  '/proc/asound',
+  '/proc/acpi',
+  '/proc/kcore',
+  '/proc/keys',
+  '/proc/latency_stats',
+  '/proc/timer_list',
+  '/proc/timer_stats',
+  '/proc/sched_debug',
+  '/proc/scsi',
+  '/sys/firmware',
+  '/sys/devices/virtual/powercap',
+];
+export const READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
+
+export const CPU_PERIOD_US = 100_000;
+/** Processes (and threads) one container may have at once. */
+export const PIDS_LIMIT = 1024;
+const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+export interface ContainerLimits {
+  memoryBytes: number;
+  /** Memory plus swap (cgroup v1 memsw); equal to memoryBytes: no swap. Absent where the host has no memsw. */
+  memorySwapBytes?: number;
+  cpuQuotaUs: number;
+  cpuPeriodUs: number;
+  cpuShares?: number;
+  pids: number;
+}
+
+const positive = (raw: string | undefined): number | undefined => {
+  const n = Number(raw);
+  return raw !== undefined && Number.isInteger(n) && n > 0 ? n : undefined;
+};
+
+/** The flavour's limits: RAM (swap the same), vCPUs as CFS quota, a pids limit; Nova's `quota:cpu_*` win. */
+export function flavorLimits(flavor: FlavorSpec, swapAccounting: boolean): ContainerLimits {
+  const memoryBytes = flavor.memoryMb * 1024 * 1024;
+  const cpuPeriodUs = positive(flavor.extraSpecs['quota:cpu_period']) ?? CPU_PERIOD_US;
+  return {
+    memoryBytes,
+    memorySwapBytes: swapAccounting ? memoryBytes : undefined,
+    cpuPeriodUs,
+    cpuQuotaUs: positive(flavor.extraSpecs['quota:cpu_quota']) ?? flavor.vcpus * cpuPeriodUs,
+    cpuShares: positive(flavor.extraSpecs['quota:cpu_shares']),
+    pids: PIDS_LIMIT,
+  };
+}
+
+export interface OciSpecInput {
+  hostname: string;
+  image: ImageRuntimeConfig;
+  uid: number;
+  gid: number;
+  limits: ContainerLimits;
+  cgroupsPath: string;
+  /** Relative to the bundle. */
+  rootfs: string;
+}
+
+/** The command line: Entrypoint then Cmd, as Docker runs them. */
+export function processArgs(image: ImageRuntimeConfig): string[] {
+  return [...(image.Entrypoint ?? []), ...(image.Cmd ?? [])];
+}
+
+/** An OCI runtime config.json (version 1.0.2) for one container. */
+export function ociSpec(input: OciSpecInput): Record<string, unknown> {
+  const args = processArgs(input.image);
+  const env = [...(input.image.Env ?? [])];
+  if (!env.some((entry) => entry.startsWith('PATH='))) env.unshift(DEFAULT_PATH);
+  env.push(`HOSTNAME=${input.hostname}`);
+  const { limits } = input;
+  return {
+    ociVersion: '1.0.2',
+    process: {
+      terminal: false,
+      user: { uid: input.uid, gid: input.gid },
+      args,
+      env,
+      cwd: input.image.WorkingDir || '/',
+      capabilities: {
+        bounding: DEFAULT_CAPABILITIES,
+        effective: DEFAULT_CAPABILITIES,
+        permitted: DEFAULT_CAPABILITIES,
+      },
+      rlimits: [{ type: 'RLIMIT_NOFILE', hard: 1024, soft: 1024 }],
+      noNewPrivileges: true,
+    },
+    root: { path: input.rootfs, readonly: false },
+    hostname: input.hostname,
+    mounts: [
+      { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
+      {
+        destination: '/dev',
+        type: 'tmpfs',
+        source: 'tmpfs',
+        options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'],
+      },
+      {
+        destination: '/dev/pts',
+        type: 'devpts',
+        source: 'devpts',
+        options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'],
+      },
+      {
+        destination: '/dev/shm',
+        type: 'tmpfs',
+        source: 'shm',
+        options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'],
+      },
+      {
+        destination: '/dev/mqueue',
+        type: 'mqueue',
+        source: 'mqueue',
+        options: ['nosuid', 'noexec', 'nodev'],
+      },
+      { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+      {
+        destination: '/sys/fs/cgroup',
+        type: 'cgroup',
+        source: 'cgroup',
+        options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'],
+      },
+    ],
+    linux: {
+      namespaces: ['pid', 'mount', 'uts', 'ipc', 'network'].map((type) => ({ type })),
+      cgroupsPath: input.cgroupsPath,
+      resources: {
+        devices: [{ allow: false, access: 'rwm' }],
+        memory: {
+          limit: limits.memoryBytes,
+          ...(limits.memorySwapBytes !== undefined ? { swap: limits.memorySwapBytes } : {}),
+        },
+        cpu: {
+          quota: limits.cpuQuotaUs,
+          period: limits.cpuPeriodUs,
+          ...(limits.cpuShares !== undefined ? { shares: limits.cpuShares } : {}),
+        },
+        pids: { limit: limits.pids },
+      },
+      maskedPaths: MASKED_PATHS,
+      readonlyPaths: READONLY_PATHS,
+    },
+  };
+}
