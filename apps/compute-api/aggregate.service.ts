@@ -3,7 +3,7 @@ import { Injectable } from '@nestjs/common';
 import { In, IsNull } from 'typeorm';
 import { BadRequestError, ConflictError, NotFoundError } from '@novum/common';
 import { AZ_METADATA_KEY, Binary } from '@novum/compute';
-import { AggregateEntity, InstanceEntity, nowIso } from '@novum/db';
+import { AggregateEntity, InstanceEntity, inTransaction, nowIso } from '@novum/db';
 import { AggregateView } from './admin-views';
 import { ComputeStore, isUniqueViolation } from './compute.store';
 
@@ -40,7 +40,7 @@ export class AggregateService {
     const now = nowIso();
     let aggregate: AggregateEntity;
     try {
-      aggregate = await this.store.dataSource.transaction(async (tx) => {
+      aggregate = await inTransaction(this.store.dataSource, async (tx) => {
         if (await tx.findOneBy(AggregateEntity, { name })) throw this.nameExists(name);
         const created = await tx.save(AggregateEntity, {
           uuid: randomUUID(),
@@ -97,7 +97,7 @@ export class AggregateService {
     if (view.hosts.length) {
       throw new BadRequestError(ACTION_MESSAGE.remove(view.aggregate.id, 'Host aggregate is not empty'));
     }
-    await this.store.dataSource.transaction(async (tx) => {
+    await inTransaction(this.store.dataSource, async (tx) => {
       await tx.delete(this.store.aggregateMetadata.target, { aggregateId: view.aggregate.id });
       await tx.delete(AggregateEntity, { id: view.aggregate.id });
     });
@@ -183,7 +183,7 @@ export class AggregateService {
   }
 
   private async writeMetadata(aggregateId: number, metadata: Record<string, string | null>): Promise<void> {
-    await this.store.dataSource.transaction(async (tx) => {
+    await inTransaction(this.store.dataSource, async (tx) => {
       for (const [key, value] of Object.entries(metadata)) {
         await tx.delete(this.store.aggregateMetadata.target, { aggregateId, key });
         if (value !== null) await tx.insert(this.store.aggregateMetadata.target, { aggregateId, key, value });

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { FlavorEntity, FlavorExtraSpecEntity, nowIso } from '@novum/db';
+import { FlavorEntity, FlavorExtraSpecEntity, inTransaction, nowIso } from '@novum/db';
 import { ComputeStore } from './compute.store';
 
 interface FlavorSeed {
@@ -35,7 +35,7 @@ export class ComputeBootstrap {
     for (const seed of BOOTSTRAP_FLAVORS) {
       if (await this.store.flavors.existsBy({ id: seed.id })) continue;
       if (await this.store.flavors.existsBy({ name: seed.name })) continue;
-      await this.store.dataSource.transaction(async (tx) => {
+      await inTransaction(this.store.dataSource, async (tx) => {
         await tx
           .createQueryBuilder()
           .insert()

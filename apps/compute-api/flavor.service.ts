@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { AuthContext, isAdmin } from '@novum/auth';
 import { BadRequestError, ConflictError, NotFoundError } from '@novum/common';
-import { FlavorAccessEntity, FlavorEntity, FlavorExtraSpecEntity, nowIso } from '@novum/db';
+import { FlavorAccessEntity, FlavorEntity, FlavorExtraSpecEntity, inTransaction, nowIso } from '@novum/db';
 import { ComputeStore, isUniqueViolation } from './compute.store';
 import { FlavorCreate, toNovaBoolean, toNovaInt } from './controllers/dto';
 import { validateExtraSpecs } from './extra-specs';
@@ -170,7 +170,7 @@ export class FlavorService {
   }
 
   async delete(id: string): Promise<void> {
-    await this.store.dataSource.transaction(async (tx) => {
+    await inTransaction(this.store.dataSource, async (tx) => {
       const result = await tx.delete(FlavorEntity, { id });
       if (!result.affected) throw this.notFound(id);
       await tx.delete(FlavorAccessEntity, { flavorId: id });

@@ -3,6 +3,7 @@ import { EventListener } from '@novum/bus';
 import { rootLogger } from '@novum/common';
 import {
   FlavorAccessEntity,
+  inTransaction,
   KeyPairEntity,
   QuotaEntity,
   ServerGroupEntity,
@@ -25,7 +26,7 @@ export class IdentityCleanup {
   async projectDeleted(payload: { resource_info?: unknown }): Promise<void> {
     const projectId = payload?.resource_info;
     if (typeof projectId !== 'string') return;
-    await this.store.dataSource.transaction(async (tx) => {
+    await inTransaction(this.store.dataSource, async (tx) => {
       const groups = await tx.find(ServerGroupEntity, { where: { projectId }, select: { id: true } });
       if (groups.length) {
         await tx.delete(ServerGroupMemberEntity, { groupId: In(groups.map((g) => g.id)) });

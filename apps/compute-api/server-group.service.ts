@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { AuthContext, isAdmin } from '@novum/auth';
 import { BadRequestError, NotFoundError } from '@novum/common';
-import { InstanceEntity, nowIso, ServerGroupEntity, ServerGroupMemberEntity } from '@novum/db';
+import { InstanceEntity, inTransaction, nowIso, ServerGroupEntity, ServerGroupMemberEntity } from '@novum/db';
 import { ComputeStore } from './compute.store';
 import { ServerGroupCreate, toNovaInt } from './controllers/dto';
 import { ApiVersion } from './microversion';
@@ -160,7 +160,7 @@ export class ServerGroupService {
 
   async delete(auth: AuthContext, id: string): Promise<void> {
     await this.get(auth, id);
-    await this.store.dataSource.transaction(async (tx) => {
+    await inTransaction(this.store.dataSource, async (tx) => {
       await tx.delete(ServerGroupMemberEntity, { groupId: id });
       await tx.delete(ServerGroupEntity, { id });
     });

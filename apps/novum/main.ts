@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { rmSync, writeFileSync } from 'node:fs';
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { rootLogger, runService, ServiceDescriptor, WorkerDescriptor } from '@novum/common';
 import { BootstrapService } from '../identity/bootstrap.service';
@@ -49,7 +49,9 @@ runService(async (config) => {
   for (const worker of WORKERS) workers.push(...(await worker.start(config)));
 
   const urls = Object.fromEntries(all.map((s) => [s.name, s.catalogEntry(config).url]));
-  writeFileSync(readyFile, JSON.stringify({ pid: process.pid, services: urls }, null, 2));
+  // Written whole or not at all: waiters poll for the file and read it as soon as it exists.
+  writeFileSync(`${readyFile}.tmp`, JSON.stringify({ pid: process.pid, services: urls }, null, 2));
+  renameSync(`${readyFile}.tmp`, readyFile);
   rootLogger().info(
     { services: urls, ...files },
     `Novum is running. Use it with: export OS_CLIENT_CONFIG_FILE=${files.cloudsYaml} OS_CLOUD=novum-admin; openstack token issue`,

@@ -445,6 +445,18 @@ describe(`servers API (${testMode()})`, () => {
     expect((await s.nova(demo, 'DELETE', `${base}/tags`, v)).status).toBe(204);
     expect((await s.nova(demo, 'GET', `${base}/tags`, v)).body).toEqual({ tags: [] });
     expect((await s.nova(demo, 'GET', `${base}/tags`, { version: '2.25' })).status).toBe(404);
+    // Concurrent writers of the same tags (a PostgreSQL unique-key race once answered 500).
+    const adds = await Promise.all(
+      Array.from({ length: 12 }, () => s.nova(demo, 'PUT', `${base}/tags/same`, v)),
+    );
+    expect(adds.map((r) => r.status).sort()).toEqual([201, ...Array(11).fill(204)]);
+    const replaces = await Promise.all(
+      Array.from({ length: 8 }, () =>
+        s.nova(demo, 'PUT', `${base}/tags`, { ...v, body: { tags: ['p', 'q'] } }),
+      ),
+    );
+    expect(replaces.map((r) => r.status)).toEqual(Array(8).fill(200));
+    expect((await s.nova(demo, 'GET', `${base}/tags`, v)).body.tags.sort()).toEqual(['p', 'q']);
   });
 
   it('records instance actions with events, and shows ips and interfaces', async () => {

@@ -1,7 +1,8 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Post, Put, Res } from '@nestjs/common';
 import { Auth, AuthContext, hasRole, isAdmin } from '@novum/auth';
 import { BadRequestError, ForbiddenError, NotFoundError } from '@novum/common';
-import { InstanceActionEntity, InstanceEntity, InstanceTagEntity } from '@novum/db';
+import { InstanceActionEntity, InstanceEntity, InstanceTagEntity, inTransaction } from '@novum/db';
+import { isUniqueViolation } from '../compute.store';
 import type { FastifyReply } from 'fastify';
 import { ApiVersion, Microversion } from '../microversion';
 import { allow } from '../policy';
@@ -152,7 +153,13 @@ export class ServerResourcesController {
     if (root.tags === undefined) throw invalid('root', root, "'tags' is a required property");
     const tags = checkTags('tags', root.tags, MAX_TAGS);
     const instance = await this.servers.get(auth, id);
-    await this.servers.store.dataSource.transaction(async (tx) => {
+    // Replaces of one server's tags take turns: on PostgreSQL the server's row is locked first (two at once
+    // would meet each other's new keys); SQLite's transactions take turns anyway.
+    const dataSource = this.servers.store.dataSource;
+    await inTransaction(dataSource, async (tx) => {
+      if (dataSource.options.type === 'postgres') {
+        await tx.query('SELECT uuid FROM instance WHERE uuid = $1 FOR UPDATE', [instance.uuid]);
+      }
       await tx.delete(InstanceTagEntity, { instanceUuid: instance.uuid });
       if (tags.length)
         await tx.insert(
@@ -209,7 +216,14 @@ export class ServerResourcesController {
     if ((await this.tagsRepo().countBy({ instanceUuid: instance.uuid })) >= MAX_TAGS) {
       throw new BadRequestError(`The number of tags exceeded the per-server limit ${MAX_TAGS}`);
     }
-    await this.tagsRepo().insert({ instanceUuid: instance.uuid, tag });
+    try {
+      await this.tagsRepo().insert({ instanceUuid: instance.uuid, tag });
+    } catch (error) {
+      // Added by a concurrent request meanwhile: it exists, as a second PUT would say.
+      if (!isUniqueViolation(error)) throw error;
+      reply.status(204);
+      return;
+    }
     reply.status(201);
   }
 

@@ -2,7 +2,7 @@ import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Put } from '@ne
 import { Auth, AuthContext } from '@novum/auth';
 import { BadRequestError, ConflictError, NOVUM_CONFIG, NotFoundError, NovumConfig } from '@novum/common';
 import { Binary, hostAvailabilityZones } from '@novum/compute';
-import { ComputeServiceEntity, InstanceEntity } from '@novum/db';
+import { ComputeServiceEntity, InstanceEntity, inTransaction } from '@novum/db';
 import { In, IsNull, Not } from 'typeorm';
 import { UUID_PATTERN } from '../admin-query';
 import { ComputeStore } from '../compute.store';
@@ -147,7 +147,7 @@ export class ServicesController {
         );
       }
     }
-    await this.store.dataSource.transaction(async (tx) => {
+    await inTransaction(this.store.dataSource, async (tx) => {
       if (service.binary === Binary.COMPUTE) {
         // As Nova: the host leaves its aggregates and its compute nodes go with the service.
         await tx.delete(this.store.aggregateHosts.target, { host: service.host });
