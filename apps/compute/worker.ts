@@ -24,6 +24,7 @@ export async function startAgent(
         dataDir: config.dataDir,
         containerRuntime: config.containerRuntime,
       }),
+      allocationRatios: config.allocationRatios,
       reportIntervalSeconds: config.reportIntervalSeconds,
       powerSyncIntervalSeconds: config.powerSyncIntervalSeconds,
       resizeConfirmWindowSeconds: config.resizeConfirmWindowSeconds,

@@ -91,6 +91,17 @@ describe('configuration', () => {
     expect(() => loadConfig({ NOVUM_COMPUTE_DRIVERS: 'fake,xen', NOVUM_FAKE_HOSTS: '0' })).toThrow(
       /NOVUM_COMPUTE_DRIVERS="fake,xen": unknown driver xen[\s\S]*NOVUM_FAKE_HOSTS/,
     );
+    expect(loadConfig({}).allocationRatios).toEqual({ cpu: 16, ram: 1.5, disk: 1 });
+    expect(loadConfig({ NOVUM_ALLOCATION_RATIOS: '64, 1.0,2' }).allocationRatios).toEqual({
+      cpu: 64,
+      ram: 1,
+      disk: 2,
+    });
+    for (const bad of ['4,1', '4,0,1', 'a,b,c']) {
+      expect(() => loadConfig({ NOVUM_ALLOCATION_RATIOS: bad })).toThrow(
+        /NOVUM_ALLOCATION_RATIOS=.*must be three positive numbers/,
+      );
+    }
   });
 
   it('is documented in the README table, variable by variable', () => {

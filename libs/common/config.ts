@@ -25,6 +25,7 @@ export interface NovumConfig {
   containerRuntime: string;
   fakeHosts: number;
   fakeHostSize: { vcpus: number; memoryMb: number; localGb: number };
+  allocationRatios: { cpu: number; ram: number; disk: number };
   reportIntervalSeconds: number;
   serviceDownTimeSeconds: number;
   powerSyncIntervalSeconds: number;
@@ -222,6 +223,20 @@ export const SETTINGS: Settings = {
       if (parts.length !== 3) throw new Error('must be three numbers: vCPUs,RAM MB,disk GB');
       const [vcpus, memoryMb, localGb] = parts.map((part) => positiveInt(part.trim()));
       return { vcpus, memoryMb, localGb };
+    },
+  },
+  allocationRatios: {
+    env: 'NOVUM_ALLOCATION_RATIOS',
+    describe:
+      "Overcommit of this host's resources as `vCPU,RAM,disk` ratios (Nova's initial_*_allocation_ratio; the scheduler fills a host up to its size times these)",
+    default: '16,1.5,1.0',
+    parse: (raw) => {
+      const parts = raw.split(',').map((part) => Number(part.trim()));
+      if (parts.length !== 3 || parts.some((n) => !Number.isFinite(n) || n <= 0)) {
+        throw new Error('must be three positive numbers: vCPU,RAM,disk');
+      }
+      const [cpu, ram, disk] = parts;
+      return { cpu, ram, disk };
     },
   },
   reportIntervalSeconds: {
