@@ -5,6 +5,7 @@ import { NovumConfig } from '@novum/common';
 import { ComputeRpcClient, InstanceRecords } from '@novum/compute';
 import { DbModule } from '@novum/db';
 import { AGENT_OPTIONS, AgentOptions, ComputeManager } from './compute-manager';
+import { NetworkFilterEvents } from './guest-network';
 
 /** One host's compute agent: bus only, no HTTP. A process may run several (fake hosts for scale tests). */
 @Module({})
@@ -26,6 +27,7 @@ export class ComputeAgentModule {
           inject: [MessageBus],
         },
         ComputeManager,
+        NetworkFilterEvents,
       ],
     };
   }

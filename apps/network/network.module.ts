@@ -17,6 +17,7 @@ import { VersionsController } from './controllers/versions.controller';
 import { Ipam } from './ipam';
 import { NetworkService } from './network.service';
 import { NetworkStore } from './network.store';
+import { NetworkNotifier, PortStatusService } from './port-events';
 import { PortService } from './port.service';
 import { QuotaService } from './quota.service';
 import { RouterService } from './router.service';
@@ -55,6 +56,8 @@ export class NetworkModule {
         QuotaService,
         NetworkService,
         SecurityGroupService,
+        NetworkNotifier,
+        PortStatusService,
         PortService,
         RouterService,
         TagService,

@@ -11,6 +11,7 @@ import { Ipam } from './ipam';
 import { NetworkService } from './network.service';
 import { uniqueTags } from './tag-set';
 import { NetworkStore, NetworkTables } from './network.store';
+import { NetworkNotifier } from './port-events';
 import { QuotaService } from './quota.service';
 import { SecurityGroupService } from './security-group.service';
 
@@ -66,6 +67,7 @@ export class PortService {
     private readonly securityGroups: SecurityGroupService,
     private readonly quotas: QuotaService,
     private readonly ipam: Ipam,
+    private readonly notifier: NetworkNotifier,
   ) {}
 
   async listPorts(auth: AuthContext): Promise<PortEntity[]> {
@@ -105,7 +107,7 @@ export class PortService {
       authorize('create_port:mac_address', isAdmin(auth), network.projectId === projectId);
     }
     await this.quotas.check(projectId, 'port', () => this.store.ports.countBy({ projectId }));
-    return this.insertPort(
+    const port = await this.insertPort(
       {
         network,
         projectId,
@@ -126,6 +128,20 @@ export class PortService {
       },
       auth,
     );
+    this.notifier.emit('port.create.end', { port: this.eventView(port) });
+    return port;
+  }
+
+  /** What the notifications say of a port: enough for an agent to know whose filters change. */
+  private eventView(port: PortEntity): Record<string, unknown> {
+    return {
+      id: port.id,
+      network_id: port.networkId,
+      device_id: port.deviceId,
+      security_groups: port.securityGroups,
+      port_security_enabled: port.portSecurityEnabled,
+      'binding:host_id': port.bindingHostId,
+    };
   }
 
   /**
@@ -411,6 +427,7 @@ export class PortService {
       }
       await t.ports.save(port);
     });
+    this.notifier.emit('port.update.end', { port: this.eventView(port) });
     return port;
   }
 
@@ -428,6 +445,7 @@ export class PortService {
       );
     }
     await this.removePort(id);
+    this.notifier.emit('port.delete.end', { port_id: id });
   }
 
   /** Deletes a port, returns its addresses to the pools and detaches floating IPs from it. */

@@ -9,6 +9,7 @@ import { SecurityGroupInput, SecurityGroupRuleInput } from './controllers/dto';
 import { formatIp, normalizeCidr, parseCidr, parseIp } from '@novum/common';
 import { uniqueTags } from './tag-set';
 import { NetworkStore, NetworkTables } from './network.store';
+import { NetworkNotifier } from './port-events';
 import { QuotaService } from './quota.service';
 
 export function securityGroupNotFound(id: string): NotFoundError {
@@ -54,6 +55,7 @@ export class SecurityGroupService {
   constructor(
     private readonly store: NetworkStore,
     private readonly quotas: QuotaService,
+    private readonly notifier: NetworkNotifier,
   ) {}
 
   /**
@@ -204,6 +206,7 @@ export class SecurityGroupService {
       await t.defaultSecurityGroups.delete({ securityGroupId: id });
       await t.securityGroups.delete({ id });
     });
+    this.notifier.emit('security_group.delete.end', { security_group_id: id });
   }
 
   private async isDefault(group: SecurityGroupEntity): Promise<boolean> {
@@ -246,7 +249,7 @@ export class SecurityGroupService {
     await this.quotas.check(projectId, 'security_group_rule', () =>
       this.store.securityGroupRules.countBy({ projectId }),
     );
-    return this.store.transaction(async (t) => {
+    const created = await this.store.transaction(async (t) => {
       const duplicate = (await t.securityGroupRules.findBy({ securityGroupId: group.id })).find(
         (rule) =>
           rule.direction === spec.direction &&
@@ -278,12 +281,17 @@ export class SecurityGroupService {
       );
       return rule;
     });
+    this.notifier.emit('security_group_rule.create.end', {
+      security_group_rule: { id: created.id, security_group_id: created.securityGroupId },
+    });
+    return created;
   }
 
   async deleteRule(auth: AuthContext, id: string): Promise<void> {
     const rule = await this.getRule(auth, id);
     authorize('delete_security_group_rule', canWrite(auth, rule.projectId));
     await this.store.securityGroupRules.delete({ id });
+    this.notifier.emit('security_group_rule.delete.end', { security_group_rule_id: id });
   }
 
   /** Neutron's rule validation, in its order and with its error types. */

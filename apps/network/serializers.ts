@@ -9,6 +9,7 @@ import {
   SubnetEntity,
 } from '@novum/db';
 import { normalizeCidr } from '@novum/common';
+import { bridgeName } from '@novum/virt';
 import { Resource } from './listing';
 
 /** The public URL of the service root (`http://host:9696/network`), for links. */
@@ -196,7 +197,10 @@ export function portView(port: PortEntity, allocations: IpAllocationEntity[], ad
           'binding:host_id': port.bindingHostId,
           'binding:profile': port.bindingProfile,
           'binding:vif_type': port.bindingHostId ? 'bridge' : 'unbound',
-          'binding:vif_details': {},
+          // As Neutron's linuxbridge driver: the host plugs the port into this bridge and filters it.
+          'binding:vif_details': port.bindingHostId
+            ? { bridge_name: bridgeName(port.networkId), port_filter: true, connectivity: 'l2' }
+            : {},
         }
       : {}),
   };

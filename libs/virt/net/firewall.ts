@@ -1,0 +1,331 @@
+import { normalizeCidr, parseCidr, parseIp } from '@novum/common';
+import { linkLocalAddress } from './names';
+
+/** One Neutron security group rule, as the network API shows it. */
+export interface SecurityRule {
+  direction: 'ingress' | 'egress';
+  ethertype: 'IPv4' | 'IPv6';
+  /** A protocol name or number as Neutron keeps it; null: any. */
+  protocol: string | null;
+  portRangeMin: number | null;
+  portRangeMax: number | null;
+  remoteIpPrefix: string | null;
+  remoteGroupId: string | null;
+}
+
+/** What the firewall needs to know of a port beyond its addresses (Neutron's port security attributes). */
+export interface PortFilter {
+  portSecurityEnabled: boolean;
+  allowedAddressPairs: { ipAddress: string; macAddress?: string }[];
+  /** The rules of all the port's security groups. */
+  rules: SecurityRule[];
+  /** The fixed IPs (and allowed address pairs) of the ports in each group a rule names as remote group. */
+  remoteGroupMembers: Record<string, string[]>;
+}
+
+/** A guest port on this host as the firewall sees it. */
+export interface FirewallPort {
+  /** The host-side device (veth or tap) on the bridge. */
+  devname: string;
+  bridge: string;
+  macAddress: string;
+  ips: string[];
+  /** Absent: nothing is known of the port's groups yet, so nothing but its own traffic passes (fail closed). */
+  filter?: PortFilter;
+}
+
+/**
+ * Packet marks carry port identity from the bridge family (which knows the ports but has no conntrack on
+ * this kernel) to the inet family (which br_netfilter feeds with bridged IP traffic, with conntrack, but
+ * which only sees the bridge): TAG in the top byte, the source port's index in bits 12-23, the
+ * destination port's in bits 0-11.
+ */
+export const MARK_TAG = 0xa5000000;
+const MARK_TAG_MASK = 0xff000000;
+const SOURCE_MASK = 0x00fff000;
+const DESTINATION_MASK = 0x00000fff;
+export const MAX_PORTS = 4095;
+
+const hex = (n: number) => `0x${(n >>> 0).toString(16).padStart(8, '0')}`;
+
+const PROTOCOL_NUMBERS: Readonly<Record<string, number>> = {
+  ah: 51,
+  dccp: 33,
+  egp: 8,
+  esp: 50,
+  gre: 47,
+  icmp: 1,
+  icmpv6: 58,
+  igmp: 2,
+  'ipv6-encap': 41,
+  'ipv6-frag': 44,
+  'ipv6-icmp': 58,
+  'ipv6-nonxt': 59,
+  'ipv6-opts': 60,
+  'ipv6-route': 43,
+  ospf: 89,
+  pgm: 113,
+  rsvp: 46,
+  sctp: 132,
+  tcp: 6,
+  udp: 17,
+  udplite: 136,
+  vrrp: 112,
+};
+/** Protocols whose rules carry a port range (matched on the transport header's destination port). */
+const PORT_PROTOCOLS = new Set([6, 17, 33, 132, 136]);
+
+/** ICMPv6 that IPv6 cannot work without (neighbour discovery, MLD), allowed as Neutron's firewalls do. */
+const ICMPV6_ALWAYS = [
+  'nd-neighbor-solicit',
+  'nd-neighbor-advert',
+  'nd-router-solicit',
+  'mld-listener-query',
+  'mld-listener-report',
+  'mld-listener-done',
+  'mld2-listener-report',
+];
+
+function protocolNumber(protocol: string): number | undefined {
+  if (/^\d+$/.test(protocol)) return Number(protocol);
+  return PROTOCOL_NUMBERS[protocol.toLowerCase()];
+}
+
+const quote = (name: string) => `"${name.replace(/[^A-Za-z0-9_.-]/g, '')}"`;
+
+function versionOf(address: string): 4 | 6 | undefined {
+  const bare = address.split('/')[0];
+  return parseIp(bare)?.version;
+}
+
+/** An address or a prefix with its host bits cleared, as nft wants it (`10.0.0.7/24` → `10.0.0.0/24`). */
+function nftAddress(address: string): string | undefined {
+  if (!address.includes('/')) return parseIp(address) ? address : undefined;
+  if (!parseCidr(address, false)) return undefined;
+  const normalized = normalizeCidr(address)!;
+  const [network, prefix] = normalized.split('/');
+  return prefix === (versionOf(network) === 4 ? '32' : '128') ? network : normalized;
+}
+
+function elements(addresses: readonly string[], version: 4 | 6): string[] {
+  return [
+    ...new Set(
+      addresses
+        .filter((address) => versionOf(address) === version)
+        .map(nftAddress)
+        .filter((a): a is string => !!a),
+    ),
+  ].sort();
+}
+
+function remoteSetName(groupId: string, version: 4 | 6): string {
+  return `rg_${groupId.replace(/-/g, '').slice(0, 16)}_${version}`;
+}
+
+/** The nft match of one rule on the port's side (`ingress`: the remote end is the source), or undefined. */
+export function ruleMatch(rule: SecurityRule): string | undefined {
+  const version = rule.ethertype === 'IPv6' ? 6 : 4;
+  const ipKeyword = version === 4 ? 'ip' : 'ip6';
+  const remoteField = rule.direction === 'ingress' ? 'saddr' : 'daddr';
+  const parts = [`meta nfproto ${version === 4 ? 'ipv4' : 'ipv6'}`];
+  if (rule.remoteIpPrefix) {
+    const prefix = nftAddress(rule.remoteIpPrefix);
+    if (!prefix || versionOf(prefix) !== version) return undefined;
+    if (!prefix.endsWith('/0')) parts.push(`${ipKeyword} ${remoteField} ${prefix}`);
+  } else if (rule.remoteGroupId) {
+    parts.push(`${ipKeyword} ${remoteField} @${remoteSetName(rule.remoteGroupId, version)}`);
+  }
+  if (rule.protocol !== null) {
+    let number = protocolNumber(rule.protocol);
+    if (number === undefined) return undefined;
+    // Neutron lets an IPv6 rule say `icmp` for ICMPv6.
+    if (version === 6 && number === 1) number = 58;
+    if ((number === 1 && version === 4) || (number === 58 && version === 6)) {
+      const keyword = version === 4 ? 'icmp' : 'icmpv6';
+      parts.push(`meta l4proto ${version === 4 ? 'icmp' : 'ipv6-icmp'}`);
+      if (rule.portRangeMin !== null) parts.push(`${keyword} type ${rule.portRangeMin}`);
+      if (rule.portRangeMin !== null && rule.portRangeMax !== null)
+        parts.push(`${keyword} code ${rule.portRangeMax}`);
+    } else {
+      if (number === 58 && version === 4) return undefined;
+      parts.push(`meta l4proto ${number}`);
+      if (PORT_PROTOCOLS.has(number) && rule.portRangeMin !== null) {
+        const max = rule.portRangeMax ?? rule.portRangeMin;
+        parts.push(
+          `th dport ${rule.portRangeMin === max ? rule.portRangeMin : `${rule.portRangeMin}-${max}`}`,
+        );
+      }
+    }
+  }
+  return parts.join(' ');
+}
+
+const anonymousSet = (items: readonly string[]) => `{ ${items.join(', ')} }`;
+
+/** The port's anti-spoofing chain in the bridge family: only its own MAC and addresses (and pairs) leave it. */
+function fromChain(port: FirewallPort, index: number): string[] {
+  const lines = [`meta mark set ${hex(MARK_TAG | (index << 12))}`];
+  const filter = port.filter;
+  if (filter && !filter.portSecurityEnabled) return [...lines, 'accept'];
+  const pairs = filter?.allowedAddressPairs ?? [];
+  const macs = [
+    ...new Set([port.macAddress, ...pairs.map((pair) => pair.macAddress || port.macAddress)]),
+  ].map((mac) => mac.toLowerCase());
+  const addresses = [...port.ips, ...pairs.map((pair) => pair.ipAddress)];
+  const v4 = elements(addresses, 4);
+  const v6 = elements([...addresses, linkLocalAddress(port.macAddress)], 6);
+  lines.push(`ether saddr != ${anonymousSet(macs)} drop`);
+  lines.push('ether type vlan drop');
+  // DHCP from a guest that has no address yet; a guest is never a DHCP server or an IPv6 router.
+  lines.push('ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 accept');
+  lines.push('udp sport 67 udp dport 68 drop');
+  lines.push('icmpv6 type { nd-router-advert, nd-redirect } drop');
+  lines.push('ip6 saddr :: icmpv6 type { nd-neighbor-solicit, mld2-listener-report } accept');
+  if (v4.length) {
+    lines.push(`arp saddr ether != ${anonymousSet(macs)} drop`);
+    lines.push(`arp saddr ip != ${anonymousSet(v4)} drop`);
+    lines.push(`ip saddr != ${anonymousSet(v4)} drop`);
+  } else {
+    lines.push('ether type { arp, ip } drop');
+  }
+  lines.push(`ip6 saddr != ${anonymousSet(v6)} drop`);
+  lines.push('accept');
+  return lines;
+}
+
+/** The port's egress rules: allowed traffic returns to the base chain (for the destination's ingress). */
+function egressChain(port: FirewallPort): string[] {
+  const filter = port.filter;
+  if (filter && !filter.portSecurityEnabled) return ['return'];
+  const lines = [
+    `meta l4proto ipv6-icmp icmpv6 type { ${ICMPV6_ALWAYS.join(', ')} } return`,
+    'meta nfproto ipv4 udp sport 68 udp dport 67 return',
+  ];
+  for (const rule of filter?.rules ?? []) {
+    if (rule.direction !== 'egress') continue;
+    const match = ruleMatch(rule);
+    if (match) lines.push(`${match} return`);
+  }
+  lines.push('drop');
+  return lines;
+}
+
+function ingressChain(port: FirewallPort): string[] {
+  const filter = port.filter;
+  if (filter && !filter.portSecurityEnabled) return ['accept'];
+  const lines = [
+    `meta l4proto ipv6-icmp icmpv6 type { ${[...ICMPV6_ALWAYS, 'nd-router-advert'].join(', ')} } accept`,
+  ];
+  for (const rule of filter?.rules ?? []) {
+    if (rule.direction !== 'ingress') continue;
+    const match = ruleMatch(rule);
+    if (match) lines.push(`${match} accept`);
+  }
+  lines.push('drop');
+  return lines;
+}
+
+function chain(name: string, lines: string[]): string[] {
+  return [`  chain ${name} {`, ...lines.map((line) => `    ${line}`), '  }'];
+}
+
+/**
+ * The whole nft script for this host's guest ports, replacing the previous ruleset in one transaction.
+ *
+ * - `bridge <table>`: on the way in from a guest, its anti-spoofing and the source mark; on the way out
+ *   to a guest, the destination mark; nothing from a guest port reaches the host itself.
+ * - `inet <table>` (bridged IPv4/IPv6 through br_netfilter): conntrack (replies pass), then the source
+ *   port's egress rules, then the destination port's ingress rules; anything else on Novum's bridges drops.
+ *
+ * With no ports, the script only removes the tables.
+ */
+export function renderRuleset(table: string, ports: readonly FirewallPort[]): string {
+  if (ports.length > MAX_PORTS) throw new Error(`More than ${MAX_PORTS} guest ports on one host.`);
+  const sorted = [...ports].sort((a, b) => a.devname.localeCompare(b.devname));
+  const out = [
+    `table bridge ${table}`,
+    `delete table bridge ${table}`,
+    `table inet ${table}`,
+    `delete table inet ${table}`,
+  ];
+  if (!sorted.length) return `${out.join('\n')}\n`;
+  const indexed = sorted.map((port, i) => ({ port, index: i + 1 }));
+  const bridges = [...new Set(sorted.map((port) => port.bridge))].sort();
+  const devices = sorted.map((port) => quote(port.devname));
+
+  out.push(`table bridge ${table} {`);
+  out.push(
+    ...chain('prerouting', [
+      'type filter hook prerouting priority -300; policy accept;',
+      `iifname vmap { ${indexed.map(({ port, index }) => `${quote(port.devname)} : goto from_${index}`).join(', ')} }`,
+    ]),
+  );
+  for (const { port, index } of indexed) out.push(...chain(`from_${index}`, fromChain(port, index)));
+  out.push(
+    ...chain('forward', [
+      'type filter hook forward priority -200; policy accept;',
+      `oifname vmap { ${indexed.map(({ port, index }) => `${quote(port.devname)} : goto to_${index}`).join(', ')} }`,
+    ]),
+  );
+  for (const { index } of indexed)
+    out.push(...chain(`to_${index}`, [`meta mark set meta mark | ${hex(index)}`]));
+  out.push(
+    ...chain('input', [
+      'type filter hook input priority -200; policy accept;',
+      `iifname { ${devices.join(', ')} } drop`,
+    ]),
+  );
+  out.push('}');
+
+  const members = new Map<string, Set<string>>();
+  for (const port of sorted) {
+    for (const [group, addresses] of Object.entries(port.filter?.remoteGroupMembers ?? {})) {
+      const known = members.get(group) ?? new Set<string>();
+      for (const address of addresses) known.add(address);
+      members.set(group, known);
+    }
+  }
+  const referenced = new Set(
+    sorted.flatMap((port) =>
+      (port.filter?.rules ?? []).map((rule) => rule.remoteGroupId).filter((id): id is string => !!id),
+    ),
+  );
+  out.push(`table inet ${table} {`);
+  out.push(
+    `  set bridges {`,
+    `    type ifname`,
+    `    elements = { ${bridges.map(quote).join(', ')} }`,
+    `  }`,
+  );
+  for (const group of [...referenced].sort()) {
+    for (const version of [4, 6] as const) {
+      const items = elements([...(members.get(group) ?? [])], version);
+      out.push(
+        `  set ${remoteSetName(group, version)} {`,
+        `    type ${version === 4 ? 'ipv4_addr' : 'ipv6_addr'}`,
+        '    flags interval',
+        '    auto-merge',
+        ...(items.length ? [`    elements = { ${items.join(', ')} }`] : []),
+        '  }',
+      );
+    }
+  }
+  out.push(
+    ...chain('forward', [
+      'type filter hook forward priority -10; policy accept;',
+      'iifname != @bridges return',
+      `meta mark & ${hex(MARK_TAG_MASK)} != ${hex(MARK_TAG)} drop`,
+      'ct state invalid drop',
+      'ct state established,related accept',
+      `meta mark & ${hex(SOURCE_MASK)} vmap { ${indexed.map(({ index }) => `${hex(index << 12)} : jump egress_${index}`).join(', ')} }`,
+      `meta mark & ${hex(DESTINATION_MASK)} vmap { ${indexed.map(({ index }) => `${hex(index)} : jump ingress_${index}`).join(', ')} }`,
+      'drop',
+    ]),
+  );
+  for (const { port, index } of indexed) {
+    out.push(...chain(`egress_${index}`, egressChain(port)));
+    out.push(...chain(`ingress_${index}`, ingressChain(port)));
+  }
+  out.push('}');
+  return `${out.join('\n')}\n`;
+}

@@ -1,0 +1,218 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Vif } from '../driver';
+import { HostNetwork } from './host-network';
+
+const UUID = '0b7a3c1e-6f1d-4a8e-9d6c-1f2e3d4c5b6a';
+const NETWORK = '5e1d2c3b-aaaa-bbbb-cccc-000000000001';
+const vif = (id: string, overrides: Partial<Vif> = {}): Vif => ({
+  id,
+  macAddress: 'fa:16:3e:12:34:56',
+  networkId: NETWORK,
+  mtu: 1450,
+  fixedIps: [
+    {
+      address: '10.0.0.5',
+      version: 4,
+      subnetId: 's4',
+      cidr: '10.0.0.0/24',
+      gateway: '10.0.0.1',
+      dnsNameservers: ['10.0.0.2'],
+    },
+    {
+      address: 'fd00::5',
+      version: 6,
+      subnetId: 's6',
+      cidr: 'fd00::/64',
+      gateway: 'fd00::1',
+      dnsNameservers: ['10.0.0.2', 'fd00::2'],
+    },
+  ],
+  ...overrides,
+});
+const PORT = 'abcdef01-2345-6789-abcd-ef0123456789';
+
+/** A host as far as `ip` and friends show it: the links that exist, and every command run. */
+function fakeHost(options: { iptablesDrop?: boolean } = {}) {
+  const links = new Set<string>();
+  const commands: string[] = [];
+  const run = async (command: string, args: readonly string[]) => {
+    const line = `${command} ${args.join(' ')}`;
+    commands.push(line);
+    const ok = (stdout = '') => ({ code: 0, stdout, stderr: '' });
+    const fail = (stderr: string) => ({ code: 1, stdout: '', stderr });
+    if (command === 'iptables') {
+      if (options.iptablesDrop === undefined) return { code: 127, stdout: '', stderr: 'not found' };
+      if (args[0] === '-S') return ok(options.iptablesDrop ? '-P FORWARD DROP\n' : '-P FORWARD ACCEPT\n');
+      if (args[0] === '-C')
+        return commands.some((c) => c.startsWith(`iptables -I FORWARD 1 -i ${args[3]}`)) &&
+          !commands.some((c) => c.startsWith(`iptables -D FORWARD -i ${args[3]}`))
+          ? ok()
+          : fail('no rule');
+      return ok();
+    }
+    if (command === 'sysctl' && args[0] === '-n') return ok('1\n');
+    if (command !== 'ip') return ok();
+    if (args[0] === 'link' && args[1] === 'show')
+      return links.has(args[3]) ? ok() : fail('Device does not exist');
+    if (args[0] === 'link' && args[1] === 'add') {
+      links.add(args[2] === 'name' ? args[3] : args[2]);
+      return ok();
+    }
+    if (args[0] === 'tuntap') {
+      links.add(args[3]);
+      return ok();
+    }
+    if (args[0] === 'link' && args[1] === 'delete') {
+      return links.delete(args[3]) ? ok() : fail('Cannot find device');
+    }
+    return ok();
+  };
+  return { run, commands, links };
+}
+
+describe('HostNetwork', () => {
+  let dir: string;
+  beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'novum-net-'))));
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  const rulesetFile = () => readFileSync(join(dir, 'ruleset.nft'), 'utf8');
+
+  it('plugs a container port: namespace, veth renamed eth0 with MAC/IPs/route, bridge, then the firewall, then the bridge port', async () => {
+    const host = fakeHost();
+    const network = new HostNetwork({ stateDir: dir, run: host.run, tableName: 'novum_t' });
+    const path = await network.plugContainer(UUID, [vif(PORT)]);
+    expect(path).toBe(`/run/netns/novum-${UUID}`);
+    const ns = `novum-${UUID}`;
+    expect(host.commands).toEqual([
+      `ip netns add ${ns}`,
+      `ip -n ${ns} link set dev lo up`,
+      `ip netns exec ${ns} sysctl -qw net.ipv4.ping_group_range=0 2147483647`,
+      `ip netns exec ${ns} sysctl -qw net.ipv4.ip_unprivileged_port_start=0`,
+      'ip link show dev novumvabcdef012',
+      `ip link add novumvabcdef012 mtu 1450 type veth peer name novumpabcdef012 mtu 1450 netns ${ns}`,
+      `ip -n ${ns} link set dev novumpabcdef012 name eth0 address fa:16:3e:12:34:56`,
+      `ip -n ${ns} addr add 10.0.0.5/24 dev eth0`,
+      `ip -n ${ns} -6 addr add fd00::5/64 dev eth0 nodad`,
+      `ip -n ${ns} link set dev eth0 up`,
+      `ip -n ${ns} route replace default via 10.0.0.1 dev eth0`,
+      `ip -n ${ns} -6 route replace default via fd00::1 dev eth0`,
+      'ip link show dev novumbr5e1d2c3b',
+      'ip link add name novumbr5e1d2c3b mtu 1450 type bridge',
+      'sysctl -qw net.ipv6.conf.novumbr5e1d2c3b.disable_ipv6=1',
+      'sysctl -qw net.ipv4.conf.novumbr5e1d2c3b.forwarding=0',
+      'ip link set dev novumbr5e1d2c3b mtu 1450 up',
+      'iptables -S FORWARD',
+      `nft -f ${join(dir, 'ruleset.nft')}`,
+      'sysctl -qw net.ipv6.conf.novumvabcdef012.disable_ipv6=1',
+      'ip link set dev novumvabcdef012 master novumbr5e1d2c3b up',
+    ]);
+    expect(rulesetFile()).toContain('"novumvabcdef012" : goto from_1');
+    expect(await network.plugged()).toEqual([
+      expect.objectContaining({ portId: PORT, instanceUuid: UUID, kind: 'veth', bridge: 'novumbr5e1d2c3b' }),
+    ]);
+
+    // Again (a start after a stop): the namespace and the port are there; nothing is made twice.
+    host.commands.length = 0;
+    await network.plugContainer(UUID, [vif(PORT)]);
+    expect(host.commands.filter((c) => c.includes(' add '))).toEqual([`ip netns add ${ns}`]);
+    expect(await network.plugged()).toHaveLength(1);
+  });
+
+  it('unplugs an instance: its devices, the bridge with its last port, the namespace, and the rules', async () => {
+    const host = fakeHost();
+    const network = new HostNetwork({ stateDir: dir, run: host.run, tableName: 'novum_t' });
+    const other = '11111111-2222-3333-4444-555555555555';
+    await network.plugContainer(UUID, [vif(PORT)]);
+    await network.plugContainer(other, [vif('99999999-0000-0000-0000-000000000000')]);
+
+    host.commands.length = 0;
+    await network.unplugInstance(UUID);
+    expect(host.commands).toEqual([
+      'ip link delete dev novumvabcdef012',
+      `nft -f ${join(dir, 'ruleset.nft')}`,
+      `ip netns delete novum-${UUID}`,
+    ]);
+    expect(rulesetFile()).not.toContain('novumvabcdef012');
+
+    host.commands.length = 0;
+    await network.unplugInstance(other);
+    expect(host.commands).toEqual([
+      'ip link delete dev novumv999999990',
+      `nft -f ${join(dir, 'ruleset.nft')}`,
+      'iptables -S FORWARD',
+      'ip link delete dev novumbr5e1d2c3b',
+      `ip netns delete novum-${other}`,
+    ]);
+    expect(rulesetFile()).toBe(
+      'table bridge novum_t\ndelete table bridge novum_t\ntable inet novum_t\ndelete table inet novum_t\n',
+    );
+    expect(host.links.size).toBe(0);
+    expect(await network.plugged()).toEqual([]);
+  });
+
+  it('plugs and unplugs a VM tap on the bridge', async () => {
+    const host = fakeHost();
+    const network = new HostNetwork({ stateDir: dir, run: host.run });
+    expect(network.tableName).toMatch(/^novum_[0-9a-f]{8}$/);
+    expect(await network.plugTap(UUID, vif(PORT, { bridge: 'novumbrcustom01' }))).toEqual({
+      ifname: 'novumtabcdef012',
+    });
+    expect(host.commands).toContain('ip tuntap add dev novumtabcdef012 mode tap vnet_hdr');
+    expect(host.commands.at(-1)).toBe('ip link set dev novumtabcdef012 master novumbrcustom01 up');
+    await network.unplugTap({ id: PORT });
+    expect(host.links.size).toBe(0);
+  });
+
+  it('lets guest traffic through a host FORWARD chain that drops by default, only while the bridge exists', async () => {
+    const host = fakeHost({ iptablesDrop: true });
+    const network = new HostNetwork({ stateDir: dir, run: host.run, tableName: 'novum_t' });
+    await network.plugContainer(UUID, [vif(PORT)]);
+    expect(host.commands).toContain('iptables -I FORWARD 1 -i novumbr5e1d2c3b -o novumbr5e1d2c3b -j ACCEPT');
+    await network.unplugInstance(UUID);
+    expect(host.commands).toContain('iptables -D FORWARD -i novumbr5e1d2c3b -o novumbr5e1d2c3b -j ACCEPT');
+  });
+
+  it('re-renders the rules with new security facts, keeping them for the next plug', async () => {
+    const host = fakeHost();
+    const network = new HostNetwork({ stateDir: dir, run: host.run, tableName: 'novum_t' });
+    await network.plugContainer(UUID, [vif(PORT)]);
+    expect(rulesetFile()).not.toContain('th dport 22');
+    await network.updateFilters(
+      new Map([
+        [
+          PORT,
+          {
+            portSecurityEnabled: true,
+            allowedAddressPairs: [],
+            rules: [
+              {
+                direction: 'ingress',
+                ethertype: 'IPv4',
+                protocol: 'tcp',
+                portRangeMin: 22,
+                portRangeMax: 22,
+                remoteIpPrefix: null,
+                remoteGroupId: null,
+              },
+            ],
+            remoteGroupMembers: {},
+          },
+        ],
+      ]),
+    );
+    expect(rulesetFile()).toContain('meta l4proto 6 th dport 22 accept');
+    await network.plugContainer(UUID, [vif(PORT)]);
+    expect(rulesetFile()).toContain('meta l4proto 6 th dport 22 accept');
+  });
+
+  it('writes /etc/hosts and resolv.conf from the ports', () => {
+    expect(HostNetwork.hostsFile('ctr1', [vif(PORT)])).toBe(
+      '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n10.0.0.5\tctr1\nfd00::5\tctr1\n',
+    );
+    expect(HostNetwork.hostsFile('ctr1', [])).toContain('127.0.1.1\tctr1');
+    expect(HostNetwork.resolvConf([vif(PORT)])).toBe('nameserver 10.0.0.2\nnameserver fd00::2\n');
+    expect(HostNetwork.resolvConf([])).toMatch(/^#/);
+  });
+});

@@ -1,0 +1,45 @@
+/**
+ * Names of the host objects that carry guest traffic. Every one starts with `novum` (so that an operator,
+ * and the tests, can tell Novum's objects from anyone else's) and fits Linux's 15-character limit.
+ */
+const compact = (id: string) => id.replace(/-/g, '').toLowerCase();
+
+/** The Linux bridge of a Neutron network on this host: `novumbr` + the first 8 hex digits of its id. */
+export function bridgeName(networkId: string): string {
+  return `novumbr${compact(networkId).slice(0, 8)}`;
+}
+
+/** The host end of a container port's veth pair: `novumv` + the first 9 hex digits of the port id. */
+export function vethName(portId: string): string {
+  return `novumv${compact(portId).slice(0, 9)}`;
+}
+
+/** The container end of the pair until it is moved into the container's namespace and renamed `ethN`. */
+export function vethPeerName(portId: string): string {
+  return `novump${compact(portId).slice(0, 9)}`;
+}
+
+/**
+ * A VM port's tap device. Nova names it `tap` + 11 characters of the port id; Novum uses `novumt` + 9 hex
+ * digits instead, so that every host object it makes is recognisably its own and a real Nova or libvirt on
+ * the same host never collides with it.
+ */
+export function tapName(portId: string): string {
+  return `novumt${compact(portId).slice(0, 9)}`;
+}
+
+/** The persistent network namespace of a container (`ip netns` name; it outlives stop/start and the agent). */
+export function netnsName(instanceUuid: string): string {
+  return `novum-${instanceUuid}`;
+}
+
+export const NETNS_DIR = '/run/netns';
+
+/** The IPv6 link-local address (EUI-64) a guest's kernel gives itself from its MAC address. */
+export function linkLocalAddress(mac: string): string {
+  const bytes = mac.split(':').map((octet) => Number.parseInt(octet, 16));
+  const eui = [bytes[0] ^ 0x02, bytes[1], bytes[2], 0xff, 0xfe, bytes[3], bytes[4], bytes[5]];
+  const groups: string[] = [];
+  for (let i = 0; i < 8; i += 2) groups.push(((eui[i] << 8) | eui[i + 1]).toString(16));
+  return `fe80::${groups.join(':')}`;
+}
