@@ -113,12 +113,14 @@ const skip = missingTools;
         } catch {
           /* not in the runtime */
         }
-        try {
-          execFileSync('umount', [join(cloud.dataDir, 'containers', 'instances', uuid, 'rootfs')], {
-            stdio: 'ignore',
-          });
-        } catch {
-          /* not mounted */
+        for (const mountPoint of ['rootfs', 'disk']) {
+          try {
+            execFileSync('umount', [join(cloud.dataDir, 'containers', 'instances', uuid, mountPoint)], {
+              stdio: 'ignore',
+            });
+          } catch {
+            /* not mounted */
+          }
         }
       }
       await cloud.destroy();
@@ -149,7 +151,8 @@ const skip = missingTools;
       expect(read(cgroup('cpu', id, 'cpu.cfs_quota_us'))).toBe('100000');
       expect(read(cgroup('cpu', id, 'cpu.cfs_period_us'))).toBe('100000');
       expect(read(cgroup('pids', id, 'pids.max'))).toBe('1024');
-      expect(novumMounts()).toHaveLength(1);
+      // The root disk (ext4 on a loop device) and the overlay on it.
+      expect(novumMounts()).toHaveLength(2);
       expect((await show(id))['OS-EXT-STS:power_state']).toBe(1);
 
       let output = '';

@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import {
   createReadStream,
+  createWriteStream,
   existsSync,
   mkdtempSync,
   readdirSync,
@@ -12,6 +13,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { FlavorSpec, ImageSource, InstanceSpec, PowerState } from '../index';
 import { describeDriverContract } from '../testing/driver-contract';
 import { ContainerDriver } from './container.driver';
@@ -118,7 +120,26 @@ if (skip) {
         return true;
       }
     };
-    const mounted = (uuid: string) => readFileSync('/proc/self/mountinfo', 'utf8').includes(`novum-${uuid}`);
+    const mounted = (uuid: string) => readFileSync('/proc/self/mountinfo', 'utf8').includes(uuid);
+    /** Loop devices whose backing file is under the data dir. */
+    const loops = () =>
+      execFileSync('losetup', ['-a'], { encoding: 'utf8' })
+        .split('\n')
+        .filter((line) => line.includes(dataDir));
+    /** Runs a shell command inside the container, as root of its user namespace. */
+    const exec = (uuid: string, script: string) => {
+      try {
+        const output = execFileSync(
+          RUNTIME,
+          ['--root', join(dataDir, 'containers', 'runtime'), 'exec', `novum-${uuid}`, 'sh', '-c', script],
+          { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+        );
+        return { code: 0, output };
+      } catch (error) {
+        const failed = error as { status: number; stdout: string; stderr: string };
+        return { code: failed.status, output: `${failed.stdout}${failed.stderr}` };
+      }
+    };
     const waitFor = async (check: () => boolean | Promise<boolean>, ms = 5_000) => {
       const deadline = Date.now() + ms;
       while (!(await check()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
@@ -248,8 +269,158 @@ if (skip) {
       expect(await waitFor(() => processGone(pid))).toBe(true);
       for (const controller of CONTROLLERS) expect(existsSync(cgroup(controller, instance.uuid))).toBe(false);
       expect(mounted(instance.uuid)).toBe(false);
+      expect(loops().filter((line) => line.includes(instance.uuid))).toEqual([]);
       expect(existsSync(driver.instanceDir(instance.uuid))).toBe(false);
       expect(existsSync(join(dataDir, 'containers', 'runtime', `novum-${instance.uuid}`))).toBe(false);
+    }, 30_000);
+
+    it('runs the container as an unprivileged host uid, behind seccomp, in a read-only /proc/sys', async () => {
+      const instance = spec();
+      await driver.spawn(instance, busybox(), []);
+      const pid = initPid(instance.uuid);
+      const status = read(`/proc/${pid}/status`);
+      expect(status).toMatch(/^Uid:\s+100000\s/m);
+      expect(status).toMatch(/^Seccomp:\s+2$/m);
+      expect(read(`/proc/${pid}/uid_map`).split(/\s+/)).toEqual(['0', '100000', '65536']);
+      expect(exec(instance.uuid, 'id -u').output.trim()).toBe('0');
+      // Each of these must fail inside, each for its own reason (seccomp, capabilities, read-only paths).
+      for (const script of [
+        'mount -t tmpfs none /mnt',
+        'unshare -U true',
+        'insmod /bin/busybox',
+        'echo h > /proc/sysrq-trigger',
+        'echo 1 > /proc/sys/kernel/sysrq',
+      ]) {
+        expect({ script, failed: exec(instance.uuid, script).code !== 0 }).toEqual({ script, failed: true });
+      }
+      expect(exec(instance.uuid, 'unshare -U true').output).toMatch(/not permitted/i);
+      expect(exec(instance.uuid, 'echo ok').output.trim()).toBe('ok');
+    }, 30_000);
+
+    it('bounds the writable layer by the root disk: ENOSPC past it, nothing of it left after destroy', async () => {
+      const small = new ContainerDriver({ dataDir, runtime: RUNTIME, defaultRootGb: 1 / 16 });
+      await small.init('container-host');
+      const instance = spec({ flavor: { ...flavor, rootGb: 0 } });
+      await small.spawn(instance, busybox(), []);
+      expect(loops().filter((line) => line.includes(instance.uuid))).toHaveLength(1);
+      const full = exec(instance.uuid, 'dd if=/dev/zero of=/root/fill bs=1M count=100');
+      expect(full.code).not.toBe(0);
+      expect(full.output).toMatch(/No space left on device/);
+      // The 64 MiB file system, less ext4's own metadata.
+      const sizeKb = Number(exec(instance.uuid, "df -k / | tail -1 | awk '{print $(NF-4)}'").output);
+      expect(sizeKb).toBeGreaterThan(48 * 1024);
+      expect(sizeKb).toBeLessThanOrEqual(64 * 1024);
+      await small.destroy(instance, []);
+      expect(loops().filter((line) => line.includes(instance.uuid))).toEqual([]);
+      expect(mounted(instance.uuid)).toBe(false);
+      await small.close();
+    }, 30_000);
+
+    it('shows the config drive read-only and puts the key pair in root authorized_keys', async () => {
+      const key = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGnovumtestkey test@novum';
+      const instance = spec({
+        keyName: 'mykey',
+        keyData: key,
+        userData: Buffer.from('#!/bin/sh\n').toString('base64'),
+      });
+      await driver.spawn(instance, busybox(), []);
+      const meta = JSON.parse(
+        exec(instance.uuid, 'cat /config-drive/openstack/latest/meta_data.json').output,
+      );
+      expect(meta).toMatchObject({
+        uuid: instance.uuid,
+        hostname: 'host-check',
+        public_keys: { mykey: key },
+      });
+      expect(exec(instance.uuid, 'cat /config-drive/openstack/latest/user_data').output).toBe('#!/bin/sh\n');
+      expect(exec(instance.uuid, 'touch /config-drive/x').output).toMatch(/Read-only/);
+      expect(exec(instance.uuid, 'cat /root/.ssh/authorized_keys').output).toBe(`${key}\n`);
+      expect(exec(instance.uuid, 'stat -c "%u %a" /root/.ssh /root/.ssh/authorized_keys').output).toBe(
+        '0 700\n0 600\n',
+      );
+    }, 30_000);
+
+    it('resizes live: new cgroup limits on the same process; revert puts the old ones back', async () => {
+      const instance = spec();
+      await driver.spawn(instance, busybox(), []);
+      const pid = initPid(instance.uuid);
+      await driver.resize(instance, { ...flavor, memoryMb: 160, vcpus: 1 }, []);
+      expect(initPid(instance.uuid)).toBe(pid);
+      expect(read(cgroup('memory', instance.uuid, 'memory.limit_in_bytes'))).toBe(String(160 * 1024 * 1024));
+      expect(read(cgroup('cpu', instance.uuid, 'cpu.cfs_quota_us'))).toBe('100000');
+      await expect(driver.powerOff(instance)).rejects.toThrow(/resize awaits/);
+      await driver.revertResize(instance, []);
+      expect(read(cgroup('memory', instance.uuid, 'memory.limit_in_bytes'))).toBe(String(96 * 1024 * 1024));
+      expect(read(cgroup('cpu', instance.uuid, 'cpu.cfs_quota_us'))).toBe('200000');
+      expect(initPid(instance.uuid)).toBe(pid);
+    }, 30_000);
+
+    it('snapshots the writable layer as a docker archive that boots with the written and deleted files', async () => {
+      const instance = spec();
+      await driver.spawn(instance, busybox(), []);
+      exec(
+        instance.uuid,
+        'echo kept > /root/written && rm /etc/novum-release && chown 65534 /root/written && ' +
+          'mkdir -p /var/mine && echo x > /var/mine/f && rm -r /srv && mkdir /srv && echo y > /srv/only',
+      );
+      const archiveFile = join(work, `snapshot-${instance.uuid}.tar`);
+      await driver.snapshot(instance, randomUUID(), async ({ data, containerFormat, diskFormat }) => {
+        expect({ containerFormat, diskFormat }).toEqual({ containerFormat: 'docker', diskFormat: 'raw' });
+        await pipeline(data, createWriteStream(archiveFile));
+      });
+      expect((await driver.getInfo(instance)).state).toBe(PowerState.RUNNING);
+      expect(read(cgroup('freezer', instance.uuid, 'freezer.state'))).toBe('THAWED');
+
+      const listing = execFileSync('tar', ['-tf', archiveFile], { encoding: 'utf8' }).split('\n');
+      expect(listing).toContain('manifest.json');
+      const manifest = JSON.parse(
+        execFileSync('tar', ['-xOf', archiveFile, 'manifest.json'], { encoding: 'utf8' }),
+      );
+      expect(manifest[0].Layers).toHaveLength(3);
+      const top = execFileSync(
+        'sh',
+        ['-c', `tar -xOf ${archiveFile} ${manifest[0].Layers[2]} | tar -tv --numeric-owner`],
+        { encoding: 'utf8' },
+      );
+      expect(top).toMatch(/etc\/\.wh\.novum-release/);
+      expect(top).toMatch(/srv\/\.wh\.\.wh\.\.opq/);
+      expect(top).not.toMatch(/config-drive/);
+      expect(top).toMatch(/65534\/0 .* root\/written/);
+
+      const copy = spec();
+      const snapshotImage: ImageSource = {
+        ...busybox(randomUUID()),
+        open: async () => createReadStream(archiveFile),
+      };
+      await driver.spawn(copy, snapshotImage, []);
+      expect(exec(copy.uuid, 'cat /root/written; stat -c %u /root/written').output).toBe('kept\n65534\n');
+      expect(exec(copy.uuid, 'cat /var/mine/f /srv/only').output).toBe('x\ny\n');
+      // /srv was made anew: opaque in the snapshot, the image's /srv/new is hidden.
+      expect(exec(copy.uuid, 'ls /srv').output).toBe('only\n');
+      expect(exec(copy.uuid, 'test -e /etc/novum-release').code).not.toBe(0);
+      // The parent's layers are the same ones, shared: only the new top layer was unpacked.
+      expect(readdirSync(join(dataDir, 'containers', 'layers'))).toHaveLength(3);
+    }, 30_000);
+
+    it('rescues into the rescue image with the server rootfs at /mnt, and unrescues back', async () => {
+      const instance = spec();
+      await driver.spawn(instance, busybox(), []);
+      exec(instance.uuid, 'echo broken > /root/state');
+      const pid = initPid(instance.uuid);
+      await driver.rescue(instance, busybox(), []);
+      expect(initPid(instance.uuid)).not.toBe(pid);
+      expect(read(`/proc/${initPid(instance.uuid)}/status`)).toMatch(/^Uid:\s+100000\s/m);
+      // The rescue system's own root has no /root/state; the server's is at /mnt.
+      expect(exec(instance.uuid, 'test -e /root/state').code).not.toBe(0);
+      expect(exec(instance.uuid, 'cat /mnt/root/state && echo fixed > /mnt/root/state').output).toBe(
+        'broken\n',
+      );
+      await expect(driver.reboot(instance, 'HARD', [])).rejects.toThrow(/rescued/);
+
+      await driver.unrescue(instance);
+      expect(exec(instance.uuid, 'cat /root/state').output).toBe('fixed\n');
+      expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(`novum-rescue-${instance.uuid}`);
+      expect((await driver.getInfo(instance)).state).toBe(PowerState.RUNNING);
     }, 30_000);
 
     it('fails a spawn of an image that is not a docker archive and leaves nothing behind', async () => {

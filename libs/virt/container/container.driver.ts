@@ -1,5 +1,12 @@
-import { existsSync } from 'node:fs';
+import { spawn as spawnProcess } from 'node:child_process';
+import { createHash, randomUUID } from 'node:crypto';
+import { constants as fsConstants, createReadStream, existsSync } from 'node:fs';
 import {
+  chmod,
+  chown,
+  copyFile,
+  link,
+  lstat,
   mkdir,
   open,
   readdir,
@@ -12,7 +19,10 @@ import {
   writeFile,
 } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { configDriveFiles } from '../config-drive';
 import {
   CAPABILITY_OPERATIONS,
   ComputeDriver,
@@ -39,10 +49,13 @@ import {
   Vif,
   versionToInt,
 } from '../driver';
+import { HostNetwork } from '../net/host-network';
+import { netnsName } from '../net/names';
 import { PowerState } from '../states';
 import { mustRun, runCommand, runWithOutput } from './host-commands';
 import { ImageRuntimeConfig, ImageStore, PreparedImage } from './image-store';
-import { flavorLimits, ociSpec, processArgs } from './oci-spec';
+import { writeLayerTar } from './layer-tar';
+import { flavorLimits, IdMap, ociSpec, processArgs } from './oci-spec';
 
 export interface ContainerDriverOptions {
   /** NOVUM_DATA_DIR: everything lives under `<dataDir>/containers`. */
@@ -55,7 +68,23 @@ export interface ContainerDriverOptions {
   softRebootSeconds?: number;
   /** powerOff's grace period when the caller gives none. */
   powerOffSeconds?: number;
+  /** The writable layer's size for a flavour with root_gb 0 (DEFAULT_ROOT_GB). */
+  defaultRootGb?: number;
+  /**
+   * The host uid and gid the container's root is (ID_MAP_SIZE ids from there, one mapping for the whole
+   * host; ID_MAP_BASE by default); 0 runs containers without a user namespace, their root the host's root.
+   */
+  idMapBase?: number;
+  /** Plugs the ports (veths into the container's persistent network namespace); absent: loopback only. */
+  network?: HostNetwork;
 }
+
+/** The writable layer of a flavour with root_gb 0, in GiB (Nova sizes such a disk from the image instead). */
+export const DEFAULT_ROOT_GB = 1;
+export const ID_MAP_BASE = 100_000;
+export const ID_MAP_SIZE = 65_536;
+/** Where the config drive's files are inside the container: a path cloud-init's ConfigDrive source reads. */
+export const CONFIG_DRIVE_PATH = '/config-drive';
 
 /** What the driver keeps of a container on disk, so that a restarted agent finds it. */
 interface GuestRecord {
@@ -65,6 +94,14 @@ interface GuestRecord {
   image: PreparedImage;
   /** Frozen by suspend rather than pause: both use the freezer. */
   suspended: boolean;
+  /** The size of the writable layer's file system (`disk.ext4`); absent: an unbounded layer (older guests). */
+  diskBytes?: number;
+  /** The flavour from before a resize that awaits confirm or revert. */
+  oldFlavor?: FlavorSpec;
+  /** The rescue image while rescued: it runs instead, with the server's root filesystem at /mnt. */
+  rescue?: PreparedImage;
+  /** The ports, plugged again at each start (the agent passes them to every start, reboot and rebuild). */
+  vifs?: Vif[];
 }
 
 type RuntimeStatus = 'creating' | 'created' | 'running' | 'pausing' | 'paused' | 'stopped';
@@ -72,9 +109,9 @@ type RuntimeStatus = 'creating' | 'created' | 'running' | 'pausing' | 'paused' |
 const CAPABILITIES: DriverCapabilities = {
   pause: true,
   suspend: true,
-  rescue: false,
-  snapshot: false,
-  resize: false,
+  rescue: true,
+  snapshot: true,
+  resize: true,
   consoleOutput: true,
   serialConsole: false,
   attachInterface: false,
@@ -89,6 +126,10 @@ const UNSUPPORTED = new Set(
 );
 
 const { RUNNING, PAUSED, SHUTDOWN, CRASHED, SUSPENDED } = PowerState;
+const RESIZE_EXITS: readonly DriverOperation[] = ['confirmResize', 'revertResize', 'triggerCrashDump'];
+const RESCUE_EXITS: readonly DriverOperation[] = ['unrescue', 'triggerCrashDump'];
+/** Where a rescue system finds the server's root filesystem. */
+export const RESCUE_MOUNT_PATH = '/mnt';
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const TRIM_INTERVAL_MS = 30_000;
 
@@ -105,6 +146,7 @@ export class ContainerDriver implements ComputeDriver {
   private readonly root: string;
   private readonly runtime: string;
   private readonly images: ImageStore;
+  private readonly idMap?: IdMap;
   private host = '';
   private runtimeVersion = '0';
   private swapAccounting = false;
@@ -113,7 +155,9 @@ export class ContainerDriver implements ComputeDriver {
   constructor(private readonly options: ContainerDriverOptions) {
     this.root = join(options.dataDir, 'containers');
     this.runtime = options.runtime ?? 'runc';
-    this.images = new ImageStore(this.root);
+    const idBase = options.idMapBase ?? ID_MAP_BASE;
+    if (idBase > 0) this.idMap = { hostId: idBase, size: ID_MAP_SIZE };
+    this.images = new ImageStore(this.root, idBase);
   }
 
   /** The host's cgroup of a container, relative to each v1 controller's mount (or the v2 root). */
@@ -138,6 +182,8 @@ export class ContainerDriver implements ComputeDriver {
     this.host = host;
     await mkdir(join(this.root, 'instances'), { recursive: true });
     await mkdir(join(this.root, 'runtime'), { recursive: true });
+    // The container's root (an unprivileged host uid) must reach its rootfs, as Docker's userns-remap.
+    if (this.idMap) await makeTraversable(join(this.root, 'instances'));
     await this.images.init();
     const version = await runCommand(this.runtime, ['--version']);
     if (version.code !== 0) {
@@ -197,7 +243,7 @@ export class ContainerDriver implements ComputeDriver {
   async spawn(
     instance: InstanceSpec,
     image: ImageSource,
-    _networkInfo: NetworkInfo,
+    networkInfo: NetworkInfo,
     options: SpawnOptions = {},
   ): Promise<void> {
     const dir = this.dir(instance.uuid);
@@ -215,10 +261,13 @@ export class ContainerDriver implements ComputeDriver {
         flavor: instance.flavor,
         image: prepared,
         suspended: false,
+        vifs: [...networkInfo],
       };
       await this.freshWritableLayer(record);
       await this.save(record);
+      await this.provision(record, instance, networkInfo, options);
       if (options.powerOn ?? true) await this.start(record);
+      else await this.unmount(record.uuid);
     } catch (error) {
       await this.remove(instance.uuid).catch(() => undefined);
       throw error;
@@ -233,8 +282,9 @@ export class ContainerDriver implements ComputeDriver {
     await this.remove(instance.uuid);
   }
 
-  async reboot(instance: InstanceSpec, type: RebootType, _networkInfo: NetworkInfo): Promise<void> {
-    const record = await this.record(instance.uuid);
+  async reboot(instance: InstanceSpec, type: RebootType, networkInfo: NetworkInfo): Promise<void> {
+    const record = await this.record(instance.uuid, 'reboot');
+    record.vifs = [...networkInfo];
     const state = await this.stateOf(record);
     if (type === 'SOFT') {
       if (state !== RUNNING) throw new InstanceInvalidState(record.uuid, 'reboot', state);
@@ -246,12 +296,13 @@ export class ContainerDriver implements ComputeDriver {
   }
 
   async powerOff(instance: InstanceRef, options: { timeoutSeconds?: number } = {}): Promise<void> {
-    const record = await this.record(instance.uuid);
+    const record = await this.record(instance.uuid, 'powerOff');
     await this.stop(record, options.timeoutSeconds ?? this.options.powerOffSeconds ?? 60);
   }
 
-  async powerOn(instance: InstanceSpec, _networkInfo: NetworkInfo): Promise<void> {
-    const record = await this.record(instance.uuid);
+  async powerOn(instance: InstanceSpec, networkInfo: NetworkInfo): Promise<void> {
+    const record = await this.record(instance.uuid, 'powerOn');
+    record.vifs = [...networkInfo];
     const state = await this.stateOf(record);
     if (state === RUNNING) return;
     if (state !== SHUTDOWN && state !== CRASHED)
@@ -275,21 +326,56 @@ export class ContainerDriver implements ComputeDriver {
     await this.thaw(instance, 'resume', SUSPENDED);
   }
 
-  async rescue(instance: InstanceSpec): Promise<void> {
-    this.unsupported('rescue', instance);
+  /**
+   * Nova's rescue: the server's container ends and the rescue image runs in its place (same cgroup, ports,
+   * limits; a fresh writable layer on the root disk), with the server's root filesystem at RESCUE_MOUNT_PATH.
+   */
+  async rescue(
+    instance: InstanceSpec,
+    rescueImage: ImageSource,
+    networkInfo: NetworkInfo,
+    _options: { rescuePassword?: string } = {},
+  ): Promise<void> {
+    const record = await this.record(instance.uuid, 'rescue');
+    const state = await this.stateOf(record);
+    if (![RUNNING, SHUTDOWN, CRASHED].includes(state)) {
+      throw new InstanceInvalidState(record.uuid, 'rescue', state);
+    }
+    const prepared = await this.images.prepare(rescueImage);
+    await this.stop(record, 0);
+    await this.dropRescueLayer(record);
+    record.rescue = prepared;
+    record.vifs = [...networkInfo];
+    await this.save(record);
+    try {
+      await this.start(record);
+    } catch (error) {
+      await this.stop(record, 0);
+      delete record.rescue;
+      await this.save(record);
+      throw error;
+    }
   }
 
   async unrescue(instance: InstanceRef): Promise<void> {
-    this.unsupported('unrescue', instance);
+    const record = await this.record(instance.uuid);
+    if (!record.rescue) {
+      throw new InstanceInvalidState(record.uuid, 'unrescue', await this.stateOf(record), 'Not rescued.');
+    }
+    await this.stop(record, 0);
+    delete record.rescue;
+    await this.save(record);
+    await this.dropRescueLayer(record);
+    await this.start(record);
   }
 
   async rebuild(
     instance: InstanceSpec,
     image: ImageSource,
-    _networkInfo: NetworkInfo,
+    networkInfo: NetworkInfo,
     options: SpawnOptions = {},
   ): Promise<void> {
-    const record = await this.record(instance.uuid);
+    const record = await this.record(instance.uuid, 'rebuild');
     const state = await this.stateOf(record);
     if (![RUNNING, SHUTDOWN, CRASHED].includes(state)) {
       throw new InstanceInvalidState(record.uuid, 'rebuild', state);
@@ -298,25 +384,128 @@ export class ContainerDriver implements ComputeDriver {
     await this.stop(record, 0);
     record.image = prepared;
     record.hostname = instance.hostname;
+    record.vifs = [...networkInfo];
     await this.freshWritableLayer(record);
     await this.save(record);
+    await this.provision(record, instance, networkInfo, options);
     if (options.powerOn ?? true) await this.start(record);
+    else await this.unmount(record.uuid);
   }
 
-  async resize(instance: InstanceSpec): Promise<void> {
-    this.unsupported('resize', instance);
+  /**
+   * The new flavour's limits, live (`<runtime> update`) on a running container; the root disk's file system
+   * grows online (it never shrinks: a smaller root disk is refused, as Nova's libvirt driver refuses it).
+   */
+  async resize(
+    instance: InstanceSpec,
+    newFlavor: FlavorSpec,
+    _networkInfo: NetworkInfo,
+    options: { powerOn?: boolean; timeoutSeconds?: number } = {},
+  ): Promise<void> {
+    const record = await this.record(instance.uuid, 'resize');
+    const state = await this.stateOf(record);
+    if (![RUNNING, SHUTDOWN, CRASHED].includes(state)) {
+      throw new InstanceInvalidState(record.uuid, 'resize', state);
+    }
+    const diskBytes = rootDiskBytes(newFlavor, this.options.defaultRootGb);
+    if (record.diskBytes && diskBytes < record.diskBytes) {
+      throw new DriverError(`Instance ${record.uuid}: resizing the root disk down is not supported.`);
+    }
+    const oldFlavor = record.flavor;
+    record.oldFlavor = oldFlavor;
+    record.flavor = newFlavor;
+    await this.save(record);
+    try {
+      if (record.diskBytes && diskBytes > record.diskBytes) {
+        await this.growDisk(record, diskBytes, options.timeoutSeconds ?? 0);
+        record.diskBytes = diskBytes;
+        await this.save(record);
+      }
+      await this.applyFlavor(record, options.powerOn ?? true, options.timeoutSeconds ?? 0);
+    } catch (error) {
+      // No resize to confirm or revert: the old flavour (and a disk that may have grown) stay.
+      record.flavor = oldFlavor;
+      delete record.oldFlavor;
+      await this.save(record);
+      throw error;
+    }
   }
 
   async confirmResize(instance: InstanceRef): Promise<void> {
-    this.unsupported('confirmResize', instance);
+    const record = await this.record(instance.uuid);
+    if (!record.oldFlavor) {
+      throw new InstanceInvalidState(record.uuid, 'confirmResize', await this.stateOf(record), 'No resize.');
+    }
+    delete record.oldFlavor;
+    await this.save(record);
   }
 
-  async revertResize(instance: InstanceSpec): Promise<void> {
-    this.unsupported('revertResize', instance);
+  /** The old flavour's limits again; the root disk keeps the size it grew to. */
+  async revertResize(
+    instance: InstanceSpec,
+    _networkInfo: NetworkInfo,
+    options: { powerOn?: boolean } = {},
+  ): Promise<void> {
+    const record = await this.record(instance.uuid);
+    if (!record.oldFlavor) {
+      throw new InstanceInvalidState(record.uuid, 'revertResize', await this.stateOf(record), 'No resize.');
+    }
+    record.flavor = record.oldFlavor;
+    delete record.oldFlavor;
+    await this.save(record);
+    await this.applyFlavor(record, options.powerOn ?? true, 0);
   }
 
-  async snapshot(instance: InstanceRef, _imageId: string, _upload: SnapshotUpload): Promise<void> {
-    this.unsupported('snapshot', instance);
+  /**
+   * Docker's commit: the writable layer (frozen meanwhile when the container runs) becomes a new top layer
+   * on the image's own layers, uploaded as a `docker save` archive (container_format docker) that boots.
+   */
+  async snapshot(instance: InstanceRef, imageId: string, upload: SnapshotUpload): Promise<void> {
+    const record = await this.record(instance.uuid, 'snapshot');
+    const scratch = join(this.root, 'tmp', `snapshot-${randomUUID()}`);
+    const archive = join(scratch, 'archive');
+    await mkdir(archive, { recursive: true });
+    try {
+      const layers: string[] = [];
+      const addLayer = async (tar: string, move: boolean) => {
+        const digest = await sha256Of(tar);
+        await mkdir(join(archive, digest), { recursive: true });
+        const target = join(archive, digest, 'layer.tar');
+        if (move) await rename(tar, target);
+        else await link(tar, target).catch(() => copyFile(tar, target));
+        layers.push(digest);
+      };
+      for (const digest of record.image.layers) {
+        const kept = this.images.layerTarPath(digest);
+        if (existsSync(kept)) {
+          await addLayer(kept, false);
+        } else {
+          // A layer unpacked before the store kept tars: made again from its files.
+          const tar = join(scratch, `parent-${digest}.tar`);
+          await writeLayerTar(this.images.layerPath(digest), tar, { idBase: this.idMap?.hostId, scratch });
+          await addLayer(tar, true);
+        }
+      }
+      const top = join(scratch, 'top.tar');
+      await this.commitWritableLayer(record, top, scratch);
+      await addLayer(top, true);
+
+      const config = JSON.stringify({
+        architecture: process.arch === 'x64' ? 'amd64' : process.arch,
+        os: 'linux',
+        created: new Date().toISOString(),
+        config: record.image.config,
+        rootfs: { type: 'layers', diff_ids: layers.map((digest) => `sha256:${digest}`) },
+        comment: `Snapshot ${imageId} of instance ${record.uuid}`,
+      });
+      const configName = `${createHash('sha256').update(config).digest('hex')}.json`;
+      await writeFile(join(archive, configName), config);
+      const manifest = [{ Config: configName, RepoTags: null, Layers: layers.map((d) => `${d}/layer.tar`) }];
+      await writeFile(join(archive, 'manifest.json'), JSON.stringify(manifest));
+      await streamTar(archive, ['manifest.json', configName, ...new Set(layers)], upload);
+    } finally {
+      await rm(scratch, { recursive: true, force: true });
+    }
   }
 
   async getConsoleOutput(instance: InstanceRef): Promise<string> {
@@ -360,10 +549,19 @@ export class ContainerDriver implements ComputeDriver {
     return join(this.dir(uuid), 'console.log');
   }
 
-  private async record(uuid: string): Promise<GuestRecord> {
+  /** The guest's record; with an operation, rejects it while a resize awaits confirm or revert. */
+  private async record(uuid: string, operation?: DriverOperation): Promise<GuestRecord> {
     const text = await readFile(join(this.dir(uuid), 'guest.json'), 'utf8').catch(() => undefined);
     if (text === undefined) throw new InstanceNotFound(uuid);
-    return JSON.parse(text) as GuestRecord;
+    const record = JSON.parse(text) as GuestRecord;
+    if (operation && record.oldFlavor && !RESIZE_EXITS.includes(operation)) {
+      const state = await this.stateOf(record);
+      throw new InstanceInvalidState(uuid, operation, state, 'A resize awaits confirm or revert.');
+    }
+    if (operation && record.rescue && !RESCUE_EXITS.includes(operation)) {
+      throw new InstanceInvalidState(uuid, operation, await this.stateOf(record), 'It is rescued.');
+    }
+    return record;
   }
 
   private async save(record: GuestRecord): Promise<void> {
@@ -396,7 +594,7 @@ export class ContainerDriver implements ComputeDriver {
   }
 
   private async freeze(instance: InstanceRef, operation: 'pause' | 'suspend', suspended: boolean) {
-    const record = await this.record(instance.uuid);
+    const record = await this.record(instance.uuid, operation);
     const state = await this.stateOf(record);
     if (state !== RUNNING) throw new InstanceInvalidState(record.uuid, operation, state);
     record.suspended = suspended;
@@ -405,7 +603,7 @@ export class ContainerDriver implements ComputeDriver {
   }
 
   private async thaw(instance: InstanceRef, operation: 'unpause' | 'resume', from: PowerState) {
-    const record = await this.record(instance.uuid);
+    const record = await this.record(instance.uuid, operation);
     const state = await this.stateOf(record);
     if (state !== from) throw new InstanceInvalidState(record.uuid, operation, state);
     await mustRun(this.runtime, this.runtimeArgs('resume', ContainerDriver.containerId(record.uuid)));
@@ -413,25 +611,103 @@ export class ContainerDriver implements ComputeDriver {
     await this.save(record);
   }
 
+  /**
+   * A new, empty writable layer: an ext4 file system of the flavour's root disk size in a sparse file
+   * (`disk.ext4`, loop-mounted at `disk/`), holding the overlay's upper and work directories, so that writes
+   * past the root disk fail with ENOSPC in the container.
+   */
   private async freshWritableLayer(record: GuestRecord): Promise<void> {
     const dir = this.dir(record.uuid);
     await this.unmount(record.uuid);
-    for (const sub of ['upper', 'work']) await rm(join(dir, sub), { recursive: true, force: true });
-    for (const sub of ['upper', 'work', 'rootfs']) await mkdir(join(dir, sub), { recursive: true });
+    for (const sub of ['upper', 'work', 'disk.ext4'])
+      await rm(join(dir, sub), { recursive: true, force: true });
+    record.diskBytes = rootDiskBytes(record.flavor, this.options.defaultRootGb);
+    const image = this.diskImage(record.uuid);
+    await writeFile(image, '');
+    await truncate(image, record.diskBytes);
+    // Lazy init and no discard: the file stays sparse, only what the container writes takes host space.
+    await mustRun('mkfs.ext4', [
+      '-q',
+      '-F',
+      '-m',
+      '0',
+      '-L',
+      'novum-root',
+      '-E',
+      'lazy_itable_init=1,lazy_journal_init=1,nodiscard',
+      image,
+    ]);
+    for (const sub of ['disk', 'rootfs']) await mkdir(join(dir, sub), { recursive: true });
+    await this.mountDisk(record);
+    const owner = this.idMap?.hostId ?? 0;
+    for (const sub of ['upper', 'work']) {
+      await mkdir(join(this.layerDir(record), sub), { mode: 0o755 });
+      await chown(join(this.layerDir(record), sub), owner, owner);
+    }
+  }
+
+  private diskImage(uuid: string): string {
+    return join(this.dir(uuid), 'disk.ext4');
+  }
+
+  /** Where the upper and work directories are: the root disk's mount, or the instance dir of an older guest. */
+  private layerDir(record: GuestRecord): string {
+    return record.diskBytes ? join(this.dir(record.uuid), 'disk') : this.dir(record.uuid);
+  }
+
+  private configDriveDir(uuid: string): string {
+    return join(this.dir(uuid), 'config-drive');
+  }
+
+  private async mountDisk(record: GuestRecord): Promise<void> {
+    if (!record.diskBytes || (await mountedAt(this.layerDir(record)))) return;
+    // A loop mount autoclears: unmounting detaches the loop device.
+    await mustRun('mount', [
+      '-t',
+      'ext4',
+      '-o',
+      'loop,noinit_itable',
+      this.diskImage(record.uuid),
+      this.layerDir(record),
+    ]);
+  }
+
+  /**
+   * Grows the root disk's file and its file system: online while the container runs when the agent may
+   * (CAP_SYS_RESOURCE), else with the container stopped (within graceSeconds) and the file system checked.
+   */
+  private async growDisk(record: GuestRecord, bytes: number, graceSeconds: number): Promise<void> {
+    const image = this.diskImage(record.uuid);
+    await truncate(image, bytes);
+    if (await mountedAt(this.layerDir(record))) {
+      const loop = (await mustRun('losetup', ['-j', image])).split(':')[0];
+      if (!loop.startsWith('/dev/loop')) throw new DriverError(`No loop device for ${image}.`);
+      await mustRun('losetup', ['-c', loop]);
+      if ((await runCommand('resize2fs', [loop])).code === 0) return;
+      await this.stop(record, graceSeconds);
+    }
+    // e2fsck -p: 1 means it corrected something, fine before a resize; more is an error.
+    const check = await runCommand('e2fsck', ['-f', '-p', image]);
+    if (check.code > 1) {
+      throw new DriverError(`The root disk of ${record.uuid} has errors: ${check.stdout.trim().slice(-300)}`);
+    }
+    await mustRun('resize2fs', [image]);
   }
 
   private async mounted(uuid: string): Promise<boolean> {
-    const target = this.rootfsPath(uuid);
-    const mountinfo = await readFile('/proc/self/mountinfo', 'utf8');
-    return mountinfo.split('\n').some((line) => line.split(' ')[4] === target);
+    return mountedAt(this.rootfsPath(uuid));
   }
 
   private async mount(record: GuestRecord): Promise<void> {
     if (await this.mounted(record.uuid)) return;
-    const dir = this.dir(record.uuid);
-    // overlayfs lists the lower layers top first.
+    await this.mountDisk(record);
+    const layer = this.layerDir(record);
+    // overlayfs lists the lower layers top first. No redirects or metacopy: the upper dir must hold whole
+    // files and plain whiteouts, as a snapshot reads it.
     const lower = [...record.image.layers].reverse().map((digest) => this.images.layerPath(digest));
-    const options = `lowerdir=${lower.join(':')},upperdir=${join(dir, 'upper')},workdir=${join(dir, 'work')}`;
+    const options =
+      `lowerdir=${lower.join(':')},upperdir=${join(layer, 'upper')},workdir=${join(layer, 'work')},` +
+      'redirect_dir=off,metacopy=off';
     await mustRun('mount', [
       '-t',
       'overlay',
@@ -442,12 +718,143 @@ export class ContainerDriver implements ComputeDriver {
     ]);
   }
 
+  /** The rescue rootfs, the rootfs, then the root disk under them (its loop device detaching with it). */
   private async unmount(uuid: string): Promise<void> {
-    for (let attempt = 0; (await this.mounted(uuid)) && attempt < 20; attempt++) {
-      const result = await runCommand('umount', [this.rootfsPath(uuid)]);
-      if (result.code !== 0) await sleep(50);
+    await unmountPath(join(this.dir(uuid), 'rescue-rootfs'));
+    await unmountPath(this.rootfsPath(uuid));
+    await unmountPath(join(this.dir(uuid), 'disk'));
+  }
+
+  /** The rescue system's rootfs: the rescue image's layers and a writable layer beside the server's. */
+  private async mountRescue(record: GuestRecord, rescue: PreparedImage): Promise<void> {
+    const target = join(this.dir(record.uuid), 'rescue-rootfs');
+    if (await mountedAt(target)) return;
+    const layer = this.layerDir(record);
+    const owner = this.idMap?.hostId ?? 0;
+    for (const sub of ['rescue-upper', 'rescue-work']) {
+      await mkdir(join(layer, sub), { recursive: true, mode: 0o755 });
+      await chown(join(layer, sub), owner, owner);
     }
-    if (await this.mounted(uuid)) await mustRun('umount', ['-l', this.rootfsPath(uuid)]);
+    await mkdir(target, { recursive: true });
+    const lower = [...rescue.layers].reverse().map((digest) => this.images.layerPath(digest));
+    await mustRun('mount', [
+      '-t',
+      'overlay',
+      `novum-rescue-${record.uuid}`,
+      '-o',
+      `lowerdir=${lower.join(':')},upperdir=${join(layer, 'rescue-upper')},` +
+        `workdir=${join(layer, 'rescue-work')},redirect_dir=off,metacopy=off`,
+      target,
+    ]);
+  }
+
+  /** The rescue system's writable layer goes (the container stopped). */
+  private async dropRescueLayer(record: GuestRecord): Promise<void> {
+    await this.mountDisk(record);
+    for (const sub of ['rescue-upper', 'rescue-work']) {
+      await rm(join(this.layerDir(record), sub), { recursive: true, force: true });
+    }
+  }
+
+  /** The config drive's files (bound read-only at CONFIG_DRIVE_PATH) and the key pair for root's ssh. */
+  private async provision(
+    record: GuestRecord,
+    instance: InstanceSpec,
+    networkInfo: NetworkInfo,
+    options: SpawnOptions,
+  ): Promise<void> {
+    const drive = this.configDriveDir(record.uuid);
+    await rm(drive, { recursive: true, force: true });
+    const files = configDriveFiles(instance, networkInfo, {
+      adminPassword: options.adminPassword,
+      injectedFiles: options.injectedFiles,
+    });
+    for (const [path, content] of files) {
+      await mkdir(dirname(join(drive, path)), { recursive: true });
+      await writeFile(join(drive, path), content, { mode: 0o644 });
+    }
+    if (instance.keyData) await this.authorizeKey(record, instance.keyData);
+  }
+
+  /**
+   * Appends the key to /root/.ssh/authorized_keys in the writable layer when the image has a /root
+   * directory (.ssh made if missing), as cloud-init would; nothing through a symbolic link of the image.
+   */
+  private async authorizeKey(record: GuestRecord, key: string): Promise<void> {
+    await this.mount(record);
+    const home = join(this.rootfsPath(record.uuid), 'root');
+    const kind = async (path: string) => {
+      const info = await lstat(path).catch(() => undefined);
+      return info ? (info.isDirectory() ? 'dir' : info.isFile() ? 'file' : 'other') : 'none';
+    };
+    if ((await kind(home)) !== 'dir') return;
+    const owner = this.idMap?.hostId ?? 0;
+    const ssh = join(home, '.ssh');
+    const sshKind = await kind(ssh);
+    if (sshKind === 'none') {
+      await mkdir(ssh, { mode: 0o700 });
+      await chown(ssh, owner, owner);
+    } else if (sshKind !== 'dir') return;
+    const file = join(ssh, 'authorized_keys');
+    const fileKind = await kind(file);
+    if (fileKind !== 'none' && fileKind !== 'file') return;
+    const current = fileKind === 'file' ? await readFile(file, 'utf8') : '';
+    const line = key.trim();
+    if (current.split('\n').some((entry) => entry.trim() === line)) return;
+    const flags = fsConstants.O_WRONLY | fsConstants.O_APPEND | fsConstants.O_CREAT | fsConstants.O_NOFOLLOW;
+    const handle = await open(file, flags, 0o600);
+    try {
+      await handle.write(`${current && !current.endsWith('\n') ? '\n' : ''}${line}\n`);
+      if (fileKind === 'none') await handle.chown(owner, owner);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** Puts the record's flavour in force: live limits on a running container, or a start or stop. */
+  private async applyFlavor(record: GuestRecord, powerOn: boolean, timeoutSeconds: number): Promise<void> {
+    const status = await this.runtimeStatus(record.uuid);
+    if (!powerOn) {
+      if (status !== undefined) await this.stop(record, timeoutSeconds);
+      return;
+    }
+    if (status !== 'running') {
+      await this.start(record);
+      return;
+    }
+    const limits = flavorLimits(record.flavor, this.swapAccounting);
+    await mustRun(
+      this.runtime,
+      this.runtimeArgs(
+        'update',
+        `--memory=${limits.memoryBytes}`,
+        ...(limits.memorySwapBytes !== undefined ? [`--memory-swap=${limits.memorySwapBytes}`] : []),
+        `--cpu-period=${limits.cpuPeriodUs}`,
+        `--cpu-quota=${limits.cpuQuotaUs}`,
+        ...(limits.cpuShares !== undefined ? [`--cpu-share=${limits.cpuShares}`] : []),
+        `--pids-limit=${limits.pids}`,
+        ContainerDriver.containerId(record.uuid),
+      ),
+    );
+  }
+
+  /** The writable layer as a layer tar; a running container is frozen while it is read. */
+  private async commitWritableLayer(record: GuestRecord, out: string, scratch: string): Promise<void> {
+    const id = ContainerDriver.containerId(record.uuid);
+    const freeze = (await this.runtimeStatus(record.uuid)) === 'running';
+    const diskWasMounted = !record.diskBytes || (await mountedAt(this.layerDir(record)));
+    await this.mountDisk(record);
+    if (freeze) await mustRun(this.runtime, this.runtimeArgs('pause', id));
+    try {
+      await writeLayerTar(join(this.layerDir(record), 'upper'), out, {
+        idBase: this.idMap?.hostId,
+        scratch,
+        skipEmptyDirs: [CONFIG_DRIVE_PATH.slice(1)],
+      });
+    } finally {
+      if (freeze) await mustRun(this.runtime, this.runtimeArgs('resume', id));
+      if (!diskWasMounted && !(await this.mounted(record.uuid))) await unmountPath(this.layerDir(record));
+    }
   }
 
   /** Mounts the rootfs, writes the bundle's config.json and runs the container detached. */
@@ -456,19 +863,41 @@ export class ContainerDriver implements ComputeDriver {
     if ((await this.runtimeStatus(record.uuid)) !== undefined) {
       await mustRun(this.runtime, this.runtimeArgs('delete', '--force', id));
     }
-    if (processArgs(record.image.config).length === 0) {
-      throw new DriverError(`Image ${record.image.imageId} has neither Entrypoint nor Cmd.`);
+    // Rescued: the rescue image runs (as root) in the server's place, the server's rootfs bound into it.
+    const rescue = record.rescue;
+    const image = rescue ?? record.image;
+    if (processArgs(image.config).length === 0) {
+      throw new DriverError(`Image ${image.imageId} has neither Entrypoint nor Cmd.`);
     }
     await this.mount(record);
-    const { uid, gid } = await this.user(record);
+    if (rescue) await this.mountRescue(record, rescue);
+    const { uid, gid } = rescue ? { uid: 0, gid: 0 } : await this.user(record);
+    // In a user namespace the container makes its own network namespace, which then belongs to that user
+    // namespace (so that `runc exec` can join both, and sysfs mounts): the ports are plugged into it between
+    // create and start, and it is pinned where a prepared one would be (`ip netns attach`); a stale one from
+    // the previous run goes first, with its veths.
+    const lateNetns = this.idMap !== undefined && this.options.network !== undefined;
+    const network = await this.plug(record, !lateNetns);
+    if (lateNetns) await runCommand('ip', ['netns', 'delete', netnsName(record.uuid)]);
     const spec = ociSpec({
       hostname: record.hostname,
-      image: record.image.config,
+      image: image.config,
       uid,
       gid,
       limits: flavorLimits(record.flavor, this.swapAccounting),
       cgroupsPath: ContainerDriver.cgroupPath(record.uuid),
-      rootfs: 'rootfs',
+      rootfs: rescue ? 'rescue-rootfs' : 'rootfs',
+      binds: [
+        ...(existsSync(this.configDriveDir(record.uuid))
+          ? [{ source: this.configDriveDir(record.uuid), destination: CONFIG_DRIVE_PATH }]
+          : []),
+        ...network.binds,
+        ...(rescue
+          ? [{ source: this.rootfsPath(record.uuid), destination: RESCUE_MOUNT_PATH, writable: true }]
+          : []),
+      ],
+      idMap: this.idMap,
+      netnsPath: network.netnsPath,
     });
     const dir = this.dir(record.uuid);
     await writeFile(join(dir, 'config.json'), JSON.stringify(spec, null, 1));
@@ -480,7 +909,8 @@ export class ContainerDriver implements ComputeDriver {
     try {
       code = await runWithOutput(
         this.runtime,
-        this.runtimeArgs('run', '--detach', '--bundle', dir, id),
+        // Without ports to plug between the two, create and start are one `run`.
+        this.runtimeArgs(...(lateNetns ? ['create'] : ['run', '--detach']), '--bundle', dir, id),
         consoleLog.fd,
       );
     } finally {
@@ -490,6 +920,17 @@ export class ContainerDriver implements ComputeDriver {
       const output = (await readFile(this.consoleFile(record.uuid), 'utf8').catch(() => '')).slice(before);
       await runCommand(this.runtime, this.runtimeArgs('delete', '--force', id));
       throw new DriverError(`${this.runtime} could not start ${id} (${code}): ${output.trim().slice(-500)}`);
+    }
+    if (!lateNetns) return;
+    try {
+      const state = await mustRun(this.runtime, this.runtimeArgs('state', id));
+      const { pid } = JSON.parse(state) as { pid: number };
+      await mustRun('ip', ['netns', 'attach', netnsName(record.uuid), String(pid)]);
+      await this.options.network!.plugContainer(record.uuid, record.vifs ?? []);
+      await mustRun(this.runtime, this.runtimeArgs('start', id));
+    } catch (error) {
+      await runCommand(this.runtime, this.runtimeArgs('delete', '--force', id));
+      throw error;
     }
   }
 
@@ -517,7 +958,34 @@ export class ContainerDriver implements ComputeDriver {
       await mustRun(this.runtime, this.runtimeArgs('delete', '--force', ContainerDriver.containerId(uuid)));
     }
     await this.unmount(uuid);
+    await this.options.network?.unplugInstance(uuid);
     await rm(dir, { recursive: true, force: true });
+  }
+
+  /**
+   * The ports in the container's persistent network namespace (made on the first start, kept across stops
+   * until destroy), and its /etc/hosts and /etc/resolv.conf, bound from the instance directory as Docker does.
+   */
+  private async plug(
+    record: GuestRecord,
+    ports = true,
+  ): Promise<{ netnsPath?: string; binds: { source: string; destination: string; writable: boolean }[] }> {
+    const network = this.options.network;
+    if (!network) return { binds: [] };
+    const vifs = record.vifs ?? [];
+    const netnsPath = ports ? await network.plugContainer(record.uuid, vifs) : undefined;
+    const owner = this.idMap?.hostId ?? 0;
+    const binds = [];
+    for (const [name, content] of [
+      ['hosts', HostNetwork.hostsFile(record.hostname, vifs)],
+      ['resolv.conf', HostNetwork.resolvConf(vifs)],
+    ]) {
+      const file = join(this.dir(record.uuid), name);
+      await writeFile(file, content, { mode: 0o644 });
+      await chown(file, owner, owner);
+      binds.push({ source: file, destination: `/etc/${name}`, writable: true });
+    }
+    return { netnsPath, binds };
   }
 
   /** The image's User (`uid[:gid]` or names from the image's /etc/passwd and /etc/group); root by default. */
@@ -572,6 +1040,68 @@ export class ContainerDriver implements ComputeDriver {
     await truncate(file, 0);
     await writeFile(file, keep, { flag: 'a' });
   }
+}
+
+/** The writable layer's size: the flavour's root disk, or the default for root_gb 0. */
+export function rootDiskBytes(flavor: FlavorSpec, defaultRootGb = DEFAULT_ROOT_GB): number {
+  return Math.floor((flavor.rootGb > 0 ? flavor.rootGb : defaultRootGb) * 1024 ** 3);
+}
+
+/** Adds the others' search bit to `dir` and each directory above it that lacks it (nothing else changes). */
+async function makeTraversable(dir: string): Promise<void> {
+  for (let path = dir; ; path = dirname(path)) {
+    const info = await stat(path);
+    if (!(info.mode & 0o001)) await chmod(path, (info.mode & 0o7777) | 0o001);
+    if (dirname(path) === path) return;
+  }
+}
+
+async function mountedAt(target: string): Promise<boolean> {
+  const mountinfo = await readFile('/proc/self/mountinfo', 'utf8');
+  return mountinfo.split('\n').some((line) => line.split(' ')[4] === target);
+}
+
+/** Unmounts what is mounted at `target` (retrying while busy, lazily at last); nothing mounted is fine. */
+async function unmountPath(target: string): Promise<void> {
+  for (let attempt = 0; (await mountedAt(target)) && attempt < 20; attempt++) {
+    const result = await runCommand('umount', [target]);
+    if (result.code !== 0) await sleep(50);
+  }
+  if (await mountedAt(target)) await mustRun('umount', ['-l', target]);
+}
+
+async function sha256Of(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  await pipeline(createReadStream(path), hash);
+  return hash.digest('hex');
+}
+
+/**
+ * Hands `upload` a tar of `names` under `dir`, made as it is read; rejects with the upload's own error when
+ * it fails (the tar ended), or with a DriverError when tar does.
+ */
+async function streamTar(dir: string, names: string[], upload: SnapshotUpload): Promise<void> {
+  const child = spawnProcess('tar', ['-c', '-f', '-', '--numeric-owner', '-C', dir, ...names], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number>((done) => {
+    child.on('error', () => done(127));
+    child.on('close', (code) => done(code ?? 1));
+  });
+  try {
+    await upload({ diskFormat: 'raw', containerFormat: 'docker', data: child.stdout as Readable });
+  } catch (error) {
+    child.kill('SIGKILL');
+    await exited;
+    throw error;
+  }
+  // An upload that stopped reading must not leave tar blocked on a full pipe.
+  child.stdout.resume();
+  const code = await exited;
+  if (code !== 0)
+    throw new DriverError(`The snapshot archive could not be made: ${stderr.trim().slice(0, 300)}`);
 }
 
 async function hostCpuInfo(): Promise<CpuInfo> {

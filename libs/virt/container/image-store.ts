@@ -1,7 +1,19 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  lchown,
+  lstat,
+  mkdir,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  unlink,
+  writeFile,
+} from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -31,21 +43,46 @@ const OPAQUE = '.wh..wh..opq';
 /**
  * The layers of `docker save` archives, each unpacked once per host under `layers/<sha256>` (read-only by
  * convention, shared by every container of every image that has it), and the images made of them under
- * `images/<glance id>.json`. Docker's whiteouts become overlayfs ones as a layer is unpacked.
+ * `images/<glance id>.json`. Docker's whiteouts become overlayfs ones as a layer is unpacked. With a user
+ * namespace base (`idBase`), every owner in a layer is shifted by it once, at unpack time (Docker's
+ * userns-remap), so that the container's root owns its files. The layer tars themselves are kept under
+ * `layer-tars/<sha256>.tar`, so that a snapshot hands its parent's layers on unchanged.
  */
 export class ImageStore {
   private readonly inflight = new Map<string, Promise<PreparedImage>>();
 
-  constructor(private readonly root: string) {}
+  constructor(
+    private readonly root: string,
+    private readonly idBase = 0,
+  ) {}
 
   async init(): Promise<void> {
-    for (const dir of ['layers', 'images', 'tmp']) await mkdir(join(this.root, dir), { recursive: true });
+    for (const dir of ['layers', 'layer-tars', 'images', 'tmp'])
+      await mkdir(join(this.root, dir), { recursive: true });
     await rm(join(this.root, 'tmp'), { recursive: true, force: true });
     await mkdir(join(this.root, 'tmp'));
+    // Layers unpacked with another owner shift are of no use: unpack them again.
+    // A store from before the marker has unshifted layers (base 0).
+    const marker = join(this.root, 'id-base');
+    const unmarked = (await readdir(join(this.root, 'layers'))).length > 0 ? '0' : undefined;
+    const previous = await readFile(marker, 'utf8').catch(() => unmarked);
+    if (previous !== undefined && Number(previous) !== this.idBase) {
+      for (const dir of ['layers', 'images']) {
+        await rm(join(this.root, dir), { recursive: true, force: true });
+        await mkdir(join(this.root, dir));
+      }
+    }
+    if (previous === undefined || Number(previous) !== this.idBase)
+      await writeFile(marker, String(this.idBase));
   }
 
   layerPath(digest: string): string {
     return join(this.root, 'layers', digest);
+  }
+
+  /** The layer's tar as the image had it; absent for layers unpacked before tars were kept. */
+  layerTarPath(digest: string): string {
+    return join(this.root, 'layer-tars', `${digest}.tar`);
   }
 
   /** The image, unpacked; downloads it (`image.open`) only when this host has not got it yet. */
@@ -109,6 +146,8 @@ export class ImageStore {
       layers.push(digest);
       if (!(await stat(this.layerPath(digest)).catch(() => undefined)))
         await this.unpackLayer(tarFile, digest);
+      if (!(await stat(this.layerTarPath(digest)).catch(() => undefined)))
+        await rename(tarFile, this.layerTarPath(digest));
     }
     const { Entrypoint, Cmd, Env, WorkingDir, User } = imageConfig.config ?? {};
     return { imageId, layers, config: { Entrypoint, Cmd, Env, WorkingDir, User } };
@@ -121,6 +160,7 @@ export class ImageStore {
     try {
       await mustRun('tar', ['-x', '-p', '--numeric-owner', '-f', tarFile, '-C', target]);
       await convertWhiteouts(target);
+      if (this.idBase > 0) await shiftOwners(target, this.idBase);
       await rename(target, this.layerPath(digest)).catch(async (error: NodeJS.ErrnoException) => {
         // Another image unpacked the same layer meanwhile: theirs is as good.
         if (error.code !== 'ENOTEMPTY' && error.code !== 'EEXIST') throw error;
@@ -146,6 +186,20 @@ export async function convertWhiteouts(dir: string): Promise<void> {
     } else if (entry.isDirectory()) {
       await convertWhiteouts(path);
     }
+  }
+}
+
+/** Adds `base` to the owner and group of everything under `dir` (setuid and setgid bits kept). */
+export async function shiftOwners(dir: string, base: number): Promise<void> {
+  const shift = async (path: string) => {
+    const info = await lstat(path);
+    await lchown(path, info.uid + base, info.gid + base);
+    // chown clears the setuid and setgid bits: put them back.
+    if (!info.isSymbolicLink() && info.mode & 0o6000) await chmod(path, info.mode & 0o7777);
+  };
+  await shift(dir);
+  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    await shift(join(entry.parentPath, entry.name));
   }
 }
 

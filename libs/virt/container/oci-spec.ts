@@ -1,5 +1,6 @@
 import type { FlavorSpec } from '../driver';
 import type { ImageRuntimeConfig } from './image-store';
+import { defaultSeccompProfile } from './seccomp';
 
 /** Docker's default capability set. */
 export const DEFAULT_CAPABILITIES = [
@@ -78,6 +79,17 @@ export interface OciSpecInput {
   cgroupsPath: string;
   /** Relative to the bundle. */
   rootfs: string;
+  /** Host directories bind-mounted into the container (read-only unless `writable`). */
+  binds?: { source: string; destination: string; writable?: boolean }[];
+  /** A user namespace: container ids 0..size-1 are host ids hostId..hostId+size-1 (uids and gids alike). */
+  idMap?: IdMap;
+  /** A network namespace made beforehand (with the ports in it) to join; absent: a new one, loopback only. */
+  netnsPath?: string;
+}
+
+export interface IdMap {
+  hostId: number;
+  size: number;
 }
 
 /** The command line: Entrypoint then Cmd, as Docker runs them. */
@@ -92,7 +104,7 @@ export function ociSpec(input: OciSpecInput): Record<string, unknown> {
   if (!env.some((entry) => entry.startsWith('PATH='))) env.unshift(DEFAULT_PATH);
   env.push(`HOSTNAME=${input.hostname}`);
   const { limits } = input;
-  return {
+  const spec: Record<string, unknown> = {
     ociVersion: '1.0.2',
     process: {
       terminal: false,
@@ -145,7 +157,10 @@ export function ociSpec(input: OciSpecInput): Record<string, unknown> {
       },
     ],
     linux: {
-      namespaces: ['pid', 'mount', 'uts', 'ipc', 'network'].map((type) => ({ type })),
+      namespaces: ['pid', 'mount', 'uts', 'ipc', 'network'].map((type) =>
+        type === 'network' && input.netnsPath ? { type, path: input.netnsPath } : { type },
+      ),
+      ...userNamespace(input.idMap),
       cgroupsPath: input.cgroupsPath,
       resources: {
         devices: [{ allow: false, access: 'rwm' }],
@@ -162,6 +177,38 @@ export function ociSpec(input: OciSpecInput): Record<string, unknown> {
       },
       maskedPaths: MASKED_PATHS,
       readonlyPaths: READONLY_PATHS,
+      seccomp: defaultSeccompProfile(),
     },
   };
+  for (const bind of input.binds ?? []) {
+    (spec.mounts as unknown[]).push({
+      destination: bind.destination,
+      type: 'bind',
+      source: bind.source,
+      options: ['rbind', 'nosuid', 'nodev', ...(bind.writable ? [] : ['ro'])],
+    });
+  }
+  if (input.idMap) {
+    const linux = spec.linux as { namespaces: { type: string; path?: string }[] };
+    linux.namespaces.push({ type: 'user' });
+    // A sysfs mount needs a network namespace the user namespace owns; one made beforehand on the host (the
+    // port plugged into it) is not: then the host's /sys is bound read-only instead, as rootless runc does.
+    if (linux.namespaces.some((ns) => ns.type === 'network' && ns.path)) {
+      const sys = (spec.mounts as Record<string, unknown>[]).find((m) => m.destination === '/sys');
+      if (sys)
+        Object.assign(sys, {
+          type: 'bind',
+          source: '/sys',
+          options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'],
+        });
+    }
+  }
+  return spec;
+}
+
+/** The uid and gid maps of a user namespace (the namespace itself joins the list in ociSpec). */
+function userNamespace(idMap: IdMap | undefined): Record<string, unknown> {
+  if (!idMap) return {};
+  const map = [{ containerID: 0, hostID: idMap.hostId, size: idMap.size }];
+  return { uidMappings: map, gidMappings: map };
 }
