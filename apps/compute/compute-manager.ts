@@ -54,12 +54,16 @@ import {
   InstanceNotFound,
   InstanceInvalidState,
   InstanceSpec,
+  NETWORK_PLUGIN_QUEUE,
+  NetworkInfo,
   NotSupportedByDriver,
+  PluginMethod,
   PowerState,
   SnapshotData,
   TaskState,
   VmState,
 } from '@novum/virt';
+import type { GuestNetworking } from './guest-network';
 
 export const AGENT_OPTIONS = Symbol('AGENT_OPTIONS');
 
@@ -81,6 +85,8 @@ export interface AgentOptions {
   periodicIntervalSeconds?: number;
   /** Stores a snapshot's bytes in the image service (`PUT /v2/images/{id}/file`); absent: snapshots fail. */
   imageUpload?: ImageUpload;
+  /** Ports for the drivers that plug them into the host (all but fake); absent: guests get no ports. */
+  network?: GuestNetworking;
 }
 
 /** Uploads a snapshot's data to the queued image `imageId`. */
@@ -149,8 +155,10 @@ const GUEST_EXPECTED: readonly string[] = [
 interface PowerAction {
   action: string;
   tasks: readonly string[];
-  run(driver: ComputeDriver, spec: InstanceSpec): Promise<void>;
+  run(driver: ComputeDriver, spec: InstanceSpec, networkInfo: NetworkInfo): Promise<void>;
   vmState: VmState;
+  /** The guest's ports are plugged (again) by this action. */
+  plugs?: true;
 }
 
 const POWER_ACTIONS: Record<string, PowerAction> = {
@@ -163,8 +171,9 @@ const POWER_ACTIONS: Record<string, PowerAction> = {
   [ComputeMethod.START_INSTANCE]: {
     action: 'start',
     tasks: [TaskState.POWERING_ON],
-    run: (d, s) => d.powerOn(s, []),
+    run: (d, s, n) => d.powerOn(s, n),
     vmState: VmState.ACTIVE,
+    plugs: true,
   },
   [ComputeMethod.PAUSE_INSTANCE]: {
     action: 'pause',
@@ -187,8 +196,9 @@ const POWER_ACTIONS: Record<string, PowerAction> = {
   [ComputeMethod.RESUME_INSTANCE]: {
     action: 'resume',
     tasks: [TaskState.RESUMING],
-    run: (d, s) => d.resume(s, []),
+    run: (d, s, n) => d.resume(s, n),
     vmState: VmState.ACTIVE,
+    plugs: true,
   },
 };
 
@@ -240,6 +250,7 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
 
   async onApplicationBootstrap(): Promise<void> {
     for (const driver of this.options.drivers) await driver.init(this.host);
+    await this.options.network?.start();
     await this.registerNode();
     await recomputeUsage(this.dataSource, this.nodeUuid!);
     await this.reconcile();
@@ -340,7 +351,9 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
         const driver = this.driverFor(instance);
         const spec = this.instanceSpec(instance);
         if (!(await this.hasGuest(driver, instance.uuid))) {
-          await driver.spawn(spec, this.imageFor(instance), [], { adminPassword: request.adminPassword });
+          await this.withPorts(driver, instance, (vifs) =>
+            driver.spawn(spec, this.imageFor(instance), vifs, { adminPassword: request.adminPassword }),
+          );
         }
         const { state } = await driver.getInfo(spec);
         await this.records.update(
@@ -372,6 +385,7 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
         'delete',
       );
       try {
+        await this.releasePorts(instance);
         for (const driver of this.options.drivers) await driver.destroy(instance, [], { destroyDisks: true });
         await this.dropMigration(instance, request.requestId);
         await release(this.dataSource, instance.uuid);
@@ -411,7 +425,9 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
       });
       try {
         const driver = this.driverFor(instance);
-        await driver.reboot(this.instanceSpec(instance), request.rebootType, []);
+        await this.withPorts(driver, instance, (vifs) =>
+          driver.reboot(this.instanceSpec(instance), request.rebootType, vifs),
+        );
         const { state } = await driver.getInfo(instance);
         await this.records.update(instance.uuid, {
           vmState: VmState.ACTIVE,
@@ -446,7 +462,9 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
       );
       try {
         const driver = this.driverFor(instance);
-        await step.run(driver, this.instanceSpec(instance));
+        const spec = this.instanceSpec(instance);
+        if (step.plugs) await this.withPorts(driver, instance, (vifs) => step.run(driver, spec, vifs));
+        else await step.run(driver, spec, []);
         const { state } = await driver.getInfo(instance);
         await this.records.update(
           instance.uuid,
@@ -478,9 +496,13 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
         await this.step(instance, TaskState.REBUILD_BLOCK_DEVICE_MAPPING, TaskState.REBUILD_SPAWNING);
         const options = { adminPassword: request.adminPassword, powerOn: !wasStopped };
         if (await this.hasGuest(driver, instance.uuid)) {
-          await driver.rebuild(spec, this.imageFor(instance), [], options);
+          await this.withPorts(driver, instance, (vifs) =>
+            driver.rebuild(spec, this.imageFor(instance), vifs, options),
+          );
         } else {
-          await driver.spawn(spec, this.imageFor(instance), [], options);
+          await this.withPorts(driver, instance, (vifs) =>
+            driver.spawn(spec, this.imageFor(instance), vifs, options),
+          );
         }
         const { state } = await driver.getInfo(instance);
         await this.finish(instance, eventId, [TaskState.REBUILD_SPAWNING], {
@@ -792,6 +814,7 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
       if (instance.taskState !== TaskState.SHELVING_OFFLOADING) return;
       const eventId = await this.start(instance, request, 'compute_shelve_offload_instance', 'shelveOffload');
       try {
+        await this.releasePorts(instance);
         for (const driver of this.options.drivers) await driver.destroy(instance, [], { destroyDisks: true });
         await release(this.dataSource, instance.uuid);
         await this.finish(instance, eventId, [TaskState.SHELVING_OFFLOADING], {
@@ -823,7 +846,9 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
         const shelvedImage = instance.systemMetadata[SysMeta.SHELVED_IMAGE_ID];
         const image = this.imageFor(instance, shelvedImage ?? instance.imageRef);
         if (!(await this.hasGuest(driver, instance.uuid))) {
-          await driver.spawn(this.instanceSpec(instance), image, []);
+          await this.withPorts(driver, instance, (vifs) =>
+            driver.spawn(this.instanceSpec(instance), image, vifs),
+          );
         }
         const { state } = await driver.getInfo(instance);
         await this.finish(instance, eventId, [TaskState.SPAWNING], {
@@ -989,7 +1014,7 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
       const eventId = await this.start(instance, request, 'compute_restore_instance', 'restore');
       try {
         const driver = this.driverFor(instance);
-        await driver.powerOn(this.instanceSpec(instance), []);
+        await this.withPorts(driver, instance, (vifs) => driver.powerOn(this.instanceSpec(instance), vifs));
         const { state } = await driver.getInfo(instance);
         await this.finish(instance, eventId, [TaskState.RESTORING], {
           vmState: VmState.ACTIVE,
@@ -1291,6 +1316,7 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
     error: unknown,
   ): Promise<void> {
     try {
+      await this.releasePorts(instance);
       await this.driverFor(instance).destroy(instance, []);
     } catch (cleanup) {
       this.log.warn({ err: cleanup, instance: instance.uuid }, 'cleanup after a failed build failed');
@@ -1355,6 +1381,49 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
     }
   }
 
+  /**
+   * Runs a driver operation with the instance's ports (bound to this host) for a driver that plugs them
+   * (the fake one does not); once it succeeded the ports are ACTIVE, as Neutron's L2 agent reports them.
+   */
+  private async withPorts(
+    driver: ComputeDriver,
+    instance: InstanceEntity,
+    work: (networkInfo: NetworkInfo) => Promise<void>,
+  ): Promise<void> {
+    const network = driver.name === 'fake' ? undefined : this.options.network;
+    const vifs = network ? await network.vifsFor(instance) : [];
+    await work(vifs);
+    if (vifs.length)
+      await this.reportPorts(
+        vifs.map((vif) => vif.id),
+        true,
+      );
+  }
+
+  /** Unplugs the instance's ports from this host and unbinds them (DOWN), before its guest goes. */
+  private async releasePorts(instance: InstanceEntity): Promise<void> {
+    const network = this.options.network;
+    const wanted = instance.flavor.extra_specs?.[DRIVER_EXTRA_SPEC];
+    const driver =
+      this.options.drivers.find((candidate) => candidate.name === wanted) ?? this.options.drivers[0];
+    if (!network || driver.name === 'fake') return;
+    const portIds = await network.release(instance.uuid);
+    if (portIds.length) await this.reportPorts(portIds, false);
+  }
+
+  private async reportPorts(portIds: string[], up: boolean): Promise<void> {
+    try {
+      await this.bus.call(
+        NETWORK_PLUGIN_QUEUE,
+        up ? PluginMethod.DEVICE_UP : PluginMethod.DEVICE_DOWN,
+        { portIds, host: this.host },
+        10_000,
+      );
+    } catch (error) {
+      this.log.warn({ err: error, ports: portIds, up }, 'could not report the ports to the network service');
+    }
+  }
+
   private async hasGuest(driver: ComputeDriver, uuid: string): Promise<boolean> {
     try {
       await driver.getInfo({ uuid });
@@ -1390,6 +1459,8 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
       uuid: instance.uuid,
       name: `instance-${instance.uuid.slice(0, 8)}`,
       hostname: instance.hostname,
+      displayName: instance.displayName,
+      launchIndex: instance.launchIndex,
       projectId: instance.projectId,
       userId: instance.userId,
       flavor: this.flavorSpec(instance.flavor),

@@ -1,4 +1,11 @@
-import { ComputeDriver, ContainerDriver, FakeDriver, FakeDriverOptions } from '@novum/virt';
+import {
+  ComputeDriver,
+  ContainerDriver,
+  FakeDriver,
+  FakeDriverOptions,
+  HostNetwork,
+  KvmDriver,
+} from '@novum/virt';
 
 /**
  * The fake hypervisors of this process, by host. A fake guest lives in memory, so the hypervisor outlives
@@ -17,9 +24,13 @@ export function fakeHypervisor(host: string, options: FakeDriverOptions = {}): F
 export interface HostDriverSettings {
   dataDir: string;
   containerRuntime: string;
+  /** NOVUM_KVM_ACCEL: `auto`, `kvm` or `tcg`. */
+  kvmAccel?: string;
+  /** The host's guest networking (bridges, veths, taps, nftables), for the drivers that plug ports. */
+  network?: HostNetwork;
 }
 
-/** The drivers NOVUM_COMPUTE_DRIVERS names for one host; kvm comes with its issue. */
+/** The drivers NOVUM_COMPUTE_DRIVERS names for one host. */
 export function createDrivers(
   names: readonly string[],
   host: string,
@@ -29,7 +40,18 @@ export function createDrivers(
   return names.map((name) => {
     if (name === 'fake') return fakeHypervisor(host, fake);
     if (name === 'container' && settings) {
-      return new ContainerDriver({ dataDir: settings.dataDir, runtime: settings.containerRuntime });
+      return new ContainerDriver({
+        dataDir: settings.dataDir,
+        runtime: settings.containerRuntime,
+        network: settings.network,
+      });
+    }
+    if (name === 'kvm' && settings) {
+      return new KvmDriver({
+        dataDir: settings.dataDir,
+        accel: settings.kvmAccel,
+        network: settings.network,
+      });
     }
     throw new Error(`The ${name} driver is not available yet; set NOVUM_COMPUTE_DRIVERS=fake`);
   });

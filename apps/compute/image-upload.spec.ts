@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
 import { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
@@ -39,9 +40,22 @@ async function fakeCloud(options: { expiresInMs?: number; uploadStatus?: number 
         return;
       }
       if (req.method === 'GET') {
-        const id = /^\/image\/v2\/images\/([^/]+)\/file$/.exec(req.url!)?.[1];
+        const [, id, file] = /^\/image\/v2\/images\/([^/]+)(\/file)?$/.exec(req.url!) ?? [];
         if (!id || id === 'missing') res.writeHead(404).end();
-        else res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(`data of ${id}`);
+        else if (file)
+          res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(`data of ${id}`);
+        else {
+          // `tampered`'s record does not match its data; `odd` names a hash nobody can compute.
+          const recorded = `data of ${id === 'tampered' ? 'something else' : id}`;
+          res.writeHead(200, { 'content-type': 'application/json' }).end(
+            JSON.stringify({
+              id,
+              checksum: id === 'nomd5' ? null : createHash('md5').update(recorded).digest('hex'),
+              os_hash_algo: id === 'odd' ? 'whirlpool9' : 'sha512',
+              os_hash_value: createHash('sha512').update(recorded).digest('hex'),
+            }),
+          );
+        }
         return;
       }
       res.writeHead(options.uploadStatus ?? 204).end(options.uploadStatus ? 'Image is not queued' : '');
@@ -127,13 +141,37 @@ describe('glanceImageUpload', () => {
       const chunks: Buffer[] = [];
       for await (const chunk of await upload.download!('5f6a')) chunks.push(Buffer.from(chunk as Buffer));
       expect(Buffer.concat(chunks).toString()).toBe('data of 5f6a');
-      expect(cloud.seen[1]).toMatchObject({
+      expect(cloud.seen[1]).toMatchObject({ method: 'GET', url: '/image/v2/images/5f6a', token: 'token-1' });
+      expect(cloud.seen[2]).toMatchObject({
         method: 'GET',
         url: '/image/v2/images/5f6a/file',
         token: 'token-1',
       });
       await expect(upload.download!('missing')).rejects.toThrow(
-        'The image service refused the data of image missing (404).',
+        'The image service refused image missing (404).',
+      );
+    } finally {
+      await cloud.close();
+    }
+  });
+
+  it('fails the download of data that does not match what Glance recorded', async () => {
+    const cloud = await fakeCloud();
+    const drain = async (imageId: string) => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of await glanceImageUpload(cloud.credential).download!(imageId)) {
+        chunks.push(Buffer.from(chunk as Buffer));
+      }
+      return Buffer.concat(chunks).toString();
+    };
+    try {
+      await expect(drain('tampered')).rejects.toThrow(
+        'Image tampered data does not match its checksum: refused.',
+      );
+      // Without an MD5 the multihash alone decides.
+      await expect(drain('nomd5')).resolves.toBe('data of nomd5');
+      await expect(drain('odd')).rejects.toThrow(
+        'Image odd has os_hash_algo whirlpool9, which cannot be verified.',
       );
     } finally {
       await cloud.close();

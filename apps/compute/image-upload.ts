@@ -1,4 +1,5 @@
-import { Readable } from 'node:stream';
+import { createHash } from 'node:crypto';
+import { Readable, Transform } from 'node:stream';
 import type { SnapshotData } from '@novum/virt';
 import type { ImageUpload } from './compute-manager';
 
@@ -21,6 +22,47 @@ interface Token {
   id: string;
   expiresAt: number;
   imageUrl: string;
+}
+
+/** What Glance recorded of an image's data when it was uploaded. */
+interface ImageDigests {
+  checksum?: string | null;
+  os_hash_algo?: string | null;
+  os_hash_value?: string | null;
+}
+
+/**
+ * Passes the data through, hashing it, and fails the stream at its end when the data is not what Glance
+ * recorded (Nova's ImageChecksumVerificationFailed): a corrupted store or a changed file never boots.
+ */
+function verifying(imageId: string, image: ImageDigests): Transform {
+  const md5 = image.checksum ? createHash('md5') : undefined;
+  const algo = image.os_hash_value ? (image.os_hash_algo ?? '').toLowerCase() : '';
+  let multihash: ReturnType<typeof createHash> | undefined;
+  let unknownAlgo = false;
+  try {
+    multihash = algo ? createHash(algo) : undefined;
+  } catch {
+    unknownAlgo = true;
+  }
+  return new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      md5?.update(chunk);
+      multihash?.update(chunk);
+      done(null, chunk);
+    },
+    flush(done) {
+      if (unknownAlgo) {
+        done(new Error(`Image ${imageId} has os_hash_algo ${image.os_hash_algo}, which cannot be verified.`));
+      } else if (md5 && md5.digest('hex') !== image.checksum!.toLowerCase()) {
+        done(new Error(`Image ${imageId} data does not match its checksum: refused.`));
+      } else if (multihash && multihash.digest('hex') !== image.os_hash_value!.toLowerCase()) {
+        done(new Error(`Image ${imageId} data does not match its os_hash_value (${algo}): refused.`));
+      } else {
+        done();
+      }
+    },
+  });
 }
 
 /** A token is renewed this long before it expires, so that an upload never starts with a dying one. */
@@ -108,17 +150,29 @@ export function glanceImageUpload(
       throw new Error(`The image service refused to delete image ${imageId} (${response.status}).`);
     }
   };
-  /** Streams an image's data, as Nova's glance client downloads an image to boot it. */
+  /**
+   * Streams an image's data, as Nova's glance client downloads an image to boot it: the record first, for
+   * its `checksum` and `os_hash_value`, then the data, which fails at its end when it does not match them.
+   */
   upload.download = async (imageId: string) => {
     const { id, imageUrl } = await current();
-    const url = `${imageUrl.replace(/\/$/, '')}/v2/images/${encodeURIComponent(imageId)}/file`;
-    const response = await fetchImpl(url, { headers: { 'x-auth-token': id } });
+    const url = `${imageUrl.replace(/\/$/, '')}/v2/images/${encodeURIComponent(imageId)}`;
+    const record = await fetchImpl(url, { headers: { 'x-auth-token': id } });
+    if (record.status === 401) token = undefined;
+    if (!record.ok) {
+      await record.body?.cancel().catch(() => undefined);
+      throw new Error(`The image service refused image ${imageId} (${record.status}).`);
+    }
+    const image = (await record.json()) as ImageDigests;
+    const response = await fetchImpl(`${url}/file`, { headers: { 'x-auth-token': id } });
     if (response.status === 401) token = undefined;
     if (!response.ok || !response.body) {
       await response.body?.cancel().catch(() => undefined);
       throw new Error(`The image service refused the data of image ${imageId} (${response.status}).`);
     }
-    return Readable.fromWeb(response.body as Parameters<typeof Readable.fromWeb>[0]);
+    return Readable.fromWeb(response.body as Parameters<typeof Readable.fromWeb>[0]).pipe(
+      verifying(imageId, image),
+    );
   };
   return upload;
 }

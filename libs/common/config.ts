@@ -23,6 +23,7 @@ export interface NovumConfig {
   imageProjectQuota: number;
   computeDrivers: string[];
   containerRuntime: string;
+  kvmAccel: 'auto' | 'kvm' | 'tcg';
   fakeHosts: number;
   fakeHostSize: { vcpus: number; memoryMb: number; localGb: number };
   allocationRatios: { cpu: number; ram: number; disk: number };
@@ -192,7 +193,7 @@ export const SETTINGS: Settings = {
   computeDrivers: {
     env: 'NOVUM_COMPUTE_DRIVERS',
     describe:
-      'Comma-separated virt drivers this host offers (`fake`, `container`); a flavor without `novum:driver` runs on the first, and a host offering `fake` stands in for any `novum:driver` it does not offer',
+      'Comma-separated virt drivers this host offers (`fake`, `kvm`, `container`); a flavor without `novum:driver` runs on the first, and a host offering `fake` stands in for any `novum:driver` it does not offer',
     default: 'fake',
     parse: (raw) => {
       const drivers = raw.split(',').map((name) => name.trim());
@@ -206,6 +207,16 @@ export const SETTINGS: Settings = {
     describe: 'The OCI runtime binary (`runc` or a path to one) the container driver runs containers with',
     default: 'runc',
     parse: text,
+  },
+  kvmAccel: {
+    env: 'NOVUM_KVM_ACCEL',
+    describe:
+      "The accelerator of the kvm driver's guests: `auto` (hardware KVM when the CPU has vmx/svm and `/dev/kvm` opens, else TCG emulation), `kvm` or `tcg`",
+    default: 'auto',
+    parse: (raw) => {
+      if (raw !== 'auto' && raw !== 'kvm' && raw !== 'tcg') throw new Error('must be auto, kvm or tcg');
+      return raw;
+    },
   },
   fakeHosts: {
     env: 'NOVUM_FAKE_HOSTS',

@@ -5,6 +5,7 @@
  */
 import type { Readable } from 'node:stream';
 import { POWER_STATE_NAMES, PowerState, PowerStateName } from './states';
+import type { PortFilter } from './net/firewall';
 
 export type DriverName = 'kvm' | 'container' | 'fake';
 
@@ -25,6 +26,10 @@ export interface InstanceSpec {
   name: string;
   /** The guest's host name (from the server name), for the uts namespace and the metadata. */
   hostname: string;
+  /** The server's name as the user gave it (the metadata's `name`); the host name stands in when absent. */
+  displayName?: string;
+  /** The instance's position in its multiple-create request (the metadata's `launch_index`). */
+  launchIndex?: number;
   projectId: string;
   userId: string;
   flavor: FlavorSpec;
@@ -56,7 +61,11 @@ export interface ImageMeta {
 /** An image a driver may need the bits of; `open` is only called on a cache miss. */
 export interface ImageSource extends ImageMeta {
   sizeBytes?: number;
+  /** Glance's `checksum` (MD5 of the data); a driver that downloads refuses data that does not match. */
   checksum?: string;
+  /** Glance's `os_hash_algo` and `os_hash_value` (multihash), checked like the checksum. */
+  osHashAlgo?: string;
+  osHashValue?: string;
   open(): Promise<Readable>;
 }
 
@@ -81,6 +90,8 @@ export interface Vif {
   mtu?: number;
   /** The host-side device name (`tap` + the first 11 characters of the port id in Nova). */
   devname?: string;
+  /** The port's security groups and port security, for the host's firewall (libs/virt/net). */
+  filter?: PortFilter;
 }
 
 export type NetworkInfo = readonly Vif[];
