@@ -8,12 +8,13 @@ import { identityService } from '../identity/http';
 import { imageService } from '../image/http';
 import { networkService } from '../network/http';
 import { computeService } from '../compute-api/http';
+import { orchestrationService } from '../orchestration/http';
 import { TokenService } from '../identity/token/token.service';
 import { conductorWorker } from '../conductor/worker';
 import { computeWorker } from '../compute/worker';
 
 /** The HTTP services that run beside identity, each validating tokens through identity in-process. */
-const SERVICES: ServiceDescriptor[] = [imageService, networkService, computeService];
+const SERVICES: ServiceDescriptor[] = [imageService, networkService, computeService, orchestrationService];
 
 /** The services without HTTP (bus only), started after the HTTP services' bootstrap, closed before them. */
 const WORKERS: WorkerDescriptor[] = [conductorWorker, computeWorker];

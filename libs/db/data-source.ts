@@ -7,6 +7,7 @@ import { IMAGE_ENTITIES } from './entities/image';
 import { COMPUTE_ENTITIES } from './entities/compute';
 import { INSTANCE_ENTITIES } from './entities/instance';
 import { AGGREGATE_ENTITIES } from './entities/aggregate';
+import { ORCHESTRATION_ENTITIES } from './entities/orchestration';
 import { Identity1764316800000 } from './migrations/1764316800000-identity';
 import { Network1764330000000 } from './migrations/1764330000000-network';
 import { Image1764403200000 } from './migrations/1764403200000-image';
@@ -14,6 +15,7 @@ import { Compute1764480000000 } from './migrations/1764480000000-compute';
 import { Instance1764489600000 } from './migrations/1764489600000-instance';
 import { Servers1764576000000 } from './migrations/1764576000000-servers';
 import { Aggregates1764576100000 } from './migrations/1764576100000-aggregates';
+import { Orchestration1764700000000 } from './migrations/1764700000000-orchestration';
 
 export const ENTITIES = [
   ...IDENTITY_ENTITIES,
@@ -22,6 +24,7 @@ export const ENTITIES = [
   ...COMPUTE_ENTITIES,
   ...INSTANCE_ENTITIES,
   ...AGGREGATE_ENTITIES,
+  ...ORCHESTRATION_ENTITIES,
 ];
 export const MIGRATIONS = [
   Identity1764316800000,
@@ -31,6 +34,7 @@ export const MIGRATIONS = [
   Instance1764489600000,
   Servers1764576000000,
   Aggregates1764576100000,
+  Orchestration1764700000000,
 ];
 
 export interface DatabaseSettings {

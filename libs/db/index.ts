@@ -8,3 +8,4 @@ export * from './entities/image';
 export * from './entities/compute';
 export * from './entities/instance';
 export * from './entities/aggregate';
+export * from './entities/orchestration';

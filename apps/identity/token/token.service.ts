@@ -320,8 +320,27 @@ export class TokenService extends TokenValidator {
 
   /** The catalog a token carries: empty for an unscoped token, as in Keystone. */
   async catalogFor(validated: ValidatedToken) {
-    return validated.project || validated.domain ? this.catalog.catalog() : [];
+    if (!validated.project && !validated.domain) return [];
+    return projectCatalog(await this.catalog.catalog(), validated.project?.id);
   }
+}
+
+/**
+ * Keystone's endpoint URL substitution: `$(project_id)s` (and the older `$(tenant_id)s`) become the token's
+ * project; an endpoint that needs a project is left out of a token without one (Heat's `/v1/$(project_id)s`).
+ */
+export function projectCatalog<T extends { endpoints: { url: string }[] }>(
+  catalog: T[],
+  projectId?: string,
+): T[] {
+  const substitute = (url: string) =>
+    projectId ? url.replace(/\$\((project_id|tenant_id)\)s/g, projectId) : url;
+  return catalog.map((service) => ({
+    ...service,
+    endpoints: service.endpoints
+      .map((endpoint) => ({ ...endpoint, url: substitute(endpoint.url) }))
+      .filter((endpoint) => !endpoint.url.includes('$(')),
+  }));
 }
 
 function auditId(): string {

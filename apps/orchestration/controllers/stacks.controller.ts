@@ -1,0 +1,579 @@
+import {
+  Body,
+  Controller,
+  Delete,
+  Get,
+  HttpCode,
+  Param,
+  Patch,
+  Post,
+  Put,
+  Query,
+  Req,
+  Res,
+  UseFilters,
+} from '@nestjs/common';
+import { Auth, AuthContext, isAdmin } from '@novum/auth';
+import { BadRequestError, ForbiddenError, NotFoundError } from '@novum/common';
+import { HeatStackEntity } from '@novum/db';
+import { functionsOf, conditionFunctionsOf, HotVersion, resolveVersion, templateVersions } from '@novum/hot';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { bindStack, environmentOf, typeFor } from '../engine';
+import { OrchestrationErrorFilter } from '../hot-error.filter';
+import { RESOURCE_TYPES } from '../resources/registry';
+import { typeSchema } from '../resources/types';
+import { StackRequest, StackService } from '../stack.service';
+import { eventView, outputsOf, resourceView, stackDetail, stackSummary } from '../views';
+
+type QueryMap = Record<string, string | string[]>;
+
+function baseUrl(request: FastifyRequest, tenant: string): string {
+  return `${request.protocol}://${request.headers.host}/heat-api/v1/${tenant}`;
+}
+
+function checkTenant(auth: AuthContext, tenant: string): void {
+  if (tenant !== auth.projectId && !isAdmin(auth)) {
+    throw new ForbiddenError('You are not authorized to complete this action.', 'Forbidden');
+  }
+}
+
+function first(query: QueryMap, key: string): string | undefined {
+  const value = query[key];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function queryString(request: FastifyRequest): string {
+  const index = request.url.indexOf('?');
+  return index < 0 ? '' : request.url.slice(index);
+}
+
+/** Heat API v1 stacks: `/heat-api/v1/{tenant_id}/stacks/...` with name lookups answered by redirects. */
+@Controller('v1/:tenant/stacks')
+@UseFilters(OrchestrationErrorFilter)
+export class StacksController {
+  constructor(private readonly stacks: StackService) {}
+
+  @Get()
+  async list(
+    @Auth() auth: AuthContext,
+    @Param('tenant') tenant: string,
+    @Query() query: QueryMap,
+    @Req() request: FastifyRequest,
+  ) {
+    checkTenant(auth, tenant);
+    const base = baseUrl(request, tenant);
+    const stacks = await this.stacks.list(auth, query);
+    return { stacks: stacks.map((stack) => stackSummary(base, stack)) };
+  }
+
+  @Post()
+  @HttpCode(201)
+  async create(
+    @Auth() auth: AuthContext,
+    @Param('tenant') tenant: string,
+    @Body() body: StackRequest,
+    @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ) {
+    checkTenant(auth, tenant);
+    const stack = await this.stacks.create(auth, body ?? {});
+    const href = `${baseUrl(request, tenant)}/stacks/${encodeURIComponent(stack.name)}/${stack.id}`;
+    reply.header('location', href);
+    return { stack: { id: stack.id, links: [{ href, rel: 'self' }] } };
+  }
+
+  @Post('preview')
+  @HttpCode(200)
+  async preview(
+    @Auth() auth: AuthContext,
+    @Param('tenant') tenant: string,
+    @Body() body: StackRequest,
+    @Req() request: FastifyRequest,
+  ) {
+    checkTenant(auth, tenant);
+    const { stack, bound, resources } = await this.stacks.preview(auth, body ?? {});
+    const detail = stackDetail(baseUrl(request, tenant), stack, bound, false);
+    return { stack: { ...detail, stack_status: null, stack_status_reason: null, resources } };
+  }
+
+  /** Heat's stack lookup: by name or id, answered with a redirect to the stack's canonical URL. */
+  @Get(':name')
+  async lookup(
+    @Auth() auth: AuthContext,
+    @Param('tenant') tenant: string,
+    @Param('name') name: string,
+    @Query() query: QueryMap,
+    @Req() request: FastifyRequest,
+    @Res() reply: FastifyReply,
+  ) {
+    return this.redirect(auth, tenant, name, '', query, request, reply);
+  }
+
+  @Get([
+    ':name/resources',
+    ':name/events',
+    ':name/template',
+    ':name/environment',
+    ':name/files',
+    ':name/outputs',
+  ])
+  async lookupPath(
+    @Auth() auth: AuthContext,
+    @Param('tenant') tenant: string,
+    @Param('name') name: string,
+    @Query() query: QueryMap,
+    @Req() request: FastifyRequest,
+    @Res() reply: FastifyReply,
+  ) {
+    const path = request.url.split('?')[0].split('/').pop() as string;
+    return this.redirect(auth, tenant, name, `/${path}`, query, request, reply);
+  }
+
+  private async redirect(
+    auth: AuthContext,
+    tenant: string,
+    name: string,
+    path: string,
+    query: QueryMap,
+    request: FastifyRequest,
+    reply: FastifyReply,
+  ) {
+    checkTenant(auth, tenant);
+    const stack = await this.stacks.lookup(
+      auth,
+      name,
+      first(query, 'show_deleted') === 'True' || first(query, 'show_deleted') === 'true',
+    );
+    const location = `${baseUrl(request, tenant)}/stacks/${encodeURIComponent(stack.name)}/${stack.id}${path}${queryString(request)}`;
+    const href = `${baseUrl(request, tenant)}/stacks/${encodeURIComponent(stack.name)}/${stack.id}`;
+    reply
+      .status(302)
+      .header('location', location)
+      .header('content-type', 'application/json')
+      .send(
+        JSON.stringify({
+          explanation: 'The resource was found at',
+          code: 302,
+          title: 'Found',
+          location: href,
+        }),
+      );
+  }
+
+  @Put(':name')
+  @HttpCode(202)
+  async updateByName(
+    @Auth() auth: AuthContext,
+    @Param('tenant') tenant: string,
+    @Param('name') name: string,
+    @Body() body: StackRequest,
+  ) {
+    checkTenant(auth, tenant);
+    await this.stacks.update(auth, await this.stacks.lookup(auth, name), body ?? {}, false);
+  }
+
+  @Patch(':name')
+  @HttpCode(202)
+  async patchByName(
+    @Auth() auth: AuthContext,
+    @Param('tenant') tenant: string,
+    @Param('name') name: string,
+    @Body() body: StackRequest,
+  ) {
+    checkTenant(auth, tenant);
+    await this.stacks.update(auth, await this.stacks.lookup(auth, name), body ?? {}, true);
+  }
+
+  @Delete(':name')
+  @HttpCode(204)
+  async deleteByName(
+    @Auth() auth: AuthContext,
+    @Param('tenant') tenant: string,
+    @Param('name') name: string,
+  ) {
+    checkTenant(auth, tenant);
+    await this.stacks.delete(auth, await this.stacks.lookup(auth, name));
+  }
+
+  @Get(':name/:id')
+  async show(
+    @Auth() auth: AuthContext,
+    @Param('tenant') tenant: string,
+    @Param('name') name: string,
+    @Param('id') id: string,
+    @Query() query: QueryMap,
+    @Req() request: FastifyRequest,
+  ) {
+    const stack = await this.identify(auth, tenant, name, id);
+    const resolve = !['false', 'False', '0'].includes(first(query, 'resolve_outputs') ?? 'true');
+    return { stack: stackDetail(baseUrl(request, tenant), stack, await this.stacks.bound(stack), resolve) };
+  }
+
+  @Put(':name/:id')
+  @HttpCode(202)
+  async update(
+    @Auth() auth: AuthContext,
+    @Param('tenant') tenant: string,
+    @Param('name') name: string,
+    @Param('id') id: string,
+    @Body() body: StackRequest,
+  ) {
+    await this.stacks.update(auth, await this.identify(auth, tenant, name, id), body ?? {}, false);
+  }
+
+  @Patch(':name/:id')
+  @HttpCode(202)
+  async patch(
+    @Auth() auth: AuthContext,
+    @Param('tenant') tenant: string,
+    @Param('name') name: string,
+    @Param('id') id: string,
+    @Body() body: StackRequest,
+  ) {
+    await this.stacks.update(auth, await this.identify(auth, tenant, name, id), body ?? {}, true);
+  }
+
+  @Delete(':name/:id')
+  @HttpCode(204)
+  async delete(
+    @Auth() auth: AuthContext,
+    @Param('tenant') tenant: string,
+    @Param('name') name: string,
+    @Param('id') id: string,
+  ) {
+    await this.stacks.delete(auth, await this.identify(auth, tenant, name, id));
+  }
+
+  @Put(':name/:id/preview')
+  @HttpCode(200)
+  async previewUpdate(
+    @Auth() auth: AuthContext,
+    @Param('tenant') tenant: string,
+    @Param('name') name: string,
+    @Param('id') id: string,
+    @Body() body: StackRequest,
+  ) {
+    return this.stacks.previewUpdate(auth, await this.identify(auth, tenant, name, id), body ?? {}, false);
+  }
+
+  @Patch(':name/:id/preview')
+  @HttpCode(200)
+  async previewPatch(
+    @Auth() auth: AuthContext,
+    @Param('tenant') tenant: string,
+    @Param('name') name: string,
+    @Param('id') id: string,
+    @Body() body: StackRequest,
+  ) {
+    return this.stacks.previewUpdate(auth, await this.identify(auth, tenant, name, id), body ?? {}, true);
+  }
+
+  @Get(':name/:id/template')
+  async template(
+    @Auth() auth: AuthContext,
+    @Param('tenant') tenant: string,
+    @Param('name') name: string,
+    @Param('id') id: string,
+  ) {
+    return (await this.identify(auth, tenant, name, id)).template;
+  }
+
+  @Get(':name/:id/environment')
+  async environment(
+    @Auth() auth: AuthContext,
+    @Param('tenant') tenant: string,
+    @Param('name') name: string,
+    @Param('id') id: string,
+  ) {
+    return environmentOf(await this.identify(auth, tenant, name, id));
+  }
+
+  @Get(':name/:id/files')
+  async files(
+    @Auth() auth: AuthContext,
+    @Param('tenant') tenant: string,
+    @Param('name') name: string,
+    @Param('id') id: string,
+  ) {
+    return (await this.identify(auth, tenant, name, id)).files;
+  }
+
+  @Get(':name/:id/outputs')
+  async outputs(
+    @Auth() auth: AuthContext,
+    @Param('tenant') tenant: string,
+    @Param('name') name: string,
+    @Param('id') id: string,
+  ) {
+    const stack = await this.identify(auth, tenant, name, id);
+    const bound = await this.stacks.bound(stack);
+    return {
+      outputs: (bound?.outputs() ?? []).map((o) => ({
+        output_key: o.name,
+        description: o.description ?? 'No description given',
+      })),
+    };
+  }
+
+  @Get(':name/:id/outputs/:key')
+  async output(
+    @Auth() auth: AuthContext,
+    @Param('tenant') tenant: string,
+    @Param('name') name: string,
+    @Param('id') id: string,
+    @Param('key') key: string,
+  ) {
+    const stack = await this.identify(auth, tenant, name, id);
+    const bound = await this.stacks.bound(stack);
+    const output = bound ? outputsOf(bound).find((o) => o.output_key === key) : undefined;
+    if (!output) throw new NotFoundError(`Specified output key ${key} not found.`, 'NotFound');
+    return { output };
+  }
+
+  @Get(':name/:id/resources')
+  async resources(
+    @Auth() auth: AuthContext,
+    @Param('tenant') tenant: string,
+    @Param('name') name: string,
+    @Param('id') id: string,
+    @Query() query: QueryMap,
+    @Req() request: FastifyRequest,
+  ) {
+    const stack = await this.identify(auth, tenant, name, id);
+    const rows = await this.stacks.resources(stack);
+    const requiredBy = this.requiredBy(stack);
+    const detail = ['true', 'True', '1'].includes(first(query, 'with_detail') ?? '');
+    const filter = (key: string, value: (row: (typeof rows)[number]) => string) => {
+      const wanted = query[key] === undefined ? [] : ([] as string[]).concat(query[key]);
+      return (row: (typeof rows)[number]) => !wanted.length || wanted.includes(value(row));
+    };
+    const keep = [
+      filter('name', (r) => r.name),
+      filter('status', (r) => r.status),
+      filter('action', (r) => r.action),
+      filter('type', (r) => r.type),
+      filter('id', (r) => r.id),
+    ];
+    const base = baseUrl(request, tenant);
+    return {
+      resources: rows
+        .filter((row) => keep.every((k) => k(row)))
+        .map((row) => resourceView(base, stack, row, requiredBy(row.name), detail)),
+    };
+  }
+
+  @Get(':name/:id/resources/:resource')
+  async resource(
+    @Auth() auth: AuthContext,
+    @Param('tenant') tenant: string,
+    @Param('name') name: string,
+    @Param('id') id: string,
+    @Param('resource') resourceName: string,
+    @Req() request: FastifyRequest,
+  ) {
+    const stack = await this.identify(auth, tenant, name, id);
+    const row = await this.stacks.resource(stack, resourceName);
+    const view = resourceView(baseUrl(request, tenant), stack, row, this.requiredBy(stack)(row.name), true);
+    const type = typeFor(environmentOf(stack), row.type);
+    const bound = await this.stacks.bound(stack);
+    if (type && bound && row.physicalId) {
+      view.attributes = Object.fromEntries(
+        [...Object.keys(type.attributes), 'show'].map((attr) => [attr, bound.resourceAttr(row.name, attr)]),
+      );
+    }
+    return { resource: view };
+  }
+
+  @Get(':name/:id/resources/:resource/metadata')
+  async metadata(
+    @Auth() auth: AuthContext,
+    @Param('tenant') tenant: string,
+    @Param('name') name: string,
+    @Param('id') id: string,
+    @Param('resource') resourceName: string,
+  ) {
+    const stack = await this.identify(auth, tenant, name, id);
+    return { metadata: (await this.stacks.resource(stack, resourceName)).metadata };
+  }
+
+  @Get(':name/:id/events')
+  async events(
+    @Auth() auth: AuthContext,
+    @Param('tenant') tenant: string,
+    @Param('name') name: string,
+    @Param('id') id: string,
+    @Query() query: QueryMap,
+    @Req() request: FastifyRequest,
+  ) {
+    return this.eventList(auth, tenant, name, id, undefined, query, request);
+  }
+
+  @Get(':name/:id/resources/:resource/events')
+  async resourceEvents(
+    @Auth() auth: AuthContext,
+    @Param('tenant') tenant: string,
+    @Param('name') name: string,
+    @Param('id') id: string,
+    @Param('resource') resourceName: string,
+    @Query() query: QueryMap,
+    @Req() request: FastifyRequest,
+  ) {
+    return this.eventList(auth, tenant, name, id, resourceName, query, request);
+  }
+
+  @Get(':name/:id/resources/:resource/events/:event')
+  async event(
+    @Auth() auth: AuthContext,
+    @Param('tenant') tenant: string,
+    @Param('name') name: string,
+    @Param('id') id: string,
+    @Param('resource') resourceName: string,
+    @Param('event') eventId: string,
+    @Req() request: FastifyRequest,
+  ) {
+    const stack = await this.identify(auth, tenant, name, id);
+    const event = (await this.stacks.events(stack, resourceName)).find((e) => e.id === eventId);
+    if (!event) throw new NotFoundError(`The Event (${eventId}) could not be found.`, 'EntityNotFound');
+    return {
+      event: {
+        ...eventView(baseUrl(request, tenant), stack, event),
+        resource_type: event.resourceType,
+        resource_properties: {},
+      },
+    };
+  }
+
+  private async eventList(
+    auth: AuthContext,
+    tenant: string,
+    name: string,
+    id: string,
+    resourceName: string | undefined,
+    query: QueryMap,
+    request: FastifyRequest,
+  ) {
+    const stack = await this.identify(auth, tenant, name, id);
+    if (resourceName)
+      await this.stacks.resource(stack, resourceName).catch(async (error) => {
+        if (!(await this.stacks.events(stack, resourceName)).length) throw error;
+      });
+    let events = await this.stacks.events(stack, resourceName);
+    const wanted = (key: string) => (query[key] === undefined ? [] : ([] as string[]).concat(query[key]));
+    const filters: [string, (e: (typeof events)[number]) => string][] = [
+      ['resource_action', (e) => e.action],
+      ['resource_status', (e) => e.status],
+      ['resource_name', (e) => e.resourceName],
+      ['resource_type', (e) => e.resourceType],
+    ];
+    for (const [key, value] of filters) {
+      const values = wanted(key);
+      if (values.length) events = events.filter((e) => values.includes(value(e)));
+    }
+    if ((first(query, 'sort_dir') ?? 'asc').toLowerCase() === 'desc') events.reverse();
+    const marker = first(query, 'marker');
+    if (marker) {
+      const index = events.findIndex((e) => e.id === marker);
+      if (index < 0) throw new NotFoundError(`The Event (${marker}) could not be found.`, 'EntityNotFound');
+      events = events.slice(index + 1);
+    }
+    const limit = first(query, 'limit');
+    if (limit !== undefined && Number.isInteger(Number(limit))) events = events.slice(0, Number(limit));
+    const base = baseUrl(request, tenant);
+    return { events: events.map((e) => eventView(base, stack, e)) };
+  }
+
+  private async identify(
+    auth: AuthContext,
+    tenant: string,
+    name: string,
+    id: string,
+  ): Promise<HeatStackEntity> {
+    checkTenant(auth, tenant);
+    return this.stacks.identify(auth, name, id);
+  }
+
+  private requiredBy(stack: HeatStackEntity): (name: string) => string[] {
+    try {
+      const graph = bindStack(stack, new Map()).graph();
+      return (name) => graph.dependents(name);
+    } catch {
+      return () => [];
+    }
+  }
+}
+
+/** Heat API v1 calls outside stacks: validate, resource types, template versions, build info. */
+@Controller('v1/:tenant')
+@UseFilters(OrchestrationErrorFilter)
+export class OrchestrationInfoController {
+  constructor(private readonly stacks: StackService) {}
+
+  @Post('validate')
+  @HttpCode(200)
+  async validate(@Auth() auth: AuthContext, @Param('tenant') tenant: string, @Body() body: StackRequest) {
+    checkTenant(auth, tenant);
+    return this.stacks.validate(auth, body ?? {});
+  }
+
+  @Get('resource_types')
+  resourceTypes(@Auth() auth: AuthContext, @Param('tenant') tenant: string, @Query() query: QueryMap) {
+    checkTenant(auth, tenant);
+    let types = [...RESOURCE_TYPES.values()];
+    const name = first(query, 'name');
+    if (name) {
+      let pattern: RegExp;
+      try {
+        pattern = new RegExp(name);
+      } catch {
+        throw new BadRequestError(`Invalid regular expression for name: ${name}`);
+      }
+      types = types.filter((t) => pattern.test(t.name));
+    }
+    types.sort((a, b) => a.name.localeCompare(b.name));
+    if (['true', 'True'].includes(first(query, 'with_description') ?? '')) {
+      return { resource_types: types.map((t) => ({ resource_type: t.name, description: t.description })) };
+    }
+    return { resource_types: types.map((t) => t.name) };
+  }
+
+  @Get('resource_types/:type')
+  resourceType(@Auth() auth: AuthContext, @Param('tenant') tenant: string, @Param('type') name: string) {
+    checkTenant(auth, tenant);
+    const type = RESOURCE_TYPES.get(name);
+    if (!type) throw new NotFoundError(`The Resource Type (${name}) could not be found.`, 'EntityNotFound');
+    return typeSchema(type);
+  }
+
+  @Get('template_versions')
+  templateVersions(@Auth() auth: AuthContext, @Param('tenant') tenant: string) {
+    checkTenant(auth, tenant);
+    return { template_versions: templateVersions() };
+  }
+
+  @Get('template_versions/:version/functions')
+  functions(
+    @Auth() auth: AuthContext,
+    @Param('tenant') tenant: string,
+    @Param('version') version: string,
+    @Query() query: QueryMap,
+  ) {
+    checkTenant(auth, tenant);
+    const date = resolveVersion(version.replace(/^heat_template_version\./, '')) as HotVersion | undefined;
+    if (!date) throw new NotFoundError(`The template version (${version}) could not be found.`, 'NotFound');
+    const names = ['true', 'True'].includes(first(query, 'with_condition_func') ?? '')
+      ? [...new Set([...functionsOf(date), ...conditionFunctionsOf(date)])]
+      : functionsOf(date);
+    return {
+      template_functions: names.map((functionName) => ({
+        functions: functionName,
+        description: `The ${functionName} function.`,
+      })),
+    };
+  }
+
+  @Get('build_info')
+  buildInfo(@Auth() auth: AuthContext, @Param('tenant') tenant: string) {
+    checkTenant(auth, tenant);
+    return { api: { revision: 'novum' }, engine: { revision: 'novum' } };
+  }
+}

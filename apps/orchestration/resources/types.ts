@@ -1,0 +1,211 @@
+import { functionName, HotError, isMap, Json, JsonMap } from '@novum/hot';
+import { CloudSession } from '../cloud';
+
+export type PropertyType = 'string' | 'integer' | 'number' | 'boolean' | 'list' | 'map' | 'any';
+
+export interface PropertySchema {
+  type: PropertyType;
+  description: string;
+  required?: boolean;
+  default?: Json;
+  /** Changing it updates the resource in place; otherwise a change replaces the resource. */
+  updateAllowed?: boolean;
+  allowedValues?: Json[];
+  /** Schema of list items or map values, when they are checked. */
+  schema?: Record<string, PropertySchema>;
+  item?: PropertySchema;
+}
+
+export interface AttributeSchema {
+  description: string;
+}
+
+/** What a resource type keeps of one resource between actions (the database row's fields it uses). */
+export interface ResourceState {
+  name: string;
+  physicalId: string | null;
+  properties: JsonMap;
+  data: JsonMap;
+}
+
+/** What a resource action may use: the owner's cloud session and names that follow Heat's conventions. */
+export interface ActionContext {
+  cloud(): Promise<CloudSession>;
+  stackName: string;
+  stackId: string;
+  /** Heat's physical resource name: `<stack>-<resource>-<random>`. */
+  physicalName: string;
+  /** Sleeps, unless the action was cancelled (timeout or engine shutdown), in which case it throws. */
+  sleep(ms: number): Promise<void>;
+}
+
+export interface ActionResult {
+  physicalId: string | null;
+  data: JsonMap;
+}
+
+/** One resource type (Heat's plugin class): schemas and the create / update / delete handlers. */
+export interface ResourceType {
+  name: string;
+  description: string;
+  properties: Record<string, PropertySchema>;
+  attributes: Record<string, AttributeSchema>;
+  /** Any properties accepted without a schema (OS::Heat::None). */
+  anyProperties?: boolean;
+  create(ctx: ActionContext, properties: JsonMap): Promise<ActionResult>;
+  /** In-place update of updatable properties. Absent: every change replaces. */
+  update?(ctx: ActionContext, state: ResourceState, properties: JsonMap): Promise<ActionResult>;
+  /** A change that replaces the resource even though every changed property is updatable. */
+  needsReplacement?(before: JsonMap, after: JsonMap): boolean;
+  delete(ctx: ActionContext, state: ResourceState): Promise<void>;
+  attribute(state: ResourceState, name: string): Json;
+  /** get_resource: the physical id unless the type says otherwise (RandomString gives its value). */
+  reference?(state: ResourceState): Json;
+}
+
+const TYPE_NAMES: Record<PropertyType, string> = {
+  string: 'string',
+  integer: 'integer',
+  number: 'number',
+  boolean: 'boolean',
+  list: 'list',
+  map: 'map',
+  any: 'value',
+};
+
+/** Checks and completes properties against a schema (Heat's Properties.validate messages, with the path). */
+export function validateProperties(type: ResourceType, given: JsonMap, path: (string | number)[]): JsonMap {
+  if (type.anyProperties) return given;
+  return validateMap(type.properties, given, path);
+}
+
+function validateMap(
+  schema: Record<string, PropertySchema>,
+  given: JsonMap,
+  path: (string | number)[],
+): JsonMap {
+  for (const key of Object.keys(given)) {
+    if (!(key in schema)) throw new HotError(`Unknown Property ${key}`, path, 'Property error');
+  }
+  const out: JsonMap = {};
+  for (const [key, prop] of Object.entries(schema)) {
+    let value = given[key];
+    if (value === undefined || value === null) value = prop.default ?? null;
+    if (value === null) {
+      if (prop.required) throw new HotError(`Property ${key} not assigned`, path, 'Property error');
+      out[key] = null;
+      continue;
+    }
+    out[key] = validateValue(prop, value, [...path, key]);
+  }
+  return out;
+}
+
+/** True when a property value holds no intrinsic function, so it can be checked before creation. */
+function isLiteral(value: Json): boolean {
+  if (Array.isArray(value)) return value.every(isLiteral);
+  if (isMap(value)) {
+    const keys = Object.keys(value);
+    if (keys.length === 1 && functionName(value)) return false;
+    return Object.values(value).every(isLiteral);
+  }
+  return true;
+}
+
+/** Checks the properties given literally in the template (functions are checked once evaluated, at create). */
+export function validateLiteralProperties(type: ResourceType, raw: JsonMap, path: (string | number)[]): void {
+  if (type.anyProperties) return;
+  for (const [key, value] of Object.entries(raw)) {
+    const prop = type.properties[key];
+    if (prop && value !== null && isLiteral(value)) validateValue(prop, value, [...path, key]);
+  }
+}
+
+function validateValue(prop: PropertySchema, value: Json, path: (string | number)[]): Json {
+  const bad = (message: string) => new HotError(message, path, 'Property error');
+  let converted: Json = value;
+  switch (prop.type) {
+    case 'string':
+      if (isMap(value) || Array.isArray(value))
+        throw bad(`Value must be a string; got ${JSON.stringify(value)}`);
+      converted = typeof value === 'string' ? value : String(value);
+      break;
+    case 'integer': {
+      const n = Number(value);
+      if (typeof value === 'boolean' || value === '' || !Number.isInteger(n))
+        throw bad(`Value '${String(value)}' is not an integer`);
+      converted = n;
+      break;
+    }
+    case 'number': {
+      const n = Number(value);
+      if (typeof value === 'boolean' || value === '' || !Number.isFinite(n))
+        throw bad(`Value '${String(value)}' is not a number`);
+      converted = n;
+      break;
+    }
+    case 'boolean': {
+      const text = String(value).toLowerCase();
+      if (typeof value === 'boolean') converted = value;
+      else if (['true', 't', 'yes', 'y', 'on', '1'].includes(text)) converted = true;
+      else if (['false', 'f', 'no', 'n', 'off', '0'].includes(text)) converted = false;
+      else throw bad(`Unrecognized value "${String(value)}", acceptable values are: true, false`);
+      break;
+    }
+    case 'list':
+      if (typeof value === 'string') converted = value.split(',');
+      else if (!Array.isArray(value)) throw bad(`Value must be a list; got ${JSON.stringify(value)}`);
+      if (prop.item)
+        converted = (converted as Json[]).map((item, i) =>
+          validateValue(prop.item as PropertySchema, item, [...path, i]),
+        );
+      break;
+    case 'map':
+      if (!isMap(value)) throw bad(`Value must be a map; got ${JSON.stringify(value)}`);
+      if (prop.schema) converted = validateMap(prop.schema, value, path);
+      break;
+    case 'any':
+      break;
+  }
+  if (prop.allowedValues && !prop.allowedValues.includes(converted)) {
+    throw bad(
+      `"${String(converted)}" is not an allowed value [${prop.allowedValues.map((v) => JSON.stringify(v)).join(', ')}]`,
+    );
+  }
+  return converted;
+}
+
+/** The resource_types/{type} document: Heat's schema view of properties and attributes. */
+export function typeSchema(type: ResourceType): JsonMap {
+  const property = (prop: PropertySchema): JsonMap => ({
+    type: TYPE_NAMES[prop.type],
+    description: prop.description,
+    required: prop.required ?? false,
+    update_allowed: prop.updateAllowed ?? false,
+    immutable: false,
+    ...(prop.default !== undefined ? { default: prop.default } : {}),
+    ...(prop.allowedValues ? { constraints: [{ allowed_values: prop.allowedValues }] } : {}),
+    ...(prop.schema
+      ? { schema: Object.fromEntries(Object.entries(prop.schema).map(([k, v]) => [k, property(v)])) }
+      : {}),
+    ...(prop.item ? { schema: { '*': property(prop.item) } } : {}),
+  });
+  return {
+    resource_type: type.name,
+    description: type.description,
+    support_status: { status: 'SUPPORTED', version: null, message: null, previous_status: null },
+    properties: Object.fromEntries(Object.entries(type.properties).map(([k, v]) => [k, property(v)])),
+    attributes: {
+      ...Object.fromEntries(
+        Object.entries(type.attributes).map(([k, v]) => [k, { description: v.description, type: 'string' }]),
+      ),
+      show: { description: 'Detailed information about resource.', type: 'map' },
+    },
+  };
+}
+
+/** Property names whose values differ between two property sets. */
+export function changedProperties(before: JsonMap, after: JsonMap): string[] {
+  const keys = new Set([...Object.keys(before), ...Object.keys(after)]);
+  return [...keys].filter((k) => JSON.stringify(before[k] ?? null) !== JSON.stringify(after[k] ?? null));
+}

@@ -1,0 +1,512 @@
+import { randomUUID } from 'node:crypto';
+import { Injectable } from '@nestjs/common';
+import { AuthContext, authorize, canActOnProject, canReadProject } from '@novum/auth';
+import { BadRequestError, ConflictError, NotFoundError } from '@novum/common';
+import { HeatEventEntity, HeatResourceEntity, HeatStackEntity, nowIso } from '@novum/db';
+import { BoundTemplate, HotError, HotTemplate, isMap, Json, JsonMap, parseTemplateText } from '@novum/hot';
+import { IsNull } from 'typeorm';
+import { IdentityClient, StackCredential } from './cloud';
+import {
+  bindStack,
+  ChangeKind,
+  Engine,
+  environmentOf,
+  planUpdate,
+  StackEnvironment,
+  typeFor,
+  validateStack,
+} from './engine';
+import { checkCustomConstraint } from './resources/constraints';
+import { StackStore } from './stack.store';
+
+export interface StackRequest {
+  stack_name?: unknown;
+  template?: unknown;
+  template_url?: unknown;
+  parameters?: unknown;
+  environment?: unknown;
+  files?: unknown;
+  timeout_mins?: unknown;
+  disable_rollback?: unknown;
+  tags?: unknown;
+}
+
+const NAME_PATTERN = /^[a-zA-Z][a-zA-Z0-9_.-]{0,254}$/;
+const SORT_KEYS: Record<string, keyof HeatStackEntity> = {
+  stack_name: 'name',
+  stack_status: 'status',
+  creation_time: 'createdAt',
+  updated_time: 'updatedAt',
+};
+
+/** A template given as a mapping or as text (YAML or JSON), parsed with Heat's messages. */
+function templateOf(body: StackRequest): JsonMap {
+  if (body.template_url !== undefined && body.template === undefined) {
+    throw new BadRequestError('Fetching templates from a URL is not supported; pass the template itself.');
+  }
+  if (body.template === undefined || body.template === null) {
+    throw new BadRequestError('No Template provided.');
+  }
+  if (typeof body.template === 'string') return parseTemplateText(body.template);
+  if (!isMap(body.template as Json)) throw new HotError('The template is not a JSON object or YAML mapping.');
+  return body.template as JsonMap;
+}
+
+function environmentFrom(body: StackRequest): StackEnvironment {
+  let env: unknown = body.environment ?? {};
+  if (typeof env === 'string') env = env.trim() ? parseTemplateText(env, '[environment]') : {};
+  if (!isMap(env as Json))
+    throw new BadRequestError('The environment is not a valid YAML mapping data type.');
+  const map = env as JsonMap;
+  for (const key of Object.keys(map)) {
+    if (
+      ![
+        'parameters',
+        'parameter_defaults',
+        'resource_registry',
+        'event_sinks',
+        'encrypted_param_names',
+        'parameter_merge_strategies',
+      ].includes(key)
+    ) {
+      throw new BadRequestError(`environment has wrong section "${key}"`);
+    }
+  }
+  const params = body.parameters ?? {};
+  if (!isMap(params as Json)) throw new BadRequestError('The parameters must be a mapping.');
+  return {
+    parameters: { ...((map.parameters as JsonMap | undefined) ?? {}), ...(params as JsonMap) },
+    parameter_defaults: (map.parameter_defaults as JsonMap | undefined) ?? {},
+    resource_registry: (map.resource_registry as JsonMap | undefined) ?? {},
+  };
+}
+
+function filesFrom(body: StackRequest): Record<string, string> {
+  const files = body.files ?? {};
+  if (!isMap(files as Json)) throw new BadRequestError('The files must be a mapping.');
+  return Object.fromEntries(Object.entries(files as JsonMap).map(([k, v]) => [k, String(v)]));
+}
+
+function timeoutOf(value: unknown): number | null {
+  if (value === undefined || value === null || value === '') return null;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new BadRequestError(`Invalid timeout value ${String(value)}`);
+  return n;
+}
+
+function boolOf(value: unknown, fallback: boolean): boolean {
+  if (value === undefined || value === null) return fallback;
+  if (typeof value === 'boolean') return value;
+  const text = String(value).toLowerCase();
+  if (['true', '1', 'yes', 'on', 't', 'y'].includes(text)) return true;
+  if (['false', '0', 'no', 'off', 'f', 'n'].includes(text)) return false;
+  throw new BadRequestError(`Unrecognized value "${String(value)}", acceptable values are: true, false`);
+}
+
+function tagsOf(value: unknown): string[] {
+  if (value === undefined || value === null || value === '') return [];
+  if (Array.isArray(value)) return value.map(String);
+  return String(value).split(',');
+}
+
+/** Stack operations as the API offers them: checks, records, and hands the work to the engine. */
+@Injectable()
+export class StackService {
+  constructor(
+    private readonly store: StackStore,
+    private readonly engine: Engine,
+    private readonly identity: IdentityClient,
+  ) {}
+
+  private bindForValidation(
+    stack: Pick<HeatStackEntity, 'name' | 'id' | 'projectId'>,
+    template: JsonMap,
+    env: StackEnvironment,
+    files: Record<string, string>,
+  ) {
+    const bound = HotTemplate.parse(template).bind({
+      stack: { name: stack.name, id: stack.id, projectId: stack.projectId },
+      params: env.parameters,
+      parameterDefaults: env.parameter_defaults,
+      files,
+    });
+    validateStack(bound, env);
+    return bound;
+  }
+
+  /** Runs the template's custom constraints (flavors, images, key pairs, networks) with the caller's rights. */
+  private async checkCustomConstraints(auth: AuthContext, bound: BoundTemplate): Promise<void> {
+    const custom = bound.template.parameterSchemas.some((schema) =>
+      schema.constraints.some((c) => c.kind === 'custom_constraint'),
+    );
+    if (!custom) return;
+    const { session } = await this.identity.authenticate({ kind: 'token', token: auth.token });
+    await bound.checkCustomConstraints((constraint, value) =>
+      checkCustomConstraint(session, constraint, value),
+    );
+  }
+
+  async create(auth: AuthContext, body: StackRequest): Promise<HeatStackEntity> {
+    authorize('stacks:create', canActOnProject(auth, auth.projectId));
+    const name = body.stack_name;
+    if (typeof name !== 'string' || !NAME_PATTERN.test(name)) {
+      throw new BadRequestError(
+        `Invalid stack name ${String(name)} must contain only alphanumeric or "_-." characters, must start with alpha and must be 255 characters or less.`,
+      );
+    }
+    const template = templateOf(body);
+    const env = environmentFrom(body);
+    const files = filesFrom(body);
+    const projectId = auth.projectId as string;
+    if (await this.store.stacks.existsBy({ projectId, name, deletedAt: IsNull() })) {
+      throw new ConflictError(`The Stack (${name}) already exists.`, 'StackExists');
+    }
+    const id = randomUUID();
+    const bound = this.bindForValidation({ name, id, projectId }, template, env, files);
+    await this.checkCustomConstraints(auth, bound);
+    const credential: StackCredential = await this.identity.credentialFor(
+      { userId: auth.userId, token: auth.token },
+      id,
+    );
+    const stack = Object.assign(new HeatStackEntity(), {
+      id,
+      name,
+      projectId,
+      userId: auth.userId,
+      username: auth.userName,
+      action: 'CREATE',
+      status: 'IN_PROGRESS',
+      statusReason: 'Stack CREATE started',
+      template,
+      environment: env,
+      files,
+      timeoutMins: timeoutOf(body.timeout_mins),
+      disableRollback: boolOf(body.disable_rollback, true),
+      tags: tagsOf(body.tags),
+      credential,
+      createdAt: nowIso(),
+      updatedAt: null,
+      deletedAt: null,
+    });
+    await this.store.stacks.save(stack);
+    await this.engine.initialRows(stack, bound);
+    await this.store.setStackState(stack, 'CREATE', 'IN_PROGRESS', 'Stack CREATE started');
+    this.engine.create(stack);
+    return stack;
+  }
+
+  /** `stack create --dry-run`: the stack and its resources as they would be created, nothing made. */
+  async preview(auth: AuthContext, body: StackRequest) {
+    authorize('stacks:preview', canActOnProject(auth, auth.projectId));
+    const name = body.stack_name;
+    if (typeof name !== 'string' || !NAME_PATTERN.test(name)) {
+      throw new BadRequestError(
+        `Invalid stack name ${String(name)} must contain only alphanumeric or "_-." characters, must start with alpha and must be 255 characters or less.`,
+      );
+    }
+    const template = templateOf(body);
+    const env = environmentFrom(body);
+    const files = filesFrom(body);
+    const stack = Object.assign(new HeatStackEntity(), {
+      id: 'None',
+      name,
+      projectId: auth.projectId as string,
+      userId: auth.userId,
+      username: auth.userName,
+      action: 'INIT',
+      status: 'COMPLETE',
+      statusReason: '',
+      template,
+      environment: env,
+      files,
+      timeoutMins: timeoutOf(body.timeout_mins),
+      disableRollback: boolOf(body.disable_rollback, true),
+      tags: tagsOf(body.tags),
+      credential: {},
+      createdAt: nowIso(),
+      updatedAt: null,
+      deletedAt: null,
+    });
+    const bound = this.bindForValidation(stack, template, env, files);
+    await this.checkCustomConstraints(auth, bound);
+    const graph = bound.graph();
+    const resources = bound.resources().map((snippet) => ({
+      resource_name: snippet.name,
+      resource_type: snippet.type,
+      resource_action: 'INIT',
+      resource_status: 'COMPLETE',
+      resource_status_reason: '',
+      physical_resource_id: '',
+      description: snippet.description,
+      properties: bound.properties(snippet.name),
+      metadata: bound.metadata(snippet.name),
+      required_by: graph.dependents(snippet.name),
+      stack_name: name,
+    }));
+    return { stack, bound, resources };
+  }
+
+  /** `stack update --dry-run`: which resources an update would add, delete, replace, update or leave. */
+  async previewUpdate(auth: AuthContext, stack: HeatStackEntity, body: StackRequest, patch: boolean) {
+    authorize('stacks:preview_update', canActOnProject(auth, stack.projectId));
+    const { template, env } = this.updateInput(stack, body, patch);
+    const rows = await this.store.resources.findBy({ stackId: stack.id });
+    const plan = planUpdate(stack, new Map(rows.map((r) => [r.name, r])), template, env);
+    const changes: Record<ChangeKind, unknown[]> = {
+      added: [],
+      deleted: [],
+      replaced: [],
+      unchanged: [],
+      updated: [],
+    };
+    for (const item of plan) {
+      const row = rows.find((r) => r.name === item.name);
+      changes[item.change].push({
+        resource_name: item.name,
+        resource_type: item.type,
+        resource_action: row?.action ?? 'INIT',
+        resource_status: row?.status ?? 'COMPLETE',
+        resource_status_reason: row?.statusReason ?? '',
+        physical_resource_id: row?.physicalId ?? '',
+        resource_identity: {
+          stack_name: stack.name,
+          stack_id: stack.id,
+          tenant: stack.projectId,
+          path: `/resources/${item.name}`,
+        },
+        stack_name: stack.name,
+      });
+    }
+    return { resource_changes: changes };
+  }
+
+  private updateInput(stack: HeatStackEntity, body: StackRequest, patch: boolean) {
+    const template =
+      patch && (body.template ?? null) === null && (body.template_url ?? null) === null
+        ? (stack.template as JsonMap)
+        : templateOf(body);
+    const given = environmentFrom(body);
+    const previous = environmentOf(stack);
+    const env: StackEnvironment = patch
+      ? {
+          parameters: { ...previous.parameters, ...given.parameters },
+          parameter_defaults: { ...previous.parameter_defaults, ...given.parameter_defaults },
+          resource_registry: { ...previous.resource_registry, ...given.resource_registry },
+        }
+      : given;
+    const files = patch ? { ...stack.files, ...filesFrom(body) } : filesFrom(body);
+    return { template, env, files };
+  }
+
+  /** A stack of the caller's project by name or id (deleted ones only when asked), else 404. */
+  async lookup(auth: AuthContext, nameOrId: string, withDeleted = false): Promise<HeatStackEntity> {
+    const projectId = auth.projectId ?? '';
+    const where = withDeleted ? {} : { deletedAt: IsNull() };
+    const stack =
+      (await this.store.stacks.findOneBy({ id: nameOrId, projectId, ...where })) ??
+      (await this.store.stacks.findOne({
+        where: { name: nameOrId, projectId, ...where },
+        order: { createdAt: 'DESC' },
+      }));
+    if (!stack || !canReadProject(auth, stack.projectId))
+      throw new NotFoundError(`The Stack (${nameOrId}) could not be found.`, 'EntityNotFound');
+    return stack;
+  }
+
+  /** The stack named by both parts of `/stacks/{name}/{id}`. */
+  async identify(auth: AuthContext, name: string, id: string): Promise<HeatStackEntity> {
+    const stack = await this.store.stacks.findOneBy({ id, projectId: auth.projectId ?? '' });
+    if (!stack || stack.name !== name || !canReadProject(auth, stack.projectId)) {
+      throw new NotFoundError(`The Stack (${name}) could not be found.`, 'EntityNotFound');
+    }
+    return stack;
+  }
+
+  async list(auth: AuthContext, query: Record<string, string | string[]>) {
+    authorize('stacks:index', canReadProject(auth, auth.projectId));
+    const one = (key: string) =>
+      Array.isArray(query[key]) ? (query[key] as string[])[0] : (query[key] as string | undefined);
+    const many = (key: string) =>
+      query[key] === undefined
+        ? []
+        : Array.isArray(query[key])
+          ? (query[key] as string[])
+          : [query[key] as string];
+    const showDeleted = boolOf(one('show_deleted'), false);
+    let stacks = await this.store.stacks.findBy({
+      projectId: auth.projectId ?? '',
+      ...(showDeleted ? {} : { deletedAt: IsNull() }),
+    });
+    const names = many('name');
+    if (names.length) stacks = stacks.filter((s) => names.includes(s.name));
+    const ids = many('id');
+    if (ids.length) stacks = stacks.filter((s) => ids.includes(s.id));
+    const statuses = many('status');
+    if (statuses.length)
+      stacks = stacks.filter(
+        (s) => statuses.includes(s.status) || statuses.includes(`${s.action}_${s.status}`),
+      );
+    const actions = many('action');
+    if (actions.length) stacks = stacks.filter((s) => actions.includes(s.action));
+    const tags = one('tags');
+    if (tags) stacks = stacks.filter((s) => tags.split(',').every((t) => s.tags.includes(t)));
+    const tagsAny = one('tags_any');
+    if (tagsAny) stacks = stacks.filter((s) => tagsAny.split(',').some((t) => s.tags.includes(t)));
+    const notTags = one('not_tags');
+    if (notTags) stacks = stacks.filter((s) => !notTags.split(',').every((t) => s.tags.includes(t)));
+    const sortKey = one('sort_keys') ?? 'creation_time';
+    const field = SORT_KEYS[sortKey];
+    if (!field)
+      throw new BadRequestError(
+        `Sort key "${sortKey}" not supported: use one of ${Object.keys(SORT_KEYS).join(', ')}`,
+      );
+    const dir = (one('sort_dir') ?? 'desc').toLowerCase();
+    if (dir !== 'asc' && dir !== 'desc')
+      throw new BadRequestError(`Unknown sort direction, must be 'desc' or 'asc'`);
+    stacks.sort(
+      (a, b) => String(a[field] ?? '').localeCompare(String(b[field] ?? '')) || a.id.localeCompare(b.id),
+    );
+    if (dir === 'desc') stacks.reverse();
+    const marker = one('marker');
+    if (marker) {
+      const index = stacks.findIndex((s) => s.id === marker);
+      if (index < 0) throw new NotFoundError(`The Stack (${marker}) could not be found.`, 'EntityNotFound');
+      stacks = stacks.slice(index + 1);
+    }
+    const limitText = one('limit');
+    if (limitText !== undefined) {
+      const limit = Number(limitText);
+      if (!Number.isInteger(limit) || limit < 0)
+        throw new BadRequestError(`Only integer is acceptable by 'limit'.`);
+      stacks = stacks.slice(0, limit);
+    }
+    return stacks;
+  }
+
+  async bound(stack: HeatStackEntity) {
+    const rows = await this.store.resources.findBy({ stackId: stack.id });
+    try {
+      return bindStack(stack, new Map(rows.map((r) => [r.name, r])));
+    } catch {
+      return undefined;
+    }
+  }
+
+  async update(auth: AuthContext, stack: HeatStackEntity, body: StackRequest, patch: boolean): Promise<void> {
+    authorize('stacks:update', canActOnProject(auth, stack.projectId));
+    if (stack.status === 'IN_PROGRESS' || this.engine.busy(stack.id)) {
+      throw new ConflictError(
+        `Stack ${stack.name} already has an action (${stack.action}) in progress.`,
+        'ActionInProgress',
+      );
+    }
+    if (stack.deletedAt || stack.action === 'DELETE')
+      throw new NotFoundError(`The Stack (${stack.name}) could not be found.`, 'EntityNotFound');
+    const { template, env, files } = this.updateInput(stack, body, patch);
+    await this.checkCustomConstraints(auth, this.bindForValidation(stack, template, env, files));
+    if (body.timeout_mins !== undefined) stack.timeoutMins = timeoutOf(body.timeout_mins);
+    if (body.disable_rollback !== undefined) stack.disableRollback = boolOf(body.disable_rollback, true);
+    if (body.tags !== undefined) stack.tags = tagsOf(body.tags);
+    await this.store.stacks.save(stack);
+    await this.store.setStackState(stack, 'UPDATE', 'IN_PROGRESS', 'Stack UPDATE started');
+    this.engine.update(stack, template, env, files);
+  }
+
+  async delete(auth: AuthContext, stack: HeatStackEntity): Promise<void> {
+    authorize('stacks:delete', canActOnProject(auth, stack.projectId));
+    if (stack.deletedAt)
+      throw new NotFoundError(`The Stack (${stack.name}) could not be found.`, 'EntityNotFound');
+    if (this.engine.busy(stack.id)) {
+      throw new ConflictError(
+        `Stack ${stack.name} already has an action (${stack.action}) in progress.`,
+        'ActionInProgress',
+      );
+    }
+    await this.store.setStackState(stack, 'DELETE', 'IN_PROGRESS', 'Stack DELETE started');
+    const credential = stack.credential as unknown as StackCredential;
+    this.engine.delete(stack, () => this.identity.forget(credential, auth.token));
+  }
+
+  async resources(stack: HeatStackEntity): Promise<HeatResourceEntity[]> {
+    return this.store.resources.find({ where: { stackId: stack.id }, order: { createdAt: 'ASC' } });
+  }
+
+  async resource(stack: HeatStackEntity, name: string): Promise<HeatResourceEntity> {
+    const rows = await this.store.resources.find({
+      where: { stackId: stack.id, name },
+      order: { createdAt: 'DESC' },
+    });
+    if (!rows.length)
+      throw new NotFoundError(
+        `The Resource (${name}) could not be found in Stack ${stack.name}.`,
+        'EntityNotFound',
+      );
+    return rows[0];
+  }
+
+  async events(stack: HeatStackEntity, resourceName?: string): Promise<HeatEventEntity[]> {
+    return this.store.events.find({
+      where: { stackId: stack.id, ...(resourceName ? { resourceName } : {}) },
+      order: { seq: 'ASC' },
+    });
+  }
+
+  async validate(auth: AuthContext, body: StackRequest) {
+    authorize('stacks:validate_template', canReadProject(auth, auth.projectId));
+    const template = templateOf(body);
+    const env = environmentFrom(body);
+    const parsed = HotTemplate.parse(template);
+    const bound = parsed.bind({
+      stack: { name: 'validate', id: 'None', projectId: auth.projectId ?? '' },
+      params: env.parameters,
+      parameterDefaults: env.parameter_defaults,
+      files: filesFrom(body),
+      requireValues: false,
+    });
+    bound.graph();
+    for (const snippet of bound.resources()) {
+      if (!typeFor(env, snippet.type))
+        throw new HotError(`The Resource Type (${snippet.type}) could not be found.`, [
+          'resources',
+          snippet.name,
+        ]);
+    }
+    const parameters: Record<string, unknown> = {};
+    for (const schema of parsed.parameterSchemas) {
+      const entry: Record<string, unknown> = {
+        Type: {
+          string: 'String',
+          number: 'Number',
+          json: 'Json',
+          comma_delimited_list: 'CommaDelimitedList',
+          boolean: 'Boolean',
+        }[schema.type],
+        Description: schema.description ?? '',
+        Label: schema.label ?? schema.name,
+        NoEcho: schema.hidden ? 'true' : 'false',
+      };
+      if (schema.default !== undefined) entry.Default = schema.default;
+      if (env.parameters[schema.name] !== undefined) entry.Value = env.parameters[schema.name];
+      for (const c of schema.constraints) {
+        if (c.kind === 'allowed_values') entry.AllowedValues = c.definition;
+        if (c.kind === 'allowed_pattern') entry.AllowedPattern = c.definition;
+        if (c.kind === 'length' && isMap(c.definition)) {
+          if (c.definition.min !== undefined) entry.MinLength = c.definition.min;
+          if (c.definition.max !== undefined) entry.MaxLength = c.definition.max;
+        }
+        if (c.kind === 'range' && isMap(c.definition)) {
+          if (c.definition.min !== undefined) entry.MinValue = c.definition.min;
+          if (c.definition.max !== undefined) entry.MaxValue = c.definition.max;
+        }
+        if (c.description) entry.ConstraintDescription = c.description;
+      }
+      parameters[schema.name] = entry;
+    }
+    return {
+      Description: parsed.parsed.description || 'No description',
+      Parameters: parameters,
+      ...(parsed.parsed.parameterGroups.length ? { ParameterGroups: parsed.parsed.parameterGroups } : {}),
+      Environment: env,
+    };
+  }
+}

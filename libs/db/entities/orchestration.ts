@@ -1,0 +1,73 @@
+import { Column, Entity, Index, PrimaryColumn, PrimaryGeneratedColumn } from 'typeorm';
+import { booleanTransformer, isoTimestamp } from '../columns';
+
+/**
+ * A Heat stack: its template, environment and parameters as given, its state (Heat's action + status),
+ * its owner, and the credential the engine acts with on the owner's behalf. Deleted stacks stay as rows
+ * with `deleted_at` set (`show_deleted`).
+ */
+@Entity('heat_stack')
+@Index(['projectId', 'name'])
+export class HeatStackEntity {
+  @PrimaryColumn({ type: 'varchar', length: 36 }) id: string;
+  @Column({ type: 'varchar', length: 255 }) name: string;
+  @Column({ name: 'project_id', type: 'varchar', length: 64 }) projectId: string;
+  @Column({ name: 'user_id', type: 'varchar', length: 64 }) userId: string;
+  @Column({ type: 'varchar', length: 255 }) username: string;
+  /** CREATE, UPDATE, DELETE, ROLLBACK, ... */
+  @Column({ type: 'varchar', length: 32 }) action: string;
+  /** IN_PROGRESS, COMPLETE, FAILED. */
+  @Column({ type: 'varchar', length: 32 }) status: string;
+  @Column({ name: 'status_reason', type: 'text' }) statusReason: string;
+  @Column({ type: 'simple-json' }) template: Record<string, unknown>;
+  @Column({ type: 'simple-json' }) environment: Record<string, unknown>;
+  @Column({ type: 'simple-json' }) files: Record<string, string>;
+  @Column({ name: 'timeout_mins', type: 'integer', nullable: true }) timeoutMins: number | null;
+  @Column({ name: 'disable_rollback', type: 'boolean', transformer: booleanTransformer })
+  disableRollback: boolean;
+  @Column({ type: 'simple-json' }) tags: string[];
+  /** How the engine authenticates as the owner: an application credential (id + secret) or, failing that, a token. */
+  @Column({ type: 'simple-json' }) credential: Record<string, string>;
+  @Column({ name: 'created_at', ...isoTimestamp }) createdAt: string;
+  @Column({ name: 'updated_at', ...isoTimestamp, nullable: true }) updatedAt: string | null;
+  @Column({ name: 'deleted_at', ...isoTimestamp, nullable: true }) deletedAt: string | null;
+}
+
+/** One resource of a stack, with the properties it was last created or updated with and its attributes. */
+@Entity('heat_resource')
+@Index(['stackId'])
+export class HeatResourceEntity {
+  @PrimaryColumn({ type: 'varchar', length: 36 }) id: string;
+  @Column({ name: 'stack_id', type: 'varchar', length: 36 }) stackId: string;
+  @Column({ type: 'varchar', length: 255 }) name: string;
+  @Column({ type: 'varchar', length: 255 }) type: string;
+  @Column({ name: 'physical_id', type: 'varchar', length: 255, nullable: true }) physicalId: string | null;
+  @Column({ type: 'varchar', length: 32 }) action: string;
+  @Column({ type: 'varchar', length: 32 }) status: string;
+  @Column({ name: 'status_reason', type: 'text' }) statusReason: string;
+  @Column({ type: 'simple-json' }) properties: Record<string, unknown>;
+  /** What the resource type keeps to answer get_attr and to delete what it made (secrets excluded from views). */
+  @Column({ type: 'simple-json' }) data: Record<string, unknown>;
+  @Column({ type: 'simple-json' }) metadata: Record<string, unknown>;
+  @Column({ name: 'created_at', ...isoTimestamp }) createdAt: string;
+  @Column({ name: 'updated_at', ...isoTimestamp, nullable: true }) updatedAt: string | null;
+}
+
+/** A state change of a stack or one of its resources (`openstack stack event list`), in order of `seq`. */
+@Entity('heat_event')
+@Index(['stackId', 'seq'])
+export class HeatEventEntity {
+  @PrimaryGeneratedColumn() seq: number;
+  @Column({ type: 'varchar', length: 36, unique: true }) id: string;
+  @Column({ name: 'stack_id', type: 'varchar', length: 36 }) stackId: string;
+  @Column({ name: 'resource_name', type: 'varchar', length: 255 }) resourceName: string;
+  @Column({ name: 'physical_resource_id', type: 'varchar', length: 255, nullable: true }) physicalResourceId:
+    string | null;
+  @Column({ name: 'resource_type', type: 'varchar', length: 255 }) resourceType: string;
+  @Column({ type: 'varchar', length: 32 }) action: string;
+  @Column({ type: 'varchar', length: 32 }) status: string;
+  @Column({ name: 'status_reason', type: 'text' }) statusReason: string;
+  @Column({ name: 'created_at', ...isoTimestamp }) createdAt: string;
+}
+
+export const ORCHESTRATION_ENTITIES = [HeatStackEntity, HeatResourceEntity, HeatEventEntity];

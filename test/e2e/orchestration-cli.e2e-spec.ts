@@ -1,0 +1,354 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CloudHandle, startCloud } from './support/cloud';
+import { openstack, openstackJson, openstackOk } from './support/openstack';
+
+const TEMPLATE = `
+heat_template_version: 2018-08-31
+description: A network, a port, a key pair and a server
+parameters:
+  image:
+    type: string
+    constraints: [{custom_constraint: glance.image}]
+  flavor:
+    type: string
+    default: m1.tiny
+    constraints: [{custom_constraint: nova.flavor}]
+  label: {type: string, default: one}
+resources:
+  password: {type: OS::Heat::RandomString, properties: {length: 16}}
+  net: {type: OS::Neutron::Net, properties: {name: heat-net}}
+  subnet:
+    type: OS::Neutron::Subnet
+    properties: {network: {get_resource: net}, cidr: 192.168.77.0/24}
+  port:
+    type: OS::Neutron::Port
+    depends_on: subnet
+    properties: {network: {get_resource: net}, name: {str_replace: {template: port-L, params: {L: {get_param: label}}}}}
+  key: {type: OS::Nova::KeyPair, properties: {name: heat-key, save_private_key: true}}
+  server:
+    type: OS::Nova::Server
+    properties:
+      name: heat-server
+      image: {get_param: image}
+      flavor: {get_param: flavor}
+      key_name: {get_resource: key}
+      networks: [{port: {get_resource: port}}]
+      metadata: {label: {get_param: label}}
+outputs:
+  address: {value: {get_attr: [server, first_address]}}
+  password_length: {value: {str_split: ["", {get_attr: [password, value]}]}}
+  port_ip: {value: {get_attr: [port, fixed_ips, 0, ip_address]}}
+`;
+
+/** `openstack stack create/update --wait -f json` prints the events it waited for before the JSON. */
+async function waitedJson(env: Record<string, string>, ...args: string[]): Promise<any> {
+  const result = await openstack(env, ...args, '-f', 'json');
+  if (result.code !== 0) throw new Error(`openstack ${args.join(' ')} failed: ${result.stderr}`);
+  return JSON.parse(result.stdout.slice(result.stdout.search(/^\{/m)));
+}
+
+/** Heat with the real client: stack create/list/show/update/delete over Nova and Neutron resources. */
+describe('orchestration with /usr/bin/openstack', () => {
+  let cloud: CloudHandle;
+  let demo: Record<string, string>;
+  let alt: Record<string, string>;
+  let templateFile: string;
+
+  beforeAll(async () => {
+    cloud = await startCloud({ portBase: 24200 });
+    const admin = { OS_CLIENT_CONFIG_FILE: cloud.cloudsYaml, OS_CLOUD: 'novum-admin' };
+    demo = { OS_CLIENT_CONFIG_FILE: cloud.cloudsYaml, OS_CLOUD: 'novum-demo' };
+    alt = { ...demo, OS_CLOUD: 'novum-admin' };
+    const file = join(cloud.dataDir, 'cirros.raw');
+    writeFileSync(file, Buffer.alloc(8192, 1));
+    await openstackOk(
+      admin,
+      'image',
+      'create',
+      '--disk-format',
+      'raw',
+      '--container-format',
+      'bare',
+      '--public',
+      '--file',
+      file,
+      'cirros-heat',
+    );
+    templateFile = join(cloud.dataDir, 'stack.yaml');
+    writeFileSync(templateFile, TEMPLATE);
+  }, 120_000);
+
+  afterAll(async () => {
+    await cloud?.destroy();
+  }, 60_000);
+
+  it('is in the catalog and lists its resource types and template versions', async () => {
+    const catalog = await openstackJson<any[]>(demo, 'catalog', 'list');
+    expect(catalog.find((entry) => entry.Type === 'orchestration')?.Name).toBe('heat');
+    const types = (await openstackJson<any[]>(demo, 'orchestration', 'resource', 'type', 'list')).map(
+      (t) => t['Resource Type'],
+    );
+    expect(types).toEqual(
+      expect.arrayContaining(['OS::Nova::Server', 'OS::Neutron::Port', 'OS::Heat::RandomString']),
+    );
+    const versions = await openstackJson<any[]>(demo, 'orchestration', 'template', 'version', 'list');
+    expect(versions.map((v) => v.Version)).toContain('heat_template_version.2021-04-16');
+  }, 60_000);
+
+  it('validates templates, naming the path of an error', async () => {
+    const valid = await openstackJson(demo, 'orchestration', 'template', 'validate', '-t', templateFile);
+    expect(valid.Description).toBe('A network, a port, a key pair and a server');
+    expect(Object.keys(valid.Parameters)).toEqual(['image', 'flavor', 'label']);
+    const preview = await openstackJson(
+      demo,
+      'stack',
+      'create',
+      '--dry-run',
+      '-t',
+      templateFile,
+      '--parameter',
+      'image=cirros-heat',
+      'dry',
+    );
+    expect(preview.stack_name).toBe('dry');
+    const planned = typeof preview.resources === 'string' ? JSON.parse(preview.resources) : preview.resources;
+    expect(planned.map((r: any) => r.resource_name).sort()).toEqual([
+      'key',
+      'net',
+      'password',
+      'port',
+      'server',
+      'subnet',
+    ]);
+    expect(planned.find((r: any) => r.resource_name === 'net').required_by.sort()).toEqual([
+      'port',
+      'subnet',
+    ]);
+    expect(await openstackJson<any[]>(demo, 'stack', 'list')).toEqual([]);
+    const bad = join(cloud.dataDir, 'bad.yaml');
+    writeFileSync(
+      bad,
+      'heat_template_version: 2018-08-31\nresources:\n  v:\n    type: OS::Heat::Value\n    properties:\n      value: {get_resource: nothere}\n',
+    );
+    const result = await openstack(demo, 'orchestration', 'template', 'validate', '-t', bad);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain(
+      'resources.v.properties: The specified reference "nothere" (in v) is incorrect.',
+    );
+  }, 60_000);
+
+  it('creates a stack of Nova and Neutron resources, then updates and deletes it', async () => {
+    const created = await waitedJson(
+      demo,
+      'stack',
+      'create',
+      '-t',
+      templateFile,
+      '--parameter',
+      'image=cirros-heat',
+      '--wait',
+      'web',
+    );
+    expect(created.stack_status).toBe('CREATE_COMPLETE');
+    const listed = await openstackJson<any[]>(demo, 'stack', 'list');
+    expect(listed.map((s) => s['Stack Name'])).toEqual(['web']);
+
+    const resources = await openstackJson<any[]>(demo, 'stack', 'resource', 'list', 'web');
+    expect(resources.map((r) => r.resource_name).sort()).toEqual([
+      'key',
+      'net',
+      'password',
+      'port',
+      'server',
+      'subnet',
+    ]);
+    expect(resources.every((r) => r.resource_status === 'CREATE_COMPLETE')).toBe(true);
+    const serverResource = await openstackJson(demo, 'stack', 'resource', 'show', 'web', 'server');
+    const server = await openstackJson(demo, 'server', 'show', serverResource.physical_resource_id);
+    expect(server).toMatchObject({ name: 'heat-server', status: 'ACTIVE', key_name: 'heat-key' });
+    const portResource = resources.find((r) => r.resource_name === 'port');
+    const port = await openstackJson(demo, 'port', 'show', portResource.physical_resource_id);
+    expect(port).toMatchObject({ name: 'port-one', device_id: server.id });
+
+    const outputs = await openstackJson<any[]>(demo, 'stack', 'output', 'list', 'web');
+    expect(outputs.map((o) => o.output_key).sort()).toEqual(['address', 'password_length', 'port_ip']);
+    const address = await openstackJson(demo, 'stack', 'output', 'show', 'web', 'address');
+    expect(address.output_value).toMatch(/^192\.168\.77\.\d+$/);
+    expect((await openstackJson(demo, 'stack', 'output', 'show', 'web', 'port_ip')).output_value).toBe(
+      address.output_value,
+    );
+    expect(
+      (await openstackJson(demo, 'stack', 'output', 'show', 'web', 'password_length')).output_value,
+    ).toHaveLength(16);
+
+    const events = await openstackJson<any[]>(demo, 'stack', 'event', 'list', 'web');
+    expect(events.filter((e) => e.resource_name === 'server').map((e) => e.resource_status)).toEqual([
+      'CREATE_IN_PROGRESS',
+      'CREATE_COMPLETE',
+    ]);
+    expect(events.at(-1)).toMatchObject({ resource_name: 'web', resource_status: 'CREATE_COMPLETE' });
+    const template = await openstackJson(demo, 'stack', 'template', 'show', 'web');
+    expect(template.description).toBe('A network, a port, a key pair and a server');
+
+    // Another project does not see the stack.
+    const hidden = await openstack(alt, 'stack', 'show', 'web');
+    expect(hidden.code).not.toBe(0);
+    expect(hidden.stderr).toContain('Stack not found: web');
+
+    // `stack update --dry-run` prints each kind of change as a JSON list.
+    const plan = await openstackJson(
+      demo,
+      'stack',
+      'update',
+      '--dry-run',
+      '--existing',
+      '--parameter',
+      'label=two',
+      'web',
+    );
+    const names = (kind: string) => (JSON.parse(plan[kind]) as any[]).map((c) => c.resource_name).sort();
+    expect(names('updated')).toEqual(['port', 'server']);
+    expect(names('unchanged')).toEqual(['key', 'net', 'password', 'subnet']);
+    expect(names('replaced')).toEqual([]);
+
+    // Update in place: the label renames the port and changes the server's metadata; the flavor resizes it.
+    const updated = await waitedJson(
+      demo,
+      'stack',
+      'update',
+      '--existing',
+      '--parameter',
+      'label=two',
+      '--parameter',
+      'flavor=m1.small',
+      '--wait',
+      'web',
+    );
+    expect(updated.stack_status).toBe('UPDATE_COMPLETE');
+    expect((await openstackJson(demo, 'port', 'show', port.id)).name).toBe('port-two');
+    const after = await openstackJson(demo, 'server', 'show', server.id);
+    expect(after.id).toBe(server.id);
+    expect(JSON.stringify(after.properties)).toContain('two');
+    expect(after.flavor).toContain('m1.small');
+    const updateEvents = await openstackJson<any[]>(
+      demo,
+      'stack',
+      'event',
+      'list',
+      'web',
+      '--resource',
+      'server',
+    );
+    expect(updateEvents.map((e) => e.resource_status)).toEqual([
+      'CREATE_IN_PROGRESS',
+      'CREATE_COMPLETE',
+      'UPDATE_IN_PROGRESS',
+      'UPDATE_COMPLETE',
+    ]);
+
+    await openstackOk(demo, 'stack', 'delete', '--yes', '--wait', 'web');
+    expect(await openstackJson<any[]>(demo, 'stack', 'list')).toEqual([]);
+    expect((await openstack(demo, 'server', 'show', server.id)).code).not.toBe(0);
+    expect((await openstack(demo, 'port', 'show', port.id)).code).not.toBe(0);
+    expect((await openstack(demo, 'network', 'show', 'heat-net')).code).not.toBe(0);
+    expect((await openstack(demo, 'keypair', 'show', 'heat-key')).code).not.toBe(0);
+  }, 240_000);
+
+  it('checks custom constraints at create and rolls a failed create back', async () => {
+    const refused = await openstack(
+      demo,
+      'stack',
+      'create',
+      '-t',
+      templateFile,
+      '--parameter',
+      'image=cirros-heat',
+      '--parameter',
+      'flavor=m1.nope',
+      'nope',
+    );
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain(
+      "Parameter 'flavor' is invalid: Error validating value 'm1.nope': The Flavor ID (m1.nope) could not be found.",
+    );
+    const failing = join(cloud.dataDir, 'failing.yaml');
+    writeFileSync(
+      failing,
+      'heat_template_version: 2021-04-16\nresources:\n  net: {type: OS::Neutron::Net, properties: {name: doomed-net}}\n  boom:\n    type: OS::Heat::TestResource\n    depends_on: net\n    properties: {fail: true}\n',
+    );
+    await openstackJson(demo, 'stack', 'create', '-t', failing, '--enable-rollback', 'doomed');
+    let shown: any;
+    const deadline = Date.now() + 30_000;
+    do {
+      await new Promise((r) => setTimeout(r, 500));
+      shown = await openstackJson(demo, 'stack', 'show', 'doomed');
+    } while (shown.stack_status.endsWith('IN_PROGRESS') && Date.now() < deadline);
+    expect(shown).toMatchObject({
+      stack_status: 'ROLLBACK_COMPLETE',
+      stack_status_reason: 'Rollback completed',
+    });
+    const events = await openstackJson<any[]>(demo, 'stack', 'event', 'list', 'doomed');
+    expect(
+      events.find((e) => e.resource_name === 'boom' && e.resource_status === 'CREATE_FAILED')
+        ?.resource_status_reason,
+    ).toMatch(/^Error: resources\.boom: Test Resource failed /);
+    expect((await openstack(demo, 'network', 'show', 'doomed-net')).code).not.toBe(0);
+    await openstackOk(demo, 'stack', 'delete', '--yes', '--wait', 'doomed');
+  }, 120_000);
+
+  it("answers bad templates and other projects' stacks with Heat's fault body", async () => {
+    const issued = (await openstackJson(demo, 'token', 'issue')) as { id: string; project_id: string };
+    const token = issued.id;
+    const tokenAlt = (await openstackJson(alt, 'token', 'issue')) as { id: string; project_id: string };
+    const base = cloud.services.orchestration.replace('$(project_id)s', issued.project_id);
+    const call = (method: string, url: string, auth: string, body?: unknown) =>
+      fetch(url, {
+        method,
+        redirect: 'manual',
+        headers: { 'x-auth-token': auth, 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    const bad = await call('POST', `${base}/stacks`, token, {
+      stack_name: 'bad',
+      template: { heat_template_version: '2012-01-01', resources: {} },
+    });
+    expect(bad.status).toBe(400);
+    const fault = (await bad.json()) as any;
+    expect(fault).toMatchObject({
+      code: 400,
+      title: 'Bad Request',
+      error: { type: 'StackValidationFailed', traceback: null },
+    });
+    expect(fault.error.message).toMatch(
+      /^The template version is invalid: "heat_template_version: 2012-01-01"/,
+    );
+    expect(fault.explanation).toContain('malformed');
+
+    const made = await call('POST', `${base}/stacks`, token, {
+      stack_name: 'mine',
+      template: {
+        heat_template_version: '2021-04-16',
+        resources: { v: { type: 'OS::Heat::Value', properties: { value: 1 } } },
+      },
+    });
+    expect(made.status).toBe(201);
+    const { stack } = (await made.json()) as any;
+    expect(made.headers.get('location')).toBe(stack.links[0].href);
+    const byName = await call('GET', `${base}/stacks/mine`, token);
+    expect(byName.status).toBe(302);
+    expect(byName.headers.get('location')).toMatch(new RegExp(`/stacks/mine/${stack.id}$`));
+    const altBase = cloud.services.orchestration.replace('$(project_id)s', tokenAlt.project_id);
+    const foreign = await call('GET', `${altBase}/stacks/mine`, tokenAlt.id);
+    expect(foreign.status).toBe(404);
+    expect(((await foreign.json()) as any).error).toMatchObject({
+      message: 'The Stack (mine) could not be found.',
+    });
+    const duplicate = await call('POST', `${base}/stacks`, token, {
+      stack_name: 'mine',
+      template: { heat_template_version: '2021-04-16' },
+    });
+    expect(duplicate.status).toBe(409);
+    expect(await call('DELETE', `${base}/stacks/mine/${stack.id}`, token).then((r) => r.status)).toBe(204);
+  }, 60_000);
+});
