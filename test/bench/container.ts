@@ -1,0 +1,195 @@
+/**
+ * Container driver benchmark against a real all-in-one cloud (NOVUM_COMPUTE_DRIVERS=container, runc) as root:
+ * the first c1.tiny server of an uncached image, then POST -> ACTIVE one server at a time with the image cached,
+ * the host memory each running container costs, and 100 servers created at once until all are ACTIVE.
+ * Not a test: it asserts nothing and prints figures.
+ *
+ *   npx tsx test/bench/container.ts [sequential servers, default 20] [parallel servers, default 100]
+ *
+ * BENCH_MODE=production runs the cloud on PostgreSQL + RabbitMQ; BENCH_NETWORK=none boots the servers without
+ * a port (`networks: none`) instead of on a network of their own. NOVUM_DIST picks the build (default dist/).
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { startCloud } from '../e2e/support/cloud';
+import { api, issueToken } from '../e2e/support/keystone';
+
+const SEQUENTIAL = Number(process.argv[2] ?? 20);
+const PARALLEL = Number(process.argv[3] ?? 100);
+const FLAVOR = '11'; // c1.tiny: 1 vCPU, 256 MB, 1 GB
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const at = (sorted: number[], q: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+
+interface Bench {
+  root: string;
+  token: string;
+  image: string;
+  networks: 'none' | { uuid: string }[];
+}
+
+async function create(b: Bench, name: string): Promise<string> {
+  const response = await api(b.root, 'POST', '/servers', {
+    token: b.token,
+    headers: { 'openstack-api-version': 'compute 2.37' },
+    body: { server: { name, imageRef: b.image, flavorRef: FLAVOR, networks: b.networks } },
+  });
+  if (response.status !== 202)
+    throw new Error(`create answered ${response.status}: ${JSON.stringify(response.body)}`);
+  return response.body.server.id as string;
+}
+
+/** Polls one server every 5 ms until ACTIVE; the time since `t0`. */
+async function untilActive(b: Bench, id: string, t0: number): Promise<number> {
+  for (;;) {
+    const { body } = await api(b.root, 'GET', `/servers/${id}`, { token: b.token });
+    if (body.server.status === 'ACTIVE') return performance.now() - t0;
+    if (body.server.status === 'ERROR')
+      throw new Error(`server ${id} went to ERROR: ${JSON.stringify(body.server.fault)}`);
+    await sleep(5);
+  }
+}
+
+async function deleteAll(b: Bench): Promise<void> {
+  const { body } = await api(b.root, 'GET', '/servers', { token: b.token });
+  await Promise.all(
+    body.servers.map((s: { id: string }) => api(b.root, 'DELETE', `/servers/${s.id}`, { token: b.token })),
+  );
+  while ((await api(b.root, 'GET', '/servers', { token: b.token })).body.servers.length) await sleep(50);
+}
+
+function memAvailableMiB(): number {
+  return Number(/MemAvailable:\s+(\d+)/.exec(readFileSync('/proc/meminfo', 'utf8'))![1]) / 1024;
+}
+
+/** Memory charged to the containers' own cgroups (/novum/<uuid>), in MiB each. */
+function cgroupMiB(): number[] {
+  const base = '/sys/fs/cgroup/memory/novum';
+  let uuids: string[] = [];
+  try {
+    uuids = readdirSync(base).filter((name) => /^[0-9a-f-]{36}$/.test(name));
+  } catch {
+    return [];
+  }
+  return uuids.map(
+    (uuid) => Number(readFileSync(join(base, uuid, 'memory.usage_in_bytes'), 'utf8')) / 2 ** 20,
+  );
+}
+
+function report(label: string, values: number[]): void {
+  const sorted = [...values].sort((x, y) => x - y);
+  console.log(
+    `${label.padEnd(48)} p50 ${at(sorted, 0.5).toFixed(0).padStart(5)} ms   p95 ${at(sorted, 0.95).toFixed(0).padStart(5)} ms   (${values.length} servers)`,
+  );
+}
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0)
+    throw new Error('the container benchmark runs as root (runc, cgroups, mounts)');
+  const cloud = await startCloud({
+    portBase: 23850,
+    mode: process.env.BENCH_MODE === 'production' ? 'production' : 'embedded',
+    extraEnv: { NOVUM_COMPUTE_DRIVERS: 'container', NOVUM_LOG_LEVEL: 'warn' },
+  });
+  try {
+    const admin = await issueToken(cloud.identityUrl, {
+      user: 'admin',
+      password: cloud.adminPassword,
+      project: 'admin',
+    });
+    const { token } = await issueToken(cloud.identityUrl, {
+      user: 'demo',
+      password: cloud.demoPassword,
+      project: 'demo',
+    });
+    const project = (
+      await api(cloud.identityUrl, 'GET', '/v3/auth/tokens', { token, headers: { 'x-subject-token': token } })
+    ).body.token.project.id;
+    const root = cloud.services.compute;
+    await api(root, 'PUT', `/os-quota-sets/${project}`, {
+      token: admin.token,
+      body: { quota_set: { instances: -1, cores: -1, ram: -1 } },
+    });
+    await api(cloud.services.network, 'PUT', `/v2.0/quotas/${project}`, {
+      token: admin.token,
+      body: { quota: { port: -1 } },
+    });
+
+    const archive = join(cloud.dataDir, 'busybox.tar');
+    execFileSync(resolve(__dirname, '../../ops/images/build-busybox.sh'), [archive], { stdio: 'ignore' });
+    const imageUrl = cloud.services.image;
+    const image = (
+      await api(imageUrl, 'POST', '/v2/images', {
+        token,
+        body: { name: 'bench-busybox', disk_format: 'raw', container_format: 'docker' },
+      })
+    ).body;
+    const upload = await fetch(`${imageUrl}/v2/images/${image.id}/file`, {
+      method: 'PUT',
+      headers: { 'x-auth-token': token, 'content-type': 'application/octet-stream' },
+      body: readFileSync(archive),
+    });
+    if (upload.status !== 204) throw new Error(`image upload answered ${upload.status}`);
+
+    let networks: Bench['networks'] = 'none';
+    if (process.env.BENCH_NETWORK !== 'none') {
+      const net = cloud.services.network;
+      const network = (
+        await api(net, 'POST', '/v2.0/networks', { token, body: { network: { name: 'bench' } } })
+      ).body.network;
+      await api(net, 'POST', '/v2.0/subnets', {
+        token,
+        body: { subnet: { network_id: network.id, cidr: '10.81.0.0/22', ip_version: 4 } },
+      });
+      networks = [{ uuid: network.id }];
+    }
+    const b: Bench = { root, token, image: image.id, networks };
+    console.log(
+      `container benchmark: ${cloud.mode} mode, runc ${execFileSync('runc', ['--version'], { encoding: 'utf8' }).split('\n')[0].split(' ').pop()}, ` +
+        `network ${networks === 'none' ? 'none' : 'one port each'}, node ${process.version}`,
+    );
+
+    let t0 = performance.now();
+    const first = await untilActive(b, await create(b, 'first'), t0);
+    console.log(`${'first server, image not yet on the host'.padEnd(48)} ${first.toFixed(0).padStart(9)} ms`);
+    await deleteAll(b);
+
+    const memBefore = memAvailableMiB();
+    const latencies: number[] = [];
+    for (let i = 0; i < SEQUENTIAL; i++) {
+      t0 = performance.now();
+      latencies.push(await untilActive(b, await create(b, `seq-${i}`), t0));
+    }
+    report('POST -> ACTIVE, image cached, one at a time', latencies);
+    await sleep(1000);
+    const memAfter = memAvailableMiB();
+    const charged = cgroupMiB();
+    console.log(
+      `${'host memory per running container'.padEnd(48)} ${((memBefore - memAfter) / SEQUENTIAL).toFixed(2).padStart(9)} MiB (MemAvailable drop over ${SEQUENTIAL}; ` +
+        `its own cgroup: ${(charged.reduce((s, v) => s + v, 0) / Math.max(1, charged.length)).toFixed(2)} MiB)`,
+    );
+    await deleteAll(b);
+
+    t0 = performance.now();
+    const ids = await Promise.all(Array.from({ length: PARALLEL }, (_, i) => create(b, `par-${i}`)));
+    const accepted = performance.now() - t0;
+    const each = await Promise.all(ids.map((id) => untilActive(b, id, t0)));
+    const total = Math.max(...each);
+    console.log(
+      `${`${PARALLEL} POST /servers at once -> all ACTIVE`.padEnd(48)} ${(total / 1000).toFixed(2).padStart(9)} s  (all 202 after ${(accepted / 1000).toFixed(2)} s; ${(PARALLEL / (total / 1000)).toFixed(0)} servers/s)`,
+    );
+    t0 = performance.now();
+    await deleteAll(b);
+    console.log(
+      `${`delete ${PARALLEL} at once -> all gone`.padEnd(48)} ${((performance.now() - t0) / 1000).toFixed(2).padStart(9)} s`,
+    );
+  } finally {
+    await cloud.destroy();
+  }
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
