@@ -1,5 +1,6 @@
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
-import { identityUrlFor, NOVUM_CONFIG, NovumConfig, rootLogger } from '@novum/common';
+import { authEncryptionKey, identityUrlFor, NOVUM_CONFIG, NovumConfig, rootLogger } from '@novum/common';
 
 const TIMEOUT_MS = 30_000;
 
@@ -23,6 +24,48 @@ export class CloudError extends Error {
 export type StackCredential =
   | { kind: 'application_credential'; id: string; secret: string; userId: string }
   | { kind: 'token'; token: string };
+
+/** A StackCredential as the database keeps it: AES-256-GCM under the auth encryption key, never in clear. */
+export interface SealedCredential {
+  sealed: string;
+}
+
+/**
+ * Seals and opens stack credentials (Heat's `heat.common.crypt` with `auth_encryption_key`): whoever reads
+ * the database alone gets no secret; every orchestration process of a cloud needs the same key.
+ */
+export class CredentialSeal {
+  private readonly key: Buffer;
+
+  constructor(secret: string) {
+    this.key = createHash('sha256').update(secret).digest();
+  }
+
+  seal(credential: StackCredential): SealedCredential {
+    const iv = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', this.key, iv);
+    const data = Buffer.concat([cipher.update(JSON.stringify(credential), 'utf8'), cipher.final()]);
+    return {
+      sealed: ['v1', ...[iv, cipher.getAuthTag(), data].map((part) => part.toString('base64'))].join('.'),
+    };
+  }
+
+  open(stored: unknown): StackCredential {
+    const sealed = (stored as Partial<SealedCredential> | null)?.sealed;
+    const parts = typeof sealed === 'string' ? sealed.split('.') : [];
+    if (parts.length !== 4 || parts[0] !== 'v1') {
+      throw new Error('The stack keeps no sealed credential.');
+    }
+    const [iv, tag, data] = parts.slice(1).map((part) => Buffer.from(part, 'base64'));
+    const decipher = createDecipheriv('aes-256-gcm', this.key, iv);
+    decipher.setAuthTag(tag);
+    try {
+      return JSON.parse(Buffer.concat([decipher.update(data), decipher.final()]).toString('utf8'));
+    } catch {
+      throw new Error("The stack's credential does not open with this auth encryption key.");
+    }
+  }
+}
 
 interface CatalogEndpoint {
   interface: string;
@@ -99,8 +142,11 @@ export class IdentityClient {
   private readonly url: string;
   private readonly sessions = new Map<string, { session: CloudSession; expiresAt: number }>();
 
+  readonly credentials: CredentialSeal;
+
   constructor(@Inject(NOVUM_CONFIG) config: NovumConfig) {
     this.url = identityUrlFor(config);
+    this.credentials = new CredentialSeal(authEncryptionKey(config));
   }
 
   /** Makes the credential a new stack keeps: an application credential of the user, else their token. */

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { AuthContext } from '@novum/auth';
 import { acquireDataSource, HeatStackEntity, releaseDataSource } from '@novum/db';
 import { DataSource } from 'typeorm';
-import { IdentityClient } from './cloud';
+import { CredentialSeal, IdentityClient } from './cloud';
 import { Engine } from './engine';
 import { StackService } from './stack.service';
 import { StackStore } from './stack.store';
@@ -25,6 +25,7 @@ const auth: AuthContext = {
 /** Core resources never reach the cloud; the identity client only hands out a token credential. */
 const identity = {
   credentialFor: async () => ({ kind: 'token', token: 'user-token' }),
+  credentials: new CredentialSeal('unit-test-key'),
   forget: async () => undefined,
   session: async () => {
     throw new Error('no cloud in unit tests');

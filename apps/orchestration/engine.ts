@@ -3,7 +3,7 @@ import { Injectable, OnApplicationShutdown, OnModuleInit } from '@nestjs/common'
 import { rootLogger } from '@novum/common';
 import { HeatResourceEntity, HeatStackEntity, nowIso } from '@novum/db';
 import { BoundTemplate, deepEqual, HotError, HotTemplate, isMap, Json, JsonMap } from '@novum/hot';
-import { CloudError, IdentityClient, StackCredential } from './cloud';
+import { CloudError, IdentityClient } from './cloud';
 import { resourceType } from './resources/registry';
 import {
   ActionContext,
@@ -255,9 +255,8 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
   }
 
   private context(stack: HeatStackEntity, row: HeatResourceEntity, deadline: number): ActionContext {
-    const credential = stack.credential as unknown as StackCredential;
     return {
-      cloud: () => this.identity.session(stack.id, credential),
+      cloud: () => this.identity.session(stack.id, this.identity.credentials.open(stack.credential)),
       stackName: stack.name,
       stackId: stack.id,
       // Stable for the resource's life, so an in-place update keeps a defaulted name.

@@ -183,7 +183,7 @@ export class StackService {
       timeoutMins: timeoutOf(body.timeout_mins),
       disableRollback: boolOf(body.disable_rollback, true),
       tags: tagsOf(body.tags),
-      credential,
+      credential: this.identity.credentials.seal(credential),
       createdAt: nowIso(),
       updatedAt: null,
       deletedAt: null,
@@ -423,8 +423,9 @@ export class StackService {
       );
     }
     await this.store.setStackState(stack, 'DELETE', 'IN_PROGRESS', 'Stack DELETE started');
-    const credential = stack.credential as unknown as StackCredential;
-    this.engine.delete(stack, () => this.identity.forget(credential, auth.token));
+    this.engine.delete(stack, () =>
+      this.identity.forget(this.identity.credentials.open(stack.credential), auth.token),
+    );
   }
 
   async resources(stack: HeatStackEntity): Promise<HeatResourceEntity[]> {

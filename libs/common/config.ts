@@ -35,6 +35,7 @@ export interface NovumConfig {
   shelvedOffloadTimeSeconds: number;
   reclaimInstanceIntervalSeconds: number;
   servicePassword: string | undefined;
+  authEncryptionKey: string | undefined;
   ports: { identity: number; compute: number; image: number; network: number; orchestration: number };
 }
 
@@ -303,6 +304,14 @@ export const SETTINGS: Settings = {
     default: undefined,
     parse: text,
   },
+  authEncryptionKey: {
+    env: 'NOVUM_AUTH_ENCRYPTION_KEY',
+    describe:
+      "Key the orchestration service encrypts the credentials it keeps for stacks with (Heat's auth_encryption_key); generated into the data dir when unset",
+    default: undefined,
+    parse: text,
+  },
+
   ports: {
     identity: { env: 'NOVUM_IDENTITY_PORT', describe: 'Keystone API port', default: '5000', parse: port },
     compute: { env: 'NOVUM_COMPUTE_PORT', describe: 'Nova API port', default: '8774', parse: port },

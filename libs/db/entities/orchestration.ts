@@ -26,7 +26,10 @@ export class HeatStackEntity {
   @Column({ name: 'disable_rollback', type: 'boolean', transformer: booleanTransformer })
   disableRollback: boolean;
   @Column({ type: 'simple-json' }) tags: string[];
-  /** How the engine authenticates as the owner: an application credential (id + secret) or, failing that, a token. */
+  /**
+   * How the engine authenticates as the owner: an application credential (id + secret) or, failing that, a
+   * token; sealed (AES-256-GCM under the auth encryption key) as `{ sealed }`, never kept in clear.
+   */
   @Column({ type: 'simple-json' }) credential: Record<string, string>;
   @Column({ name: 'created_at', ...isoTimestamp }) createdAt: string;
   @Column({ name: 'updated_at', ...isoTimestamp, nullable: true }) updatedAt: string | null;
