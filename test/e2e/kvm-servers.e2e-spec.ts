@@ -234,6 +234,81 @@ const skip = missingTools;
       expect(count(await consoleLog(), VM_IMAGE_BOOTLOADER)).toBe(boots);
     });
 
+    let readyBeforeResize = 0;
+    /** The arguments after each `option` on the command line of the server's QEMU. */
+    const argOf = (option: string) => {
+      const args = readFileSync(`/proc/${qemuOf(id)}/cmdline`, 'utf8').split('\0');
+      return args.flatMap((arg, i) => (arg === option ? [args[i + 1]] : []));
+    };
+
+    it('resizes to a bigger flavour (a new QEMU with its vCPUs and RAM) and confirms', async () => {
+      await openstackOk(
+        admin,
+        'flavor',
+        'create',
+        '--vcpus',
+        '2',
+        '--ram',
+        '640',
+        '--disk',
+        '2',
+        '--property',
+        'novum:driver=kvm',
+        'm1.resize-test',
+      );
+      const pid = qemuOf(id)!;
+      readyBeforeResize = count(await consoleLog(), 'novum-guest ready');
+      await openstackOk(demo, 'server', 'resize', '--flavor', 'm1.resize-test', id);
+      await waitStatus(id, 'VERIFY_RESIZE');
+      expect(gone(pid)).toBe(true);
+      expect(argOf('-smp')).toEqual(['2']);
+      expect(argOf('-m')).toEqual(['640M']);
+      expect(existsSync(join(instances(), id, 'disk.resize-orig'))).toBe(true);
+
+      await openstackOk(demo, 'server', 'resize', 'confirm', id);
+      await waitStatus(id, 'ACTIVE');
+      expect(existsSync(join(instances(), id, 'disk.resize-orig'))).toBe(false);
+      expect(argOf('-smp')).toEqual(['2']);
+    });
+
+    it('reports diagnostics from QEMU (admin, 2.48)', async () => {
+      const { token: adminToken } = await issueToken(cloud.identityUrl, {
+        user: 'admin',
+        password: cloud.adminPassword,
+        project: 'admin',
+      });
+      const { status, body } = await api(cloud.services.compute, 'GET', `/servers/${id}/diagnostics`, {
+        token: adminToken,
+        headers: { 'OpenStack-API-Version': 'compute 2.48' },
+      });
+      expect(status).toBe(200);
+      expect(body).toMatchObject({ state: 'running', hypervisor: 'qemu', num_cpus: 2, num_nics: 1 });
+      expect(body.memory_details.maximum).toBe(640);
+      expect(body.nic_details[0].mac_address).toMatch(/^fa:16:3e:/);
+    });
+
+    it('rescues the server (the rescue image boots first, its disk second) and unrescues it', async () => {
+      // Booted since the resize, so that it answers the ACPI power button rescue presses.
+      await waitConsole('novum-guest ready', readyBeforeResize + 1);
+      await openstackOk(demo, 'server', 'rescue', id);
+      await waitStatus(id, 'RESCUE');
+      expect(argOf('-device').filter((arg) => arg.includes('bootindex'))).toEqual([
+        'virtio-blk-pci,drive=rescue,id=rescue-disk,bootindex=1',
+      ]);
+      expect(argOf('-blockdev').map((arg) => /node-name=(\w+)/.exec(arg)?.[1])).toEqual([
+        'rescue',
+        'root',
+        'config',
+      ]);
+
+      await openstackOk(demo, 'server', 'unrescue', id);
+      await waitStatus(id, 'ACTIVE');
+      expect(existsSync(join(instances(), id, 'disk.rescue'))).toBe(false);
+      expect(argOf('-device').filter((arg) => arg.includes('bootindex'))).toEqual([
+        'virtio-blk-pci,drive=root,id=root-disk,bootindex=1',
+      ]);
+    });
+
     it('deletes the server and leaves no process, cgroup, tap or file behind', async () => {
       const pid = qemuOf(id)!;
       await openstackOk(demo, 'server', 'delete', '--wait', id);

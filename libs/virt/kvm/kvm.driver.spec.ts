@@ -1,7 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
-import { createReadStream, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  createReadStream,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -90,6 +98,7 @@ if (skip) {
       }
       throw new Error(`no ${count}x "${text}" on the console of ${uuid}:\n${output.slice(-2000)}`);
     };
+    const count = (text: string, part: string) => text.split(part).length - 1;
     let guest: InstanceSpec;
 
     beforeAll(() => driver.init('kvm-host'), 30_000);
@@ -217,6 +226,115 @@ if (skip) {
       expect(info['backing-filename']).toBeUndefined();
       expect((await driver.getInfo(guest)).state).toBe(PowerState.RUNNING);
     }, 60_000);
+
+    it('reports diagnostics from QMP and /proc: vCPUs, disks, memory, uptime', async () => {
+      const diagnostics = await driver.getDiagnostics(guest);
+      expect(diagnostics).toMatchObject({
+        state: 'running',
+        driver: 'kvm',
+        hypervisor: 'qemu',
+        hypervisorOs: 'linux',
+        configDrive: true,
+        nics: [],
+        memory: { maximumMb: 128 },
+      });
+      expect(diagnostics.cpus).toEqual([{ id: 0, timeNs: expect.any(Number), utilisation: null }]);
+      expect(diagnostics.cpus[0].timeNs).toBeGreaterThan(0);
+      // root, ephemeral, swap and config drive; the guest read its root disk and the config drive.
+      expect(diagnostics.disks).toHaveLength(4);
+      expect(diagnostics.disks[0].readBytes).toBeGreaterThan(0);
+      expect(diagnostics.disks[3].readRequests).toBeGreaterThan(0);
+      expect(diagnostics.memory.usedMb).toBeGreaterThan(0);
+      expect(diagnostics.memory.usedMb).toBeLessThanOrEqual(128);
+      expect(diagnostics.uptimeSeconds).toBeGreaterThanOrEqual(0);
+    }, 30_000);
+
+    const argOf = (option: string) => {
+      const args = readFileSync(`/proc/${pidOf(guest.uuid)}/cmdline`, 'utf8').split('\0');
+      return args.flatMap((arg, i) => (arg === option ? [args[i + 1]] : []));
+    };
+    const sizeOf = (file: string) =>
+      JSON.parse(
+        execFileSync('qemu-img', ['info', '-U', '--output=json', join(dir(guest.uuid), file)], {
+          encoding: 'utf8',
+        }),
+      )['virtual-size'];
+
+    it('resizes: a new QEMU with the new vCPUs and RAM, grown disks, reverted to the old ones', async () => {
+      const larger: FlavorSpec = {
+        ...flavor,
+        vcpus: 2,
+        memoryMb: 192,
+        rootGb: 2,
+        ephemeralGb: 2,
+        swapMb: 32,
+      };
+      const before = pidOf(guest.uuid);
+      await expect(
+        driver.resize(guest, { ...larger, ephemeralGb: 0 }, [], { timeoutSeconds: 0 }),
+      ).rejects.toThrow('Resize error: Unable to resize disk down.');
+      expect(pidOf(guest.uuid)).toBe(before);
+
+      await driver.resize(guest, larger, [], { timeoutSeconds: 0 });
+      expect(alive(before)).toBe(false);
+      expect(argOf('-smp')).toEqual(['2']);
+      expect(argOf('-m')).toEqual(['192M']);
+      expect([sizeOf('disk'), sizeOf('disk.eph0'), sizeOf('disk.swap')]).toEqual([
+        2 * 1024 ** 3,
+        2 * 1024 ** 3,
+        32 * 1024 ** 2,
+      ]);
+      expect(sizeOf('disk.resize-orig')).toBe(1024 ** 3);
+      expect(
+        readFileSync(join(KvmDriver.cgroupPath(guest.uuid), 'memory.limit_in_bytes'), 'utf8').trim(),
+      ).toBe(String((192 + 256) * 1024 * 1024));
+      await expect(driver.powerOff(guest)).rejects.toThrow(/resize awaits confirm or revert/);
+
+      await driver.revertResize(guest, []);
+      expect(argOf('-smp')).toEqual(['1']);
+      expect(argOf('-m')).toEqual(['128M']);
+      expect([sizeOf('disk'), sizeOf('disk.eph0'), sizeOf('disk.swap')]).toEqual([
+        1024 ** 3,
+        1024 ** 3,
+        64 * 1024 ** 2,
+      ]);
+      expect(readdirSync(dir(guest.uuid)).filter((file) => file.includes('resize'))).toEqual([]);
+
+      await driver.resize(guest, larger, [], { timeoutSeconds: 0 });
+      await driver.confirmResize(guest);
+      expect(argOf('-smp')).toEqual(['2']);
+      expect(sizeOf('disk')).toBe(2 * 1024 ** 3);
+      expect(readdirSync(dir(guest.uuid)).filter((file) => file.includes('resize'))).toEqual([]);
+      // Never shrunk: back to a 1 GiB root disk is refused.
+      await expect(driver.resize(guest, flavor, [], { timeoutSeconds: 0 })).rejects.toThrow(
+        'Resize error: Unable to resize disk down.',
+      );
+      guest = { ...guest, flavor: larger };
+    }, 90_000);
+
+    it('rescues: the rescue image boots first, the root disk second; unrescue boots the guest again', async () => {
+      const banners = count(await driver.getConsoleOutput(guest), VM_IMAGE_BANNER);
+      await driver.rescue(guest, tiny(), [], { rescuePassword: 'secret' });
+      expect(argOf('-blockdev').map((arg) => /node-name=(\w+)/.exec(arg)?.[1])).toEqual([
+        'rescue',
+        'root',
+        'config',
+      ]);
+      expect(argOf('-device').filter((arg) => arg.includes('bootindex'))).toEqual([
+        'virtio-blk-pci,drive=rescue,id=rescue-disk,bootindex=1',
+      ]);
+      expect(argOf('-blockdev')[2]).toContain('disk.config.rescue');
+      await waitConsole(guest.uuid, VM_IMAGE_BANNER, banners + 1);
+      await expect(driver.reboot(guest, 'HARD', [])).rejects.toThrow(/It is rescued/);
+
+      await driver.unrescue(guest);
+      expect(existsSync(join(dir(guest.uuid), 'disk.rescue'))).toBe(false);
+      expect(existsSync(join(dir(guest.uuid), 'disk.config.rescue'))).toBe(false);
+      expect(argOf('-device').filter((arg) => arg.includes('bootindex'))).toEqual([
+        'virtio-blk-pci,drive=root,id=root-disk,bootindex=1',
+      ]);
+      expect((await driver.getInfo(guest)).state).toBe(PowerState.RUNNING);
+    }, 90_000);
 
     it('destroys a guest without a trace: process, cgroup, files', async () => {
       const pid = pidOf(guest.uuid);

@@ -43,7 +43,7 @@ import {
   versionToInt,
 } from '../driver';
 import type { HostNetwork } from '../net/host-network';
-import { PowerState } from '../states';
+import { POWER_STATE_NAMES, PowerState } from '../states';
 import { writeConfigDriveIso } from './config-drive-iso';
 import { ImageCache } from './image-cache';
 import { QmpClient } from './qmp-client';
@@ -81,21 +81,31 @@ interface GuestRecord {
   flavor: FlavorSpec;
   imageId: string;
   vifs: Vif[];
+  /** The flavour from before a resize that awaits confirm or revert (its disks kept as `<disk>.resize-orig`). */
+  oldFlavor?: FlavorSpec;
+  /** Rescued: the rescue image boots from `disk.rescue`, the guest's own root disk second. */
+  rescue?: { imageId: string };
 }
 
 const CAPABILITIES: DriverCapabilities = {
   pause: true,
   suspend: true,
-  rescue: false,
+  rescue: true,
   snapshot: true,
-  resize: false,
+  resize: true,
   consoleOutput: true,
   serialConsole: false,
   attachInterface: false,
   triggerCrashDump: false,
-  diagnostics: false,
+  diagnostics: true,
   liveMigration: false,
 };
+/** What a guest accepts while a resize awaits confirm or revert, and while it is rescued. */
+const RESIZE_EXITS: readonly DriverOperation[] = ['confirmResize', 'revertResize', 'triggerCrashDump'];
+const RESCUE_EXITS: readonly DriverOperation[] = ['unrescue', 'triggerCrashDump'];
+/** The disks a resize changes, kept as `<file>.resize-orig` until confirm (or put back by a revert). */
+const RESIZED_DISKS = ['disk', 'disk.eph0', 'disk.swap'] as const;
+const ORIG = '.resize-orig';
 const UNSUPPORTED = new Set(
   (Object.keys(CAPABILITY_OPERATIONS) as (keyof DriverCapabilities)[])
     .filter((capability) => !CAPABILITIES[capability])
@@ -105,6 +115,8 @@ const UNSUPPORTED = new Set(
 const { NOSTATE, RUNNING, PAUSED, SHUTDOWN, CRASHED, SUSPENDED } = PowerState;
 const GIB = 1024 ** 3;
 const TRIM_INTERVAL_MS = 30_000;
+/** How often a clean shutdown presses the guest's power button again (Nova's SHUTDOWN_RETRY_INTERVAL). */
+const POWERDOWN_RETRY_MS = 10_000;
 /** Unix socket paths longer than this do not fit in sockaddr_un. */
 const MAX_SOCKET_PATH = 107;
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -283,7 +295,7 @@ export class KvmDriver implements ComputeDriver {
   }
 
   async reboot(instance: InstanceSpec, type: RebootType, _networkInfo: NetworkInfo): Promise<void> {
-    const record = await this.record(instance.uuid);
+    const record = await this.record(instance.uuid, 'reboot');
     const state = await this.stateOf(record.uuid);
     if (type === 'SOFT') {
       if (state !== RUNNING) throw new InstanceInvalidState(record.uuid, 'reboot', state);
@@ -301,13 +313,13 @@ export class KvmDriver implements ComputeDriver {
   }
 
   async powerOff(instance: InstanceRef, options: { timeoutSeconds?: number } = {}): Promise<void> {
-    const record = await this.record(instance.uuid);
+    const record = await this.record(instance.uuid, 'powerOff');
     await this.stopProcess(record, options.timeoutSeconds ?? this.options.powerOffSeconds ?? 60);
     await rm(this.stateFile(record.uuid), { force: true });
   }
 
   async powerOn(instance: InstanceSpec, _networkInfo: NetworkInfo): Promise<void> {
-    const record = await this.record(instance.uuid);
+    const record = await this.record(instance.uuid, 'powerOn');
     const state = await this.stateOf(record.uuid);
     if (state === RUNNING) return;
     if (state !== SHUTDOWN && state !== CRASHED) {
@@ -327,7 +339,7 @@ export class KvmDriver implements ComputeDriver {
 
   /** Saves the guest's state to a file with QEMU's migration (`exec:cat > file`) and ends the process. */
   async suspend(instance: InstanceRef): Promise<void> {
-    const record = await this.record(instance.uuid);
+    const record = await this.record(instance.uuid, 'suspend');
     const state = await this.stateOf(record.uuid);
     if (state !== RUNNING) throw new InstanceInvalidState(record.uuid, 'suspend', state);
     const client = await this.qmp(record.uuid);
@@ -347,19 +359,77 @@ export class KvmDriver implements ComputeDriver {
 
   /** Starts QEMU paused on the saved state (`-incoming`), then lets the guest run on. */
   async resume(instance: InstanceSpec, _networkInfo: NetworkInfo): Promise<void> {
-    const record = await this.record(instance.uuid);
+    const record = await this.record(instance.uuid, 'resume');
     const state = await this.stateOf(record.uuid);
     if (state !== SUSPENDED) throw new InstanceInvalidState(record.uuid, 'resume', state);
     await this.start(record, this.stateFile(record.uuid));
     await rm(this.stateFile(record.uuid), { force: true });
   }
 
-  async rescue(instance: InstanceSpec): Promise<void> {
-    this.unsupported('rescue', instance);
+  /**
+   * Nova's libvirt rescue: the guest powered off (ACPI within powerOffSeconds), then booted from a fresh
+   * overlay of the rescue image (`disk.rescue`, the first disk) with its own root disk as the second and a
+   * rescue config drive (`disk.config.rescue`, the rescue password as admin_pass); ephemeral and swap disks
+   * stay out. Ends RUNNING.
+   */
+  async rescue(
+    instance: InstanceSpec,
+    rescueImage: ImageSource,
+    networkInfo: NetworkInfo,
+    options: { rescuePassword?: string } = {},
+  ): Promise<void> {
+    const record = await this.record(instance.uuid, 'rescue');
+    const state = await this.stateOf(record.uuid);
+    if (![RUNNING, SHUTDOWN, CRASHED].includes(state)) {
+      throw new InstanceInvalidState(record.uuid, 'rescue', state);
+    }
+    const base = await this.images.prepare(rescueImage);
+    await this.stopProcess(record, this.options.powerOffSeconds ?? 60);
+    const paths = this.paths(record.uuid, record.flavor, true);
+    await rm(paths.rescueDisk!, { force: true });
+    await mustRun('qemu-img', [
+      'create',
+      '-q',
+      '-f',
+      'qcow2',
+      '-F',
+      base.format,
+      '-b',
+      base.path,
+      paths.rescueDisk!,
+      String(base.virtualSize),
+    ]);
+    const files = configDriveFiles(instance, networkInfo, { adminPassword: options.rescuePassword });
+    await writeConfigDriveIso(files, paths.configDrive);
+    record.rescue = { imageId: rescueImage.id };
+    await this.save(record);
+    try {
+      await this.start(record);
+    } catch (error) {
+      await this.stopProcess(record, 0);
+      delete record.rescue;
+      await this.save(record);
+      await this.dropRescueDisks(record.uuid);
+      throw error;
+    }
   }
 
+  /** The rescue system ends (no grace: it is disposable), its disks go, and the guest boots its own disk. */
   async unrescue(instance: InstanceRef): Promise<void> {
-    this.unsupported('unrescue', instance);
+    const record = await this.record(instance.uuid, 'unrescue');
+    if (!record.rescue) {
+      throw new InstanceInvalidState(
+        record.uuid,
+        'unrescue',
+        await this.stateOf(record.uuid),
+        'Not rescued.',
+      );
+    }
+    await this.stopProcess(record, 0);
+    delete record.rescue;
+    await this.save(record);
+    await this.dropRescueDisks(record.uuid);
+    await this.start(record);
   }
 
   async rebuild(
@@ -368,7 +438,7 @@ export class KvmDriver implements ComputeDriver {
     networkInfo: NetworkInfo,
     options: SpawnOptions = {},
   ): Promise<void> {
-    const record = await this.record(instance.uuid);
+    const record = await this.record(instance.uuid, 'rebuild');
     const state = await this.stateOf(record.uuid);
     if (![RUNNING, SHUTDOWN, CRASHED].includes(state)) {
       throw new InstanceInvalidState(record.uuid, 'rebuild', state);
@@ -387,16 +457,111 @@ export class KvmDriver implements ComputeDriver {
     if (options.powerOn ?? true) await this.start(record);
   }
 
-  async resize(instance: InstanceSpec): Promise<void> {
-    this.unsupported('resize', instance);
+  /**
+   * Same-host resize, as Nova's libvirt driver: the guest powered off (ACPI within `timeoutSeconds`, then
+   * `quit`), because QEMU cannot change vCPUs or RAM of a running guest without hotplug; its disks copied
+   * aside for a revert (`<disk>.resize-orig`, sparse and reflinked where the file system can: an overlay holds
+   * only what the guest wrote); the root overlay (and the ephemeral disk) grown with `qemu-img resize`, the
+   * swap disk made afresh at the new size; a new QEMU with the new flavour's `-smp`/`-m` and memory cgroup.
+   * A smaller root or ephemeral disk is refused before anything changes, with Nova's ResizeError.
+   */
+  async resize(
+    instance: InstanceSpec,
+    newFlavor: FlavorSpec,
+    _networkInfo: NetworkInfo,
+    options: { powerOn?: boolean; timeoutSeconds?: number } = {},
+  ): Promise<void> {
+    const record = await this.record(instance.uuid, 'resize');
+    const state = await this.stateOf(record.uuid);
+    if (![RUNNING, SHUTDOWN, CRASHED].includes(state)) {
+      throw new InstanceInvalidState(record.uuid, 'resize', state);
+    }
+    const dir = this.dir(record.uuid);
+    const rootBytes = await virtualSize(join(dir, 'disk'));
+    const newRootBytes = newFlavor.rootGb > 0 ? newFlavor.rootGb * GIB : rootBytes;
+    if (newRootBytes < rootBytes || newFlavor.ephemeralGb < record.flavor.ephemeralGb) {
+      throw new DriverError('Resize error: Unable to resize disk down.');
+    }
+    await this.stopProcess(record, options.timeoutSeconds ?? this.options.powerOffSeconds ?? 60);
+    const oldFlavor = record.flavor;
+    try {
+      for (const file of RESIZED_DISKS) {
+        const path = join(dir, file);
+        await rm(path + ORIG, { force: true });
+        if (!existsSync(path)) continue;
+        await mustRun('cp', ['--sparse=always', '--reflink=auto', path, `${path}${ORIG}.tmp`]);
+        await rename(`${path}${ORIG}.tmp`, path + ORIG);
+      }
+      if (newRootBytes > rootBytes)
+        await mustRun('qemu-img', ['resize', '-q', join(dir, 'disk'), String(newRootBytes)]);
+      const eph = join(dir, 'disk.eph0');
+      if (newFlavor.ephemeralGb > oldFlavor.ephemeralGb) {
+        if (existsSync(eph)) await mustRun('qemu-img', ['resize', '-q', eph, `${newFlavor.ephemeralGb}G`]);
+        else await mustRun('qemu-img', ['create', '-q', '-f', 'qcow2', eph, `${newFlavor.ephemeralGb}G`]);
+      }
+      const swap = join(dir, 'disk.swap');
+      if (newFlavor.swapMb !== oldFlavor.swapMb) {
+        await rm(swap, { force: true });
+        if (newFlavor.swapMb > 0) {
+          await mustRun('qemu-img', ['create', '-q', '-f', 'qcow2', swap, `${newFlavor.swapMb}M`]);
+        }
+      }
+      record.oldFlavor = oldFlavor;
+      record.flavor = newFlavor;
+      await this.save(record);
+      if (options.powerOn ?? true) await this.start(record);
+    } catch (error) {
+      // No resize to confirm or revert: the old flavour and disks, powered as they were asked to be.
+      await this.stopProcess(record, 0).catch(() => undefined);
+      await this.restoreResizedDisks(record.uuid, oldFlavor);
+      record.flavor = oldFlavor;
+      delete record.oldFlavor;
+      await this.save(record);
+      if (options.powerOn ?? true) await this.start(record).catch(() => undefined);
+      throw error;
+    }
   }
 
+  /** Drops the disks kept for a revert; the guest runs on with the new flavour. */
   async confirmResize(instance: InstanceRef): Promise<void> {
-    this.unsupported('confirmResize', instance);
+    const record = await this.record(instance.uuid, 'confirmResize');
+    if (!record.oldFlavor) {
+      throw new InstanceInvalidState(
+        record.uuid,
+        'confirmResize',
+        await this.stateOf(record.uuid),
+        'No resize.',
+      );
+    }
+    delete record.oldFlavor;
+    await this.save(record);
+    for (const file of RESIZED_DISKS) await rm(join(this.dir(record.uuid), file + ORIG), { force: true });
   }
 
-  async revertResize(instance: InstanceSpec): Promise<void> {
-    this.unsupported('revertResize', instance);
+  /**
+   * Back to the old flavour and to the disks as they were when the resize began (what the guest wrote since
+   * is lost, as in Nova's libvirt revert, which restores the disks from before the migration).
+   */
+  async revertResize(
+    instance: InstanceSpec,
+    _networkInfo: NetworkInfo,
+    options: { powerOn?: boolean } = {},
+  ): Promise<void> {
+    const record = await this.record(instance.uuid, 'revertResize');
+    if (!record.oldFlavor) {
+      throw new InstanceInvalidState(
+        record.uuid,
+        'revertResize',
+        await this.stateOf(record.uuid),
+        'No resize.',
+      );
+    }
+    await this.stopProcess(record, 0);
+    await this.restoreResizedDisks(record.uuid, record.oldFlavor);
+    record.flavor = record.oldFlavor;
+    delete record.oldFlavor;
+    await this.save(record);
+    if (options.powerOn ?? true) await this.start(record);
   }
 
   /**
@@ -404,7 +569,7 @@ export class KvmDriver implements ComputeDriver {
    * copy (QEMU flushes its disks when it stops the guest), then uploaded; the guest runs on meanwhile.
    */
   async snapshot(instance: InstanceRef, imageId: string, upload: SnapshotUpload): Promise<void> {
-    const record = await this.record(instance.uuid);
+    const record = await this.record(instance.uuid, 'snapshot');
     const status = (await this.livePid(record.uuid)) ? await this.qemuStatus(record.uuid) : undefined;
     const file = join(this.dir(record.uuid), `snapshot-${imageId.replace(/[^0-9A-Za-z-]/g, '')}.qcow2`);
     const client = status === 'running' ? await this.qmp(record.uuid) : undefined;
@@ -458,8 +623,84 @@ export class KvmDriver implements ComputeDriver {
     this.unsupported('triggerCrashDump', instance);
   }
 
+  /**
+   * Nova's get_instance_diagnostics from QMP and /proc: vCPU times from each vCPU thread
+   * (query-cpus-fast's thread ids), disk counters from query-blockstats, NIC counters from the taps on the
+   * command line (the host's tx is the guest's rx), memory used as QEMU's resident set (at most the
+   * flavour's), uptime from the process's start. A guest without a process reports its state and nothing more.
+   */
   async getDiagnostics(instance: InstanceRef): Promise<Diagnostics> {
-    this.unsupported('getDiagnostics', instance);
+    const record = await this.record(instance.uuid);
+    const state = await this.stateOf(record.uuid);
+    const diagnostics: Diagnostics = {
+      state: POWER_STATE_NAMES[state],
+      driver: this.name,
+      hypervisor: this.accel === 'kvm' ? 'kvm' : 'qemu',
+      hypervisorOs: 'linux',
+      uptimeSeconds: 0,
+      configDrive: true,
+      cpus: [],
+      nics: [],
+      disks: [],
+      memory: { maximumMb: record.flavor.memoryMb, usedMb: 0 },
+    };
+    const pid = await this.livePid(record.uuid);
+    if (!pid) return diagnostics;
+    const client = await this.qmp(record.uuid);
+    const ticks = 100; // USER_HZ, the unit of /proc's times on Linux
+    const procStat = async (path: string) => {
+      const text = await readFile(path, 'utf8').catch(() => '');
+      // The fields after the command name: state is [0], utime [11], stime [12], starttime [19].
+      return text.slice(text.lastIndexOf(')') + 2).split(' ');
+    };
+    const uptime = Number((await readFile('/proc/uptime', 'utf8')).split(' ')[0]);
+    diagnostics.uptimeSeconds = Math.max(
+      0,
+      Math.round(uptime - Number((await procStat(`/proc/${pid}/stat`))[19]) / ticks),
+    );
+    const vcpus = await client.execute<{ 'cpu-index': number; 'thread-id': number }[]>('query-cpus-fast');
+    for (const vcpu of vcpus) {
+      const fields = await procStat(`/proc/${pid}/task/${vcpu['thread-id']}/stat`);
+      const time = (Number(fields[11]) || 0) + (Number(fields[12]) || 0);
+      diagnostics.cpus.push({
+        id: vcpu['cpu-index'],
+        timeNs: Math.round((time * 1e9) / ticks),
+        utilisation: null,
+      });
+    }
+    const blockstats = await client.execute<{ stats: Record<string, number> }[]>('query-blockstats');
+    diagnostics.disks = blockstats.map(({ stats }) => ({
+      readBytes: stats.rd_bytes ?? 0,
+      readRequests: stats.rd_operations ?? 0,
+      writeBytes: stats.wr_bytes ?? 0,
+      writeRequests: stats.wr_operations ?? 0,
+      errorsCount: (stats.failed_rd_operations ?? 0) + (stats.failed_wr_operations ?? 0),
+    }));
+    const args = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
+    const taps = args.flatMap((arg) => /^tap,id=(net\d+),ifname=([^,]+)/.exec(arg)?.slice(1, 3) ?? []);
+    for (let i = 0; i < taps.length; i += 2) {
+      const mac = args
+        .map((arg) => new RegExp(`^virtio-net-pci,netdev=${taps[i]},mac=([^,]+)`).exec(arg)?.[1])
+        .find(Boolean);
+      const counter = async (name: string) =>
+        Number(await readFile(`/sys/class/net/${taps[i + 1]}/statistics/${name}`, 'utf8').catch(() => '0')) ||
+        0;
+      diagnostics.nics.push({
+        macAddress: mac ?? '',
+        rxOctets: await counter('tx_bytes'),
+        rxErrors: await counter('tx_errors'),
+        rxDrop: await counter('tx_dropped'),
+        rxPackets: await counter('tx_packets'),
+        txOctets: await counter('rx_bytes'),
+        txErrors: await counter('rx_errors'),
+        txDrop: await counter('rx_dropped'),
+        txPackets: await counter('rx_packets'),
+      });
+    }
+    const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+    const rssKb = Number(/^VmRSS:\s*(\d+)/m.exec(status)?.[1] ?? 0);
+    diagnostics.memory.usedMb = Math.min(record.flavor.memoryMb, Math.round(rssKb / 1024));
+    return diagnostics;
   }
 
   private unsupported(operation: DriverOperation, _instance: InstanceRef): never {
@@ -472,27 +713,58 @@ export class KvmDriver implements ComputeDriver {
     return join(this.root, 'instances', uuid);
   }
 
-  private paths(uuid: string, flavor?: FlavorSpec): GuestPaths {
+  private paths(uuid: string, flavor?: FlavorSpec, rescued = false): GuestPaths {
     const dir = this.dir(uuid);
     return {
       pidfile: join(dir, 'qemu.pid'),
       qmpSocket: join(dir, 'qmp.sock'),
       consoleLog: join(dir, 'console.log'),
       rootDisk: join(dir, 'disk'),
-      configDrive: join(dir, 'disk.config'),
+      configDrive: join(dir, rescued ? 'disk.config.rescue' : 'disk.config'),
       ephemeralDisk: flavor && flavor.ephemeralGb > 0 ? join(dir, 'disk.eph0') : undefined,
       swapDisk: flavor && flavor.swapMb > 0 ? join(dir, 'disk.swap') : undefined,
+      rescueDisk: rescued ? join(dir, 'disk.rescue') : undefined,
     };
+  }
+
+  /** A rescue's disk and config drive go. */
+  private async dropRescueDisks(uuid: string): Promise<void> {
+    for (const file of ['disk.rescue', 'disk.config.rescue'])
+      await rm(join(this.dir(uuid), file), { force: true });
+  }
+
+  /**
+   * The disks as they were before a resize, back in place: each copy kept renamed over its disk (a disk
+   * without a copy was not changed yet), and a disk the old flavour did not have removed.
+   */
+  private async restoreResizedDisks(uuid: string, oldFlavor: FlavorSpec): Promise<void> {
+    const dir = this.dir(uuid);
+    const had = { disk: true, 'disk.eph0': oldFlavor.ephemeralGb > 0, 'disk.swap': oldFlavor.swapMb > 0 };
+    for (const file of RESIZED_DISKS) {
+      const path = join(dir, file);
+      await rm(`${path}${ORIG}.tmp`, { force: true });
+      if (!had[file]) await rm(path, { force: true });
+      if (existsSync(path + ORIG)) await rename(path + ORIG, path);
+    }
   }
 
   private stateFile(uuid: string): string {
     return join(this.dir(uuid), 'suspended.state');
   }
 
-  private async record(uuid: string): Promise<GuestRecord> {
+  /** The guest's record; with an operation, rejects it while a resize awaits confirm or revert or while rescued. */
+  private async record(uuid: string, operation?: DriverOperation): Promise<GuestRecord> {
     const text = await readFile(join(this.dir(uuid), 'guest.json'), 'utf8').catch(() => undefined);
     if (text === undefined) throw new InstanceNotFound(uuid);
-    return JSON.parse(text) as GuestRecord;
+    const record = JSON.parse(text) as GuestRecord;
+    if (operation && record.oldFlavor && !RESIZE_EXITS.includes(operation)) {
+      const state = await this.stateOf(uuid);
+      throw new InstanceInvalidState(uuid, operation, state, 'A resize awaits confirm or revert.');
+    }
+    if (operation && record.rescue && !RESCUE_EXITS.includes(operation)) {
+      throw new InstanceInvalidState(uuid, operation, await this.stateOf(uuid), 'It is rescued.');
+    }
+    return record;
   }
 
   private async save(record: GuestRecord): Promise<void> {
@@ -555,7 +827,7 @@ export class KvmDriver implements ComputeDriver {
     from: PowerState,
     command: 'stop' | 'cont',
   ): Promise<void> {
-    const record = await this.record(instance.uuid);
+    const record = await this.record(instance.uuid, operation);
     const state = await this.stateOf(record.uuid);
     if (state !== from) throw new InstanceInvalidState(record.uuid, operation, state);
     await (await this.qmp(record.uuid)).execute(command);
@@ -640,7 +912,7 @@ export class KvmDriver implements ComputeDriver {
 
   /** Starts the guest's QEMU (restoring `incomingState` when given) and waits until the guest runs. */
   private async start(record: GuestRecord, incomingState?: string): Promise<void> {
-    const paths = this.paths(record.uuid, record.flavor);
+    const paths = this.paths(record.uuid, record.flavor, record.rescue !== undefined);
     await rm(paths.pidfile, { force: true });
     await rm(paths.qmpSocket, { force: true });
     const args = qemuArgs({
@@ -705,8 +977,12 @@ export class KvmDriver implements ComputeDriver {
       if (client && graceSeconds > 0) {
         const status = await client.execute<{ status: string }>('query-status').catch(() => undefined);
         if (status?.status === 'running') {
-          await client.execute('system_powerdown').catch(() => undefined);
-          exited = await waitExit(pid, graceSeconds * 1000);
+          // As Nova's libvirt driver, the power button again every 10 s: a guest still booting misses it.
+          const deadline = Date.now() + graceSeconds * 1000;
+          while (!exited && Date.now() < deadline) {
+            await client.execute('system_powerdown').catch(() => undefined);
+            exited = await waitExit(pid, Math.min(POWERDOWN_RETRY_MS, deadline - Date.now()));
+          }
         }
       }
       if (!exited && client) {
@@ -788,6 +1064,12 @@ export class KvmDriver implements ComputeDriver {
     await truncate(file, 0);
     await writeFile(file, keep, { flag: 'a' });
   }
+}
+
+/** A disk image's virtual size in bytes (`qemu-img info`, shared lock: QEMU may hold the image). */
+async function virtualSize(file: string): Promise<number> {
+  const stdout = await mustRun('qemu-img', ['info', '-U', '--output=json', file]);
+  return Number((JSON.parse(stdout) as { 'virtual-size': number })['virtual-size']);
 }
 
 /** Alive: in /proc and not a zombie (a zombie left to an init that does not reap holds nothing). */

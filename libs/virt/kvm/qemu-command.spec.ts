@@ -80,6 +80,32 @@ describe('qemuArgs', () => {
     ]);
   });
 
+  it('boots a rescued guest from the rescue disk, its own root disk second, no ephemeral or swap', () => {
+    const args = qemuArgs({
+      ...input,
+      flavor: { vcpus: 3, memoryMb: 768 },
+      paths: {
+        ...paths,
+        ephemeralDisk: '/d/disk.eph0',
+        swapDisk: '/d/disk.swap',
+        rescueDisk: '/d/disk.rescue',
+        configDrive: '/d/disk.config.rescue',
+      },
+    });
+    expect(values(args, '-blockdev')).toEqual([
+      'driver=qcow2,node-name=rescue,file.driver=file,file.filename=/d/disk.rescue',
+      'driver=qcow2,node-name=root,file.driver=file,file.filename=/d/disk',
+      'driver=raw,node-name=config,file.driver=file,file.filename=/d/disk.config.rescue,read-only=on,file.read-only=on',
+    ]);
+    expect(values(args, '-device')).toEqual([
+      'virtio-blk-pci,drive=rescue,id=rescue-disk,bootindex=1',
+      'virtio-blk-pci,drive=root,id=root-disk',
+      'virtio-blk-pci,drive=config,id=config-disk',
+    ]);
+    expect(values(args, '-smp')).toEqual(['3']);
+    expect(values(args, '-m')).toEqual(['768M']);
+  });
+
   it('doubles commas in paths, as QEMU option values need', () => {
     const args = qemuArgs({ ...input, paths: { ...paths, rootDisk: '/a,b/disk' } });
     expect(values(args, '-blockdev')[0]).toBe(

@@ -16,6 +16,11 @@ export interface GuestPaths {
   configDrive: string;
   ephemeralDisk?: string;
   swapDisk?: string;
+  /**
+   * Rescued: an overlay of the rescue image, the first disk and the one that boots; the root disk follows as
+   * the second (no ephemeral or swap disk, as Nova's libvirt rescue), and configDrive is the rescue's.
+   */
+  rescueDisk?: string;
 }
 
 export interface QemuCommandInput {
@@ -81,7 +86,7 @@ function diskArgs(
 /**
  * The command line of a guest: a daemonized QEMU (its own session, a pidfile) on the `pc` machine, with the
  * QMP socket, the serial console appended to a file, virtio disks (root, ephemeral, swap, then the config
- * drive) and one virtio NIC per port (none without ports).
+ * drive; rescued: the rescue disk, root, config drive) and one virtio NIC per port (none without ports).
  */
 export function qemuArgs(input: QemuCommandInput): string[] {
   const { paths } = input;
@@ -114,10 +119,15 @@ export function qemuArgs(input: QemuCommandInput): string[] {
     `file,id=console,path=${optionValue(paths.consoleLog)},append=on`,
     '-serial',
     'chardev:console',
-    ...diskArgs('root', paths.rootDisk, 'qcow2', { bootIndex: 1 }),
   ];
-  if (paths.ephemeralDisk) args.push(...diskArgs('ephemeral0', paths.ephemeralDisk, 'qcow2'));
-  if (paths.swapDisk) args.push(...diskArgs('swap', paths.swapDisk, 'qcow2'));
+  if (paths.rescueDisk) {
+    args.push(...diskArgs('rescue', paths.rescueDisk, 'qcow2', { bootIndex: 1 }));
+    args.push(...diskArgs('root', paths.rootDisk, 'qcow2'));
+  } else {
+    args.push(...diskArgs('root', paths.rootDisk, 'qcow2', { bootIndex: 1 }));
+    if (paths.ephemeralDisk) args.push(...diskArgs('ephemeral0', paths.ephemeralDisk, 'qcow2'));
+    if (paths.swapDisk) args.push(...diskArgs('swap', paths.swapDisk, 'qcow2'));
+  }
   args.push(...diskArgs('config', paths.configDrive, 'raw', { readOnly: true }));
   const nics = input.vifs.flatMap((vif, index) => vifNetdevArgs(vif, index));
   args.push(...(nics.length > 0 ? nics : ['-nic', 'none']));
