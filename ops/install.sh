@@ -16,7 +16,7 @@ log() { printf '\033[1m== %s\033[0m\n' "$*"; }
 [ "$(id -u)" = 0 ] || { echo "ops/install.sh must run as root" >&2; exit 1; }
 
 NODE_VERSION=20.20.2
-DEBIAN_PACKAGES=(ca-certificates curl python3 make g++ iproute2 python3-openstackclient python3-heatclient qemu-utils runc busybox-static attr e2fsprogs nftables procps qemu-system-x86 genisoimage syslinux syslinux-common mtools dosfstools cpio)
+DEBIAN_PACKAGES=(ca-certificates curl python3 make g++ iproute2 python3-openstackclient python3-heatclient qemu-utils runc crun busybox-static debootstrap attr e2fsprogs nftables procps qemu-system-x86 genisoimage syslinux syslinux-common mtools dosfstools cpio)
 
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done

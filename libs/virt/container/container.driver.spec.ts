@@ -16,7 +16,9 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { FlavorSpec, ImageSource, InstanceSpec, PowerState } from '../index';
 import { describeDriverContract } from '../testing/driver-contract';
-import { ContainerDriver } from './container.driver';
+import { HostNetwork } from '../net/host-network';
+import { netnsName } from '../net/names';
+import { ContainerDriver, prepareCgroupsForCrun } from './container.driver';
 
 const RUNTIME = process.env.NOVUM_CONTAINER_RUNTIME || 'runc';
 const BUILD = join(__dirname, '../../../ops/images/build-busybox.sh');
@@ -50,6 +52,8 @@ if (skip) {
   const work = mkdtempSync(join(tmpdir(), 'novum-ctr-'));
   const archive = join(work, 'busybox.tar');
   execFileSync(BUILD, [archive], { stdio: 'ignore' });
+  const ociArchive = join(work, 'busybox-oci.tar');
+  execFileSync(BUILD, ['--oci', ociArchive], { stdio: 'ignore' });
   const dataDir = join(work, 'data');
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
@@ -210,6 +214,23 @@ if (skip) {
       expect(existsSync(join(rootfs, 'etc/novum-removed'))).toBe(false);
       expect(readdirSync(join(rootfs, 'srv'))).toEqual(['new']);
       expect(readdirSync(join(dataDir, 'containers', 'layers'))).toHaveLength(2);
+    }, 30_000);
+
+    it('boots an OCI image layout (gzip and plain layers), sharing the layers of the same docker image', async () => {
+      const instance = spec({ hostname: 'ctr-oci' });
+      const oci: ImageSource = { ...busybox(randomUUID()), open: async () => createReadStream(ociArchive) };
+      await driver.spawn(instance, oci, []);
+      expect(
+        await waitFor(async () => (await driver.getConsoleOutput(instance)).includes('hello from ctr-oci')),
+      ).toBe(true);
+      const rootfs = driver.rootfsPath(instance.uuid);
+      expect(existsSync(join(rootfs, 'etc/novum-release'))).toBe(true);
+      expect(existsSync(join(rootfs, 'etc/novum-removed'))).toBe(false);
+      expect(readdirSync(join(rootfs, 'srv'))).toEqual(['new']);
+      expect(exec(instance.uuid, 'readlink /proc/1/cwd').output).toBe('/root\n');
+      // The gzip layer was keyed by its uncompressed digest: the docker archive's layers serve both images.
+      expect(readdirSync(join(dataDir, 'containers', 'layers'))).toHaveLength(2);
+      expect(readdirSync(join(dataDir, 'containers', 'tmp'))).toEqual([]);
     }, 30_000);
 
     it('pauses and suspends with the freezer, and reports an init that ended as SHUTDOWN', async () => {
@@ -431,4 +452,188 @@ if (skip) {
       expect(existsSync(driver.instanceDir(instance.uuid))).toBe(false);
     });
   });
+
+  const hasCrun = (() => {
+    try {
+      execFileSync('sh', ['-c', 'command -v crun'], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  })();
+
+  // Both runtimes through the same driver: each step checked on the host, and the create / netns attach /
+  // start sequence of a container with ports (a stand-in network that puts a veth pair in the namespace).
+  for (const runtime of [...new Set([RUNTIME, 'runc', 'crun'])]) {
+    if (runtime === 'crun' && !hasCrun) {
+      describe('ContainerDriver with crun', () => {
+        if (process.env.NOVUM_REQUIRE_HOST_TESTS === '1') {
+          it('has crun', () => {
+            throw new Error('crun is not installed (apt-get install crun)');
+          });
+        } else {
+          it.skip('needs crun (apt-get install crun)', () => undefined);
+        }
+      });
+      continue;
+    }
+    describe(`ContainerDriver with ${runtime}`, () => {
+      const runtimeData = join(work, `data-${runtime}`);
+      const netnsList = () => execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+      const plugged: string[] = [];
+      const network = {
+        plugContainer: async (uuid: string) => {
+          execFileSync('ip', [
+            '-n',
+            netnsName(uuid),
+            'link',
+            'add',
+            'novum0',
+            'type',
+            'veth',
+            'peer',
+            'name',
+            'novum1',
+          ]);
+          plugged.push(uuid);
+          return `/run/netns/${netnsName(uuid)}`;
+        },
+        unplugInstance: async (uuid: string) => {
+          if (netnsList().includes(netnsName(uuid))) execFileSync('ip', ['netns', 'delete', netnsName(uuid)]);
+        },
+      } as unknown as HostNetwork;
+      const driver = new ContainerDriver({ dataDir: runtimeData, runtime, network, softRebootSeconds: 5 });
+      const uuid = randomUUID();
+      const instance: InstanceSpec = {
+        uuid,
+        name: `instance-${uuid.slice(0, 8)}`,
+        hostname: `ctr-${runtime}`,
+        projectId: 'p',
+        userId: 'u',
+        flavor: {
+          vcpus: 1,
+          memoryMb: 64,
+          rootGb: 1,
+          ephemeralGb: 0,
+          swapMb: 0,
+          extraSpecs: {
+            'quota:disk_read_bytes_sec': '1048576',
+            'quota:disk_total_iops_sec': '300',
+            'quota:disk_write_iops_sec': '100',
+          },
+        },
+        imageRef: busybox().id,
+        imageProperties: {},
+        metadata: {},
+        configDrive: false,
+      };
+      const runtimeArgs = (...args: string[]) => [
+        '--root',
+        join(runtimeData, 'containers', 'runtime'),
+        ...args,
+      ];
+      const pidOf = () =>
+        (
+          JSON.parse(execFileSync(runtime, runtimeArgs('state', `novum-${uuid}`), { encoding: 'utf8' })) as {
+            pid: number;
+          }
+        ).pid;
+      const inside = (script: string) =>
+        execFileSync(runtime, runtimeArgs('exec', `novum-${uuid}`, 'sh', '-c', script), { encoding: 'utf8' });
+      const cgroupFile = (controller: string, file: string) =>
+        readFileSync(join('/sys/fs/cgroup', controller, 'novum', uuid, file), 'utf8').trim();
+      /** major:minor of the loop device under the container's root disk. */
+      const rootDevice = () => {
+        const image = join(runtimeData, 'containers', 'instances', uuid, 'disk.ext4');
+        const loop = execFileSync('losetup', ['-j', image], { encoding: 'utf8' }).split(':')[0];
+        return readFileSync(join('/sys/block', loop.replace('/dev/', ''), 'dev'), 'utf8').trim();
+      };
+      const cgroupDirs = () =>
+        readdirSync('/sys/fs/cgroup').filter((controller) =>
+          existsSync(join('/sys/fs/cgroup', controller, 'novum', uuid)),
+        );
+
+      beforeAll(() => driver.init('container-host'));
+      afterAll(async () => {
+        await driver.destroy({ uuid }, []);
+        await driver.close();
+      }, 30_000);
+
+      it('spawns into a pinned network namespace with the ports plugged between create and start', async () => {
+        await driver.spawn(instance, busybox(), []);
+        expect((await driver.getInfo(instance)).state).toBe(PowerState.RUNNING);
+        expect(plugged).toEqual([uuid]);
+        expect(netnsList()).toContain(netnsName(uuid));
+        expect(inside('ls /sys/class/net').split(/\s+/)).toContain('novum0');
+        expect(readFileSync(`/proc/${pidOf()}/uid_map`, 'utf8').trim().split(/\s+/)).toEqual([
+          '0',
+          '100000',
+          '65536',
+        ]);
+        expect(cgroupFile('memory', 'memory.limit_in_bytes')).toBe(String(64 * 1024 * 1024));
+        expect(cgroupFile('cpu', 'cpu.cfs_quota_us')).toBe('100000');
+        // Nova's disk I/O quotas, on the root disk's loop device.
+        const device = rootDevice();
+        expect(cgroupFile('blkio', 'blkio.throttle.read_bps_device')).toBe(`${device} 1048576`);
+        expect(cgroupFile('blkio', 'blkio.throttle.write_bps_device')).toBe('');
+        expect(cgroupFile('blkio', 'blkio.throttle.read_iops_device')).toBe(`${device} 300`);
+        expect(cgroupFile('blkio', 'blkio.throttle.write_iops_device')).toBe(`${device} 100`);
+      }, 30_000);
+
+      it('pauses with the freezer, stops and starts again into a fresh namespace, resizes live', async () => {
+        await driver.pause(instance);
+        expect(cgroupFile('freezer', 'freezer.state')).toBe('FROZEN');
+        expect((await driver.getInfo(instance)).state).toBe(PowerState.PAUSED);
+        await driver.unpause(instance);
+        expect(cgroupFile('freezer', 'freezer.state')).toBe('THAWED');
+
+        const first = pidOf();
+        await driver.powerOff(instance, { timeoutSeconds: 5 });
+        expect((await driver.getInfo(instance)).state).toBe(PowerState.SHUTDOWN);
+        expect(await driver.getConsoleOutput(instance)).toContain('bye');
+        await driver.powerOn(instance, []);
+        expect(pidOf()).not.toBe(first);
+        expect(inside('ls /sys/class/net').split(/\s+/)).toContain('novum0');
+
+        const pid = pidOf();
+        const extraSpecs = { 'quota:disk_write_bytes_sec': '2097152' };
+        await driver.resize(instance, { ...instance.flavor, vcpus: 2, memoryMb: 128, extraSpecs }, []);
+        expect(pidOf()).toBe(pid);
+        const device = rootDevice();
+        expect(cgroupFile('blkio', 'blkio.throttle.read_bps_device')).toBe('');
+        expect(cgroupFile('blkio', 'blkio.throttle.write_bps_device')).toBe(`${device} 2097152`);
+        expect(cgroupFile('blkio', 'blkio.throttle.read_iops_device')).toBe('');
+        expect(cgroupFile('blkio', 'blkio.throttle.write_iops_device')).toBe('');
+        expect(cgroupFile('memory', 'memory.limit_in_bytes')).toBe(String(128 * 1024 * 1024));
+        expect(cgroupFile('cpu', 'cpu.cfs_quota_us')).toBe('200000');
+        await driver.confirmResize(instance);
+      }, 30_000);
+
+      it('destroys: no process, cgroup, namespace, mount or state left', async () => {
+        const pid = pidOf();
+        await driver.destroy(instance, []);
+        // Gone, or a zombie of a host init that does not reap.
+        const gone = () =>
+          !existsSync(`/proc/${pid}/stat`) || / Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+        for (let i = 0; i < 100 && !gone(); i++) await new Promise((r) => setTimeout(r, 50));
+        expect(gone()).toBe(true);
+        expect(cgroupDirs()).toEqual([]);
+        expect(netnsList()).not.toContain(netnsName(uuid));
+        expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(uuid);
+        expect(existsSync(join(runtimeData, 'containers', 'runtime', `novum-${uuid}`))).toBe(false);
+        expect(await driver.listInstances()).toEqual([]);
+      }, 30_000);
+
+      if (runtime === 'crun') {
+        it('has the hybrid cgroup layout crun needs, and preparing it again changes nothing', async () => {
+          if (!existsSync('/sys/fs/cgroup/cgroup.controllers') && existsSync('/sys/fs/cgroup/memory')) {
+            expect(readFileSync('/proc/self/mountinfo', 'utf8')).toMatch(
+              / \/sys\/fs\/cgroup\/hugetlb .* cgroup /,
+            );
+          }
+          expect(await prepareCgroupsForCrun()).toEqual([]);
+        });
+      }
+    });
+  }
 }

@@ -55,7 +55,7 @@ import { PowerState } from '../states';
 import { mustRun, runCommand, runWithOutput } from './host-commands';
 import { ImageRuntimeConfig, ImageStore, PreparedImage } from './image-store';
 import { writeLayerTar } from './layer-tar';
-import { flavorLimits, IdMap, ociSpec, processArgs } from './oci-spec';
+import { blkioThrottleFiles, BlockDevice, flavorLimits, IdMap, ociSpec, processArgs } from './oci-spec';
 
 export interface ContainerDriverOptions {
   /** NOVUM_DATA_DIR: everything lives under `<dataDir>/containers`. */
@@ -185,6 +185,7 @@ export class ContainerDriver implements ComputeDriver {
     // The container's root (an unprivileged host uid) must reach its rootfs, as Docker's userns-remap.
     if (this.idMap) await makeTraversable(join(this.root, 'instances'));
     await this.images.init();
+    if (basename(this.runtime).startsWith('crun')) await prepareCgroupsForCrun();
     const version = await runCommand(this.runtime, ['--version']);
     if (version.code !== 0) {
       throw new DriverError(`The OCI runtime ${this.runtime} does not run: ${version.stderr.trim()}`);
@@ -836,6 +837,22 @@ export class ContainerDriver implements ComputeDriver {
         ContainerDriver.containerId(record.uuid),
       ),
     );
+    // `update` has no blkio throttles: on cgroup v1 the files are written directly (0 lifts a throttle).
+    const blkio = join('/sys/fs/cgroup/blkio', ContainerDriver.cgroupPath(record.uuid));
+    const device = await this.rootDevice(record);
+    if (device && existsSync(blkio)) {
+      for (const [file, line] of Object.entries(blkioThrottleFiles(limits.io, device)))
+        await writeFile(join(blkio, file), line);
+    }
+  }
+
+  /** The root disk's loop device (mounted), whose major:minor the I/O throttles name; none for older guests. */
+  private async rootDevice(record: GuestRecord): Promise<BlockDevice | undefined> {
+    if (!record.diskBytes || !(await mountedAt(this.layerDir(record)))) return undefined;
+    const loop = (await mustRun('losetup', ['-j', this.diskImage(record.uuid)])).split(':')[0];
+    if (!/^\/dev\/loop\d+$/.test(loop)) return undefined;
+    const numbers = (await readFile(join('/sys/block', basename(loop), 'dev'), 'utf8')).trim().split(':');
+    return { major: Number(numbers[0]), minor: Number(numbers[1]) };
   }
 
   /** The writable layer as a layer tar; a running container is frozen while it is read. */
@@ -898,6 +915,7 @@ export class ContainerDriver implements ComputeDriver {
       ],
       idMap: this.idMap,
       netnsPath: network.netnsPath,
+      rootDevice: await this.rootDevice(record),
     });
     const dir = this.dir(record.uuid);
     await writeFile(join(dir, 'config.json'), JSON.stringify(spec, null, 1));
@@ -1054,6 +1072,37 @@ async function makeTraversable(dir: string): Promise<void> {
     if (!(info.mode & 0o001)) await chmod(path, (info.mode & 0o7777) | 0o001);
     if (dirname(path) === path) return;
   }
+}
+
+/**
+ * crun (1.8) refuses a hybrid cgroup layout (v1 controllers beside a cgroup2 mount at /sys/fs/cgroup/unified)
+ * with "cgroups in hybrid mode not supported" while a controller the kernel has, hugetlb here, is mounted on
+ * no v1 hierarchy: it then takes the controller to be on cgroup v2. Mounting that controller as cgroup v1
+ * (`mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb`, as systemd does on such hosts) satisfies it.
+ * Idempotent; nothing on a pure v2 host or when the controller is mounted already. runc needs none of this.
+ */
+export async function prepareCgroupsForCrun(cgroupRoot = '/sys/fs/cgroup'): Promise<string[]> {
+  // A pure v2 host has cgroup.controllers at the root; a v1 or hybrid one has a directory per controller.
+  if (existsSync(join(cgroupRoot, 'cgroup.controllers'))) return [];
+  const table = await readFile('/proc/cgroups', 'utf8').catch(() => '');
+  const mounted: string[] = [];
+  for (const line of table.split('\n')) {
+    const [controller, hierarchy, , enabled] = line.split('\t');
+    // Only hugetlb is known to be left unmounted on these hosts; other controllers are the init system's.
+    if (controller !== 'hugetlb' || hierarchy !== '0' || enabled !== '1') continue;
+    const target = join(cgroupRoot, controller);
+    if (await mountedAt(target)) continue;
+    await mkdir(target, { recursive: true });
+    const result = await runCommand('mount', ['-t', 'cgroup', '-o', controller, 'cgroup', target]);
+    // Another agent mounted it meanwhile: fine.
+    if (result.code !== 0 && !(await mountedAt(target))) {
+      throw new DriverError(
+        `crun needs the ${controller} cgroup controller mounted at ${target}: ${result.stderr.trim()}`,
+      );
+    }
+    mounted.push(target);
+  }
+  return mounted;
 }
 
 async function mountedAt(target: string): Promise<boolean> {

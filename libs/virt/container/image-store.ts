@@ -1,11 +1,12 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync } from 'node:fs';
 import {
   chmod,
   lchown,
   lstat,
   mkdir,
+  open,
   readdir,
   readFile,
   rename,
@@ -17,6 +18,7 @@ import {
 import { join, resolve, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
 import { DriverError, ImageSource } from '../driver';
 import { mustRun } from './host-commands';
 
@@ -41,7 +43,7 @@ const WHITEOUT = '.wh.';
 const OPAQUE = '.wh..wh..opq';
 
 /**
- * The layers of `docker save` archives, each unpacked once per host under `layers/<sha256>` (read-only by
+ * The layers of `docker save` archives and OCI image layouts, each unpacked once per host under `layers/<sha256>` (read-only by
  * convention, shared by every container of every image that has it), and the images made of them under
  * `images/<glance id>.json`. Docker's whiteouts become overlayfs ones as a layer is unpacked. With a user
  * namespace base (`idBase`), every owner in a layer is shifted by it once, at unpack time (Docker's
@@ -128,26 +130,21 @@ export class ImageStore {
   }
 
   private async unpack(imageId: string, staging: string): Promise<PreparedImage> {
-    const manifestText = await readFile(join(staging, 'manifest.json'), 'utf8').catch(() => undefined);
-    if (manifestText === undefined) {
-      throw new DriverError(`Image ${imageId} is not a docker save archive (no manifest.json).`);
-    }
-    const [manifest] = JSON.parse(manifestText) as { Config: string; Layers: string[] }[];
-    if (!manifest?.Config || !Array.isArray(manifest.Layers) || manifest.Layers.length === 0) {
-      throw new DriverError(`Image ${imageId} has no layers in its manifest.json.`);
-    }
-    const imageConfig = JSON.parse(await readFile(inside(staging, manifest.Config), 'utf8')) as {
-      config?: ImageRuntimeConfig;
-    };
+    const { config: imageConfig, layers: layerFiles } = await readArchive(imageId, staging);
     const layers: string[] = [];
-    for (const layer of manifest.Layers) {
-      const tarFile = inside(staging, layer);
-      const digest = await sha256File(tarFile);
-      layers.push(digest);
-      if (!(await stat(this.layerPath(digest)).catch(() => undefined)))
-        await this.unpackLayer(tarFile, digest);
-      if (!(await stat(this.layerTarPath(digest)).catch(() => undefined)))
-        await rename(tarFile, this.layerTarPath(digest));
+    for (const layer of layerFiles) {
+      // A gzip layer is decompressed first: layers are keyed by the digest of their tar (the diff id).
+      const tarFile = await plainTar(layer, join(this.root, 'tmp'));
+      try {
+        const digest = await sha256File(tarFile);
+        layers.push(digest);
+        if (!(await stat(this.layerPath(digest)).catch(() => undefined)))
+          await this.unpackLayer(tarFile, digest);
+        if (!(await stat(this.layerTarPath(digest)).catch(() => undefined)))
+          await rename(tarFile, this.layerTarPath(digest));
+      } finally {
+        if (tarFile !== layer) await rm(tarFile, { force: true });
+      }
     }
     const { Entrypoint, Cmd, Env, WorkingDir, User } = imageConfig.config ?? {};
     return { imageId, layers, config: { Entrypoint, Cmd, Env, WorkingDir, User } };
@@ -169,6 +166,105 @@ export class ImageStore {
       await rm(target, { recursive: true, force: true });
     }
   }
+}
+
+const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
+const DOCKER_LIST = 'application/vnd.docker.distribution.manifest.list.v2+json';
+
+interface ArchiveContents {
+  config: { config?: ImageRuntimeConfig };
+  /** The layer files in the staging dir, bottom first: tars, or gzip-compressed tars. */
+  layers: string[];
+}
+
+/**
+ * The image config and layer files of an unpacked archive: a `docker save` archive (manifest.json) or an
+ * OCI image layout (oci-layout, index.json, blobs/<alg>/<hex>), whose index may point at a nested index
+ * (the linux/amd64 manifest of it, else the first).
+ */
+export async function readArchive(imageId: string, staging: string): Promise<ArchiveContents> {
+  const manifestText = await readFile(join(staging, 'manifest.json'), 'utf8').catch(() => undefined);
+  if (manifestText !== undefined) {
+    const [manifest] = JSON.parse(manifestText) as { Config: string; Layers: string[] }[];
+    if (!manifest?.Config || !Array.isArray(manifest.Layers) || manifest.Layers.length === 0) {
+      throw new DriverError(`Image ${imageId} has no layers in its manifest.json.`);
+    }
+    return {
+      config: JSON.parse(
+        await readFile(inside(staging, manifest.Config), 'utf8'),
+      ) as ArchiveContents['config'],
+      layers: manifest.Layers.map((layer) => inside(staging, layer)),
+    };
+  }
+  const indexText = await readFile(join(staging, 'index.json'), 'utf8').catch(() => undefined);
+  if (indexText === undefined || !existsSync(join(staging, 'oci-layout'))) {
+    throw new DriverError(
+      `Image ${imageId} is neither a docker save archive (manifest.json) nor an OCI image layout (index.json).`,
+    );
+  }
+  type Descriptor = {
+    mediaType?: string;
+    digest?: string;
+    platform?: { os?: string; architecture?: string };
+  };
+  const blob = (descriptor: Descriptor | undefined): string => {
+    const match = /^(sha256|sha512):([0-9a-f]{64,128})$/.exec(descriptor?.digest ?? '');
+    if (!match) throw new DriverError(`Image ${imageId} has a bad digest in its OCI layout.`);
+    return inside(staging, join('blobs', match[1], match[2]));
+  };
+  const json = async <T>(descriptor: Descriptor | undefined): Promise<T> => {
+    try {
+      return JSON.parse(await readFile(blob(descriptor), 'utf8')) as T;
+    } catch (error) {
+      if (error instanceof DriverError) throw error;
+      throw new DriverError(`Image ${imageId}: blob ${descriptor?.digest} is missing or not JSON.`);
+    }
+  };
+  const arch = process.arch === 'x64' ? 'amd64' : process.arch;
+  let index = JSON.parse(indexText) as { manifests?: Descriptor[] };
+  for (let depth = 0; ; depth++) {
+    const manifests = index.manifests ?? [];
+    const chosen =
+      manifests.find((m) => m.platform?.os === 'linux' && m.platform.architecture === arch) ?? manifests[0];
+    if (!chosen) throw new DriverError(`Image ${imageId} has no manifest in its OCI index.json.`);
+    if ((chosen.mediaType === OCI_INDEX || chosen.mediaType === DOCKER_LIST) && depth < 4) {
+      index = await json<typeof index>(chosen);
+      continue;
+    }
+    const manifest = await json<{ config?: Descriptor; layers?: Descriptor[] }>(chosen);
+    if (!manifest.config || !Array.isArray(manifest.layers) || manifest.layers.length === 0) {
+      throw new DriverError(`Image ${imageId} has no layers in its OCI manifest.`);
+    }
+    for (const layer of manifest.layers) {
+      if (/zstd/.test(layer.mediaType ?? '')) {
+        throw new DriverError(`Image ${imageId} has a zstd layer; gzip and plain tar layers are supported.`);
+      }
+    }
+    return {
+      config: await json<ArchiveContents['config']>(manifest.config),
+      layers: manifest.layers.map(blob),
+    };
+  }
+}
+
+/** The layer as a plain tar: itself, or (gzip-compressed) a decompressed copy in `scratch`. */
+async function plainTar(file: string, scratch: string): Promise<string> {
+  const handle = await open(file, 'r');
+  const magic = Buffer.alloc(2);
+  try {
+    await handle.read(magic, 0, 2, 0);
+  } finally {
+    await handle.close();
+  }
+  if (magic[0] !== 0x1f || magic[1] !== 0x8b) return file;
+  const out = join(scratch, `gunzip-${randomUUID()}.tar`);
+  try {
+    await pipeline(createReadStream(file), createGunzip(), createWriteStream(out));
+  } catch (error) {
+    await rm(out, { force: true });
+    throw new DriverError(`A layer of the image is not valid gzip: ${(error as Error).message}`);
+  }
+  return out;
 }
 
 /** Docker's `.wh.<name>` become 0/0 character devices and `.wh..wh..opq` an opaque directory, as overlayfs wants. */

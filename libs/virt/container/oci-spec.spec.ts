@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { ociSpec, OciSpecInput } from './oci-spec';
+import { blkioThrottleFiles, flavorLimits, ioThrottle, ociSpec, OciSpecInput } from './oci-spec';
 import { CLONE_NAMESPACE_FLAGS, DENIED_SYSCALLS, defaultSeccompProfile } from './seccomp';
 
 const input: OciSpecInput = {
@@ -119,5 +119,73 @@ describe('ociSpec', () => {
       options: expect.arrayContaining(['rbind', 'ro']),
     });
     expect(spec.mounts.find((m) => m.destination === '/rw')?.options).not.toContain('ro');
+  });
+});
+
+describe('disk I/O quotas', () => {
+  const flavor = (extraSpecs: Record<string, string>) => ({
+    vcpus: 1,
+    memoryMb: 64,
+    rootGb: 1,
+    ephemeralGb: 0,
+    swapMb: 0,
+    extraSpecs,
+  });
+
+  it("turns Nova's quota:disk_* extra specs into read and write throttles, total bounding both", () => {
+    expect(ioThrottle({})).toBeUndefined();
+    expect(
+      ioThrottle({ 'quota:disk_read_bytes_sec': '0', 'quota:disk_write_iops_sec': 'lots' }),
+    ).toBeUndefined();
+    expect(
+      ioThrottle({
+        'quota:disk_read_bytes_sec': '1048576',
+        'quota:disk_write_bytes_sec': '2097152',
+        'quota:disk_read_iops_sec': '100',
+        'quota:disk_write_iops_sec': '50',
+      }),
+    ).toEqual({ readBps: 1048576, writeBps: 2097152, readIops: 100, writeIops: 50 });
+    expect(
+      ioThrottle({ 'quota:disk_total_bytes_sec': '3000000', 'quota:disk_write_bytes_sec': '1000000' }),
+    ).toEqual({ readBps: 3000000, writeBps: 1000000 });
+    expect(ioThrottle({ 'quota:disk_total_iops_sec': '200' })).toEqual({ readIops: 200, writeIops: 200 });
+    expect(flavorLimits(flavor({ 'quota:disk_read_iops_sec': '10' }), false).io).toEqual({ readIops: 10 });
+  });
+
+  it('puts them in linux.resources.blockIO for the root disk device, and nothing without a device', () => {
+    const limits = {
+      ...input.limits,
+      io: { readBps: 1048576, writeBps: 2097152, readIops: 100, writeIops: 50 },
+    };
+    const spec = ociSpec({ ...input, limits, rootDevice: { major: 7, minor: 3 } }) as {
+      linux: { resources: { blockIO?: Record<string, unknown> } };
+    };
+    expect(spec.linux.resources.blockIO).toEqual({
+      throttleReadBpsDevice: [{ major: 7, minor: 3, rate: 1048576 }],
+      throttleWriteBpsDevice: [{ major: 7, minor: 3, rate: 2097152 }],
+      throttleReadIOPSDevice: [{ major: 7, minor: 3, rate: 100 }],
+      throttleWriteIOPSDevice: [{ major: 7, minor: 3, rate: 50 }],
+    });
+    const readOnly = ociSpec({
+      ...input,
+      limits: { ...input.limits, io: { readBps: 5 } },
+      rootDevice: { major: 7, minor: 0 },
+    }) as typeof spec;
+    expect(readOnly.linux.resources.blockIO).toEqual({
+      throttleReadBpsDevice: [{ major: 7, minor: 0, rate: 5 }],
+    });
+    const noDevice = ociSpec({ ...input, limits }) as typeof spec;
+    expect(noDevice.linux.resources.blockIO).toBeUndefined();
+    const noLimits = ociSpec({ ...input, rootDevice: { major: 7, minor: 3 } }) as typeof spec;
+    expect(noLimits.linux.resources.blockIO).toBeUndefined();
+  });
+
+  it('writes the cgroup v1 throttle files for a live resize, 0 lifting a throttle', () => {
+    expect(blkioThrottleFiles({ readBps: 10, writeIops: 5 }, { major: 7, minor: 2 })).toEqual({
+      'blkio.throttle.read_bps_device': '7:2 10',
+      'blkio.throttle.write_bps_device': '7:2 0',
+      'blkio.throttle.read_iops_device': '7:2 0',
+      'blkio.throttle.write_iops_device': '7:2 5',
+    });
   });
 });

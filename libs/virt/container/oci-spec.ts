@@ -49,6 +49,22 @@ export interface ContainerLimits {
   cpuPeriodUs: number;
   cpuShares?: number;
   pids: number;
+  /** Nova's `quota:disk_*` extra specs: throttles on the root disk's block device (absent: none). */
+  io?: IoThrottle;
+}
+
+/** Bytes and operations per second, each absent when unlimited. */
+export interface IoThrottle {
+  readBps?: number;
+  writeBps?: number;
+  readIops?: number;
+  writeIops?: number;
+}
+
+/** A block device by its numbers, as `/sys/block/<name>/dev` gives them. */
+export interface BlockDevice {
+  major: number;
+  minor: number;
 }
 
 const positive = (raw: string | undefined): number | undefined => {
@@ -67,6 +83,41 @@ export function flavorLimits(flavor: FlavorSpec, swapAccounting: boolean): Conta
     cpuQuotaUs: positive(flavor.extraSpecs['quota:cpu_quota']) ?? flavor.vcpus * cpuPeriodUs,
     cpuShares: positive(flavor.extraSpecs['quota:cpu_shares']),
     pids: PIDS_LIMIT,
+    io: ioThrottle(flavor.extraSpecs),
+  };
+}
+
+/**
+ * Nova's disk I/O extra specs (`quota:disk_{read,write,total}_{bytes,iops}_sec`, libvirt's iotune) as blkio
+ * throttles. The cgroup throttles reads and writes apart, so a `total` limit bounds each direction (the
+ * tighter of it and the direction's own limit wins); a combined cap is not expressible.
+ */
+export function ioThrottle(specs: Record<string, string>): IoThrottle | undefined {
+  const pick = (direction: 'read' | 'write', unit: 'bytes' | 'iops') => {
+    const values = [specs[`quota:disk_${direction}_${unit}_sec`], specs[`quota:disk_total_${unit}_sec`]]
+      .map(positive)
+      .filter((value): value is number => value !== undefined);
+    return values.length > 0 ? Math.min(...values) : undefined;
+  };
+  const io: IoThrottle = {
+    readBps: pick('read', 'bytes'),
+    writeBps: pick('write', 'bytes'),
+    readIops: pick('read', 'iops'),
+    writeIops: pick('write', 'iops'),
+  };
+  for (const key of Object.keys(io) as (keyof IoThrottle)[]) if (io[key] === undefined) delete io[key];
+  return Object.keys(io).length > 0 ? io : undefined;
+}
+
+/** The blkio throttle files of cgroup v1 and their lines for the device (what `runc update` cannot change). */
+export function blkioThrottleFiles(io: IoThrottle | undefined, device: BlockDevice): Record<string, string> {
+  const line = (value: number | undefined) => `${device.major}:${device.minor} ${value ?? 0}`;
+  // 0 removes a device's throttle.
+  return {
+    'blkio.throttle.read_bps_device': line(io?.readBps),
+    'blkio.throttle.write_bps_device': line(io?.writeBps),
+    'blkio.throttle.read_iops_device': line(io?.readIops),
+    'blkio.throttle.write_iops_device': line(io?.writeIops),
   };
 }
 
@@ -85,6 +136,8 @@ export interface OciSpecInput {
   idMap?: IdMap;
   /** A network namespace made beforehand (with the ports in it) to join; absent: a new one, loopback only. */
   netnsPath?: string;
+  /** The root disk's block device (its loop device), which the limits' I/O throttles apply to. */
+  rootDevice?: BlockDevice;
 }
 
 export interface IdMap {
@@ -174,6 +227,7 @@ export function ociSpec(input: OciSpecInput): Record<string, unknown> {
           ...(limits.cpuShares !== undefined ? { shares: limits.cpuShares } : {}),
         },
         pids: { limit: limits.pids },
+        ...blockIO(limits.io, input.rootDevice),
       },
       maskedPaths: MASKED_PATHS,
       readonlyPaths: READONLY_PATHS,
@@ -204,6 +258,21 @@ export function ociSpec(input: OciSpecInput): Record<string, unknown> {
     }
   }
   return spec;
+}
+
+/** linux.resources.blockIO: the throttles on the root disk's device; nothing without a device or limits. */
+function blockIO(io: IoThrottle | undefined, device: BlockDevice | undefined): Record<string, unknown> {
+  if (!io || !device) return {};
+  const rate = (value: number | undefined) =>
+    value === undefined ? undefined : [{ major: device.major, minor: device.minor, rate: value }];
+  const blockIO: Record<string, unknown> = {
+    throttleReadBpsDevice: rate(io.readBps),
+    throttleWriteBpsDevice: rate(io.writeBps),
+    throttleReadIOPSDevice: rate(io.readIops),
+    throttleWriteIOPSDevice: rate(io.writeIops),
+  };
+  for (const key of Object.keys(blockIO)) if (blockIO[key] === undefined) delete blockIO[key];
+  return { blockIO };
 }
 
 /** The uid and gid maps of a user namespace (the namespace itself joins the list in ociSpec). */
