@@ -6,7 +6,7 @@ import { DefaultSecurityGroupEntity, nowIso, SecurityGroupEntity, SecurityGroupR
 import { In } from 'typeorm';
 import { canRead, canWrite, isAdmin, owningProject } from './access';
 import { SecurityGroupInput, SecurityGroupRuleInput } from './controllers/dto';
-import { formatIp, normalizeCidr, parseCidr, parseIp } from '@novum/common';
+import { formatIp, IP_PROTOCOL_NUMBERS, normalizeCidr, parseCidr, parseIp } from '@novum/common';
 import { uniqueTags } from './tag-set';
 import { NetworkStore, NetworkTables } from './network.store';
 import { NetworkNotifier } from './port-events';
@@ -20,30 +20,7 @@ export function ruleNotFound(id: string): NotFoundError {
 }
 
 /** Protocol names Neutron accepts, with their IP protocol numbers. */
-const PROTOCOLS: Record<string, number> = {
-  ah: 51,
-  dccp: 33,
-  egp: 8,
-  esp: 50,
-  gre: 47,
-  icmp: 1,
-  icmpv6: 58,
-  igmp: 2,
-  'ipv6-encap': 41,
-  'ipv6-frag': 44,
-  'ipv6-icmp': 58,
-  'ipv6-nonxt': 59,
-  'ipv6-opts': 60,
-  'ipv6-route': 43,
-  ospf: 89,
-  pgm: 113,
-  rsvp: 46,
-  sctp: 132,
-  tcp: 6,
-  udp: 17,
-  udplite: 136,
-  vrrp: 112,
-};
+const PROTOCOLS: Readonly<Record<string, number>> = IP_PROTOCOL_NUMBERS;
 const PORT_PROTOCOLS = new Set(['tcp', 'udp', 'dccp', 'sctp', 'udplite', '6', '17', '33', '132', '136']);
 const ICMP_PROTOCOLS = new Set(['icmp', 'icmpv6', 'ipv6-icmp', '1', '58']);
 
@@ -317,7 +294,7 @@ export class SecurityGroupService {
             'SecurityGroupRuleInvalidProtocol',
           );
         protocol = String(Number(protocol));
-      } else if (!(protocol in PROTOCOLS)) {
+      } else if (!Object.hasOwn(PROTOCOLS, protocol)) {
         throw bad(
           `Security group rule protocol ${protocol} not supported. Only protocol values [${Object.keys(PROTOCOLS).join(', ')}] and integer representations [0 to 255] are supported.`,
           'SecurityGroupRuleInvalidProtocol',

@@ -136,3 +136,29 @@ export function defaultPools(cidr: Cidr, gateway: bigint | undefined): Range[] {
 export function rangeSize(ranges: Range[]): bigint {
   return ranges.reduce((sum, range) => sum + range.last - range.first + 1n, 0n);
 }
+
+/** The IP protocol names Neutron accepts in security group rules, with their numbers. */
+export const IP_PROTOCOL_NUMBERS: Readonly<Record<string, number>> = {
+  ah: 51,
+  dccp: 33,
+  egp: 8,
+  esp: 50,
+  gre: 47,
+  icmp: 1,
+  icmpv6: 58,
+  igmp: 2,
+  'ipv6-encap': 41,
+  'ipv6-frag': 44,
+  'ipv6-icmp': 58,
+  'ipv6-nonxt': 59,
+  'ipv6-opts': 60,
+  'ipv6-route': 43,
+  ospf: 89,
+  pgm: 113,
+  rsvp: 46,
+  sctp: 132,
+  tcp: 6,
+  udp: 17,
+  udplite: 136,
+  vrrp: 112,
+};

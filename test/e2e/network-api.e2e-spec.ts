@@ -398,6 +398,10 @@ describe('network API', () => {
       neutronError(400, 'SecurityGroupProtocolRequiredWithPorts'),
     );
     expect(await rule({ protocol: 'bogus' })).toEqual(neutronError(400, 'SecurityGroupRuleInvalidProtocol'));
+    // A name of Object.prototype is no protocol either.
+    expect(await rule({ protocol: 'constructor' })).toEqual(
+      neutronError(400, 'SecurityGroupRuleInvalidProtocol'),
+    );
     expect(await rule({ remote_ip_prefix: '::/0' })).toEqual(
       neutronError(400, 'SecurityGroupRuleParameterConflict'),
     );

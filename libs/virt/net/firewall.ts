@@ -1,4 +1,4 @@
-import { normalizeCidr, parseCidr, parseIp } from '@novum/common';
+import { IP_PROTOCOL_NUMBERS, normalizeCidr, parseCidr, parseIp } from '@novum/common';
 import { linkLocalAddress } from './names';
 
 /** One Neutron security group rule, as the network API shows it. */
@@ -48,30 +48,6 @@ export const MAX_PORTS = 4095;
 
 const hex = (n: number) => `0x${(n >>> 0).toString(16).padStart(8, '0')}`;
 
-const PROTOCOL_NUMBERS: Readonly<Record<string, number>> = {
-  ah: 51,
-  dccp: 33,
-  egp: 8,
-  esp: 50,
-  gre: 47,
-  icmp: 1,
-  icmpv6: 58,
-  igmp: 2,
-  'ipv6-encap': 41,
-  'ipv6-frag': 44,
-  'ipv6-icmp': 58,
-  'ipv6-nonxt': 59,
-  'ipv6-opts': 60,
-  'ipv6-route': 43,
-  ospf: 89,
-  pgm: 113,
-  rsvp: 46,
-  sctp: 132,
-  tcp: 6,
-  udp: 17,
-  udplite: 136,
-  vrrp: 112,
-};
 /** Protocols whose rules carry a port range (matched on the transport header's destination port). */
 const PORT_PROTOCOLS = new Set([6, 17, 33, 132, 136]);
 
@@ -88,7 +64,8 @@ const ICMPV6_ALWAYS = [
 
 function protocolNumber(protocol: string): number | undefined {
   if (/^\d+$/.test(protocol)) return Number(protocol);
-  return PROTOCOL_NUMBERS[protocol.toLowerCase()];
+  const name = protocol.toLowerCase();
+  return Object.hasOwn(IP_PROTOCOL_NUMBERS, name) ? IP_PROTOCOL_NUMBERS[name] : undefined;
 }
 
 const quote = (name: string) => `"${name.replace(/[^A-Za-z0-9_.-]/g, '')}"`;
