@@ -2,27 +2,7 @@ import { createHash } from 'node:crypto';
 import { Readable, Transform } from 'node:stream';
 import type { SnapshotData } from '@novum/virt';
 import type { ImageUpload } from './compute-manager';
-
-/** Who the agent is to the other services (Nova's [service_user] / [glance] keystoneauth options). */
-export interface ServiceCredential {
-  /** Keystone, e.g. `http://127.0.0.1:5000/identity`. */
-  identityUrl: string;
-  username: string;
-  password: string;
-  projectName: string;
-  domainId: string;
-}
-
-interface CatalogService {
-  type: string;
-  endpoints: { interface: string; url: string }[];
-}
-
-interface Token {
-  id: string;
-  expiresAt: number;
-  imageUrl: string;
-}
+import { ServiceCredential, serviceSession, ServiceToken } from './service-client';
 
 /** What Glance recorded of an image's data when it was uploaded. */
 interface ImageDigests {
@@ -65,9 +45,6 @@ function verifying(imageId: string, image: ImageDigests): Transform {
   });
 }
 
-/** A token is renewed this long before it expires, so that an upload never starts with a dying one. */
-const RENEW_BEFORE_MS = 5 * 60_000;
-
 /**
  * Uploads snapshots as Nova's glance client does: a project-scoped token of the service user (cached until
  * near its expiry), the image endpoint from its catalog (internal, else public), then
@@ -77,62 +54,24 @@ export function glanceImageUpload(
   credential: ServiceCredential,
   fetchImpl: typeof fetch = fetch,
 ): ImageUpload {
-  let token: Token | undefined;
-
-  async function authenticate(): Promise<Token> {
-    const response = await fetchImpl(`${credential.identityUrl.replace(/\/$/, '')}/v3/auth/tokens`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        auth: {
-          identity: {
-            methods: ['password'],
-            password: {
-              user: {
-                name: credential.username,
-                domain: { id: credential.domainId },
-                password: credential.password,
-              },
-            },
-          },
-          scope: { project: { name: credential.projectName, domain: { id: credential.domainId } } },
-        },
-      }),
-    });
-    const subject = response.headers.get('x-subject-token');
-    if (!response.ok || !subject) {
-      throw new Error(`The identity service refused the compute service user (${response.status}).`);
-    }
-    const body = (await response.json()) as { token: { expires_at: string; catalog?: CatalogService[] } };
-    const image = body.token.catalog?.find((service) => service.type === 'image');
-    const endpoint =
-      image?.endpoints.find((e) => e.interface === 'internal') ??
-      image?.endpoints.find((e) => e.interface === 'public');
-    if (!endpoint) throw new Error('The service catalog has no image endpoint.');
-    return { id: subject, expiresAt: Date.parse(body.token.expires_at), imageUrl: endpoint.url };
-  }
-
-  async function current(): Promise<Token> {
-    if (!token || token.expiresAt - Date.now() < RENEW_BEFORE_MS) token = await authenticate();
-    return token;
-  }
+  const session = serviceSession(credential, 'image', fetchImpl);
+  const imageUrl = (url: string, imageId: string) => `${url}/v2/images/${encodeURIComponent(imageId)}`;
 
   const upload: ImageUpload = async (imageId: string, snapshot: SnapshotData) => {
+    let current: ServiceToken;
     try {
-      await current();
+      current = await session.current();
     } catch (error) {
       snapshot.data.destroy();
       throw error;
     }
-    if (!token) throw new Error('The compute service user has no token.');
-    const url = `${token.imageUrl.replace(/\/$/, '')}/v2/images/${encodeURIComponent(imageId)}/file`;
-    const response = await fetchImpl(url, {
+    const response = await fetchImpl(`${imageUrl(current.url, imageId)}/file`, {
       method: 'PUT',
-      headers: { 'x-auth-token': token.id, 'content-type': 'application/octet-stream' },
+      headers: { 'x-auth-token': current.token, 'content-type': 'application/octet-stream' },
       body: Readable.toWeb(snapshot.data) as ReadableStream,
       duplex: 'half',
     } as RequestInit);
-    if (response.status === 401) token = undefined;
+    if (response.status === 401) session.invalidate();
     if (!response.ok) {
       const detail = (await response.text().catch(() => '')).slice(0, 200);
       throw new Error(
@@ -142,10 +81,12 @@ export function glanceImageUpload(
   };
   /** Deletes an image the agent is done with (the shelved snapshot after an unshelve); gone is fine. */
   upload.remove = async (imageId: string) => {
-    const { id, imageUrl } = await current();
-    const url = `${imageUrl.replace(/\/$/, '')}/v2/images/${encodeURIComponent(imageId)}`;
-    const response = await fetchImpl(url, { method: 'DELETE', headers: { 'x-auth-token': id } });
-    if (response.status === 401) token = undefined;
+    const { token, url } = await session.current();
+    const response = await fetchImpl(imageUrl(url, imageId), {
+      method: 'DELETE',
+      headers: { 'x-auth-token': token },
+    });
+    if (response.status === 401) session.invalidate();
     if (!response.ok && response.status !== 404) {
       throw new Error(`The image service refused to delete image ${imageId} (${response.status}).`);
     }
@@ -155,17 +96,17 @@ export function glanceImageUpload(
    * its `checksum` and `os_hash_value`, then the data, which fails at its end when it does not match them.
    */
   upload.download = async (imageId: string) => {
-    const { id, imageUrl } = await current();
-    const url = `${imageUrl.replace(/\/$/, '')}/v2/images/${encodeURIComponent(imageId)}`;
-    const record = await fetchImpl(url, { headers: { 'x-auth-token': id } });
-    if (record.status === 401) token = undefined;
+    const { token, url: base } = await session.current();
+    const url = imageUrl(base, imageId);
+    const record = await fetchImpl(url, { headers: { 'x-auth-token': token } });
+    if (record.status === 401) session.invalidate();
     if (!record.ok) {
       await record.body?.cancel().catch(() => undefined);
       throw new Error(`The image service refused image ${imageId} (${record.status}).`);
     }
     const image = (await record.json()) as ImageDigests;
-    const response = await fetchImpl(`${url}/file`, { headers: { 'x-auth-token': id } });
-    if (response.status === 401) token = undefined;
+    const response = await fetchImpl(`${url}/file`, { headers: { 'x-auth-token': token } });
+    if (response.status === 401) session.invalidate();
     if (!response.ok || !response.body) {
       await response.body?.cancel().catch(() => undefined);
       throw new Error(`The image service refused the data of image ${imageId} (${response.status}).`);

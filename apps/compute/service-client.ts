@@ -1,5 +1,3 @@
-import type { ServiceCredential } from './image-upload';
-
 /** The answer of another service's API that is not a success. */
 export class ServiceCallError extends Error {
   constructor(
@@ -16,6 +14,7 @@ export interface ServiceClient {
   request<T = unknown>(method: string, path: string, body?: unknown): Promise<T>;
 }
 
+/** A token is renewed this long before it expires, so that no call (or upload) starts with a dying one. */
 const RENEW_BEFORE_MS = 5 * 60_000;
 
 interface CatalogService {
@@ -23,17 +22,33 @@ interface CatalogService {
   endpoints: { interface: string; url: string }[];
 }
 
+/** Who the agent is to the other services (Nova's [service_user] / [glance] keystoneauth options). */
+export interface ServiceCredential {
+  /** Keystone, e.g. `http://127.0.0.1:5000/identity`. */
+  identityUrl: string;
+  username: string;
+  password: string;
+  projectName: string;
+  domainId: string;
+}
+
+/** The service user's token and one service's endpoint (no trailing slash). */
+export interface ServiceToken {
+  token: string;
+  url: string;
+}
+
 /**
- * A client of one service of the catalog (`network`, ...) as the compute service user, as Nova's
- * keystoneauth sessions are: a project-scoped token kept until near its expiry (and dropped on a 401), the
- * endpoint from the token's catalog (internal, else public).
+ * The compute service user's session with one service of the catalog, as Nova's keystoneauth sessions are:
+ * a project-scoped token kept until near its expiry (dropped by `invalidate` after a 401), the endpoint from
+ * the token's catalog (internal, else public).
  */
-export function serviceClient(
+export function serviceSession(
   credential: ServiceCredential,
   serviceType: string,
   fetchImpl: typeof fetch = fetch,
-): ServiceClient {
-  let session: { token: string; expiresAt: number; url: string } | undefined;
+): { current(): Promise<ServiceToken>; invalidate(): void } {
+  let session: (ServiceToken & { expiresAt: number }) | undefined;
 
   async function authenticate() {
     const response = await fetchImpl(`${credential.identityUrl.replace(/\/$/, '')}/v3/auth/tokens`, {
@@ -72,18 +87,36 @@ export function serviceClient(
   }
 
   return {
-    async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    async current() {
       if (!session || session.expiresAt - Date.now() < RENEW_BEFORE_MS) session = await authenticate();
-      const response = await fetchImpl(`${session.url}${path}`, {
+      return { token: session.token, url: session.url };
+    },
+    invalidate() {
+      session = undefined;
+    },
+  };
+}
+
+/** A JSON client of one service of the catalog (`network`, ...) as the compute service user. */
+export function serviceClient(
+  credential: ServiceCredential,
+  serviceType: string,
+  fetchImpl: typeof fetch = fetch,
+): ServiceClient {
+  const session = serviceSession(credential, serviceType, fetchImpl);
+  return {
+    async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+      const { token, url } = await session.current();
+      const response = await fetchImpl(`${url}${path}`, {
         method,
         headers: {
-          'x-auth-token': session.token,
+          'x-auth-token': token,
           accept: 'application/json',
           ...(body === undefined ? {} : { 'content-type': 'application/json' }),
         },
         body: body === undefined ? undefined : JSON.stringify(body),
       });
-      if (response.status === 401) session = undefined;
+      if (response.status === 401) session.invalidate();
       if (!response.ok) {
         const detail = (await response.text().catch(() => '')).slice(0, 300);
         throw new ServiceCallError(

@@ -14,8 +14,8 @@ import { AgentOptions } from './compute-manager';
 import { ComputeAgentModule } from './compute.module';
 import { agentHosts, createDrivers } from './drivers';
 import { NeutronGuestNetworking } from './guest-network';
-import { glanceImageUpload, ServiceCredential } from './image-upload';
-import { serviceClient } from './service-client';
+import { glanceImageUpload } from './image-upload';
+import { ServiceCredential, serviceClient } from './service-client';
 
 /** Starts one host's agent as its own Nest application context (its own bus consumer and heartbeat). */
 export async function startAgent(
