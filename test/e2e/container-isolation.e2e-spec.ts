@@ -1,33 +1,33 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { CloudHandle, startCloud, testMode } from './support/cloud';
+import { join } from 'node:path';
+import { CloudHandle, testMode } from './support/cloud';
+import {
+  cgroupPath,
+  hostTestSkip,
+  missingHostTools,
+  mountsOf,
+  readTrimmed,
+  removeContainerLeftovers,
+  RUNTIME,
+  runtimeRoot as runtimeRootOf,
+  runtimeState as runtimeStateOf,
+  startContainerCloud,
+} from './support/host';
 import { openstackJson, openstackOk } from './support/openstack';
 
 jest.setTimeout(180_000);
 
-const RUNTIME = 'runc';
 const CONTROLLERS = ['memory', 'cpu', 'pids', 'freezer', 'cpuacct', 'cpuset', 'devices', 'blkio'];
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHahMzjU1wUYJZQdF0ROVGrcremtTV92dXnn1EfhLctc novum@e2e';
 
-function missing(): string | undefined {
-  if (process.getuid?.() !== 0) return 'not root';
-  for (const tool of [RUNTIME, 'busybox', 'setfattr', 'getfattr', 'mkfs.ext4', 'losetup']) {
-    try {
-      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
-    } catch {
-      return `${tool} is not installed (apt-get install runc busybox-static attr e2fsprogs mount)`;
-    }
-  }
-  return undefined;
-}
-
-const missingTools = missing();
-// ops/test.sh (CI) installs what this needs and sets NOVUM_REQUIRE_HOST_TESTS: there a gap fails, never skips.
-if (missingTools && process.env.NOVUM_REQUIRE_HOST_TESTS === '1') {
-  throw new Error(`the container isolation tests cannot run: ${missingTools}`);
-}
-const skip = missingTools;
+const skip = hostTestSkip(
+  'container isolation',
+  missingHostTools(
+    [RUNTIME, 'busybox', 'setfattr', 'getfattr', 'mkfs.ext4', 'losetup'],
+    'runc busybox-static attr e2fsprogs mount',
+  ),
+);
 
 /**
  * What a container server may not do to its host, and what it gets: limits (RAM, pids, root disk), the
@@ -38,23 +38,11 @@ const skip = missingTools;
   `container server isolation and images (${testMode()}${skip ? `; skipped: ${skip}` : ''})`,
   () => {
     let cloud: CloudHandle;
-    let admin: Record<string, string>;
     let demo: Record<string, string>;
     const servers: Record<string, string> = {};
 
-    const runtimeRoot = () => join(cloud.dataDir, 'containers', 'runtime');
-    const runtimeState = (uuid: string): { status: string; pid: number } | undefined => {
-      try {
-        return JSON.parse(
-          execFileSync(RUNTIME, ['--root', runtimeRoot(), 'state', `novum-${uuid}`], {
-            encoding: 'utf8',
-            stdio: ['ignore', 'pipe', 'ignore'],
-          }),
-        );
-      } catch {
-        return undefined;
-      }
-    };
+    const runtimeRoot = () => runtimeRootOf(cloud);
+    const runtimeState = (uuid: string) => runtimeStateOf(cloud, uuid);
     /** A shell command inside the server's container: its exit code and output (stdout then stderr). */
     const exec = (uuid: string, script: string) => {
       try {
@@ -74,13 +62,9 @@ const skip = missingTools;
         return { code: failed.status ?? 128, output: `${failed.stdout}${failed.stderr}` };
       }
     };
-    const cgroup = (controller: string, uuid: string, file?: string) =>
-      join('/sys/fs/cgroup', controller, 'novum', uuid, ...(file ? [file] : []));
-    const read = (path: string) => readFileSync(path, 'utf8').trim();
-    const novumMounts = () =>
-      readFileSync('/proc/self/mountinfo', 'utf8')
-        .split('\n')
-        .filter((line) => line.includes(cloud.dataDir));
+    const cgroup = cgroupPath;
+    const read = readTrimmed;
+    const novumMounts = () => mountsOf(cloud);
     const novumLoops = () =>
       execFileSync('losetup', ['-a'], { encoding: 'utf8' })
         .split('\n')
@@ -117,27 +101,7 @@ const skip = missingTools;
     };
 
     beforeAll(async () => {
-      cloud = await startCloud({
-        portBase: 24800,
-        extraEnv: { NOVUM_COMPUTE_DRIVERS: 'container,fake', NOVUM_CONTAINER_RUNTIME: RUNTIME },
-      });
-      admin = { OS_CLIENT_CONFIG_FILE: cloud.cloudsYaml, OS_CLOUD: 'novum-admin' };
-      demo = { OS_CLIENT_CONFIG_FILE: cloud.cloudsYaml, OS_CLOUD: 'novum-demo' };
-      const archive = join(cloud.dataDir, 'busybox.tar');
-      execFileSync(resolve(__dirname, '../../ops/images/build-busybox.sh'), [archive], { stdio: 'ignore' });
-      await openstackOk(
-        admin,
-        'image',
-        'create',
-        '--disk-format',
-        'raw',
-        '--container-format',
-        'docker',
-        '--public',
-        '--file',
-        archive,
-        'busybox',
-      );
+      ({ cloud, demo } = await startContainerCloud(24800));
       const keyFile = join(cloud.dataDir, 'e2e-key.pub');
       writeFileSync(keyFile, `${KEY}\n`);
       await openstackOk(demo, 'keypair', 'create', '--public-key', keyFile, 'e2e-key');
@@ -145,21 +109,8 @@ const skip = missingTools;
 
     afterAll(async () => {
       if (!cloud) return;
-      // A failed test must not leave containers, mounts or loop devices behind.
-      const instances = join(cloud.dataDir, 'containers', 'instances');
-      for (const uuid of existsSync(instances) ? readdirSync(instances) : []) {
-        for (const command of [
-          [RUNTIME, '--root', runtimeRoot(), 'delete', '--force', `novum-${uuid}`],
-          ['umount', join(instances, uuid, 'rootfs')],
-          ['umount', join(instances, uuid, 'disk')],
-        ]) {
-          try {
-            execFileSync(command[0], command.slice(1), { stdio: 'ignore' });
-          } catch {
-            /* not there */
-          }
-        }
-      }
+      // A failed test must not leave containers, mounts, loop devices or namespaces behind.
+      removeContainerLeftovers(cloud);
       await cloud.destroy();
     }, 60_000);
 

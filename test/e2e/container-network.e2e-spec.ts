@@ -1,32 +1,25 @@
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { readdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { CloudHandle, startCloud, testMode } from './support/cloud';
+import { CloudHandle, testMode } from './support/cloud';
+import {
+  hostTestSkip,
+  missingHostTools,
+  nftTableOf,
+  removeContainerLeftovers,
+  RUNTIME,
+  runtimeRoot as runtimeRootOf,
+  startContainerCloud,
+} from './support/host';
 import { openstack, openstackJson, openstackOk } from './support/openstack';
 
 jest.setTimeout(180_000);
 
-const RUNTIME = 'runc';
-
-function missing(): string | undefined {
-  if (process.getuid?.() !== 0) return 'not root';
-  for (const tool of [RUNTIME, 'busybox', 'setfattr', 'ip', 'nft', 'nsenter']) {
-    try {
-      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
-    } catch {
-      return `${tool} is not installed (apt-get install runc busybox-static attr iproute2 nftables util-linux)`;
-    }
-  }
-  return undefined;
-}
-
-const missingTools = missing();
-// ops/test.sh (CI) installs what this needs and sets NOVUM_REQUIRE_HOST_TESTS: there a gap fails, never skips.
-if (missingTools && process.env.NOVUM_REQUIRE_HOST_TESTS === '1') {
-  throw new Error(`the container network tests cannot run: ${missingTools}`);
-}
-const skip = missingTools;
+const skip = hostTestSkip(
+  'container network',
+  missingHostTools(
+    [RUNTIME, 'busybox', 'setfattr', 'ip', 'nft', 'nsenter'],
+    'runc busybox-static attr iproute2 nftables util-linux',
+  ),
+);
 
 const sh = (command: string, ...args: string[]) =>
   execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -44,7 +37,7 @@ const sh = (command: string, ...args: string[]) =>
     const servers: Record<string, { id: string; ip: string; mac: string; portId: string }> = {};
     const networks: Record<string, string> = {};
 
-    const runtimeRoot = () => join(cloud.dataDir, 'containers', 'runtime');
+    const runtimeRoot = () => runtimeRootOf(cloud);
     // Into the container's mount, uts, ipc, net and pid namespaces as the host's root (`runc exec` would join
     // its user namespace first, and from there may not enter a network namespace the host made).
     const inside = (name: string, ...args: string[]) => {
@@ -80,8 +73,7 @@ const sh = (command: string, ...args: string[]) =>
       }
       return true;
     };
-    const tableName = () =>
-      `novum_${createHash('sha256').update(join(cloud.dataDir, 'host-network')).digest('hex').slice(0, 8)}`;
+    const tableName = () => nftTableOf(cloud);
     const bridgeOf = (network: string) => `novumbr${networks[network].replace(/-/g, '').slice(0, 8)}`;
     const links = () =>
       sh('ip', '-br', 'link')
@@ -94,19 +86,7 @@ const sh = (command: string, ...args: string[]) =>
     const nftTables = () => sh('nft', 'list', 'tables');
 
     beforeAll(async () => {
-      cloud = await startCloud({
-        portBase: 24600,
-        extraEnv: { NOVUM_COMPUTE_DRIVERS: 'container,fake', NOVUM_CONTAINER_RUNTIME: RUNTIME },
-      });
-      admin = { OS_CLIENT_CONFIG_FILE: cloud.cloudsYaml, OS_CLOUD: 'novum-admin' };
-      demo = { OS_CLIENT_CONFIG_FILE: cloud.cloudsYaml, OS_CLOUD: 'novum-demo' };
-      const archive = join(cloud.dataDir, 'busybox.tar');
-      execFileSync(resolve(__dirname, '../../ops/images/build-busybox.sh'), [archive], { stdio: 'ignore' });
-      await openstackOk(
-        admin,
-        ...['image', 'create', '--disk-format', 'raw', '--container-format', 'docker', '--public'],
-        ...['--file', archive, 'busybox'],
-      );
+      ({ cloud, admin, demo } = await startContainerCloud(24600));
       // Two networks with the same addresses: only the bridge keeps them apart.
       for (const name of ['net-a', 'net-b']) {
         networks[name] = (await openstackJson(demo, 'network', 'create', name)).id;
@@ -154,6 +134,7 @@ const sh = (command: string, ...args: string[]) =>
     afterAll(async () => {
       if (!cloud) return;
       // A failed test must not leave containers, mounts, namespaces, devices or rules behind.
+      removeContainerLeftovers(cloud);
       const quietly = (command: string, ...args: string[]) => {
         try {
           execFileSync(command, args, { stdio: 'ignore' });
@@ -161,18 +142,10 @@ const sh = (command: string, ...args: string[]) =>
           /* already gone */
         }
       };
-      const instances = join(cloud.dataDir, 'containers', 'instances');
-      for (const uuid of readdirSync(instances)) {
-        quietly(RUNTIME, '--root', runtimeRoot(), 'delete', '--force', `novum-${uuid}`);
-        quietly('umount', join(instances, uuid, 'rootfs'));
-        quietly('umount', join(instances, uuid, 'disk'));
-      }
       for (const server of Object.values(servers)) {
         quietly('ip', 'link', 'delete', `novumv${server.portId.replace(/-/g, '').slice(0, 9)}`);
-        quietly('ip', 'netns', 'delete', `novum-${server.id}`);
       }
       for (const network of Object.keys(networks)) quietly('ip', 'link', 'delete', bridgeOf(network));
-      for (const family of ['inet', 'bridge']) quietly('nft', 'delete', 'table', family, tableName());
       await cloud.destroy();
     }, 60_000);
 

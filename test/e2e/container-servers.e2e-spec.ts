@@ -1,62 +1,42 @@
-import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { CloudHandle, startCloud, testMode } from './support/cloud';
+import { join } from 'node:path';
+import { CloudHandle, testMode } from './support/cloud';
+import {
+  cgroupPath,
+  hostTestSkip,
+  missingHostTools,
+  mountsOf,
+  readTrimmed,
+  removeContainerLeftovers,
+  RUNTIME,
+  runtimeRoot as runtimeRootOf,
+  runtimeState as runtimeStateOf,
+  startContainerCloud,
+} from './support/host';
 import { openstackJson, openstackOk } from './support/openstack';
 
 jest.setTimeout(120_000);
 
-const RUNTIME = 'runc';
 const CONTROLLERS = ['memory', 'cpu', 'pids', 'freezer', 'cpuacct', 'cpuset', 'devices', 'blkio'];
 
-function missing(): string | undefined {
-  if (process.getuid?.() !== 0) return 'not root';
-  for (const tool of [RUNTIME, 'busybox', 'setfattr']) {
-    try {
-      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
-    } catch {
-      return `${tool} is not installed (apt-get install runc busybox-static attr)`;
-    }
-  }
-  return undefined;
-}
-
-const missingTools = missing();
-// ops/test.sh (CI) installs what this needs and sets NOVUM_REQUIRE_HOST_TESTS: there a gap fails, never skips.
-if (missingTools && process.env.NOVUM_REQUIRE_HOST_TESTS === '1') {
-  throw new Error(`the container server tests cannot run: ${missingTools}`);
-}
-const skip = missingTools;
+const skip = hostTestSkip(
+  'container server',
+  missingHostTools([RUNTIME, 'busybox', 'setfattr'], 'runc busybox-static attr'),
+);
 
 /** c1.* servers as real containers (NOVUM_COMPUTE_DRIVERS=container,fake), driven by /usr/bin/openstack. */
 (skip ? describe.skip : describe)(
   `container servers with /usr/bin/openstack (${testMode()}${skip ? `; skipped: ${skip}` : ''})`,
   () => {
     let cloud: CloudHandle;
-    let admin: Record<string, string>;
     let demo: Record<string, string>;
     let id: string;
 
-    const runtimeRoot = () => join(cloud.dataDir, 'containers', 'runtime');
-    const runtimeState = (uuid: string): { status: string; pid: number } | undefined => {
-      try {
-        return JSON.parse(
-          execFileSync(RUNTIME, ['--root', runtimeRoot(), 'state', `novum-${uuid}`], {
-            encoding: 'utf8',
-            stdio: ['ignore', 'pipe', 'ignore'],
-          }),
-        );
-      } catch {
-        return undefined;
-      }
-    };
-    const cgroup = (controller: string, uuid: string, file?: string) =>
-      join('/sys/fs/cgroup', controller, 'novum', uuid, ...(file ? [file] : []));
-    const read = (path: string) => readFileSync(path, 'utf8').trim();
-    const novumMounts = () =>
-      readFileSync('/proc/self/mountinfo', 'utf8')
-        .split('\n')
-        .filter((line) => line.includes(cloud.dataDir));
+    const runtimeRoot = () => runtimeRootOf(cloud);
+    const runtimeState = (uuid: string) => runtimeStateOf(cloud, uuid);
+    const cgroup = cgroupPath;
+    const read = readTrimmed;
+    const novumMounts = () => mountsOf(cloud);
     const processGone = (pid: number) => {
       try {
         // A zombie left to a host init that does not reap holds nothing any more.
@@ -79,50 +59,13 @@ const skip = missingTools;
     const consoleLog = () => openstackOk(demo, 'console', 'log', 'show', id);
 
     beforeAll(async () => {
-      cloud = await startCloud({
-        portBase: 24000,
-        extraEnv: { NOVUM_COMPUTE_DRIVERS: 'container,fake', NOVUM_CONTAINER_RUNTIME: RUNTIME },
-      });
-      admin = { OS_CLIENT_CONFIG_FILE: cloud.cloudsYaml, OS_CLOUD: 'novum-admin' };
-      demo = { OS_CLIENT_CONFIG_FILE: cloud.cloudsYaml, OS_CLOUD: 'novum-demo' };
-      const archive = join(cloud.dataDir, 'busybox.tar');
-      execFileSync(resolve(__dirname, '../../ops/images/build-busybox.sh'), [archive], { stdio: 'ignore' });
-      await openstackOk(
-        admin,
-        'image',
-        'create',
-        '--disk-format',
-        'raw',
-        '--container-format',
-        'docker',
-        '--public',
-        '--file',
-        archive,
-        'busybox',
-      );
+      ({ cloud, demo } = await startContainerCloud(24000));
     }, 120_000);
 
     afterAll(async () => {
       if (!cloud) return;
-      // A failed test must not leave containers (or mounts under the data dir that destroy() removes).
-      for (const uuid of readdirSync(join(cloud.dataDir, 'containers', 'instances'))) {
-        try {
-          execFileSync(RUNTIME, ['--root', runtimeRoot(), 'delete', '--force', `novum-${uuid}`], {
-            stdio: 'ignore',
-          });
-        } catch {
-          /* not in the runtime */
-        }
-        for (const mountPoint of ['rootfs', 'disk']) {
-          try {
-            execFileSync('umount', [join(cloud.dataDir, 'containers', 'instances', uuid, mountPoint)], {
-              stdio: 'ignore',
-            });
-          } catch {
-            /* not mounted */
-          }
-        }
-      }
+      // A failed test must not leave containers, mounts, loop devices or namespaces behind.
+      removeContainerLeftovers(cloud);
       await cloud.destroy();
     }, 60_000);
 

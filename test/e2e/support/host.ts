@@ -1,0 +1,120 @@
+/**
+ * What the tests of the real drivers share: their host prerequisites, a cloud whose agent runs containers with
+ * the busybox image in Glance, a look into the runtime's state and the cgroups, and the clean-up after a
+ * failed test, so that nothing of Novum stays on the host whatever happened.
+ */
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { CloudHandle, startCloud } from './cloud';
+import { openstackOk } from './openstack';
+
+/** The OCI runtime the container tests drive. */
+export const RUNTIME = 'runc';
+
+/** Why a host test file cannot run here (not root, a tool missing), or undefined when it can. */
+export function missingHostTools(tools: readonly string[], packages: string): string | undefined {
+  if (process.getuid?.() !== 0) return 'not root';
+  for (const tool of tools) {
+    try {
+      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
+    } catch {
+      return `${tool} is not installed (apt-get install ${packages})`;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The reason to skip a host test file, or undefined to run it. Under the test command (ops/test.sh sets
+ * NOVUM_REQUIRE_HOST_TESTS=1, having installed what they need) a gap fails the file instead.
+ */
+export function hostTestSkip(what: string, missing: string | undefined): string | undefined {
+  if (missing && process.env.NOVUM_REQUIRE_HOST_TESTS === '1') {
+    throw new Error(`the ${what} tests cannot run: ${missing}`);
+  }
+  return missing;
+}
+
+export interface ContainerCloud {
+  cloud: CloudHandle;
+  admin: Record<string, string>;
+  demo: Record<string, string>;
+}
+
+/** A cloud offering the container driver (and fake), with ops/images' busybox as the public image `busybox`. */
+export async function startContainerCloud(portBase: number): Promise<ContainerCloud> {
+  const cloud = await startCloud({
+    portBase,
+    extraEnv: { NOVUM_COMPUTE_DRIVERS: 'container,fake', NOVUM_CONTAINER_RUNTIME: RUNTIME },
+  });
+  const admin = { OS_CLIENT_CONFIG_FILE: cloud.cloudsYaml, OS_CLOUD: 'novum-admin' };
+  const demo = { OS_CLIENT_CONFIG_FILE: cloud.cloudsYaml, OS_CLOUD: 'novum-demo' };
+  const archive = join(cloud.dataDir, 'busybox.tar');
+  execFileSync(resolve(__dirname, '../../../ops/images/build-busybox.sh'), [archive], { stdio: 'ignore' });
+  await openstackOk(
+    admin,
+    ...['image', 'create', '--disk-format', 'raw', '--container-format', 'docker', '--public'],
+    ...['--file', archive, 'busybox'],
+  );
+  return { cloud, admin, demo };
+}
+
+export const runtimeRoot = (cloud: CloudHandle) => join(cloud.dataDir, 'containers', 'runtime');
+
+/** `runc state` of a server's container, or undefined when the runtime does not know it. */
+export function runtimeState(cloud: CloudHandle, uuid: string): { status: string; pid: number } | undefined {
+  try {
+    return JSON.parse(
+      execFileSync(RUNTIME, ['--root', runtimeRoot(cloud), 'state', `novum-${uuid}`], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      }),
+    );
+  } catch {
+    return undefined;
+  }
+}
+
+/** A server's cgroup directory (or one of its files) under a v1 controller. */
+export const cgroupPath = (controller: string, uuid: string, file?: string) =>
+  join('/sys/fs/cgroup', controller, 'novum', uuid, ...(file ? [file] : []));
+
+export const readTrimmed = (path: string) => readFileSync(path, 'utf8').trim();
+
+/** The mount table's lines for mounts under the cloud's data dir. */
+export const mountsOf = (cloud: CloudHandle) =>
+  readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter((line) => line.includes(cloud.dataDir));
+
+/** The nftables table (bridge and inet) of the cloud's host network. */
+export const nftTableOf = (cloud: CloudHandle) =>
+  `novum_${createHash('sha256').update(join(cloud.dataDir, 'host-network')).digest('hex').slice(0, 8)}`;
+
+const quietly = (command: string, ...args: string[]) => {
+  try {
+    execFileSync(command, args, { stdio: 'ignore' });
+  } catch {
+    /* already gone */
+  }
+};
+
+/**
+ * After a failed test: the containers of the cloud's data dir, their mounts, loop devices and network
+ * namespaces, and the cloud's nft tables, all removed before the cloud is destroyed.
+ */
+export function removeContainerLeftovers(cloud: CloudHandle): void {
+  const instances = join(cloud.dataDir, 'containers', 'instances');
+  for (const uuid of existsSync(instances) ? readdirSync(instances) : []) {
+    quietly(RUNTIME, '--root', runtimeRoot(cloud), 'delete', '--force', `novum-${uuid}`);
+    quietly('umount', join(instances, uuid, 'rootfs'));
+    quietly('umount', join(instances, uuid, 'disk'));
+    quietly('ip', 'netns', 'delete', `novum-${uuid}`);
+  }
+  for (const line of execFileSync('losetup', ['-a'], { encoding: 'utf8' }).split('\n')) {
+    if (line.includes(cloud.dataDir)) quietly('losetup', '-d', line.split(':')[0]);
+  }
+  for (const family of ['inet', 'bridge']) quietly('nft', 'delete', 'table', family, nftTableOf(cloud));
+}
