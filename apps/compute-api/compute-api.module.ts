@@ -42,6 +42,7 @@ import {
   SecurityGroupsController,
 } from './controllers/security-groups.controller';
 import { NetworksController, TenantNetworksController } from './controllers/networks.controller';
+import { ConsoleAuthTokensController } from './controllers/console-auth-tokens.controller';
 import { HostsController } from './controllers/hosts.controller';
 import { ExtensionsController } from './controllers/extensions.controller';
 import { InstanceUsageAuditLogController } from './controllers/audit-log.controller';
@@ -84,6 +85,7 @@ export class ComputeApiModule {
         HostsController,
         ExtensionsController,
         InstanceUsageAuditLogController,
+        ConsoleAuthTokensController,
       ],
       providers: [
         { provide: NOVUM_CONFIG, useValue: config },

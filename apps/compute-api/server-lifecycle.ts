@@ -9,7 +9,7 @@ import {
   NovumConfig,
 } from '@novum/common';
 import { RemoteError } from '@novum/bus';
-import { NO_VALID_HOST } from '@novum/compute';
+import { ConsoleAuthTokens, NO_VALID_HOST } from '@novum/compute';
 import { InstanceEntity } from '@novum/db';
 import { TaskState, VmState } from '@novum/virt';
 import type { FastifyReply } from 'fastify';
@@ -594,13 +594,42 @@ export class ServerLifecycleActions {
     return { console: { type: 'serial', url: await this.serialUrl(instance) } };
   }
 
-  /** The console endpoint the host's agent gives; the proxy that serves it comes with the drivers. */
+  /**
+   * Nova's get_serial_console: the guest's agent tells where its console is (its relay, with a ticket for
+   * the guest), a token for that is recorded, and the URL is the serial console proxy's with the token.
+   * A guest without a host is not ready (409), one being deleted or migrated or not running is in the wrong
+   * state (409); the agent's 400 (no console on the guest) and 501 (a driver without serial consoles) pass.
+   */
   async serialUrl(instance: InstanceEntity): Promise<string> {
-    if (!instance.host || instance.vmState !== VmState.ACTIVE) {
-      throw new ConflictError(`Instance ${instance.uuid} is not ready yet.`);
+    if (!instance.host) throw new ConflictError(`Instance ${instance.uuid} is not ready`);
+    if ([TaskState.DELETING, TaskState.MIGRATING].includes(instance.taskState as never)) {
+      throw invalidState('get_serial_console', instance, 'task_state');
     }
-    const endpoint = await this.rpc.getSerialConsole(instance.host, { instanceUuid: instance.uuid });
-    return `ws://${this.config.publicHost}:${endpoint.port}/?token=${instance.uuid}`;
+    if (![VmState.ACTIVE, VmState.PAUSED, VmState.RESCUED].includes(instance.vmState as never)) {
+      throw invalidState('get_serial_console', instance);
+    }
+    const endpoint = await this.rpc
+      .getSerialConsole(instance.host, { instanceUuid: instance.uuid })
+      .catch((error: unknown) => {
+        if (error instanceof RemoteError && error.status && [400, 404, 409, 501].includes(error.status)) {
+          const type = {
+            400: 'HTTPBadRequest',
+            404: 'HTTPNotFound',
+            409: 'HTTPConflict',
+            501: 'HTTPNotImplemented',
+          };
+          throw new ApiError(error.status, error.message, type[error.status as keyof typeof type]);
+        }
+        throw error;
+      });
+    const { url } = await new ConsoleAuthTokens(this.servers.store.dataSource).authorize({
+      instanceUuid: instance.uuid,
+      consoleType: 'serial',
+      endpoint,
+      accessUrlBase: `ws://${this.config.publicHost}:${this.config.ports.serialProxy}/`,
+      ttlSeconds: this.config.consoleTokenTtlSeconds,
+    });
+    return url;
   }
 
   isActionBody(body: unknown): body is Record<string, unknown> {

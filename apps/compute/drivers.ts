@@ -26,6 +26,8 @@ export interface HostDriverSettings {
   containerRuntime: string;
   /** NOVUM_KVM_ACCEL: `auto`, `kvm` or `tcg`. */
   kvmAccel?: string;
+  /** NOVUM_KVM_USER: the user QEMU drops to; empty: none. */
+  kvmUser?: string;
   /** The host's guest networking (bridges, veths, taps, nftables), for the drivers that plug ports. */
   network?: HostNetwork;
 }
@@ -50,6 +52,7 @@ export function createDrivers(
       return new KvmDriver({
         dataDir: settings.dataDir,
         accel: settings.kvmAccel,
+        runAs: settings.kvmUser,
         network: settings.network,
       });
     }

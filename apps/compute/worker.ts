@@ -9,12 +9,15 @@ import {
   servicePassword,
   WorkerDescriptor,
 } from '@novum/common';
+import { InstanceRecords } from '@novum/compute';
 import { HostNetwork } from '@novum/virt';
 import { AgentOptions } from './compute-manager';
 import { ComputeAgentModule } from './compute.module';
 import { agentHosts, createDrivers } from './drivers';
 import { NeutronGuestNetworking } from './guest-network';
+import { SerialConsoleRelay } from './serial-console-relay';
 import { glanceImageUpload } from './image-upload';
+import { GuestMetadataService, hostMetadataResolver, orchestrationForwarder } from './metadata-service';
 import { ServiceCredential, serviceClient } from './service-client';
 
 /** Starts one host's agent as its own Nest application context (its own bus consumer and heartbeat). */
@@ -29,16 +32,22 @@ export async function startAgent(
     projectName: SERVICE_USER.project,
     domainId: SERVICE_USER.domainId,
   };
-  // Only drivers with real guests plug ports into the host; the fake one has none.
-  const hostNetwork = config.computeDrivers.some((name) => name !== 'fake')
-    ? new HostNetwork({ stateDir: join(config.dataDir, 'host-network') })
+  // Only drivers with real guests plug ports into the host (and serve them metadata); the fake one has none.
+  const realGuests = config.computeDrivers.some((name) => name !== 'fake');
+  const metadata = realGuests ? new GuestMetadataService() : undefined;
+  const hostNetwork = realGuests
+    ? new HostNetwork({ stateDir: join(config.dataDir, 'host-network'), metadata })
     : undefined;
+  const guestNetworking =
+    hostNetwork &&
+    new NeutronGuestNetworking(options.host, hostNetwork, serviceClient(credential, 'network'));
   const app = await NestFactory.createApplicationContext(
     ComputeAgentModule.forRoot(config, {
       drivers: createDrivers(config.computeDrivers, options.host, config.fakeHostSize, {
         dataDir: config.dataDir,
         containerRuntime: config.containerRuntime,
         kvmAccel: config.kvmAccel,
+        kvmUser: config.kvmUser,
         network: hostNetwork,
       }),
       allocationRatios: config.allocationRatios,
@@ -48,13 +57,21 @@ export async function startAgent(
       shelvedOffloadTimeSeconds: config.shelvedOffloadTimeSeconds,
       reclaimInstanceIntervalSeconds: config.reclaimInstanceIntervalSeconds,
       imageUpload: glanceImageUpload(credential),
-      network:
-        hostNetwork &&
-        new NeutronGuestNetworking(options.host, hostNetwork, serviceClient(credential, 'network')),
+      network: guestNetworking,
+      serialConsoleRelay: new SerialConsoleRelay({
+        address: config.serialProxyclientAddress,
+        ticketSeconds: config.consoleTokenTtlSeconds,
+      }),
       ...options,
     }),
     { logger: new PinoNestLogger() },
   );
+  if (metadata && hostNetwork && guestNetworking) {
+    metadata.serve(
+      hostMetadataResolver(options.host, hostNetwork, app.get(InstanceRecords), guestNetworking),
+    );
+    metadata.forwardSignals(orchestrationForwarder(credential));
+  }
   await app.init();
   return app;
 }

@@ -12,12 +12,16 @@ import { orchestrationService } from '../orchestration/http';
 import { TokenService } from '../identity/token/token.service';
 import { conductorWorker } from '../conductor/worker';
 import { computeWorker } from '../compute/worker';
+import { serialProxyWorker } from '../serialproxy/worker';
 
 /** The HTTP services that run beside identity, each validating tokens through identity in-process. */
 const SERVICES: ServiceDescriptor[] = [imageService, networkService, computeService, orchestrationService];
 
-/** The services without HTTP (bus only), started after the HTTP services' bootstrap, closed before them. */
-const WORKERS: WorkerDescriptor[] = [conductorWorker, computeWorker];
+/**
+ * The services without an API of their own (the bus workers and the serial console proxy), started after the
+ * HTTP services' bootstrap, closed before them.
+ */
+const WORKERS: WorkerDescriptor[] = [conductorWorker, computeWorker, serialProxyWorker];
 
 /**
  * The all-in-one cloud: every service in one process on the embedded default (SQLite in the data dir,

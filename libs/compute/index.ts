@@ -6,3 +6,4 @@ export * from './service-state';
 export * from './aggregates';
 export * from './instance-name';
 export * from './migration-records';
+export * from './console-auth';

@@ -8,6 +8,8 @@ import { COMPUTE_ENTITIES } from './entities/compute';
 import { INSTANCE_ENTITIES } from './entities/instance';
 import { AGGREGATE_ENTITIES } from './entities/aggregate';
 import { ORCHESTRATION_ENTITIES } from './entities/orchestration';
+import { CONSOLE_ENTITIES } from './entities/console';
+import { SOFTWARE_CONFIG_ENTITIES } from './entities/software-config';
 import { Identity1764316800000 } from './migrations/1764316800000-identity';
 import { Network1764330000000 } from './migrations/1764330000000-network';
 import { Image1764403200000 } from './migrations/1764403200000-image';
@@ -16,6 +18,9 @@ import { Instance1764489600000 } from './migrations/1764489600000-instance';
 import { Servers1764576000000 } from './migrations/1764576000000-servers';
 import { Aggregates1764576100000 } from './migrations/1764576100000-aggregates';
 import { Orchestration1764700000000 } from './migrations/1764700000000-orchestration';
+import { NestedStacks1764710000000 } from './migrations/1764710000000-nested-stacks';
+import { ConsoleAuthTokens1764720000000 } from './migrations/1764720000000-console-auth-tokens';
+import { SoftwareConfigs1764760000000 } from './migrations/1764760000000-software-configs';
 
 export const ENTITIES = [
   ...IDENTITY_ENTITIES,
@@ -25,6 +30,8 @@ export const ENTITIES = [
   ...INSTANCE_ENTITIES,
   ...AGGREGATE_ENTITIES,
   ...ORCHESTRATION_ENTITIES,
+  ...CONSOLE_ENTITIES,
+  ...SOFTWARE_CONFIG_ENTITIES,
 ];
 export const MIGRATIONS = [
   Identity1764316800000,
@@ -35,6 +42,9 @@ export const MIGRATIONS = [
   Servers1764576000000,
   Aggregates1764576100000,
   Orchestration1764700000000,
+  NestedStacks1764710000000,
+  ConsoleAuthTokens1764720000000,
+  SoftwareConfigs1764760000000,
 ];
 
 export interface DatabaseSettings {

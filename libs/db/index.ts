@@ -9,3 +9,5 @@ export * from './entities/compute';
 export * from './entities/instance';
 export * from './entities/aggregate';
 export * from './entities/orchestration';
+export * from './entities/console';
+export * from './entities/software-config';

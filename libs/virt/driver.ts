@@ -3,7 +3,7 @@
  * nova/virt/driver.py ComputeDriver. The agent is the only caller; it serialises the operations on one
  * instance (as Nova's instance lock does), so a driver need not guard against two at once on one guest.
  */
-import type { Readable } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import { POWER_STATE_NAMES, PowerState, PowerStateName } from './states';
 import type { PortFilter } from './net/firewall';
 
@@ -30,6 +30,8 @@ export interface InstanceSpec {
   displayName?: string;
   /** The instance's position in its multiple-create request (the metadata's `launch_index`). */
   launchIndex?: number;
+  /** The multiple-create request the instance came from (EC2's `reservation-id`). */
+  reservationId?: string;
   projectId: string;
   userId: string;
   flavor: FlavorSpec;
@@ -76,6 +78,8 @@ export interface FixedIp {
   cidr: string;
   gateway?: string;
   dnsNameservers: string[];
+  /** The subnet's host routes (Neutron's shape); a nexthop of 0.0.0.0 or :: means on the link. */
+  hostRoutes?: { destination: string; nexthop: string }[];
 }
 
 /** One port plugged into the guest (Nova's network model VIF, flattened). */
@@ -147,7 +151,11 @@ export interface InstanceInfo {
   state: PowerState;
 }
 
-/** Where a console proxy connects to reach a guest's serial port. */
+/**
+ * Where a console proxy connects to reach a guest's serial port. A driver whose console has no network
+ * port of its own answers port 0: the agent's relay reaches it through connectSerialConsole and answers
+ * with its own endpoint instead.
+ */
 export interface ConsoleEndpoint {
   host: string;
   port: number;
@@ -292,7 +300,16 @@ export interface ComputeDriver {
    */
   snapshot(instance: InstanceRef, imageId: string, upload: SnapshotUpload): Promise<void>;
   getConsoleOutput(instance: InstanceRef): Promise<string>;
+  /**
+   * Where the serial console of a RUNNING (or PAUSED) guest is; ConsoleUnavailable when the guest has
+   * none (e.g. started before the driver offered one).
+   */
   getSerialConsole(instance: InstanceRef): Promise<ConsoleEndpoint>;
+  /**
+   * A byte stream to the guest's serial port: what the guest writes comes out, what is written goes to
+   * the guest. Closing it leaves the guest running (and its console log written).
+   */
+  connectSerialConsole(instance: InstanceRef): Promise<Duplex>;
   /** Idempotent by port id, so that a redelivered request does no harm. */
   attachInterface(instance: InstanceSpec, vif: Vif): Promise<void>;
   /** Succeeds when the port is not attached, as Nova's libvirt driver does. */
@@ -314,7 +331,7 @@ export const CAPABILITY_OPERATIONS: Readonly<Record<keyof DriverCapabilities, re
   snapshot: ['snapshot'],
   resize: ['resize', 'confirmResize', 'revertResize'],
   consoleOutput: ['getConsoleOutput'],
-  serialConsole: ['getSerialConsole'],
+  serialConsole: ['getSerialConsole', 'connectSerialConsole'],
   attachInterface: ['attachInterface', 'detachInterface'],
   triggerCrashDump: ['triggerCrashDump'],
   diagnostics: ['getDiagnostics'],
@@ -360,6 +377,16 @@ export class InstanceInvalidState extends DriverError {
         `Cannot ${operation} while the instance is in this state.` +
         (reason ? ` ${reason}` : ''),
     );
+  }
+}
+
+/** The guest has no serial console to offer (Nova's ConsoleTypeUnavailable). */
+export class ConsoleUnavailable extends DriverError {
+  constructor(
+    readonly instanceUuid: string,
+    reason: string,
+  ) {
+    super(`Instance ${instanceUuid} has no serial console: ${reason}`);
   }
 }
 

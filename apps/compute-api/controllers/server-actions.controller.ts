@@ -1,6 +1,6 @@
 import { Body, Controller, HttpCode, Param, Post, Res } from '@nestjs/common';
 import { Auth, AuthContext, hasRole, isAdmin } from '@novum/auth';
-import { BadRequestError, ConflictError } from '@novum/common';
+import { BadRequestError, ConflictError, NotFoundError } from '@novum/common';
 import { InstanceEntity } from '@novum/db';
 import { TaskState, VmState } from '@novum/virt';
 import type { FastifyReply } from 'fastify';
@@ -104,6 +104,10 @@ export class ServerActionsController {
       addSecurityGroup: (c) => this.more.securityGroup(c.auth, c.instance, c.body, true),
       removeSecurityGroup: (c) => this.more.securityGroup(c.auth, c.instance, c.body, false),
       'os-getSerialConsole': (c) => {
+        // Replaced by POST /servers/{id}/remote-consoles at 2.6.
+        if (c.v.atLeast('2.6')) {
+          throw new NotFoundError(`API version ${c.v.toString()} is not supported on this method.`);
+        }
         c.reply.status(200);
         return this.more.serialConsole(c.auth, c.instance, c.body);
       },

@@ -89,6 +89,7 @@ export class ServerExtrasController {
 
   /** 2.6 remote consoles: only the serial console exists here (no VNC/SPICE/RDP/MKS). */
   @Post('servers/:id/remote-consoles')
+  @HttpCode(200)
   async remoteConsole(
     @Auth() auth: AuthContext,
     @Param('id') id: string,
@@ -104,6 +105,17 @@ export class ServerExtrasController {
     const protocols = ['vnc', 'spice', 'serial', 'rdp', ...(v.atLeast('2.8') ? ['mks'] : [])];
     if (typeof args.protocol !== 'string' || !protocols.includes(args.protocol)) {
       throw invalid('protocol', args.protocol, `is not one of ${JSON.stringify(protocols)}`);
+    }
+    const types = [
+      'novnc',
+      'xvpvnc',
+      'rdp-html5',
+      'spice-html5',
+      'serial',
+      ...(v.atLeast('2.8') ? ['webmks'] : []),
+    ];
+    if (typeof args.type !== 'string' || !types.includes(args.type)) {
+      throw invalid('type', args.type, `is not one of ${JSON.stringify(types)}`);
     }
     const instance = await this.servers.get(auth, id);
     if (args.protocol !== 'serial' || args.type !== 'serial') {

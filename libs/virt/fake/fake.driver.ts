@@ -1,4 +1,4 @@
-import { Readable } from 'node:stream';
+import { Duplex, PassThrough, Readable } from 'node:stream';
 import {
   CAPABILITY_OPERATIONS,
   ComputeDriver,
@@ -407,6 +407,16 @@ export class FakeDriver implements ComputeDriver {
     await this.begin('getSerialConsole', instance.uuid);
     const guest = this.guest(instance.uuid);
     return { host: this.hostname, port: 6969, internalAccessPath: guest.uuid };
+  }
+
+  /** A terminal that echoes what it is sent, as a shell on a guest's serial port does. */
+  async connectSerialConsole(instance: InstanceRef): Promise<Duplex> {
+    await this.begin('connectSerialConsole', instance.uuid);
+    const guest = this.guest(instance.uuid);
+    if (!isActive(guest.state)) {
+      throw new InstanceInvalidState(guest.uuid, 'connectSerialConsole', guest.state);
+    }
+    return new PassThrough();
   }
 
   async attachInterface(instance: InstanceSpec, vif: Vif): Promise<void> {

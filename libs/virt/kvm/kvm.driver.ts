@@ -12,14 +12,17 @@ import {
   truncate,
   writeFile,
 } from 'node:fs/promises';
+import { createConnection } from 'node:net';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
 import { configDriveFiles } from '../config-drive';
 import { mustRun, runCommand } from '../container/host-commands';
 import {
   CAPABILITY_OPERATIONS,
   ComputeDriver,
   ConsoleEndpoint,
+  ConsoleUnavailable,
   CpuInfo,
   Diagnostics,
   DriverCapabilities,
@@ -48,6 +51,7 @@ import { writeConfigDriveIso } from './config-drive-iso';
 import { ImageCache } from './image-cache';
 import { QmpClient } from './qmp-client';
 import { Accelerator, GuestPaths, probeAccelerator, qemuArgs, shellQuote } from './qemu-command';
+import { lookupUser, prepareGuestDir, QemuUser, runAsArgs } from './qemu-user';
 
 /** The part of the host network (libs/virt/net HostNetwork) a VM's ports need: taps on their bridges. */
 export type TapNetwork = Pick<HostNetwork, 'plugTap' | 'unplugTap'>;
@@ -69,6 +73,11 @@ export interface KvmDriverOptions {
   sandbox?: boolean;
   /** Memory the QEMU process may use beyond the guest's RAM, in its cgroup's limit. */
   memoryOverheadMb?: number;
+  /**
+   * NOVUM_KVM_USER: the unprivileged user each QEMU becomes once it has opened its disks, taps and sockets
+   * (`-runas`); unset or empty: QEMU keeps the agent's user.
+   */
+  runAs?: string;
   /** Plugs each port as a tap on its network's bridge before QEMU opens it; without it, guests get no NIC. */
   network?: TapNetwork;
 }
@@ -94,7 +103,7 @@ const CAPABILITIES: DriverCapabilities = {
   snapshot: true,
   resize: true,
   consoleOutput: true,
-  serialConsole: false,
+  serialConsole: true,
   attachInterface: false,
   triggerCrashDump: false,
   diagnostics: true,
@@ -164,6 +173,8 @@ export class KvmDriver implements ComputeDriver {
   private readonly clients = new Map<string, Promise<QmpClient>>();
   private host = '';
   private qemuVersion = '0';
+  /** The account QEMU drops to (NOVUM_KVM_USER), resolved at init. */
+  private qemuUser?: QemuUser;
   private accel: Accelerator = 'tcg';
   private trimTimer?: NodeJS.Timeout;
 
@@ -197,6 +208,14 @@ export class KvmDriver implements ComputeDriver {
     }
     this.qemuVersion = /version\s+(\d+(?:\.\d+)*)/.exec(version.stdout)?.[1] ?? '0';
     this.accel = await probeAccelerator(this.options.accel);
+    if (this.options.runAs) {
+      this.qemuUser = await lookupUser(this.options.runAs);
+      if (!this.qemuUser) {
+        throw new DriverError(
+          `QEMU's user ${this.options.runAs} does not exist (ops/install.sh makes it: useradd --system ${this.options.runAs}).`,
+        );
+      }
+    }
     // Re-adopt the guests a previous agent started: their QEMU processes kept running.
     for (const uuid of await this.listInstances()) {
       if (await this.livePid(uuid)) await this.qmp(uuid).catch(() => undefined);
@@ -257,7 +276,8 @@ export class KvmDriver implements ComputeDriver {
     options: SpawnOptions = {},
   ): Promise<void> {
     const dir = this.dir(instance.uuid);
-    if (this.paths(instance.uuid).qmpSocket.length > MAX_SOCKET_PATH) {
+    const sockets = this.paths(instance.uuid);
+    if (Math.max(sockets.qmpSocket.length, sockets.serialSocket.length) > MAX_SOCKET_PATH) {
       throw new DriverError(`The data dir ${this.options.dataDir} is too deep for QMP sockets.`);
     }
     try {
@@ -607,8 +627,37 @@ export class KvmDriver implements ComputeDriver {
     return readFile(file, 'utf8').catch(() => '');
   }
 
+  /**
+   * The serial port of a running (or paused, or rescued) guest: QEMU's unix socket, which the agent's relay
+   * connects to (port 0: no network port of its own). A guest whose QEMU was started before the serial port
+   * became a socket has none until its next start.
+   */
   async getSerialConsole(instance: InstanceRef): Promise<ConsoleEndpoint> {
-    this.unsupported('getSerialConsole', instance);
+    const record = await this.record(instance.uuid);
+    const state = await this.stateOf(record.uuid);
+    if (state !== RUNNING && state !== PAUSED) {
+      throw new InstanceInvalidState(record.uuid, 'getSerialConsole', state);
+    }
+    const socket = this.paths(record.uuid).serialSocket;
+    const pid = await this.livePid(record.uuid);
+    const cmdline = pid ? await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '') : '';
+    if (!existsSync(socket) || !cmdline.includes(`path=${socket},server=on`)) {
+      throw new ConsoleUnavailable(record.uuid, 'its QEMU was started without a serial socket.');
+    }
+    return { host: this.host, port: 0, internalAccessPath: socket };
+  }
+
+  /** A connection to QEMU's serial socket (QEMU serves one client at a time: the agent's relay shares it). */
+  async connectSerialConsole(instance: InstanceRef): Promise<Duplex> {
+    const { internalAccessPath } = await this.getSerialConsole(instance);
+    return new Promise<Duplex>((resolve, reject) => {
+      const socket = createConnection(internalAccessPath!);
+      socket.once('connect', () => {
+        socket.off('error', reject);
+        resolve(socket);
+      });
+      socket.once('error', reject);
+    });
   }
 
   async attachInterface(instance: InstanceSpec, _vif: Vif): Promise<void> {
@@ -718,6 +767,7 @@ export class KvmDriver implements ComputeDriver {
     return {
       pidfile: join(dir, 'qemu.pid'),
       qmpSocket: join(dir, 'qmp.sock'),
+      serialSocket: join(dir, 'serial.sock'),
       consoleLog: join(dir, 'console.log'),
       rootDisk: join(dir, 'disk'),
       configDrive: join(dir, rescued ? 'disk.config.rescue' : 'disk.config'),
@@ -915,6 +965,7 @@ export class KvmDriver implements ComputeDriver {
     const paths = this.paths(record.uuid, record.flavor, record.rescue !== undefined);
     await rm(paths.pidfile, { force: true });
     await rm(paths.qmpSocket, { force: true });
+    await rm(paths.serialSocket, { force: true });
     const args = qemuArgs({
       uuid: record.uuid,
       name: record.name,
@@ -924,7 +975,9 @@ export class KvmDriver implements ComputeDriver {
       vifs: await this.plugVifs(record),
       sandbox: this.options.sandbox ?? true,
       incomingStateFile: incomingState,
+      runAs: this.qemuUser && runAsArgs(this.qemuUser.name, this.qemuVersion),
     });
+    if (this.qemuUser) await prepareGuestDir(this.dir(record.uuid), this.qemuUser);
     const cgroup = await this.cgroup(record);
     // QEMU daemonizes once it is set up: the command ends then, the guest's process lives on (in the cgroup).
     const result = cgroup
@@ -1006,6 +1059,7 @@ export class KvmDriver implements ComputeDriver {
     const paths = this.paths(record.uuid);
     await rm(paths.pidfile, { force: true });
     await rm(paths.qmpSocket, { force: true });
+    await rm(paths.serialSocket, { force: true });
     await this.removeCgroup(record.uuid);
   }
 

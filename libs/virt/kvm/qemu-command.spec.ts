@@ -8,6 +8,7 @@ import { GuestPaths, probeAccelerator, qemuArgs, shellQuote, vifNetdevArgs } fro
 const paths: GuestPaths = {
   pidfile: '/d/qemu.pid',
   qmpSocket: '/d/qmp.sock',
+  serialSocket: '/d/serial.sock',
   consoleLog: '/d/console.log',
   rootDisk: '/d/disk',
   configDrive: '/d/disk.config',
@@ -36,7 +37,7 @@ const values = (args: string[], option: string) =>
   args.flatMap((arg, i) => (arg === option ? [args[i + 1]] : []));
 
 describe('qemuArgs', () => {
-  it('runs a daemonized pc machine with the flavour, pidfile, QMP socket and serial log', () => {
+  it('runs a daemonized pc machine with the flavour, pidfile, QMP socket and serial socket and log', () => {
     const args = qemuArgs(input);
     expect(values(args, '-machine')).toEqual(['pc']);
     expect(values(args, '-accel')).toEqual(['tcg,tb-size=128']);
@@ -49,7 +50,9 @@ describe('qemuArgs', () => {
     expect(args).toContain('-nodefaults');
     expect(values(args, '-pidfile')).toEqual(['/d/qemu.pid']);
     expect(values(args, '-qmp')).toEqual(['unix:/d/qmp.sock,server=on,wait=off']);
-    expect(values(args, '-chardev')).toEqual(['file,id=console,path=/d/console.log,append=on']);
+    expect(values(args, '-chardev')).toEqual([
+      'socket,id=console,path=/d/serial.sock,server=on,wait=off,logfile=/d/console.log,logappend=on',
+    ]);
     expect(values(args, '-serial')).toEqual(['chardev:console']);
     expect(values(args, '-sandbox')).toEqual(['on,obsolete=deny,resourcecontrol=deny']);
     expect(args).not.toContain('-incoming');

@@ -11,6 +11,9 @@ export const TCG_TB_SIZE_MB = 128;
 export interface GuestPaths {
   pidfile: string;
   qmpSocket: string;
+  /** The serial port's unix socket (QEMU listens; one client at a time: the agent's console relay). */
+  serialSocket: string;
+  /** Everything the guest writes to its serial port, whether or not a client is connected. */
   consoleLog: string;
   rootDisk: string;
   configDrive: string;
@@ -38,6 +41,8 @@ export interface QemuCommandInput {
   sandbox: boolean;
   /** Starts paused, restoring the state a suspend saved in this file (`-incoming`). */
   incomingStateFile?: string;
+  /** QEMU's arguments to drop to an unprivileged user once set up (`runAsArgs`); none: it stays as it is. */
+  runAs?: string[];
 }
 
 /**
@@ -85,7 +90,7 @@ function diskArgs(
 
 /**
  * The command line of a guest: a daemonized QEMU (its own session, a pidfile) on the `pc` machine, with the
- * QMP socket, the serial console appended to a file, virtio disks (root, ephemeral, swap, then the config
+ * QMP socket, the serial console on a unix socket and appended to a file, virtio disks (root, ephemeral, swap, then the config
  * drive; rescued: the rescue disk, root, config drive) and one virtio NIC per port (none without ports).
  */
 export function qemuArgs(input: QemuCommandInput): string[] {
@@ -115,8 +120,14 @@ export function qemuArgs(input: QemuCommandInput): string[] {
     paths.pidfile,
     '-qmp',
     `unix:${optionValue(paths.qmpSocket)},server=on,wait=off`,
+    // The serial port as a listening socket for interactive clients, its output also appended to the log
+    // (QEMU writes the log itself, so it is captured while no client is connected and while the agent is
+    // down).
     '-chardev',
-    `file,id=console,path=${optionValue(paths.consoleLog)},append=on`,
+    [
+      `socket,id=console,path=${optionValue(paths.serialSocket)},server=on,wait=off`,
+      `logfile=${optionValue(paths.consoleLog)},logappend=on`,
+    ].join(','),
     '-serial',
     'chardev:console',
   ];
@@ -134,6 +145,7 @@ export function qemuArgs(input: QemuCommandInput): string[] {
   if (input.sandbox) {
     args.push('-sandbox', 'on,obsolete=deny,resourcecontrol=deny');
   }
+  if (input.runAs) args.push(...input.runAs);
   if (input.incomingStateFile) {
     args.push('-S', '-incoming', `exec:cat ${shellQuote(input.incomingStateFile)}`);
   }

@@ -377,6 +377,16 @@ export function describeDriverContract(
       expect(endpoint.host.length).toBeGreaterThan(0);
       expect(Number.isInteger(endpoint.port)).toBe(true);
     });
+
+    testIf('serialConsole', 'connects a byte stream to the serial port of a running guest only', async () => {
+      const instance = await spawned();
+      const stream = await driver.connectSerialConsole(instance);
+      expect(stream.writable && stream.readable).toBe(true);
+      stream.destroy();
+      expect(await stateOf(instance)).toBe(PowerState.RUNNING);
+      await driver.powerOff(instance, { timeoutSeconds: 0 });
+      await expect(driver.connectSerialConsole(instance)).rejects.toBeInstanceOf(InstanceInvalidState);
+    });
   });
 
   describe('interfaces', () => {
@@ -424,6 +434,7 @@ export function describeDriverContract(
         revertResize: (instance) => driver.revertResize(instance, []),
         getConsoleOutput: (instance) => driver.getConsoleOutput(instance),
         getSerialConsole: (instance) => driver.getSerialConsole(instance),
+        connectSerialConsole: (instance) => driver.connectSerialConsole(instance),
         attachInterface: (instance) => driver.attachInterface(instance, vif),
         detachInterface: (instance) => driver.detachInterface(instance, vif),
         triggerCrashDump: (instance) => driver.triggerCrashDump(instance),
