@@ -130,6 +130,9 @@ describe('NeutronGuestNetworking', () => {
           : command === 'iptables'
             ? { code: 127, stdout: '', stderr: '' }
             : { code: 0, stdout: '1', stderr: '' },
+      linkExists: async () => false,
+      netnsExists: async () => false,
+      sysctl: async () => undefined,
     });
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
@@ -155,6 +158,7 @@ describe('NeutronGuestNetworking', () => {
             cidr: '10.0.0.0/24',
             gateway: '10.0.0.1',
             dnsNameservers: ['10.0.0.53'],
+            hostRoutes: [],
           },
           {
             address: 'fd00::5',
@@ -163,6 +167,7 @@ describe('NeutronGuestNetworking', () => {
             cidr: 'fd00::/64',
             gateway: undefined,
             dnsNameservers: [],
+            hostRoutes: [],
           },
         ],
         filter: {
@@ -181,6 +186,20 @@ describe('NeutronGuestNetworking', () => {
     neutron.calls.length = 0;
     await networking.vifsFor(instance(['port-1']));
     expect(neutron.calls.filter((call) => call.startsWith('PUT'))).toEqual([]);
+  });
+
+  it('routes the first IPv4 address to the metadata service on the link when the host serves it', async () => {
+    const serving = new HostNetwork({
+      stateDir: dir,
+      tableName: 'novum_t',
+      metadata: { open: async () => undefined, close: async () => undefined },
+    });
+    const networking = new NeutronGuestNetworking(HOST, serving, fakeNeutron().client);
+    const [vif] = await networking.vifsFor(instance(['port-1']));
+    expect(vif.fixedIps.map((ip) => ip.hostRoutes)).toEqual([
+      [{ destination: '169.254.169.254/32', nexthop: '0.0.0.0' }],
+      [],
+    ]);
   });
 
   it('re-reads the filters of the plugged ports, and releases (unplugs and unbinds) an instance', async () => {

@@ -7,10 +7,13 @@ export interface CommandResult {
   stderr: string;
 }
 
-/** Runs a host command to its end without a shell; never rejects, so that callers decide what a failure is. */
-export function runCommand(command: string, args: readonly string[]): Promise<CommandResult> {
+/**
+ * Runs a host command to its end without a shell, `input` (if any) on its stdin; never rejects, so that
+ * callers decide what a failure is.
+ */
+export function runCommand(command: string, args: readonly string[], input?: string): Promise<CommandResult> {
   return new Promise((resolve) => {
-    execFile(command, args, { maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
+    const child = execFile(command, args, { maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === 'number' ? error.code : 127) : 0;
       resolve({
         code,
@@ -18,6 +21,9 @@ export function runCommand(command: string, args: readonly string[]): Promise<Co
         stderr: String(stderr || (error && !stderr ? error.message : '')),
       });
     });
+    // A command that exits without reading all of it must not fail the write (EPIPE): its exit code tells.
+    child.stdin?.on('error', () => undefined);
+    child.stdin?.end(input ?? '');
   });
 }
 

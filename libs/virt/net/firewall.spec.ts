@@ -181,6 +181,36 @@ describe('renderRuleset', () => {
     expect(script).toContain('elements = { "novumbr11111111", "novumbr22222222" }');
   });
 
+  it('lets guests reach only TCP port 80 of the metadata address through a metadata device', () => {
+    const withMetadata = renderRuleset(
+      'novum_t',
+      [unknown, open, secured],
+      [{ devname: 'novumm111111111', bridge: 'novumbr11111111' }],
+    );
+    expect(chainOf(withMetadata, 'bridge', 'prerouting')[1]).toContain(
+      '"novumm111111111" : goto from_metadata',
+    );
+    expect(chainOf(withMetadata, 'bridge', 'from_metadata')).toEqual([
+      'meta mark set 0xa5fff000',
+      'arp saddr ip 169.254.169.254 accept',
+      'ip saddr 169.254.169.254 tcp sport 80 accept',
+      'drop',
+    ]);
+    expect(chainOf(withMetadata, 'bridge', 'to_metadata')).toEqual(['meta mark set meta mark | 0x00000fff']);
+    expect(chainOf(withMetadata, 'bridge', 'input').at(-1)).toContain('"novumm111111111" } drop');
+    const forward = chainOf(withMetadata, 'inet', 'forward');
+    // Replies pass by conntrack; the namespace opens nothing itself; a guest's egress rules apply first.
+    expect(forward.indexOf('meta mark & 0x00fff000 0x00fff000 drop')).toBe(
+      forward.indexOf('ct state established,related accept') + 1,
+    );
+    expect(forward.at(-2)).toContain('0x00000fff : jump metadata_in');
+    expect(chainOf(withMetadata, 'inet', 'metadata_in')).toEqual([
+      'meta nfproto ipv4 ip daddr 169.254.169.254 tcp dport 80 accept',
+      'drop',
+    ]);
+    expect(script).not.toContain('metadata');
+  });
+
   const nft = (() => {
     try {
       execFileSync('sh', ['-c', 'command -v nft'], { stdio: 'ignore' });
@@ -193,7 +223,14 @@ describe('renderRuleset', () => {
   (nft ? it : it.skip)('is a script nft accepts', () => {
     const dir = mkdtempSync(join(tmpdir(), 'novum-nft-'));
     try {
-      writeFileSync(join(dir, 'rules.nft'), script);
+      writeFileSync(
+        join(dir, 'rules.nft'),
+        renderRuleset(
+          'novum_t',
+          [unknown, open, secured],
+          [{ devname: 'novumm111111111', bridge: 'novumbr11111111' }],
+        ),
+      );
       execFileSync('nft', ['-c', '-f', join(dir, 'rules.nft')], { stdio: 'pipe' });
     } finally {
       rmSync(dir, { recursive: true, force: true });

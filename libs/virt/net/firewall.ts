@@ -1,5 +1,5 @@
 import { IP_PROTOCOL_NUMBERS, normalizeCidr, parseCidr, parseIp } from '@novum/common';
-import { linkLocalAddress } from './names';
+import { linkLocalAddress, METADATA_ADDRESS } from './names';
 
 /** One Neutron security group rule, as the network API shows it. */
 export interface SecurityRule {
@@ -34,6 +34,12 @@ export interface FirewallPort {
   filter?: PortFilter;
 }
 
+/** The host end of a network's metadata namespace (the veth on the network's bridge). */
+export interface MetadataDevice {
+  devname: string;
+  bridge: string;
+}
+
 /**
  * Packet marks carry port identity from the bridge family (which knows the ports but has no conntrack on
  * this kernel) to the inet family (which br_netfilter feeds with bridged IP traffic, with conntrack, but
@@ -44,7 +50,9 @@ export const MARK_TAG = 0xa5000000;
 const MARK_TAG_MASK = 0xff000000;
 const SOURCE_MASK = 0x00fff000;
 const DESTINATION_MASK = 0x00000fff;
-export const MAX_PORTS = 4095;
+export const MAX_PORTS = 4094;
+/** The port index all metadata devices share in the marks (no guest port has it). */
+const METADATA_INDEX = 0xfff;
 
 const hex = (n: number) => `0x${(n >>> 0).toString(16).padStart(8, '0')}`;
 
@@ -213,10 +221,16 @@ function chain(name: string, lines: string[]): string[] {
  *   to a guest, the destination mark; nothing from a guest port reaches the host itself.
  * - `inet <table>` (bridged IPv4/IPv6 through br_netfilter): conntrack (replies pass), then the source
  *   port's egress rules, then the destination port's ingress rules; anything else on Novum's bridges drops.
+ * - The metadata devices: a guest reaches only TCP port 80 of the metadata address behind them (after its
+ *   egress rules), and they send nothing but ARP and the replies of those connections.
  *
  * With no ports, the script only removes the tables.
  */
-export function renderRuleset(table: string, ports: readonly FirewallPort[]): string {
+export function renderRuleset(
+  table: string,
+  ports: readonly FirewallPort[],
+  metadata: readonly MetadataDevice[] = [],
+): string {
   if (ports.length > MAX_PORTS) throw new Error(`More than ${MAX_PORTS} guest ports on one host.`);
   const sorted = [...ports].sort((a, b) => a.devname.localeCompare(b.devname));
   const out = [
@@ -228,24 +242,44 @@ export function renderRuleset(table: string, ports: readonly FirewallPort[]): st
   if (!sorted.length) return `${out.join('\n')}\n`;
   const indexed = sorted.map((port, i) => ({ port, index: i + 1 }));
   const bridges = [...new Set(sorted.map((port) => port.bridge))].sort();
-  const devices = sorted.map((port) => quote(port.devname));
+  const metadataDevices = [...new Set(metadata.map((device) => quote(device.devname)))].sort();
+  const devices = [...sorted.map((port) => quote(port.devname)), ...metadataDevices];
 
   out.push(`table bridge ${table} {`);
   out.push(
     ...chain('prerouting', [
       'type filter hook prerouting priority -300; policy accept;',
-      `iifname vmap { ${indexed.map(({ port, index }) => `${quote(port.devname)} : goto from_${index}`).join(', ')} }`,
+      `iifname vmap { ${[
+        ...indexed.map(({ port, index }) => `${quote(port.devname)} : goto from_${index}`),
+        ...metadataDevices.map((device) => `${device} : goto from_metadata`),
+      ].join(', ')} }`,
     ]),
   );
   for (const { port, index } of indexed) out.push(...chain(`from_${index}`, fromChain(port, index)));
+  if (metadataDevices.length) {
+    out.push(
+      ...chain('from_metadata', [
+        `meta mark set ${hex(MARK_TAG | (METADATA_INDEX << 12))}`,
+        `arp saddr ip ${METADATA_ADDRESS} accept`,
+        `ip saddr ${METADATA_ADDRESS} tcp sport 80 accept`,
+        'drop',
+      ]),
+    );
+  }
   out.push(
     ...chain('forward', [
       'type filter hook forward priority -200; policy accept;',
-      `oifname vmap { ${indexed.map(({ port, index }) => `${quote(port.devname)} : goto to_${index}`).join(', ')} }`,
+      `oifname vmap { ${[
+        ...indexed.map(({ port, index }) => `${quote(port.devname)} : goto to_${index}`),
+        ...metadataDevices.map((device) => `${device} : goto to_metadata`),
+      ].join(', ')} }`,
     ]),
   );
   for (const { index } of indexed)
     out.push(...chain(`to_${index}`, [`meta mark set meta mark | ${hex(index)}`]));
+  if (metadataDevices.length) {
+    out.push(...chain('to_metadata', [`meta mark set meta mark | ${hex(METADATA_INDEX)}`]));
+  }
   out.push(
     ...chain('input', [
       'type filter hook input priority -200; policy accept;',
@@ -294,14 +328,25 @@ export function renderRuleset(table: string, ports: readonly FirewallPort[]): st
       `meta mark & ${hex(MARK_TAG_MASK)} != ${hex(MARK_TAG)} drop`,
       'ct state invalid drop',
       'ct state established,related accept',
+      ...(metadataDevices.length
+        ? [`meta mark & ${hex(SOURCE_MASK)} ${hex(METADATA_INDEX << 12)} drop`]
+        : []),
       `meta mark & ${hex(SOURCE_MASK)} vmap { ${indexed.map(({ index }) => `${hex(index << 12)} : jump egress_${index}`).join(', ')} }`,
-      `meta mark & ${hex(DESTINATION_MASK)} vmap { ${indexed.map(({ index }) => `${hex(index)} : jump ingress_${index}`).join(', ')} }`,
+      `meta mark & ${hex(DESTINATION_MASK)} vmap { ${[
+        ...indexed.map(({ index }) => `${hex(index)} : jump ingress_${index}`),
+        ...(metadataDevices.length ? [`${hex(METADATA_INDEX)} : jump metadata_in`] : []),
+      ].join(', ')} }`,
       'drop',
     ]),
   );
   for (const { port, index } of indexed) {
     out.push(...chain(`egress_${index}`, egressChain(port)));
     out.push(...chain(`ingress_${index}`, ingressChain(port)));
+  }
+  if (metadataDevices.length) {
+    out.push(
+      ...chain('metadata_in', [`meta nfproto ipv4 ip daddr ${METADATA_ADDRESS} tcp dport 80 accept`, 'drop']),
+    );
   }
   out.push('}');
   return `${out.join('\n')}\n`;

@@ -33,15 +33,31 @@ const vif = (id: string, overrides: Partial<Vif> = {}): Vif => ({
 });
 const PORT = 'abcdef01-2345-6789-abcd-ef0123456789';
 
-/** A host as far as `ip` and friends show it: the links that exist, and every command run. */
+/**
+ * A host as far as `ip` and friends show it: the links and namespaces that exist, and every command run
+ * (each line of an `ip -batch` as a command of its own, host sysctls as `sysctl -qw`).
+ */
 function fakeHost(options: { iptablesDrop?: boolean } = {}) {
   const links = new Set<string>();
+  const namespaces = new Set<string>();
   const commands: string[] = [];
-  const run = async (command: string, args: readonly string[]) => {
+  const ok = (stdout = '') => ({ code: 0, stdout, stderr: '' });
+  const fail = (stderr: string) => ({ code: 1, stdout: '', stderr });
+  const run = async (
+    command: string,
+    args: readonly string[],
+    input?: string,
+  ): Promise<{ code: number; stdout: string; stderr: string }> => {
+    if (command === 'ip' && args.includes('-batch')) {
+      const prefix = args[0] === '-n' ? args.slice(0, 2) : [];
+      for (const line of (input ?? '').split('\n').filter(Boolean)) {
+        const result = await run('ip', [...prefix, ...line.split(' ')]);
+        if (result.code !== 0) return result;
+      }
+      return ok();
+    }
     const line = `${command} ${args.join(' ')}`;
     commands.push(line);
-    const ok = (stdout = '') => ({ code: 0, stdout, stderr: '' });
-    const fail = (stderr: string) => ({ code: 1, stdout: '', stderr });
     if (command === 'iptables') {
       if (options.iptablesDrop === undefined) return { code: 127, stdout: '', stderr: 'not found' };
       if (args[0] === '-S') return ok(options.iptablesDrop ? '-P FORWARD DROP\n' : '-P FORWARD ACCEPT\n');
@@ -54,6 +70,8 @@ function fakeHost(options: { iptablesDrop?: boolean } = {}) {
     }
     if (command === 'sysctl' && args[0] === '-n') return ok('1\n');
     if (command !== 'ip') return ok();
+    if (args[0] === 'netns' && args[1] === 'add') namespaces.add(args[2]);
+    if (args[0] === 'netns' && args[1] === 'delete') namespaces.delete(args[2]);
     if (args[0] === 'link' && args[1] === 'show')
       return links.has(args[3]) ? ok() : fail('Device does not exist');
     if (args[0] === 'link' && args[1] === 'add') {
@@ -69,7 +87,13 @@ function fakeHost(options: { iptablesDrop?: boolean } = {}) {
     }
     return ok();
   };
-  return { run, commands, links };
+  const hooks = {
+    run,
+    linkExists: async (name: string) => links.has(name),
+    netnsExists: async (name: string) => namespaces.has(name),
+    sysctl: async (key: string, value: string) => void commands.push(`sysctl -qw ${key}=${value}`),
+  };
+  return { run, hooks, commands, links };
 }
 
 describe('HostNetwork', () => {
@@ -81,29 +105,26 @@ describe('HostNetwork', () => {
 
   it('plugs a container port: namespace, veth renamed eth0 with MAC/IPs/route, bridge, then the firewall, then the bridge port', async () => {
     const host = fakeHost();
-    const network = new HostNetwork({ stateDir: dir, run: host.run, tableName: 'novum_t' });
+    const network = new HostNetwork({ stateDir: dir, ...host.hooks, tableName: 'novum_t' });
     const path = await network.plugContainer(UUID, [vif(PORT)]);
     expect(path).toBe(`/run/netns/novum-${UUID}`);
     const ns = `novum-${UUID}`;
     expect(host.commands).toEqual([
       `ip netns add ${ns}`,
-      `ip -n ${ns} link set dev lo up`,
-      `ip netns exec ${ns} sysctl -qw net.ipv4.ping_group_range=0 2147483647`,
-      `ip netns exec ${ns} sysctl -qw net.ipv4.ip_unprivileged_port_start=0`,
-      'ip link show dev novumvabcdef012',
-      `ip link add novumvabcdef012 mtu 1450 type veth peer name novumpabcdef012 mtu 1450 netns ${ns}`,
-      `ip -n ${ns} link set dev novumpabcdef012 name eth0 address fa:16:3e:12:34:56`,
-      `ip -n ${ns} addr add 10.0.0.5/24 dev eth0`,
-      `ip -n ${ns} -6 addr add fd00::5/64 dev eth0 nodad`,
-      `ip -n ${ns} link set dev eth0 up`,
-      `ip -n ${ns} route replace default via 10.0.0.1 dev eth0`,
-      `ip -n ${ns} -6 route replace default via fd00::1 dev eth0`,
-      'ip link show dev novumbr5e1d2c3b',
       'ip link add name novumbr5e1d2c3b mtu 1450 type bridge',
       'sysctl -qw net.ipv6.conf.novumbr5e1d2c3b.disable_ipv6=1',
       'sysctl -qw net.ipv4.conf.novumbr5e1d2c3b.forwarding=0',
-      'ip link set dev novumbr5e1d2c3b mtu 1450 up',
       'iptables -S FORWARD',
+      'ip link set dev novumbr5e1d2c3b mtu 1450 up',
+      `ip link add novumvabcdef012 mtu 1450 type veth peer name novumpabcdef012 mtu 1450 netns ${ns}`,
+      `ip netns exec ${ns} sysctl -qw "net.ipv4.ping_group_range=0 2147483647" net.ipv4.ip_unprivileged_port_start=0`,
+      `ip -n ${ns} link set dev lo up`,
+      `ip -n ${ns} link set dev novumpabcdef012 name eth0 address fa:16:3e:12:34:56`,
+      `ip -n ${ns} addr add 10.0.0.5/24 dev eth0`,
+      `ip -n ${ns} addr add fd00::5/64 dev eth0 nodad`,
+      `ip -n ${ns} link set dev eth0 up`,
+      `ip -n ${ns} route replace 0.0.0.0/0 via 10.0.0.1 dev eth0`,
+      `ip -n ${ns} route replace ::/0 via fd00::1 dev eth0`,
       `nft -f ${join(dir, 'ruleset.nft')}`,
       'sysctl -qw net.ipv6.conf.novumvabcdef012.disable_ipv6=1',
       'ip link set dev novumvabcdef012 master novumbr5e1d2c3b up',
@@ -116,13 +137,13 @@ describe('HostNetwork', () => {
     // Again (a start after a stop): the namespace and the port are there; nothing is made twice.
     host.commands.length = 0;
     await network.plugContainer(UUID, [vif(PORT)]);
-    expect(host.commands.filter((c) => c.includes(' add '))).toEqual([`ip netns add ${ns}`]);
+    expect(host.commands.filter((c) => c.includes(' add '))).toEqual([]);
     expect(await network.plugged()).toHaveLength(1);
   });
 
   it('unplugs an instance: its devices, the bridge with its last port, the namespace, and the rules', async () => {
     const host = fakeHost();
-    const network = new HostNetwork({ stateDir: dir, run: host.run, tableName: 'novum_t' });
+    const network = new HostNetwork({ stateDir: dir, ...host.hooks, tableName: 'novum_t' });
     const other = '11111111-2222-3333-4444-555555555555';
     await network.plugContainer(UUID, [vif(PORT)]);
     await network.plugContainer(other, [vif('99999999-0000-0000-0000-000000000000')]);
@@ -152,9 +173,66 @@ describe('HostNetwork', () => {
     expect(await network.plugged()).toEqual([]);
   });
 
+  it('gives each network a metadata namespace with the listener, routes guests to it, and removes it last', async () => {
+    const host = fakeHost();
+    const calls: string[] = [];
+    const metadata = {
+      open: async (networkId: string, netns: string) => void calls.push(`open ${networkId} ${netns}`),
+      close: async (networkId: string) => void calls.push(`close ${networkId}`),
+    };
+    const network = new HostNetwork({ stateDir: dir, ...host.hooks, tableName: 'novum_t', metadata });
+    expect(network.servesMetadata).toBe(true);
+    const routed = vif(PORT);
+    routed.fixedIps[0].hostRoutes = [{ destination: '169.254.169.254/32', nexthop: '0.0.0.0' }];
+    await network.plugContainer(UUID, [routed]);
+    const md = `novum-md-${NETWORK}`;
+    const commands = host.commands;
+    expect(commands).toContain(`ip -n novum-${UUID} route replace 169.254.169.254/32 dev eth0`);
+    const nft = commands.indexOf(`nft -f ${join(dir, 'ruleset.nft')}`);
+    expect(commands.slice(commands.indexOf(`ip netns add ${md}`))).toEqual([
+      `ip netns add ${md}`,
+      `ip netns exec ${md} sysctl -qw net.ipv6.conf.all.disable_ipv6=1`,
+      `ip netns exec ${md} sysctl -qw net.ipv6.conf.default.disable_ipv6=1`,
+      `ip link add novumm5e1d2c3ba mtu 1450 type veth peer name novumq5e1d2c3ba mtu 1450 netns ${md}`,
+      `ip -n ${md} link set dev lo up`,
+      `ip -n ${md} addr add 169.254.169.254/32 dev novumq5e1d2c3ba`,
+      `ip -n ${md} link set dev novumq5e1d2c3ba up`,
+      `ip -n ${md} route replace default dev novumq5e1d2c3ba`,
+      'sysctl -qw net.ipv6.conf.novumm5e1d2c3ba.disable_ipv6=1',
+      'ip link set dev novumm5e1d2c3ba master novumbr5e1d2c3b up',
+    ]);
+    // The firewall knew the namespace's link before it joined the bridge.
+    expect(nft).toBeLessThan(commands.indexOf(`ip netns add ${md}`));
+    expect(rulesetFile()).toContain('"novumm5e1d2c3ba" : goto from_metadata');
+    expect(calls).toEqual([`close ${NETWORK}`, `open ${NETWORK} ${md}`]);
+
+    // A restarted agent opens its listener again in the namespace that is still there.
+    calls.length = 0;
+    host.commands.length = 0;
+    const restarted = new HostNetwork({ stateDir: dir, ...host.hooks, tableName: 'novum_t', metadata });
+    await restarted.init();
+    expect(calls).toEqual([`open ${NETWORK} ${md}`]);
+    expect(host.commands.filter((c) => c.includes(' add '))).toEqual([]);
+
+    calls.length = 0;
+    host.commands.length = 0;
+    await restarted.unplugInstance(UUID);
+    expect(calls).toEqual([`close ${NETWORK}`]);
+    expect(host.commands).toEqual([
+      'ip link delete dev novumvabcdef012',
+      `nft -f ${join(dir, 'ruleset.nft')}`,
+      'ip link delete dev novumm5e1d2c3ba',
+      `ip netns delete ${md}`,
+      'iptables -S FORWARD',
+      'ip link delete dev novumbr5e1d2c3b',
+      `ip netns delete novum-${UUID}`,
+    ]);
+    expect(host.links.size).toBe(0);
+  });
+
   it('plugs and unplugs a VM tap on the bridge', async () => {
     const host = fakeHost();
-    const network = new HostNetwork({ stateDir: dir, run: host.run });
+    const network = new HostNetwork({ stateDir: dir, ...host.hooks });
     expect(network.tableName).toMatch(/^novum_[0-9a-f]{8}$/);
     expect(await network.plugTap(UUID, vif(PORT, { bridge: 'novumbrcustom01' }))).toEqual({
       ifname: 'novumtabcdef012',
@@ -167,7 +245,7 @@ describe('HostNetwork', () => {
 
   it('lets guest traffic through a host FORWARD chain that drops by default, only while the bridge exists', async () => {
     const host = fakeHost({ iptablesDrop: true });
-    const network = new HostNetwork({ stateDir: dir, run: host.run, tableName: 'novum_t' });
+    const network = new HostNetwork({ stateDir: dir, ...host.hooks, tableName: 'novum_t' });
     await network.plugContainer(UUID, [vif(PORT)]);
     expect(host.commands).toContain('iptables -I FORWARD 1 -i novumbr5e1d2c3b -o novumbr5e1d2c3b -j ACCEPT');
     await network.unplugInstance(UUID);
@@ -176,7 +254,7 @@ describe('HostNetwork', () => {
 
   it('re-renders the rules with new security facts, keeping them for the next plug', async () => {
     const host = fakeHost();
-    const network = new HostNetwork({ stateDir: dir, run: host.run, tableName: 'novum_t' });
+    const network = new HostNetwork({ stateDir: dir, ...host.hooks, tableName: 'novum_t' });
     await network.plugContainer(UUID, [vif(PORT)]);
     expect(rulesetFile()).not.toContain('th dport 22');
     await network.updateFilters(

@@ -1,12 +1,27 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, readlink, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DriverError, Vif } from '../driver';
 import { CommandResult, runCommand } from '../container/host-commands';
-import { FirewallPort, PortFilter, renderRuleset } from './firewall';
-import { bridgeName, NETNS_DIR, netnsName, tapName, vethName, vethPeerName } from './names';
+import { FirewallPort, MetadataDevice, PortFilter, renderRuleset } from './firewall';
+import {
+  bridgeName,
+  METADATA_ADDRESS,
+  metadataNetnsName,
+  metadataVethName,
+  metadataVethPeerName,
+  NETNS_DIR,
+  netnsName,
+  tapName,
+  vethName,
+  vethPeerName,
+} from './names';
 
-export type CommandRunner = (command: string, args: readonly string[]) => Promise<CommandResult>;
+export type CommandRunner = (
+  command: string,
+  args: readonly string[],
+  input?: string,
+) => Promise<CommandResult>;
 
 export interface HostNetworkOptions {
   /** Where the plugged ports are recorded (`<NOVUM_DATA_DIR>/network`), so that a restarted agent knows them. */
@@ -14,6 +29,24 @@ export interface HostNetworkOptions {
   /** The nft tables' name; by default `novum_` + a digest of stateDir, so two clouds on one host never meet. */
   tableName?: string;
   run?: CommandRunner;
+  /** Whether a network device of this name exists on the host (by default: /sys/class/net). */
+  linkExists?: (name: string) => Promise<boolean>;
+  /** Whether a named network namespace exists (by default: its file under /run/netns). */
+  netnsExists?: (name: string) => Promise<boolean>;
+  /** The bridge a link is attached to (by default: its /sys/class/net/<name>/master). */
+  masterOf?: (name: string) => Promise<string | undefined>;
+  /** Sets a host sysctl (by default: written to /proc/sys). */
+  sysctl?: (key: string, value: string) => Promise<void>;
+  /** The metadata service: absent, networks get no metadata namespace and guests no route to it. */
+  metadata?: MetadataListeners;
+}
+
+/** The agent's metadata service, as the host network opens and closes its per-network listeners. */
+export interface MetadataListeners {
+  /** Serves the network's guests on METADATA_ADDRESS port 80 inside `netns`; idempotent. */
+  open(networkId: string, netns: string): Promise<void>;
+  /** Stops serving the network (before its namespace goes); idempotent. */
+  close(networkId: string): Promise<void>;
 }
 
 /** A guest port plugged on this host. */
@@ -35,6 +68,9 @@ interface State {
 
 const DEFAULT_MTU = 1500;
 
+const mtuOf = (vifs: readonly Vif[], portId: string) =>
+  vifs.find((vif) => vif.id === portId)?.mtu ?? DEFAULT_MTU;
+
 /**
  * The host side of guest networking, for every driver: one Linux bridge per Neutron network (no address:
  * the host is not a router), veth pairs into containers' persistent network namespaces, tap devices for
@@ -44,11 +80,22 @@ const DEFAULT_MTU = 1500;
 export class HostNetwork {
   readonly tableName: string;
   private readonly run: CommandRunner;
+  private readonly linkExists: (name: string) => Promise<boolean>;
   private readonly stateFile: string;
   private queue: Promise<unknown> = Promise.resolve();
+  /** The ruleset nft last loaded from this process (none yet after a start: init loads it). */
+  private applied?: string;
 
   constructor(private readonly options: HostNetworkOptions) {
     this.run = options.run ?? runCommand;
+    // Asked before every change, so read from sysfs rather than by starting `ip link show`.
+    this.linkExists =
+      options.linkExists ??
+      ((name) =>
+        access(`/sys/class/net/${name}`).then(
+          () => true,
+          () => false,
+        ));
     this.stateFile = join(options.stateDir, 'ports.json');
     this.tableName =
       options.tableName ?? `novum_${createHash('sha256').update(options.stateDir).digest('hex').slice(0, 8)}`;
@@ -57,6 +104,11 @@ export class HostNetwork {
   /** The path a container runtime joins (OCI `linux.namespaces[].path`). */
   static netnsPath(instanceUuid: string): string {
     return `${NETNS_DIR}/${netnsName(instanceUuid)}`;
+  }
+
+  /** Whether guests get a metadata service on their networks (and a route to it). */
+  get servesMetadata(): boolean {
+    return this.options.metadata !== undefined;
   }
 
   /** Checks the tools and the kernel setting it relies on, then restores the firewall of the recorded ports. */
@@ -72,7 +124,15 @@ export class HostNetwork {
       const current = await this.run('sysctl', ['-n', key]);
       if (current.stdout.trim() !== '1') await this.mustRun('sysctl', ['-qw', `${key}=1`]);
     }
-    await this.serial(() => this.applyFirewall());
+    await this.serial(async () => {
+      const state = await this.load();
+      await this.applyFirewall(state);
+      // The namespaces outlive the agent, its listeners do not: each network's is opened again.
+      for (const [networkId, bridge] of this.networksOf(state.ports)) {
+        const mtu = await readFile(`/sys/class/net/${bridge}/mtu`, 'utf8').catch(() => `${DEFAULT_MTU}`);
+        await this.ensureMetadata(networkId, bridge, Number(mtu.trim()) || DEFAULT_MTU);
+      }
+    });
   }
 
   plugged(): Promise<PluggedPort[]> {
@@ -88,19 +148,16 @@ export class HostNetwork {
   plugContainer(instanceUuid: string, vifs: readonly Vif[]): Promise<string> {
     return this.serial(async () => {
       const netns = netnsName(instanceUuid);
-      const created = await this.run('ip', ['netns', 'add', netns]);
-      if (created.code !== 0 && !/exists/i.test(created.stderr)) this.fail('ip netns add', created);
-      await this.mustRun('ip', ['-n', netns, 'link', 'set', 'dev', 'lo', 'up']);
-      // As Docker does: ICMP echo sockets and low ports for any user, so that ping works without raw sockets
-      // (which a user-namespaced root cannot open in a namespace the host made).
-      for (const setting of [
-        'net.ipv4.ping_group_range=0 2147483647',
-        'net.ipv4.ip_unprivileged_port_start=0',
-      ]) {
-        await this.mustRun('ip', ['netns', 'exec', netns, 'sysctl', '-qw', setting]);
+      if (!(await this.netnsExists(netns))) {
+        const created = await this.run('ip', ['netns', 'add', netns]);
+        if (created.code !== 0 && !/exists/i.test(created.stderr)) this.fail('ip netns add', created);
       }
       const state = await this.load();
       const fresh: PluggedPort[] = [];
+      // Every command of the namespace in one `ip -batch` (each `ip` costs a process start: a container's
+      // boot time is mostly those), made after the host's batch has moved the veth peers into it.
+      const hostBatch: string[][] = [];
+      const nsBatch: string[][] = [['link', 'set', 'dev', 'lo', 'up']];
       let routed4 = false;
       let routed6 = false;
       for (const [index, vif] of vifs.entries()) {
@@ -108,61 +165,39 @@ export class HostNetwork {
         const mtu = vif.mtu ?? DEFAULT_MTU;
         const bridge = vif.bridge ?? bridgeName(vif.networkId);
         const known = state.ports.find((port) => port.portId === vif.id);
-        const present = (await this.run('ip', ['link', 'show', 'dev', devname])).code === 0;
-        if (!present) {
+        if (!(await this.linkExists(devname))) {
           const peer = vethPeerName(vif.id);
           const ifname = `eth${index}`;
-          await this.mustRun('ip', [
-            'link',
-            'add',
-            devname,
-            'mtu',
-            String(mtu),
-            'type',
-            'veth',
-            'peer',
-            'name',
-            peer,
-            'mtu',
-            String(mtu),
-            'netns',
-            netns,
+          hostBatch.push([
+            ...['link', 'add', devname, 'mtu', String(mtu), 'type', 'veth'],
+            ...['peer', 'name', peer, 'mtu', String(mtu), 'netns', netns],
           ]);
-          await this.mustRun('ip', [
-            '-n',
-            netns,
-            'link',
-            'set',
-            'dev',
-            peer,
-            'name',
-            ifname,
-            'address',
-            vif.macAddress,
-          ]);
+          nsBatch.push(['link', 'set', 'dev', peer, 'name', ifname, 'address', vif.macAddress]);
           for (const ip of vif.fixedIps) {
             const prefix = ip.cidr.split('/')[1] ?? (ip.version === 4 ? '32' : '128');
-            const args = ['-n', netns, ...(ip.version === 6 ? ['-6'] : []), 'addr', 'add'];
-            args.push(`${ip.address}/${prefix}`, 'dev', ifname, ...(ip.version === 6 ? ['nodad'] : []));
-            await this.mustRun('ip', args);
+            // No `-6` in a batch line (global options are not): the address tells the family.
+            nsBatch.push([
+              ...['addr', 'add', `${ip.address}/${prefix}`, 'dev', ifname],
+              ...(ip.version === 6 ? ['nodad'] : []),
+            ]);
           }
-          await this.mustRun('ip', ['-n', netns, 'link', 'set', 'dev', ifname, 'up']);
+          nsBatch.push(['link', 'set', 'dev', ifname, 'up']);
           for (const ip of vif.fixedIps) {
             if (!ip.gateway || (ip.version === 4 ? routed4 : routed6)) continue;
-            await this.mustRun('ip', [
-              '-n',
-              netns,
-              ...(ip.version === 6 ? ['-6'] : []),
-              'route',
-              'replace',
-              'default',
-              'via',
-              ip.gateway,
-              'dev',
-              ifname,
-            ]);
+            const any = ip.version === 6 ? '::/0' : '0.0.0.0/0';
+            nsBatch.push(['route', 'replace', any, 'via', ip.gateway, 'dev', ifname]);
             if (ip.version === 4) routed4 = true;
             else routed6 = true;
+          }
+          for (const ip of vif.fixedIps) {
+            for (const route of ip.hostRoutes ?? []) {
+              const onLink = /^(0\.0\.0\.0|::)$/.test(route.nexthop);
+              nsBatch.push([
+                ...['route', 'replace', route.destination],
+                ...(onLink ? [] : ['via', route.nexthop]),
+                ...['dev', ifname],
+              ]);
+            }
           }
         }
         const port: PluggedPort = {
@@ -178,11 +213,23 @@ export class HostNetwork {
         };
         state.ports = [...state.ports.filter((p) => p.portId !== vif.id), port];
         fresh.push(port);
-        await this.ensureBridge(bridge, mtu);
+        await this.ensureBridge(bridge, mtu, hostBatch);
       }
+      // As Docker does: ICMP echo sockets and low ports for any user, so that ping works without raw sockets
+      // (which a user-namespaced root cannot open in a namespace the host made). Quoted: a batch line is split
+      // at blanks except within double quotes.
+      hostBatch.push([
+        ...['netns', 'exec', netns, 'sysctl', '-qw'],
+        ...['"net.ipv4.ping_group_range=0 2147483647"', 'net.ipv4.ip_unprivileged_port_start=0'],
+      ]);
+      await this.batch(undefined, hostBatch);
+      await this.batch(netns, nsBatch);
       await this.save(state);
       await this.applyFirewall(state);
-      for (const port of fresh) await this.attach(port);
+      for (const port of fresh) {
+        await this.attach(port);
+        await this.ensureMetadata(port.networkId, port.bridge, mtuOf(vifs, port.portId));
+      }
       return HostNetwork.netnsPath(instanceUuid);
     });
   }
@@ -193,7 +240,7 @@ export class HostNetwork {
       const devname = tapName(vif.id);
       const mtu = vif.mtu ?? DEFAULT_MTU;
       const bridge = vif.bridge ?? bridgeName(vif.networkId);
-      if ((await this.run('ip', ['link', 'show', 'dev', devname])).code !== 0) {
+      if (!(await this.linkExists(devname))) {
         await this.mustRun('ip', ['tuntap', 'add', 'dev', devname, 'mode', 'tap', 'vnet_hdr']);
         await this.mustRun('ip', ['link', 'set', 'dev', devname, 'mtu', String(mtu)]);
       }
@@ -215,6 +262,7 @@ export class HostNetwork {
       await this.save(state);
       await this.applyFirewall(state);
       await this.attach(port);
+      await this.ensureMetadata(port.networkId, bridge, mtu);
       return { ifname: devname };
     });
   }
@@ -282,8 +330,9 @@ export class HostNetwork {
     state.ports = state.ports.filter((port) => !gone.has(port.portId));
     await this.save(state);
     await this.applyFirewall(state);
-    for (const bridge of new Set(ports.map((port) => port.bridge))) {
+    for (const [networkId, bridge] of this.networksOf(ports)) {
       if (state.ports.some((port) => port.bridge === bridge)) continue;
+      await this.removeMetadata(networkId);
       await this.allowThroughHostFirewall(bridge, false);
       const deleted = await this.run('ip', ['link', 'delete', 'dev', bridge]);
       if (deleted.code !== 0 && !/cannot find device|does not exist/i.test(deleted.stderr)) {
@@ -292,9 +341,12 @@ export class HostNetwork {
     }
   }
 
-  /** The network's bridge, up, with its MTU, with no IPv6 (no address at all) and no routing from it. */
-  private async ensureBridge(bridge: string, mtu: number): Promise<void> {
-    if ((await this.run('ip', ['link', 'show', 'dev', bridge])).code !== 0) {
+  /**
+   * The network's bridge, up, with its MTU, with no IPv6 (no address at all) and no routing from it. The
+   * `link set` goes into `batch` when the caller runs one.
+   */
+  private async ensureBridge(bridge: string, mtu: number, batch?: string[][]): Promise<void> {
+    if (!(await this.linkExists(bridge))) {
       const added = await this.run('ip', [
         'link',
         'add',
@@ -306,16 +358,76 @@ export class HostNetwork {
         'bridge',
       ]);
       if (added.code !== 0 && !/exists/i.test(added.stderr)) this.fail('ip link add', added);
-      await this.mustRun('sysctl', ['-qw', `net.ipv6.conf.${bridge}.disable_ipv6=1`]);
-      await this.mustRun('sysctl', ['-qw', `net.ipv4.conf.${bridge}.forwarding=0`]);
+      await this.sysctl(`net.ipv6.conf.${bridge}.disable_ipv6`, '1');
+      await this.sysctl(`net.ipv4.conf.${bridge}.forwarding`, '0');
     }
-    await this.mustRun('ip', ['link', 'set', 'dev', bridge, 'mtu', String(mtu), 'up']);
+    const up = ['link', 'set', 'dev', bridge, 'mtu', String(mtu), 'up'];
+    if (batch) batch.unshift(up);
+    else await this.mustRun('ip', up);
     await this.allowThroughHostFirewall(bridge, true);
   }
 
+  /** Each network of these ports with its bridge. */
+  private networksOf(ports: readonly PluggedPort[]): Map<string, string> {
+    return new Map(ports.map((port) => [port.networkId, port.bridge]));
+  }
+
+  /**
+   * The network's metadata namespace (as Neutron's metadata proxy has one per network): a veth from the
+   * bridge whose other end holds METADATA_ADDRESS, with the agent's listener inside. Guests of networks
+   * with the same addresses reach each their own, and none reaches the host itself. Idempotent.
+   */
+  private async ensureMetadata(networkId: string, bridge: string, mtu: number): Promise<void> {
+    const metadata = this.options.metadata;
+    if (!metadata) return;
+    const netns = metadataNetnsName(networkId);
+    const devname = metadataVethName(networkId);
+    if (!(await this.linkExists(devname))) {
+      // A listener left in a namespace that lost its link would serve nobody: it goes with it.
+      await metadata.close(networkId);
+      const peer = metadataVethPeerName(networkId);
+      if (await this.netnsExists(netns)) {
+        await this.run('ip', ['-n', netns, 'link', 'delete', 'dev', peer]);
+      } else {
+        const created = await this.run('ip', ['netns', 'add', netns]);
+        if (created.code !== 0 && !/exists/i.test(created.stderr)) this.fail('ip netns add', created);
+      }
+      await this.batch(undefined, [
+        ['netns', 'exec', netns, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1'],
+        ['netns', 'exec', netns, 'sysctl', '-qw', 'net.ipv6.conf.default.disable_ipv6=1'],
+        [
+          ...['link', 'add', devname, 'mtu', String(mtu), 'type', 'veth'],
+          ...['peer', 'name', peer, 'mtu', String(mtu), 'netns', netns],
+        ],
+      ]);
+      await this.batch(netns, [
+        ['link', 'set', 'dev', 'lo', 'up'],
+        ['addr', 'add', `${METADATA_ADDRESS}/32`, 'dev', peer],
+        ['link', 'set', 'dev', peer, 'up'],
+        // Guests are on the link: replies go straight to them, whatever their subnet.
+        ['route', 'replace', 'default', 'dev', peer],
+      ]);
+    }
+    // Every plug of the network comes here: the link is attached again only if it is not on its bridge.
+    if ((await this.masterOf(devname)) !== bridge) await this.attach({ devname, bridge });
+    await metadata.open(networkId, netns);
+  }
+
+  private async removeMetadata(networkId: string): Promise<void> {
+    const metadata = this.options.metadata;
+    if (!metadata) return;
+    await metadata.close(networkId);
+    const deleted = await this.run('ip', ['link', 'delete', 'dev', metadataVethName(networkId)]);
+    if (deleted.code !== 0 && !/cannot find device|does not exist/i.test(deleted.stderr)) {
+      this.fail('ip link delete', deleted);
+    }
+    const gone = await this.run('ip', ['netns', 'delete', metadataNetnsName(networkId)]);
+    if (gone.code !== 0 && !/no such file/i.test(gone.stderr)) this.fail('ip netns delete', gone);
+  }
+
   /** The host end joins the bridge (once the firewall knows it), without an IPv6 address of its own. */
-  private async attach(port: PluggedPort): Promise<void> {
-    await this.mustRun('sysctl', ['-qw', `net.ipv6.conf.${port.devname}.disable_ipv6=1`]);
+  private async attach(port: Pick<PluggedPort, 'devname' | 'bridge'>): Promise<void> {
+    await this.sysctl(`net.ipv6.conf.${port.devname}.disable_ipv6`, '1');
     await this.mustRun('ip', ['link', 'set', 'dev', port.devname, 'master', port.bridge, 'up']);
   }
 
@@ -337,10 +449,22 @@ export class HostNetwork {
   }
 
   private async applyFirewall(state?: State): Promise<void> {
-    const ports: FirewallPort[] = (state ?? (await this.load())).ports;
+    const plugged = (state ?? (await this.load())).ports;
+    const ports: FirewallPort[] = plugged;
+    const metadata: MetadataDevice[] = this.options.metadata
+      ? [...this.networksOf(plugged)].map(([networkId, bridge]) => ({
+          devname: metadataVethName(networkId),
+          bridge,
+        }))
+      : [];
+    const ruleset = renderRuleset(this.tableName, ports, metadata);
+    // A change that changes no rule (a port's status, a group's description) costs no `nft` run.
+    if (ruleset === this.applied) return;
     const script = join(this.options.stateDir, 'ruleset.nft');
-    await writeFile(script, renderRuleset(this.tableName, ports));
+    await writeFile(script, ruleset);
+    this.applied = undefined;
     await this.mustRun('nft', ['-f', script]);
+    this.applied = ruleset;
   }
 
   private async load(): Promise<State> {
@@ -351,6 +475,37 @@ export class HostNetwork {
   private async save(state: State): Promise<void> {
     await writeFile(`${this.stateFile}.tmp`, JSON.stringify(state));
     await rename(`${this.stateFile}.tmp`, this.stateFile);
+  }
+
+  /** `ip [-n netns] -batch -`: many commands for one process start; the first that fails fails them all. */
+  private async batch(netns: string | undefined, lines: readonly string[][]): Promise<void> {
+    const args = [...(netns ? ['-n', netns] : []), '-batch', '-'];
+    const result = await this.run('ip', args, lines.map((line) => `${line.join(' ')}\n`).join(''));
+    if (result.code !== 0) this.fail(`ip ${args.join(' ')}`, result);
+  }
+
+  /** A host (not namespace) sysctl, written to /proc/sys without starting `sysctl`. */
+  private async sysctl(key: string, value: string): Promise<void> {
+    if (this.options.sysctl) return this.options.sysctl(key, value);
+    await writeFile(`/proc/sys/${key.replace(/\./g, '/')}`, value).catch((error: Error) => {
+      throw new DriverError(`sysctl ${key}=${value} failed: ${error.message}`);
+    });
+  }
+
+  /** The bridge a link is a port of (its sysfs `master`), if any. */
+  private async masterOf(devname: string): Promise<string | undefined> {
+    if (this.options.masterOf) return this.options.masterOf(devname);
+    const target = await readlink(`/sys/class/net/${devname}/master`).catch(() => undefined);
+    return target?.split('/').pop();
+  }
+
+  private async netnsExists(netns: string): Promise<boolean> {
+    return this.options.netnsExists
+      ? this.options.netnsExists(netns)
+      : access(`${NETNS_DIR}/${netns}`).then(
+          () => true,
+          () => false,
+        );
   }
 
   private async mustRun(command: string, args: readonly string[]): Promise<void> {

@@ -43,3 +43,21 @@ export function linkLocalAddress(mac: string): string {
   for (let i = 0; i < 8; i += 2) groups.push(((eui[i] << 8) | eui[i + 1]).toString(16));
   return `fe80::${groups.join(':')}`;
 }
+
+/** The address guests reach the metadata service at (Nova's and EC2's link-local address). */
+export const METADATA_ADDRESS = '169.254.169.254';
+
+/** The network namespace of a network's metadata proxy on this host (Neutron's `qmeta-`/`ovnmeta-<net>`). */
+export function metadataNetnsName(networkId: string): string {
+  return `novum-md-${networkId}`;
+}
+
+/** The host end, on the network's bridge, of the veth pair into the metadata namespace. */
+export function metadataVethName(networkId: string): string {
+  return `novumm${compact(networkId).slice(0, 9)}`;
+}
+
+/** The metadata namespace's end of that pair (it keeps this name inside the namespace). */
+export function metadataVethPeerName(networkId: string): string {
+  return `novumq${compact(networkId).slice(0, 9)}`;
+}

@@ -1,0 +1,94 @@
+import { access, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+/** The OCI runtime's status names (`runc state`). */
+export type RuntimeStatus = 'creating' | 'created' | 'running' | 'pausing' | 'paused' | 'stopped';
+
+interface RuncStateFile {
+  init_process_pid?: number;
+  init_process_start?: number;
+  cgroup_paths?: Record<string, string>;
+}
+
+/** A process's state letter and start time (clock ticks since boot) from /proc/<pid>/stat; undefined if gone. */
+export async function procStat(pid: number): Promise<{ state: string; start: number } | undefined> {
+  const text = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+  if (text === undefined) return undefined;
+  // The command name (field 2) is in parentheses and may hold spaces or parentheses: fields resume after the last ')'.
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return { state: fields[0], start: Number(fields[19]) };
+}
+
+/** What runcStatus reads of the host (replaced in unit tests). */
+export interface RuncStateHost {
+  readText(path: string): Promise<string | undefined>;
+  exists(path: string): Promise<boolean>;
+  stat(pid: number): Promise<{ state: string; start: number } | undefined>;
+}
+
+const realHost: RuncStateHost = {
+  readText: (path) => readFile(path, 'utf8').catch(() => undefined),
+  exists: (path) =>
+    access(path).then(
+      () => true,
+      () => false,
+    ),
+  stat: procStat,
+};
+
+/**
+ * The status `runc state <id>` would print, derived as runc derives it (libcontainer's refreshState) from what
+ * runc keeps under `<root>/<id>/`, without starting a runc process: paused when the freezer holds the cgroup;
+ * stopped when the init process is gone, a zombie, or another process reusing its pid (start time differs);
+ * created while the exec fifo still waits for `runc start`; running otherwise.
+ *
+ * Returns `undefined` when runc has no such container and `null` when the files are not runc's known layout,
+ * so that the caller asks the runtime itself.
+ */
+export async function runcStatus(
+  runtimeRoot: string,
+  id: string,
+  host: RuncStateHost = realHost,
+): Promise<RuntimeStatus | undefined | null> {
+  const { readText, exists, stat } = host;
+  const dir = join(runtimeRoot, id);
+  const raw = await readText(join(dir, 'state.json'));
+  if (raw === undefined) return (await exists(dir)) ? null : undefined;
+  let state: RuncStateFile;
+  try {
+    state = JSON.parse(raw) as RuncStateFile;
+  } catch {
+    return null; // being written: runc's answer is authoritative
+  }
+  const pid = state.init_process_pid;
+  if (typeof pid !== 'number' || typeof state.init_process_start !== 'number') return null;
+  const paths = state.cgroup_paths ?? {};
+  const freezer = paths.freezer
+    ? await readText(join(paths.freezer, 'freezer.state'))
+    : paths['']
+      ? await readText(join(paths[''], 'cgroup.freeze'))
+      : undefined;
+  const frozen = freezer?.trim();
+  if (frozen === 'FROZEN' || frozen === '1') return 'paused';
+  const proc = await stat(pid);
+  if (!proc || proc.state === 'Z' || proc.state === 'X' || proc.start !== state.init_process_start)
+    return 'stopped';
+  // Only its existence: opening the fifo would block (or, for writing, start the container).
+  if (await exists(join(dir, 'exec.fifo'))) return 'created';
+  return frozen === 'FREEZING' ? 'pausing' : 'running';
+}
+
+/** The container's init process id as runc recorded it; undefined when runc's state file cannot tell. */
+export async function runcInitPid(
+  runtimeRoot: string,
+  id: string,
+  host: RuncStateHost = realHost,
+): Promise<number | undefined> {
+  const raw = await host.readText(join(runtimeRoot, id, 'state.json'));
+  try {
+    const pid = (JSON.parse(raw ?? '') as RuncStateFile).init_process_pid;
+    return typeof pid === 'number' && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
