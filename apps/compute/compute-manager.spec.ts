@@ -6,8 +6,17 @@ import { DataSource } from 'typeorm';
 import { MessageBus } from '@novum/bus';
 import { ComputeRpcClient, InstanceRecords } from '@novum/compute';
 import { dataSourceOptions, InstanceFlavor } from '@novum/db';
-import { ComputeDriver, FakeDriver, PowerState, TaskState, VmState } from '@novum/virt';
+import {
+  ComputeDriver,
+  ConsoleUnavailable,
+  FakeDriver,
+  NotSupportedByDriver,
+  PowerState,
+  TaskState,
+  VmState,
+} from '@novum/virt';
 import { ComputeManager } from './compute-manager';
+import { SerialConsoleRelay } from './serial-console-relay';
 
 const FLAVOR: InstanceFlavor = {
   id: '1',
@@ -180,5 +189,42 @@ describe('ComputeManager on SQLite', () => {
     await manager.shelveInstance({ instanceUuid: uuid, requestId: 'req-x' });
     await manager.confirmResize({ instanceUuid: uuid, requestId: 'req-y' });
     expect((await records.get(uuid))?.version).toBe(before?.version);
+  });
+
+  it("gives its relay's endpoint for a serial console, 501 for a driver without one, 400 for a guest without one", async () => {
+    const relay = new SerialConsoleRelay({ address: '127.0.0.1', ticketSeconds: 60 });
+    const fake = new FakeDriver();
+    const { bus } = recordingBus();
+    const manager = new ComputeManager(dataSource, bus, records, new ComputeRpcClient(bus), {
+      host: 'consoles',
+      drivers: [fake],
+      reportIntervalSeconds: 60,
+      powerSyncIntervalSeconds: 60,
+      serialConsoleRelay: relay,
+    });
+    await manager.onApplicationBootstrap();
+    managers.push(manager);
+    const { uuid, requestId } = await placed('consoles', FLAVOR);
+    await manager.buildAndRunInstance({
+      instanceUuid: uuid,
+      requestId,
+      node: 'consoles',
+      attempt: 1,
+      excludedHosts: [],
+    });
+    const endpoint = await manager.getSerialConsole({ instanceUuid: uuid });
+    expect(endpoint).toMatchObject({ host: '127.0.0.1', port: relay.port });
+    expect(relay.verify(endpoint.internalAccessPath!)).toBe(uuid);
+    fake.failNext('getSerialConsole', new ConsoleUnavailable(uuid, 'none'));
+    await expect(manager.getSerialConsole({ instanceUuid: uuid })).rejects.toMatchObject({
+      status: 400,
+      message: 'Unavailable console type serial.',
+    });
+    fake.failNext('getSerialConsole', new NotSupportedByDriver('getSerialConsole', 'container'));
+    await expect(manager.getSerialConsole({ instanceUuid: uuid })).rejects.toMatchObject({
+      status: 501,
+      message: 'The requested functionality is not supported.',
+    });
+    await manager.onApplicationShutdown();
   });
 });

@@ -6,10 +6,10 @@ import {
   OnModuleDestroy,
 } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { Duplex, Readable } from 'node:stream';
 import { DataSource, In, IsNull } from 'typeorm';
 import { MessageBus } from '@novum/bus';
-import { ConflictError, NotFoundError, rootLogger } from '@novum/common';
+import { ApiError, BadRequestError, ConflictError, NotFoundError, rootLogger } from '@novum/common';
 import {
   Binary,
   BuildAndRunInstanceRequest,
@@ -18,6 +18,7 @@ import {
   computeQueue,
   ComputeRpcClient,
   confirmMigrationClaim,
+  ConsoleAuthTokens,
   ConsoleOutputRequest,
   DRIVER_EXTRA_SPEC,
   errorMessage,
@@ -48,6 +49,7 @@ import {
 import {
   ComputeDriver,
   ConsoleEndpoint,
+  ConsoleUnavailable,
   Diagnostics,
   FlavorSpec,
   ImageSource,
@@ -64,6 +66,7 @@ import {
   VmState,
 } from '@novum/virt';
 import type { GuestNetworking } from './guest-network';
+import type { SerialConsoleRelay } from './serial-console-relay';
 
 export const AGENT_OPTIONS = Symbol('AGENT_OPTIONS');
 
@@ -87,6 +90,8 @@ export interface AgentOptions {
   imageUpload?: ImageUpload;
   /** Ports for the drivers that plug them into the host (all but fake); absent: guests get no ports. */
   network?: GuestNetworking;
+  /** Where console proxies reach this host's serial consoles; absent: the drivers' own endpoints are given. */
+  serialConsoleRelay?: SerialConsoleRelay;
 }
 
 /** Uploads a snapshot's data to the queued image `imageId`. */
@@ -211,6 +216,40 @@ const BUILD_TASKS: readonly (string | null)[] = [
   TaskState.SPAWNING,
 ];
 
+function flavorSpecOf(flavor: InstanceFlavor): FlavorSpec {
+  return {
+    vcpus: flavor.vcpus,
+    memoryMb: flavor.memory_mb,
+    rootGb: flavor.root_gb,
+    ephemeralGb: flavor.ephemeral_gb,
+    swapMb: flavor.swap,
+    extraSpecs: flavor.extra_specs ?? {},
+  };
+}
+
+/** The instance as drivers (and the metadata service) see it. */
+export function instanceSpecOf(instance: InstanceEntity): InstanceSpec {
+  return {
+    uuid: instance.uuid,
+    name: `instance-${instance.uuid.slice(0, 8)}`,
+    hostname: instance.hostname,
+    displayName: instance.displayName,
+    launchIndex: instance.launchIndex,
+    reservationId: instance.reservationId,
+    projectId: instance.projectId,
+    userId: instance.userId,
+    flavor: flavorSpecOf(instance.flavor),
+    imageRef: instance.imageRef,
+    imageProperties: instance.systemMetadata,
+    metadata: instance.metadata,
+    userData: instance.userData ?? undefined,
+    keyName: instance.keyName ?? undefined,
+    keyData: instance.keyData ?? undefined,
+    availabilityZone: instance.availabilityZone ?? undefined,
+    configDrive: instance.configDrive,
+  };
+}
+
 /**
  * One host's compute agent (Nova's ComputeManager): registers its service and node, heartbeats and reports
  * resources, serves `compute.<host>`, runs every instance operation through the flavor's driver with the
@@ -255,6 +294,7 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
     await recomputeUsage(this.dataSource, this.nodeUuid!);
     await this.reconcile();
     await this.heartbeat.start();
+    await this.options.serialConsoleRelay?.listen((uuid) => this.connectSerialConsole(uuid));
     await this.bus.serve(computeQueue(this.host), {
       [ComputeMethod.BUILD_AND_RUN_INSTANCE]: (p) =>
         this.buildAndRunInstance(checkRequest.buildAndRunInstance(p)),
@@ -317,6 +357,7 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
   }
 
   async onApplicationShutdown(): Promise<void> {
+    await this.options.serialConsoleRelay?.close();
     for (const driver of this.options.drivers) await driver.close();
   }
 
@@ -389,6 +430,8 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
         for (const driver of this.options.drivers) await driver.destroy(instance, [], { destroyDisks: true });
         await this.dropMigration(instance, request.requestId);
         await release(this.dataSource, instance.uuid);
+        // Nova's clean_console_auths_for_instance: no console URL outlives its server.
+        await new ConsoleAuthTokens(this.dataSource).deleteForInstance(instance.uuid);
         const now = nowIso();
         await this.records.update(instance.uuid, {
           vmState: VmState.DELETED,
@@ -930,15 +973,34 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
     });
   }
 
-  /** A call: where a console proxy reaches the guest's serial port. */
+  /**
+   * A call: where a console proxy reaches the guest's serial port: this agent's relay with a ticket for the
+   * guest (the driver's own endpoint without a relay). A driver without serial consoles is Nova's
+   * NotImplementedError (501), a guest without one ConsoleTypeUnavailable (400).
+   */
   async getSerialConsole(request: InstanceCallRequest): Promise<ConsoleEndpoint> {
     const instance = await this.records.get(request.instanceUuid);
     if (!this.mine(instance)) throw new NotFoundError(`Instance ${request.instanceUuid} could not be found.`);
-    return this.driverFor(instance)
+    const endpoint = await this.driverFor(instance)
       .getSerialConsole(instance)
       .catch((error: unknown) => {
+        if (error instanceof NotSupportedByDriver) {
+          throw new ApiError(501, 'The requested functionality is not supported.', 'HTTPNotImplemented');
+        }
+        if (error instanceof ConsoleUnavailable) {
+          this.log.info({ instance_uuid: instance.uuid }, error.message);
+          throw new BadRequestError('Unavailable console type serial.');
+        }
         throw asApiError(error);
       });
+    return this.options.serialConsoleRelay?.endpoint(instance.uuid) ?? endpoint;
+  }
+
+  /** The relay's way to a guest's serial port: the driver's stream, for a guest of this host. */
+  private async connectSerialConsole(instanceUuid: string): Promise<Duplex> {
+    const instance = await this.records.get(instanceUuid);
+    if (!this.mine(instance)) throw new InstanceNotFound(instanceUuid);
+    return this.driverFor(instance).connectSerialConsole(instance);
   }
 
   /** A call: the guest's diagnostics. */
@@ -1444,35 +1506,11 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
   }
 
   private flavorSpec(flavor: InstanceFlavor): FlavorSpec {
-    return {
-      vcpus: flavor.vcpus,
-      memoryMb: flavor.memory_mb,
-      rootGb: flavor.root_gb,
-      ephemeralGb: flavor.ephemeral_gb,
-      swapMb: flavor.swap,
-      extraSpecs: flavor.extra_specs ?? {},
-    };
+    return flavorSpecOf(flavor);
   }
 
   private instanceSpec(instance: InstanceEntity): InstanceSpec {
-    return {
-      uuid: instance.uuid,
-      name: `instance-${instance.uuid.slice(0, 8)}`,
-      hostname: instance.hostname,
-      displayName: instance.displayName,
-      launchIndex: instance.launchIndex,
-      projectId: instance.projectId,
-      userId: instance.userId,
-      flavor: this.flavorSpec(instance.flavor),
-      imageRef: instance.imageRef,
-      imageProperties: instance.systemMetadata,
-      metadata: instance.metadata,
-      userData: instance.userData ?? undefined,
-      keyName: instance.keyName ?? undefined,
-      keyData: instance.keyData ?? undefined,
-      availabilityZone: instance.availabilityZone ?? undefined,
-      configDrive: instance.configDrive,
-    };
+    return instanceSpecOf(instance);
   }
 
   /**

@@ -6,6 +6,7 @@ import {
   bridgeName,
   FixedIp,
   HostNetwork,
+  METADATA_ADDRESS,
   NOTIFICATIONS_TOPIC,
   PortFilter,
   SecurityRule,
@@ -45,6 +46,7 @@ interface NeutronSubnet {
   ip_version: number;
   gateway_ip: string | null;
   dns_nameservers?: string[];
+  host_routes?: { destination: string; nexthop: string }[];
 }
 
 interface NeutronRule {
@@ -122,6 +124,7 @@ export class NeutronGuestNetworking implements GuestNetworking {
             cidr: subnet.cidr,
             gateway: subnet.gateway_ip ?? undefined,
             dnsNameservers: subnet.dns_nameservers ?? [],
+            hostRoutes: [...(subnet.host_routes ?? [])],
           },
         ];
       });
@@ -135,7 +138,21 @@ export class NeutronGuestNetworking implements GuestNetworking {
         filter: filters.get(port.id),
       });
     }
+    this.routeToMetadata(vifs);
     return vifs;
+  }
+
+  /**
+   * The metadata service is on the link of every network (libs/virt/net's metadata namespaces): the first
+   * IPv4 address gets an on-link host route to it (nexthop 0.0.0.0, as a Neutron host route on the link),
+   * unless its subnet routes the address already.
+   */
+  private routeToMetadata(vifs: Vif[]): void {
+    if (!this.hostNetwork.servesMetadata) return;
+    const first = vifs.flatMap((vif) => vif.fixedIps).find((ip) => ip.version === 4);
+    const destination = `${METADATA_ADDRESS}/32`;
+    if (!first || first.hostRoutes?.some((route) => route.destination === destination)) return;
+    first.hostRoutes = [...(first.hostRoutes ?? []), { destination, nexthop: '0.0.0.0' }];
   }
 
   async release(instanceUuid: string): Promise<string[]> {

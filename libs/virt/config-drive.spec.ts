@@ -98,6 +98,7 @@ describe('configDriveFiles', () => {
       'ami-launch-index': 2,
       placement: { 'availability-zone': 'nova' },
       'public-keys': { '0': { 'openssh-key': 'ssh-ed25519 AAAA test@host' } },
+      'instance-id': 'i-6f1c3d2e',
     });
   });
 
@@ -182,6 +183,26 @@ describe('networkData', () => {
         { type: 'dns', address: '9.9.9.9' },
       ],
     });
+  });
+
+  it('adds the subnet host routes after the default route (nexthop 0.0.0.0: on the link)', () => {
+    const routed: Vif = {
+      ...vif,
+      fixedIps: [
+        {
+          ...vif.fixedIps[0],
+          hostRoutes: [
+            { destination: '169.254.169.254/32', nexthop: '0.0.0.0' },
+            { destination: '192.168.0.0/16', nexthop: '10.0.0.254' },
+          ],
+        },
+      ],
+    };
+    expect(networkData([routed]).networks[0].routes).toEqual([
+      { network: '0.0.0.0', netmask: '0.0.0.0', gateway: '10.0.0.1' },
+      { network: '169.254.169.254', netmask: '255.255.255.255', gateway: '0.0.0.0' },
+      { network: '192.168.0.0', netmask: '255.255.0.0', gateway: '10.0.0.254' },
+    ]);
   });
 
   it('numbers links without a device over the ports with addresses only', () => {

@@ -152,23 +152,36 @@ function networkEntry(vif: Vif, ip: FixedIp, id: string, link: string): NetworkD
     link,
     ip_address: ip.address,
     netmask: netmask(ip.cidr, ip.version),
-    routes: ip.gateway ? [{ network: any, netmask: any, gateway: ip.gateway }] : [],
+    routes: [
+      ...(ip.gateway ? [{ network: any, netmask: any, gateway: ip.gateway }] : []),
+      ...(ip.hostRoutes ?? []).map((route) => ({
+        network: route.destination.split('/')[0],
+        netmask: netmask(route.destination, ip.version),
+        gateway: route.nexthop,
+      })),
+    ],
     network_id: vif.networkId,
   };
 }
 
-/** The EC2-style meta-data.json of the config drive (Nova's `get_ec2_metadata`, the fields it can fill). */
+/**
+ * The EC2-style meta-data (Nova's `get_ec2_metadata`, the fields it can fill), written to the config drive
+ * as meta-data.json and served by the metadata service as `/<version>/meta-data/...`.
+ */
 function ec2MetaData(instance: InstanceSpec, networkInfo: NetworkInfo): Record<string, unknown> {
   const fixed = networkInfo.flatMap((vif) => vif.fixedIps).find((ip) => ip.version === 4);
   const data: Record<string, unknown> = {
     'ami-launch-index': instance.launchIndex ?? 0,
     hostname: instance.hostname,
     'instance-action': 'none',
+    // Nova's EC2 id is `i-` + the instance's database id in 8 hex digits; Novum's ids are uuids.
+    'instance-id': `i-${instance.uuid.replace(/-/g, '').slice(0, 8)}`,
     'local-hostname': instance.hostname,
     'local-ipv4': fixed?.address ?? null,
     placement: { 'availability-zone': instance.availabilityZone ?? null },
     'public-hostname': instance.hostname,
   };
+  if (instance.reservationId) data['reservation-id'] = instance.reservationId;
   if (instance.keyName) {
     data['public-keys'] = { '0': { 'openssh-key': instance.keyData ?? '' } };
   }

@@ -5,3 +5,4 @@ export * from './fake/fake.driver';
 export * from './container/container.driver';
 export * from './kvm/kvm.driver';
 export * from './net';
+export * from './metadata';

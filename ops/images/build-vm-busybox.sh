@@ -59,7 +59,7 @@ for applet in $("$busybox" --list); do
   [ "$applet" = busybox ] || ln -sf busybox "$root/bin/$applet"
 done
 # In load order (each after the modules it needs).
-modules_in_order='virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk cdrom isofs button evdev'
+modules_in_order='virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk cdrom isofs button evdev failover net_failover virtio_net'
 for module in $modules_in_order; do
   file=$(find "$modules/kernel" -name "$module.ko" | head -1)
   [ -n "$file" ] || { echo "no $module.ko in $modules" >&2; exit 1; }

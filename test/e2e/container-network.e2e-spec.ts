@@ -166,7 +166,10 @@ const sh = (command: string, ...args: string[]) =>
       const bridge = bridgeOf('net-a');
       expect(links()).toEqual(expect.arrayContaining([bridge, bridgeOf('net-b')]));
       expect(sh('ip', '-o', 'addr', 'show', 'dev', bridge).trim()).toBe('');
-      expect(sh('ip', '-br', 'link', 'show', 'master', bridge).split('\n').filter(Boolean)).toHaveLength(3);
+      // Three servers' veths, and the network's metadata namespace's.
+      const members = sh('ip', '-br', 'link', 'show', 'master', bridge).split('\n').filter(Boolean);
+      expect(members.filter((line) => line.startsWith('novumv'))).toHaveLength(3);
+      expect(members.filter((line) => line.startsWith('novumm'))).toHaveLength(1);
       expect(namespaces()).toContain(`novum-${a1.id}`);
     });
 

@@ -11,6 +11,7 @@ import {
   open,
   readdir,
   readFile,
+  realpath,
   rename,
   rm,
   stat,
@@ -20,7 +21,7 @@ import {
 } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { Readable } from 'node:stream';
+import { Duplex, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { configDriveFiles } from '../config-drive';
 import {
@@ -55,7 +56,9 @@ import { PowerState } from '../states';
 import { mustRun, runCommand, runWithOutput } from './host-commands';
 import { ImageRuntimeConfig, ImageStore, PreparedImage } from './image-store';
 import { writeLayerTar } from './layer-tar';
+import { runcInitPid, RuntimeStatus, runcStatus } from './runc-state';
 import { blkioThrottleFiles, BlockDevice, flavorLimits, IdMap, ociSpec, processArgs } from './oci-spec';
+import { capabilitiesAfter, RuntimeOverrides, runtimeOverrides, withOverrides } from './runtime-overrides';
 
 export interface ContainerDriverOptions {
   /** NOVUM_DATA_DIR: everything lives under `<dataDir>/containers`. */
@@ -102,9 +105,9 @@ interface GuestRecord {
   rescue?: PreparedImage;
   /** The ports, plugged again at each start (the agent passes them to every start, reboot and rebuild). */
   vifs?: Vif[];
+  /** What the server's `novum:*` metadata overrides of the image's config (read at spawn and rebuild). */
+  overrides?: RuntimeOverrides;
 }
-
-type RuntimeStatus = 'creating' | 'created' | 'running' | 'pausing' | 'paused' | 'stopped';
 
 const CAPABILITIES: DriverCapabilities = {
   pause: true,
@@ -263,6 +266,7 @@ export class ContainerDriver implements ComputeDriver {
         image: prepared,
         suspended: false,
         vifs: [...networkInfo],
+        overrides: runtimeOverrides(instance.metadata),
       };
       await this.freshWritableLayer(record);
       await this.save(record);
@@ -386,6 +390,7 @@ export class ContainerDriver implements ComputeDriver {
     record.image = prepared;
     record.hostname = instance.hostname;
     record.vifs = [...networkInfo];
+    record.overrides = runtimeOverrides(instance.metadata);
     await this.freshWritableLayer(record);
     await this.save(record);
     await this.provision(record, instance, networkInfo, options);
@@ -520,6 +525,10 @@ export class ContainerDriver implements ComputeDriver {
     this.unsupported('getSerialConsole', instance);
   }
 
+  async connectSerialConsole(instance: InstanceRef): Promise<Duplex> {
+    this.unsupported('connectSerialConsole', instance);
+  }
+
   async attachInterface(instance: InstanceSpec, _vif: Vif): Promise<void> {
     this.unsupported('attachInterface', instance);
   }
@@ -575,8 +584,16 @@ export class ContainerDriver implements ComputeDriver {
     return ['--root', join(this.root, 'runtime'), ...args];
   }
 
-  /** The runtime's status of the container; undefined when the runtime does not have it. */
+  /**
+   * The runtime's status of the container; undefined when the runtime does not have it. For runc it is read
+   * from runc's own state files as runc would (no process started: power-state syncs and resource reports
+   * ask for every container); any other runtime, or a layout not understood, is asked.
+   */
   private async runtimeStatus(uuid: string): Promise<RuntimeStatus | undefined> {
+    if (basename(this.runtime) === 'runc') {
+      const known = await runcStatus(join(this.root, 'runtime'), ContainerDriver.containerId(uuid));
+      if (known !== null) return known;
+    }
     const result = await runCommand(
       this.runtime,
       this.runtimeArgs('state', ContainerDriver.containerId(uuid)),
@@ -849,10 +866,16 @@ export class ContainerDriver implements ComputeDriver {
   /** The root disk's loop device (mounted), whose major:minor the I/O throttles name; none for older guests. */
   private async rootDevice(record: GuestRecord): Promise<BlockDevice | undefined> {
     if (!record.diskBytes || !(await mountedAt(this.layerDir(record)))) return undefined;
-    const loop = (await mustRun('losetup', ['-j', this.diskImage(record.uuid)])).split(':')[0];
-    if (!/^\/dev\/loop\d+$/.test(loop)) return undefined;
-    const numbers = (await readFile(join('/sys/block', basename(loop), 'dev'), 'utf8')).trim().split(':');
-    return { major: Number(numbers[0]), minor: Number(numbers[1]) };
+    // The device of the file system mounted there (Linux's dev_t encoding), if it is the loop device of this
+    // server's disk file: no `losetup` process for it.
+    const { dev } = await stat(this.layerDir(record), { bigint: true });
+    const major = Number(((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn));
+    const minor = Number((dev & 0xffn) | ((dev >> 12n) & ~0xffn));
+    const backing = await readFile(`/sys/dev/block/${major}:${minor}/loop/backing_file`, 'utf8').catch(
+      () => '',
+    );
+    const image = await realpath(this.diskImage(record.uuid)).catch(() => '');
+    return image && backing.trim() === image ? { major, minor } : undefined;
   }
 
   /** The writable layer as a layer tar; a running container is frozen while it is read. */
@@ -883,7 +906,8 @@ export class ContainerDriver implements ComputeDriver {
     // Rescued: the rescue image runs (as root) in the server's place, the server's rootfs bound into it.
     const rescue = record.rescue;
     const image = rescue ?? record.image;
-    if (processArgs(image.config).length === 0) {
+    const config = rescue ? rescue.config : withOverrides(record.image.config, record.overrides);
+    if (processArgs(config).length === 0) {
       throw new DriverError(`Image ${image.imageId} has neither Entrypoint nor Cmd.`);
     }
     await this.mount(record);
@@ -895,10 +919,12 @@ export class ContainerDriver implements ComputeDriver {
     // the previous run goes first, with its veths.
     const lateNetns = this.idMap !== undefined && this.options.network !== undefined;
     const network = await this.plug(record, !lateNetns);
-    if (lateNetns) await runCommand('ip', ['netns', 'delete', netnsName(record.uuid)]);
+    if (lateNetns && existsSync(HostNetwork.netnsPath(record.uuid))) {
+      await runCommand('ip', ['netns', 'delete', netnsName(record.uuid)]);
+    }
     const spec = ociSpec({
       hostname: record.hostname,
-      image: image.config,
+      image: config,
       uid,
       gid,
       limits: flavorLimits(record.flavor, this.swapAccounting),
@@ -916,6 +942,9 @@ export class ContainerDriver implements ComputeDriver {
       idMap: this.idMap,
       netnsPath: network.netnsPath,
       rootDevice: await this.rootDevice(record),
+      ...(rescue
+        ? {}
+        : { capabilities: capabilitiesAfter(record.overrides), readonlyRoot: record.overrides?.readOnly }),
     });
     const dir = this.dir(record.uuid);
     await writeFile(join(dir, 'config.json'), JSON.stringify(spec, null, 1));
@@ -941,8 +970,9 @@ export class ContainerDriver implements ComputeDriver {
     }
     if (!lateNetns) return;
     try {
-      const state = await mustRun(this.runtime, this.runtimeArgs('state', id));
-      const { pid } = JSON.parse(state) as { pid: number };
+      const pid =
+        (basename(this.runtime) === 'runc' ? await runcInitPid(join(this.root, 'runtime'), id) : undefined) ??
+        (JSON.parse(await mustRun(this.runtime, this.runtimeArgs('state', id))) as { pid: number }).pid;
       await mustRun('ip', ['netns', 'attach', netnsName(record.uuid), String(pid)]);
       await this.options.network!.plugContainer(record.uuid, record.vifs ?? []);
       await mustRun(this.runtime, this.runtimeArgs('start', id));
@@ -1008,7 +1038,7 @@ export class ContainerDriver implements ComputeDriver {
 
   /** The image's User (`uid[:gid]` or names from the image's /etc/passwd and /etc/group); root by default. */
   private async user(record: GuestRecord): Promise<{ uid: number; gid: number }> {
-    const spec = (record.image.config as ImageRuntimeConfig).User?.trim();
+    const spec = withOverrides(record.image.config as ImageRuntimeConfig, record.overrides).User?.trim();
     if (!spec) return { uid: 0, gid: 0 };
     const [userPart, groupPart] = spec.split(':');
     const rootfs = this.rootfsPath(record.uuid);

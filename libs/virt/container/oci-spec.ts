@@ -138,6 +138,10 @@ export interface OciSpecInput {
   netnsPath?: string;
   /** The root disk's block device (its loop device), which the limits' I/O throttles apply to. */
   rootDevice?: BlockDevice;
+  /** The process's capabilities: Docker's default set or fewer (absent: the default set). */
+  capabilities?: string[];
+  /** The root filesystem mounted read-only (`docker run --read-only`). */
+  readonlyRoot?: boolean;
 }
 
 export interface IdMap {
@@ -166,14 +170,14 @@ export function ociSpec(input: OciSpecInput): Record<string, unknown> {
       env,
       cwd: input.image.WorkingDir || '/',
       capabilities: {
-        bounding: DEFAULT_CAPABILITIES,
-        effective: DEFAULT_CAPABILITIES,
-        permitted: DEFAULT_CAPABILITIES,
+        bounding: input.capabilities ?? DEFAULT_CAPABILITIES,
+        effective: input.capabilities ?? DEFAULT_CAPABILITIES,
+        permitted: input.capabilities ?? DEFAULT_CAPABILITIES,
       },
       rlimits: [{ type: 'RLIMIT_NOFILE', hard: 1024, soft: 1024 }],
       noNewPrivileges: true,
     },
-    root: { path: input.rootfs, readonly: false },
+    root: { path: input.rootfs, readonly: input.readonlyRoot ?? false },
     hostname: input.hostname,
     mounts: [
       { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },

@@ -94,6 +94,7 @@ export async function startCloud(options: {
     NOVUM_IMAGE_PORT: String(options.portBase + 2),
     NOVUM_NETWORK_PORT: String(options.portBase + 3),
     NOVUM_ORCHESTRATION_PORT: String(options.portBase + 4),
+    NOVUM_SERIALPROXY_PORT: String(options.portBase + 5),
     ...options.extraEnv,
   };
   let database: string | undefined;

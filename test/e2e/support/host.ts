@@ -116,5 +116,37 @@ export function removeContainerLeftovers(cloud: CloudHandle): void {
   for (const line of execFileSync('losetup', ['-a'], { encoding: 'utf8' }).split('\n')) {
     if (line.includes(cloud.dataDir)) quietly('losetup', '-d', line.split(':')[0]);
   }
+  // The metadata namespace of each network the cloud plugged ports of (and its veth into the bridge).
+  const plugged = join(cloud.dataDir, 'host-network', 'ports.json');
+  const ports: { networkId: string }[] = existsSync(plugged)
+    ? JSON.parse(readFileSync(plugged, 'utf8')).ports
+    : [];
+  for (const networkId of new Set(ports.map((port) => port.networkId))) {
+    quietly('ip', 'link', 'delete', `novumm${networkId.replace(/-/g, '').slice(0, 9)}`);
+    quietly('ip', 'netns', 'delete', `novum-md-${networkId}`);
+  }
   for (const family of ['inet', 'bridge']) quietly('nft', 'delete', 'table', family, nftTableOf(cloud));
+}
+
+/**
+ * What is still on the host of the cloud's containers and of the given servers in particular: instance
+ * directories, runtime states, cgroups, network namespaces, and mounts and loop devices under the data dir
+ * (empty when everything is gone).
+ */
+export function containerHostLeftovers(cloud: CloudHandle, uuids: readonly string[]): string[] {
+  const instances = join(cloud.dataDir, 'containers', 'instances');
+  const left = (existsSync(instances) ? readdirSync(instances) : []).map((uuid) => `instance ${uuid}`);
+  if (existsSync(runtimeRoot(cloud)))
+    left.push(...readdirSync(runtimeRoot(cloud)).map((name) => `runtime state ${name}`));
+  left.push(...mountsOf(cloud).map((line) => `mount ${line}`));
+  for (const line of execFileSync('losetup', ['-a'], { encoding: 'utf8' }).split('\n')) {
+    if (line.includes(cloud.dataDir)) left.push(`loop device ${line}`);
+  }
+  for (const uuid of uuids) {
+    if (existsSync(join('/run/netns', `novum-${uuid}`))) left.push(`netns novum-${uuid}`);
+    for (const controller of ['memory', 'cpu', 'pids', 'freezer']) {
+      if (existsSync(cgroupPath(controller, uuid))) left.push(`cgroup ${controller} ${uuid}`);
+    }
+  }
+  return left;
 }
