@@ -91,7 +91,13 @@ export class CloudSession {
     return url.replace(/\/$/, '');
   }
 
-  async request<T>(type: string, method: string, path: string, body?: unknown): Promise<T> {
+  async request<T>(
+    type: string,
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<T> {
     const url = `${this.endpoint(type)}${path}`;
     let response: Response;
     try {
@@ -101,6 +107,7 @@ export class CloudSession {
           'x-auth-token': this.token,
           accept: 'application/json',
           ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          ...headers,
         },
         body: body === undefined ? undefined : JSON.stringify(body),
         signal: AbortSignal.timeout(TIMEOUT_MS),

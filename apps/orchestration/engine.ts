@@ -2,14 +2,29 @@ import { randomUUID } from 'node:crypto';
 import { Injectable, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { rootLogger } from '@novum/common';
 import { HeatResourceEntity, HeatStackEntity, nowIso } from '@novum/db';
-import { BoundTemplate, deepEqual, HotError, HotTemplate, isMap, Json, JsonMap } from '@novum/hot';
+import {
+  BoundTemplate,
+  deepEqual,
+  DependencyGraph,
+  HotError,
+  HotTemplate,
+  isMap,
+  Json,
+  JsonMap,
+} from '@novum/hot';
+import { IsNull } from 'typeorm';
 import { CloudError, IdentityClient } from './cloud';
+import { isTemplateName, templateResource } from './resources/nested';
 import { resourceType } from './resources/registry';
 import {
   ActionContext,
   changedProperties,
+  NestedStackResult,
+  NestedStacks,
+  NestedStackSpec,
   ResourceState,
   ResourceType,
+  TemplateResource,
   validateLiteralProperties,
   validateProperties,
 } from './resources/types';
@@ -38,15 +53,71 @@ export function environmentOf(stack: Pick<HeatStackEntity, 'environment'>): Stac
   };
 }
 
-/** The resource type a template type name stands for, following the environment's aliases. */
-export function typeFor(env: StackEnvironment, name: string): ResourceType | undefined {
-  let current = name;
-  for (let hops = 0; hops < 5; hops++) {
-    const alias = env.resource_registry[current];
-    if (typeof alias !== 'string') break;
-    current = alias;
+/** Heat's max_nested_stack_depth: how deep nested stacks may go below a top-level stack. */
+export const MAX_NESTED_DEPTH = 5;
+
+/** Where the resource_registry maps a type name: an exact entry, else a `Prefix::*` wildcard entry. */
+function registryTarget(registry: Record<string, Json>, name: string): string | undefined {
+  const exact = registry[name];
+  if (typeof exact === 'string') return exact;
+  for (const [key, target] of Object.entries(registry)) {
+    if (key.endsWith('*') && typeof target === 'string' && name.startsWith(key.slice(0, -1))) {
+      return target.endsWith('*') ? target.slice(0, -1) + name.slice(key.length - 1) : target;
+    }
   }
-  return resourceType(current);
+  return undefined;
+}
+
+/**
+ * The resource type a template type name stands for: the environment's resource_registry followed
+ * (aliases, wildcards), then a built-in type or a template file from `files` (a template resource).
+ */
+export function typeFor(
+  env: StackEnvironment,
+  name: string,
+  files: Record<string, string> = {},
+): ResourceType | undefined {
+  let current = name;
+  let registryKey: string | undefined;
+  for (let hops = 0; hops < 5; hops++) {
+    const target = registryTarget(env.resource_registry, current);
+    if (target === undefined || target === current) break;
+    registryKey = current;
+    current = target;
+  }
+  const builtin = resourceType(current);
+  if (builtin) return builtin;
+  const text = isTemplateName(current) ? files[current] : undefined;
+  if (text === undefined) return undefined;
+  return templateResource(name, text, registryKey, env.parameter_defaults);
+}
+
+/** The type a resource row was made with, as its stack's environment and files resolve it now. */
+function rowType(
+  env: StackEnvironment,
+  type: string,
+  files: Record<string, string>,
+): ResourceType | undefined {
+  try {
+    return typeFor(env, type, files) ?? resourceType(type);
+  } catch {
+    return resourceType(type);
+  }
+}
+
+/** Heat's path of a resource in messages: `resources.name`, or `resources[0]` for a group member. */
+function resourcePath(name: string): string {
+  return /^\d+$/.test(name) ? `resources[${name}]` : `resources.${name}`;
+}
+
+/** A nested stack that ended FAILED: its status reason, and the stack (the resource's physical id). */
+export class NestedStackFailure extends Error {
+  constructor(
+    readonly reason: string,
+    readonly physicalId: string,
+  ) {
+    super(reason);
+  }
 }
 
 function stateOf(row: HeatResourceEntity): ResourceState {
@@ -64,41 +135,60 @@ export function bindStack(
   rows: Map<string, HeatResourceEntity>,
   template: JsonMap = stack.template as JsonMap,
   env: StackEnvironment = environmentOf(stack),
+  files: Record<string, string> = stack.files,
 ): BoundTemplate {
   return HotTemplate.parse(template).bind({
     stack: { name: stack.name, id: stack.id, projectId: stack.projectId },
     params: env.parameters,
     parameterDefaults: env.parameter_defaults,
-    files: stack.files,
+    files,
     resource: (name) => {
       const row = rows.get(name);
       if (!row || row.physicalId === null) return undefined;
-      const type = resourceType(row.type) ?? typeFor(env, row.type);
+      const type = rowType(env, row.type, files);
       if (!type) return undefined;
       const state = stateOf(row);
+      const attributeAt = type.attributeAt;
       return {
         ref: type.reference?.(state) ?? row.physicalId,
         attribute: (attr) => type.attribute(state, attr),
+        ...(attributeAt
+          ? { attributeAt: (attr: string, path: Json[]) => attributeAt(state, attr, path) }
+          : {}),
         allAttributes: () =>
           Object.fromEntries(Object.keys(type.attributes).map((attr) => [attr, type.attribute(state, attr)])),
       };
     },
     checkAttribute: (_name, typeName, attribute) => {
-      const type = typeFor(env, typeName);
-      if (type && attribute !== 'show' && !(attribute in type.attributes)) throw new Error(attribute);
+      const type = typeFor(env, typeName, files);
+      if (type && !type.anyAttributes && attribute !== 'show' && !(attribute in type.attributes))
+        throw new Error(attribute);
     },
   });
+}
+
+/** The message of a type name that resolves to nothing: a missing template file, or an unknown type. */
+function unknownType(env: StackEnvironment, name: string, path: (string | number)[]): HotError {
+  const target = registryTarget(env.resource_registry, name) ?? name;
+  if (isTemplateName(target))
+    return new HotError(`Could not fetch remote template "${target}": Invalid URL scheme `, path);
+  return new HotError(`The Resource Type (${name}) could not be found.`, path);
 }
 
 /** Checks what can be checked before any resource exists: types, known properties, required ones. */
 export function validateStack(bound: BoundTemplate, env: StackEnvironment): void {
   bound.validate();
   for (const snippet of bound.resources()) {
-    const type = typeFor(env, snippet.type);
     const path = ['resources', snippet.name];
-    if (!type) throw new HotError(`The Resource Type (${snippet.type}) could not be found.`, path);
+    const type = typeFor(env, snippet.type, bound.files);
+    if (!type) throw unknownType(env, snippet.type, path);
     if (type.anyProperties) continue;
     const raw = isMap(snippet.properties) ? snippet.properties : {};
+    const member = type.memberType?.(raw);
+    if (member !== undefined && !typeFor(env, member, bound.files)) {
+      const cause = unknownType(env, member, []);
+      throw new HotError(`Failed to validate: ${cause.message}`, [...path, 'properties', 'resource_def']);
+    }
     for (const key of Object.keys(raw)) {
       if (!(key in type.properties))
         throw new HotError(`Unknown Property ${key}`, [...path, 'properties'], 'Property error');
@@ -109,7 +199,45 @@ export function validateStack(bound: BoundTemplate, env: StackEnvironment): void
         throw new HotError(`Property ${key} not assigned`, [...path, 'properties'], 'Property error');
       }
     }
+    const refusal = type.validate?.(raw);
+    if (refusal) throw new HotError(refusal, [...path, 'properties']);
   }
+}
+
+/** The template's dependency graph with the edges its resource types add (Heat's add_dependencies). */
+export function dependencyGraph(
+  bound: BoundTemplate,
+  env: StackEnvironment,
+  files: Record<string, string> = bound.files,
+): DependencyGraph {
+  const graph = bound.graph();
+  const typed = bound.resources().map((snippet) => {
+    let type: ResourceType | undefined;
+    try {
+      type = typeFor(env, snippet.type, files);
+    } catch {
+      type = undefined;
+    }
+    const view: TemplateResource = {
+      name: snippet.name,
+      type: type?.name ?? snippet.type,
+      properties: isMap(snippet.properties) ? snippet.properties : {},
+      requires: graph.requirements(snippet.name),
+    };
+    return { type, view };
+  });
+  const views = typed.map(({ view }) => view);
+  const edges = new Map(graph.names.map((name) => [name, new Set(graph.requirements(name))]));
+  let added = false;
+  for (const { type, view } of typed) {
+    for (const dep of type?.implicitRequirements?.(view, views) ?? []) {
+      const deps = edges.get(view.name);
+      if (dep === view.name || !deps || deps.has(dep)) continue;
+      deps.add(dep);
+      added = true;
+    }
+  }
+  return added ? new DependencyGraph(edges) : graph;
 }
 
 export type ChangeKind = 'added' | 'deleted' | 'replaced' | 'unchanged' | 'updated';
@@ -123,13 +251,14 @@ export function planUpdate(
   rows: Map<string, HeatResourceEntity>,
   template: JsonMap,
   env: StackEnvironment,
+  files: Record<string, string> = stack.files,
 ): { name: string; type: string; change: ChangeKind }[] {
-  const bound = bindStack(stack, rows, template, env);
+  const bound = bindStack(stack, rows, template, env, files);
   validateStack(bound, env);
   const plan: { name: string; type: string; change: ChangeKind }[] = [];
   for (const snippet of bound.resources()) {
     const existing = rows.get(snippet.name);
-    const type = typeFor(env, snippet.type) as ResourceType;
+    const type = typeFor(env, snippet.type, files) as ResourceType;
     if (!existing) {
       plan.push({ name: snippet.name, type: snippet.type, change: 'added' });
       continue;
@@ -142,7 +271,7 @@ export function planUpdate(
     const before = existing.properties as JsonMap;
     let change: ChangeKind;
     if (existing.type !== snippet.type || existing.status === 'FAILED') change = 'replaced';
-    else if (deepEqual(before, properties)) change = 'unchanged';
+    else if (deepEqual(before, properties) && !type.outdated?.(stateOf(existing))) change = 'unchanged';
     else {
       const inPlace =
         type.update &&
@@ -161,6 +290,12 @@ export function planUpdate(
 /** The message a failed resource action leaves in its status reason, Heat-style (`Type: path: message`). */
 function failureReason(error: unknown, resourceName: string): string {
   if (error instanceof HotError) return `StackValidationFailed: ${error.message}`;
+  if (error instanceof NestedStackFailure) {
+    // The child's `Resource CREATE failed: Error: resources.x: message` under this resource's path (Heat's).
+    const nested = /^Resource \w+ failed: (\w+): (resources[^:]*): ([\s\S]*)$/.exec(error.reason);
+    if (nested) return `${nested[1]}: ${resourcePath(resourceName)}.${nested[2]}: ${nested[3]}`;
+    return `Error: ${resourcePath(resourceName)}: ${error.reason}`;
+  }
   if (error instanceof CloudError) {
     const kind =
       error.status === 404
@@ -170,10 +305,10 @@ function failureReason(error: unknown, resourceName: string): string {
           : error.status === 400
             ? 'BadRequest'
             : 'ResourceInError';
-    return `${kind}: resources.${resourceName}: ${error.message}`;
+    return `${kind}: ${resourcePath(resourceName)}: ${error.message}`;
   }
   if (error instanceof TimeoutError) return error.message;
-  return `Error: resources.${resourceName}: ${(error as Error).message}`;
+  return `Error: ${resourcePath(resourceName)}: ${(error as Error).message}`;
 }
 
 /**
@@ -255,12 +390,20 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
   }
 
   private context(stack: HeatStackEntity, row: HeatResourceEntity, deadline: number): ActionContext {
+    // Stable for the resource's life, so an in-place update keeps a defaulted name.
+    const physicalName = `${stack.name}-${row.name}-${physicalSuffix(row.id)}`.slice(0, 255);
     return {
       cloud: () => this.identity.session(stack.id, this.identity.credentials.open(stack.credential)),
       stackName: stack.name,
       stackId: stack.id,
-      // Stable for the resource's life, so an in-place update keeps a defaulted name.
-      physicalName: `${stack.name}-${row.name}-${physicalSuffix(row.id)}`.slice(0, 255),
+      physicalName,
+      nested: this.nestedStacks(stack, physicalName, deadline),
+      softwareConfig: (id) => this.softwareConfig(stack.projectId, id),
+      created: async (physicalId, data = {}) => {
+        row.physicalId = physicalId;
+        row.data = data;
+        await this.store.resources.save(row);
+      },
       sleep: async (ms) => {
         if (this.stopping) throw new Error('The engine is shutting down.');
         if (Date.now() + ms > deadline) {
@@ -270,6 +413,17 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
         await new Promise((resolve) => setTimeout(resolve, ms));
       },
     };
+  }
+
+  /** A config resource's content by its id, among the stacks of the project (Heat's software config store). */
+  private async softwareConfig(projectId: string, id: string): Promise<string | undefined> {
+    for (const row of await this.store.resources.findBy({ physicalId: id })) {
+      const config = (row.data as JsonMap).config;
+      if (typeof config !== 'string') continue;
+      const owner = await this.store.stacks.findOneBy({ id: row.stackId });
+      if (owner?.projectId === projectId) return config;
+    }
+    return undefined;
   }
 
   private deadline(stack: HeatStackEntity): number {
@@ -287,6 +441,7 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
     deadline: number,
   ): Promise<unknown> {
     const pending = new Set(names);
+    const scheduled = new Set(names);
     const done = new Set<string>();
     const running = new Map<string, Promise<void>>();
     let failure: unknown;
@@ -294,7 +449,7 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
       if (failure === undefined && Date.now() > deadline) failure = new TimeoutError('Operation timed out.');
       if (failure === undefined) {
         for (const name of [...pending]) {
-          if (waitsFor(name).every((dep) => done.has(dep) || !names.includes(dep))) {
+          if (waitsFor(name).every((dep) => done.has(dep) || !scheduled.has(dep))) {
             pending.delete(name);
             running.set(
               name,
@@ -318,9 +473,22 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
     return failure;
   }
 
+  /**
+   * The current row of each resource name: the newest, as a replacement interrupted by a failure or an engine
+   * stop leaves the row it replaces beside it (see supersededRows).
+   */
   private async rowsOf(stackId: string): Promise<Map<string, HeatResourceEntity>> {
-    const rows = await this.store.resources.findBy({ stackId });
+    const rows = await this.store.resources.find({ where: { stackId }, order: { createdAt: 'ASC' } });
     return new Map(rows.map((row) => [row.name, row]));
+  }
+
+  /** The rows that `current` (from rowsOf) supersedes: older rows of the same names, still to be deleted. */
+  private async supersededRows(
+    stackId: string,
+    current: Map<string, HeatResourceEntity>,
+  ): Promise<HeatResourceEntity[]> {
+    const rows = await this.store.resources.findBy({ stackId });
+    return rows.filter((row) => current.get(row.name)?.id !== row.id);
   }
 
   private async createResource(
@@ -330,7 +498,7 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
     row: HeatResourceEntity,
     deadline: number,
   ): Promise<void> {
-    const type = typeFor(env, row.type) as ResourceType;
+    const type = typeFor(env, row.type, stack.files) as ResourceType;
     await this.store.setResourceState(row, 'CREATE', 'IN_PROGRESS', 'state changed');
     try {
       const properties = validateProperties(type, bound.properties(row.name), [
@@ -359,7 +527,7 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
     row: HeatResourceEntity,
     deadline: number,
   ): Promise<void> {
-    const type = typeFor(env, row.type) ?? resourceType(row.type);
+    const type = rowType(env, row.type, stack.files);
     const snippet = (stack.template as JsonMap).resources as JsonMap | undefined;
     const retain =
       isMap(snippet?.[row.name]) &&
@@ -374,6 +542,8 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
     await this.store.setResourceState(row, 'DELETE', 'IN_PROGRESS', 'state changed');
     try {
       if (type && !retain) await type.delete(this.context(stack, row, deadline), stateOf(row));
+      // A template resource whose file is gone still has its nested stack to delete.
+      else if (!type && row.physicalId) await this.deleteNested(stack.id, row.physicalId);
       await this.store.setResourceState(row, 'DELETE', 'COMPLETE', 'state changed');
       await this.store.resources.delete({ id: row.id });
     } catch (error) {
@@ -392,16 +562,20 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
   ): Promise<unknown> {
     let dependents: (name: string) => string[] = () => [];
     try {
-      const graph = bindStack(stack, new Map(), graphTemplate, env).graph();
+      const graph = dependencyGraph(bindStack(stack, new Map(), graphTemplate, env), env, stack.files);
       dependents = (name) => graph.dependents(name);
     } catch {
       // A template that no longer binds (parameters changed): delete in any order.
     }
-    const byName = new Map(rows.map((row) => [row.name, row]));
+    // A name can have several rows (a replacement and the row it replaces): each one goes.
+    const byName = new Map<string, HeatResourceEntity[]>();
+    for (const row of rows) byName.set(row.name, [...(byName.get(row.name) ?? []), row]);
     return this.schedule(
       [...byName.keys()],
       dependents,
-      (name) => this.deleteResource(stack, env, byName.get(name) as HeatResourceEntity, deadline),
+      async (name) => {
+        for (const row of byName.get(name) ?? []) await this.deleteResource(stack, env, row, deadline);
+      },
       deadline,
     );
   }
@@ -413,7 +587,7 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
     let failure: unknown;
     try {
       const bound = bindStack(stack, rows);
-      const graph = bound.graph();
+      const graph = dependencyGraph(bound, env);
       failure = await this.schedule(
         graph.names,
         (name) => graph.requirements(name),
@@ -458,12 +632,15 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
     template: JsonMap,
     env: StackEnvironment,
     files: Record<string, string>,
+    action: 'UPDATE' | 'ROLLBACK' = 'UPDATE',
   ): Promise<void> {
     const deadline = this.deadline(stack);
     const oldTemplate = stack.template as JsonMap;
     const oldEnv = environmentOf(stack);
+    const oldFiles = stack.files;
     const rows = await this.rowsOf(stack.id);
-    const replaced: HeatResourceEntity[] = [];
+    const replaced = await this.supersededRows(stack.id, rows);
+    const supersededBefore = replaced.length;
     let failure: unknown;
     try {
       stack.template = template;
@@ -471,7 +648,7 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
       stack.files = files;
       await this.store.stacks.save(stack);
       const bound = bindStack(stack, rows, template, env);
-      const graph = bound.graph();
+      const graph = dependencyGraph(bound, env);
       failure = await this.schedule(
         graph.names,
         (name) => graph.requirements(name),
@@ -485,14 +662,19 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
             await this.createResource(stack, bound, env, row, deadline);
             return;
           }
-          const type = typeFor(env, snippet.type) as ResourceType;
+          const type = typeFor(env, snippet.type, files) as ResourceType;
           const properties = validateProperties(type, bound.properties(name), [
             'resources',
             name,
             'properties',
           ]);
           const before = existing.properties as JsonMap;
-          if (existing.type === snippet.type && existing.status !== 'FAILED' && deepEqual(before, properties))
+          if (
+            existing.type === snippet.type &&
+            existing.status !== 'FAILED' &&
+            deepEqual(before, properties) &&
+            !type.outdated?.(stateOf(existing))
+          )
             return;
           const changed = changedProperties(before, properties);
           const inPlace =
@@ -540,14 +722,55 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
       failure = error;
     }
     if (failure === undefined) {
-      await this.store.setStackState(stack, 'UPDATE', 'COMPLETE', 'Stack UPDATE completed successfully');
-    } else {
-      const reason =
-        failure instanceof TimeoutError
-          ? 'Update timed out'
-          : `Resource UPDATE failed: ${(failure as Error).message}`;
-      await this.store.setStackState(stack, 'UPDATE', 'FAILED', reason);
+      await this.store.setStackState(stack, action, 'COMPLETE', `Stack ${action} completed successfully`);
+      return;
     }
+    const reason =
+      failure instanceof TimeoutError
+        ? `${action === 'UPDATE' ? 'Update' : 'Rollback'} timed out`
+        : `Resource ${action} failed: ${(failure as Error).message}`;
+    await this.store.setStackState(stack, action, 'FAILED', reason);
+    if (action === 'UPDATE' && !stack.disableRollback)
+      await this.rollbackUpdate(stack, oldTemplate, oldEnv, oldFiles, replaced.slice(supersededBefore));
+  }
+
+  /**
+   * Heat's rollback of a failed update (unless rollback is disabled): the replacements the update made are
+   * deleted, so the resources they replaced are current again, and the stack is updated back to its previous
+   * template, parameters and files (added resources deleted, in-place changes undone).
+   */
+  private async rollbackUpdate(
+    stack: HeatStackEntity,
+    template: JsonMap,
+    env: StackEnvironment,
+    files: Record<string, string>,
+    replacedNow: HeatResourceEntity[],
+  ): Promise<void> {
+    await this.store.setStackState(stack, 'ROLLBACK', 'IN_PROGRESS', 'Stack ROLLBACK started');
+    const current = await this.rowsOf(stack.id);
+    const replacements = replacedNow
+      .map((old) => [old, current.get(old.name)] as const)
+      .filter(([old, row]) => row !== undefined && row.id !== old.id)
+      .map(([, row]) => row as HeatResourceEntity);
+    const failure = replacements.length
+      ? await this.deleteAll(
+          stack,
+          environmentOf(stack),
+          replacements,
+          stack.template as JsonMap,
+          this.deadline(stack),
+        )
+      : undefined;
+    if (failure) {
+      await this.store.setStackState(
+        stack,
+        'ROLLBACK',
+        'FAILED',
+        `Resource DELETE failed: ${(failure as Error).message}`,
+      );
+      return;
+    }
+    await this.runUpdate(stack, template, env, files, 'ROLLBACK');
   }
 
   private newRow(stackId: string, name: string, type: string): HeatResourceEntity {
@@ -577,13 +800,25 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
   private async runDelete(stack: HeatStackEntity, onDeleted: () => Promise<void>): Promise<void> {
     const deadline = this.deadline(stack);
     const rows = await this.store.resources.findBy({ stackId: stack.id });
-    const failure = await this.deleteAll(
+    let failure = await this.deleteAll(
       stack,
       environmentOf(stack),
       rows,
       stack.template as JsonMap,
       deadline,
     );
+    if (!failure) {
+      // Nested stacks no resource row leads to (a create interrupted before the row knew it) go too.
+      const known = new Set(rows.map((row) => row.physicalId));
+      const orphans = await this.store.stacks.findBy({ ownerId: stack.id, deletedAt: IsNull() });
+      for (const child of orphans.filter((orphan) => !known.has(orphan.id))) {
+        failure = await this.deleteNested(stack.id, child.id).then(
+          () => undefined,
+          (error: unknown) => error,
+        );
+        if (failure) break;
+      }
+    }
     if (failure) {
       await this.store.setStackState(
         stack,
@@ -599,6 +834,135 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
     await this.store.stacks.update({ id: stack.id }, { deletedAt });
     this.identity.dropSession(stack.id);
     await onDeleted();
+  }
+
+  /** Runs a nested stack's action here and now, tracked like any stack's (busy, shutdown). */
+  private async track(stackId: string, run: () => Promise<void>): Promise<void> {
+    const task = run().finally(() => this.running.delete(stackId));
+    this.running.set(stackId, task);
+    await task;
+  }
+
+  private nestedStacks(parent: HeatStackEntity, name: string, deadline: number): NestedStacks {
+    return {
+      create: (spec) => this.createNested(parent, name, spec, deadline),
+      update: (id, spec) => this.updateNested(parent, id, name, spec, deadline),
+      delete: (id) => this.deleteNested(parent.id, id),
+    };
+  }
+
+  /** The child's environment: its parameters, the parent's defaults and registry (less what led here). */
+  private childEnvironment(parent: HeatStackEntity, spec: NestedStackSpec): StackEnvironment {
+    const inherited = environmentOf(parent);
+    const registry = { ...inherited.resource_registry };
+    if (spec.registryKeyToDrop !== undefined) delete registry[spec.registryKeyToDrop];
+    delete registry.resources;
+    return {
+      parameters: spec.parameters as Record<string, Json>,
+      parameter_defaults: inherited.parameter_defaults,
+      resource_registry: registry,
+    };
+  }
+
+  private async createNested(
+    parent: HeatStackEntity,
+    name: string,
+    spec: NestedStackSpec,
+    deadline: number,
+  ): Promise<NestedStackResult> {
+    if ((parent.nestedDepth ?? 0) >= MAX_NESTED_DEPTH) {
+      throw new HotError(`Recursion depth exceeds ${MAX_NESTED_DEPTH}.`);
+    }
+    const env = this.childEnvironment(parent, spec);
+    const child = Object.assign(new HeatStackEntity(), {
+      id: randomUUID(),
+      name,
+      projectId: parent.projectId,
+      userId: parent.userId,
+      username: parent.username,
+      action: 'CREATE',
+      status: 'IN_PROGRESS',
+      statusReason: 'Stack CREATE started',
+      template: spec.template,
+      environment: env,
+      files: parent.files,
+      timeoutMins: spec.timeoutMins ?? Math.max(1, Math.ceil((deadline - Date.now()) / 60_000)),
+      disableRollback: true,
+      tags: [],
+      credential: parent.credential,
+      ownerId: parent.id,
+      nestedDepth: (parent.nestedDepth ?? 0) + 1,
+      createdAt: nowIso(),
+      updatedAt: null,
+      deletedAt: null,
+    });
+    const bound = bindStack(child, new Map());
+    validateStack(bound, env);
+    await this.store.stacks.save(child);
+    await this.initialRows(child, bound);
+    await this.store.setStackState(child, 'CREATE', 'IN_PROGRESS', 'Stack CREATE started');
+    await this.track(child.id, () => this.runCreate(child));
+    return this.nestedResult(child, 'CREATE');
+  }
+
+  private async updateNested(
+    parent: HeatStackEntity,
+    id: string,
+    name: string,
+    spec: NestedStackSpec,
+    deadline: number,
+  ): Promise<NestedStackResult> {
+    const child = await this.store.stacks.findOneBy({ id, ownerId: parent.id, deletedAt: IsNull() });
+    if (!child) return this.createNested(parent, name, spec, deadline);
+    const env = this.childEnvironment(parent, spec);
+    const files = parent.files;
+    validateStack(bindStack(child, new Map(), spec.template, env, files), env);
+    if (spec.timeoutMins) child.timeoutMins = spec.timeoutMins;
+    await this.store.setStackState(child, 'UPDATE', 'IN_PROGRESS', 'Stack UPDATE started');
+    await this.track(child.id, () => this.runUpdate(child, spec.template, env, files));
+    return this.nestedResult(child, 'UPDATE');
+  }
+
+  private async deleteNested(parentId: string, id: string): Promise<void> {
+    const child = await this.store.stacks.findOneBy({ id, ownerId: parentId, deletedAt: IsNull() });
+    if (!child) return;
+    await this.store.setStackState(child, 'DELETE', 'IN_PROGRESS', 'Stack DELETE started');
+    await this.track(child.id, () => this.runDelete(child, async () => undefined));
+    if (!child.deletedAt) throw new NestedStackFailure(child.statusReason, child.id);
+  }
+
+  /** A finished nested stack's outcome: its outputs and members' values, or its failure. */
+  private async nestedResult(child: HeatStackEntity, action: string): Promise<NestedStackResult> {
+    if (child.action !== action || child.status !== 'COMPLETE') {
+      throw new NestedStackFailure(child.statusReason, child.id);
+    }
+    const rows = await this.rowsOf(child.id);
+    const env = environmentOf(child);
+    const bound = bindStack(child, rows);
+    const outputs: JsonMap = {};
+    for (const output of bound.outputs()) outputs[output.name] = bound.output(output).value;
+    const members: NestedStackResult['members'] = {};
+    for (const row of rows.values()) {
+      const type = rowType(env, row.type, child.files);
+      if (!type || row.physicalId === null) continue;
+      const state = stateOf(row);
+      const attributes: JsonMap = {};
+      for (const attribute of Object.keys(type.attributes)) {
+        try {
+          attributes[attribute] = type.attribute(state, attribute) ?? null;
+        } catch {
+          attributes[attribute] = null;
+        }
+      }
+      members[row.name] = { ref: type.reference?.(state) ?? row.physicalId, attributes };
+    }
+    return {
+      stackId: child.id,
+      stackName: child.name,
+      arn: `arn:openstack:heat::${child.projectId}:stacks/${child.name}/${child.id}`,
+      outputs,
+      members,
+    };
   }
 
   /** Stacks whose ids are in `ids` that have an action running here. */

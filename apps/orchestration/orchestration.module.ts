@@ -5,7 +5,17 @@ import { DbModule } from '@novum/db';
 import { IdentityClient } from './cloud';
 import { OrchestrationInfoController, StacksController } from './controllers/stacks.controller';
 import { VersionsController } from './controllers/versions.controller';
+import { SignalController, WaitConditionSignals } from './controllers/signal.controller';
+import {
+  ResourceActionsController,
+  ResourceTypeTemplateController,
+} from './controllers/resource-actions.controller';
+import {
+  SoftwareConfigsController,
+  SoftwareDeploymentsController,
+} from './controllers/software-configs.controller';
 import { Engine } from './engine';
+import { SoftwareConfigService } from './software-config.service';
 import { StackService } from './stack.service';
 import { StackStore } from './stack.store';
 
@@ -21,13 +31,24 @@ export class OrchestrationModule {
     return {
       module: OrchestrationModule,
       imports: [DbModule.forRoot(config)],
-      controllers: [VersionsController, StacksController, OrchestrationInfoController],
+      controllers: [
+        VersionsController,
+        StacksController,
+        OrchestrationInfoController,
+        SignalController,
+        ResourceActionsController,
+        ResourceTypeTemplateController,
+        SoftwareConfigsController,
+        SoftwareDeploymentsController,
+      ],
       providers: [
         { provide: NOVUM_CONFIG, useValue: config },
         StackStore,
         IdentityClient,
         Engine,
         StackService,
+        WaitConditionSignals,
+        SoftwareConfigService,
         ...serviceAuthProviders(config, validator),
       ],
     };

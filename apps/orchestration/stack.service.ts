@@ -3,7 +3,16 @@ import { Injectable } from '@nestjs/common';
 import { AuthContext, authorize, canActOnProject, canReadProject } from '@novum/auth';
 import { BadRequestError, ConflictError, NotFoundError } from '@novum/common';
 import { HeatEventEntity, HeatResourceEntity, HeatStackEntity, nowIso } from '@novum/db';
-import { BoundTemplate, HotError, HotTemplate, isMap, Json, JsonMap, parseTemplateText } from '@novum/hot';
+import {
+  BoundTemplate,
+  checkNesting,
+  HotError,
+  HotTemplate,
+  isMap,
+  Json,
+  JsonMap,
+  parseTemplateText,
+} from '@novum/hot';
 import { IsNull } from 'typeorm';
 import { IdentityClient, StackCredential } from './cloud';
 import {
@@ -57,6 +66,8 @@ function environmentFrom(body: StackRequest): StackEnvironment {
   if (typeof env === 'string') env = env.trim() ? parseTemplateText(env, '[environment]') : {};
   if (!isMap(env as Json))
     throw new BadRequestError('The environment is not a valid YAML mapping data type.');
+  checkNesting(env, 'The environment');
+  checkNesting(body.parameters, 'The parameters');
   const map = env as JsonMap;
   for (const key of Object.keys(map)) {
     if (
@@ -90,7 +101,9 @@ function filesFrom(body: StackRequest): Record<string, string> {
 function timeoutOf(value: unknown): number | null {
   if (value === undefined || value === null || value === '') return null;
   const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new BadRequestError(`Invalid timeout value ${String(value)}`);
+  // The database keeps minutes as a 32-bit integer.
+  if (!Number.isInteger(n) || n <= 0 || n > 2 ** 31 - 1)
+    throw new BadRequestError(`Invalid timeout value ${String(value)}`);
   return n;
 }
 
@@ -184,6 +197,8 @@ export class StackService {
       disableRollback: boolOf(body.disable_rollback, true),
       tags: tagsOf(body.tags),
       credential: this.identity.credentials.seal(credential),
+      ownerId: null,
+      nestedDepth: 0,
       createdAt: nowIso(),
       updatedAt: null,
       deletedAt: null,
@@ -223,6 +238,8 @@ export class StackService {
       disableRollback: boolOf(body.disable_rollback, true),
       tags: tagsOf(body.tags),
       credential: {},
+      ownerId: null,
+      nestedDepth: 0,
       createdAt: nowIso(),
       updatedAt: null,
       deletedAt: null,
@@ -249,9 +266,9 @@ export class StackService {
   /** `stack update --dry-run`: which resources an update would add, delete, replace, update or leave. */
   async previewUpdate(auth: AuthContext, stack: HeatStackEntity, body: StackRequest, patch: boolean) {
     authorize('stacks:preview_update', canActOnProject(auth, stack.projectId));
-    const { template, env } = this.updateInput(stack, body, patch);
+    const { template, env, files } = this.updateInput(stack, body, patch);
     const rows = await this.store.resources.findBy({ stackId: stack.id });
-    const plan = planUpdate(stack, new Map(rows.map((r) => [r.name, r])), template, env);
+    const plan = planUpdate(stack, new Map(rows.map((r) => [r.name, r])), template, env, files);
     const changes: Record<ChangeKind, unknown[]> = {
       added: [],
       deleted: [],
@@ -333,9 +350,11 @@ export class StackService {
           ? (query[key] as string[])
           : [query[key] as string];
     const showDeleted = boolOf(one('show_deleted'), false);
+    const showNested = boolOf(one('show_nested'), false);
     let stacks = await this.store.stacks.findBy({
       projectId: auth.projectId ?? '',
       ...(showDeleted ? {} : { deletedAt: IsNull() }),
+      ...(showNested ? {} : { ownerId: IsNull() }),
     });
     const names = many('name');
     if (names.length) stacks = stacks.filter((s) => names.includes(s.name));
@@ -428,6 +447,11 @@ export class StackService {
     );
   }
 
+  /** The live nested stacks of a stack (its template resources', groups' and OS::Heat::Stack resources'). */
+  async children(stack: HeatStackEntity): Promise<HeatStackEntity[]> {
+    return this.store.stacks.findBy({ ownerId: stack.id, deletedAt: IsNull() });
+  }
+
   async resources(stack: HeatStackEntity): Promise<HeatResourceEntity[]> {
     return this.store.resources.find({ where: { stackId: stack.id }, order: { createdAt: 'ASC' } });
   }
@@ -464,9 +488,18 @@ export class StackService {
       files: filesFrom(body),
       requireValues: false,
     });
-    bound.graph();
+    // With a value for every parameter the functions can be evaluated, which finds what only evaluation
+    // does (a function of another version, a missing file, a reference to no resource); else the graph.
+    const valued = parsed.parameterSchemas.every(
+      (schema) =>
+        env.parameters[schema.name] !== undefined ||
+        env.parameter_defaults[schema.name] !== undefined ||
+        schema.default !== undefined,
+    );
+    if (valued) bound.validate();
+    else bound.graph();
     for (const snippet of bound.resources()) {
-      if (!typeFor(env, snippet.type))
+      if (!typeFor(env, snippet.type, bound.files))
         throw new HotError(`The Resource Type (${snippet.type}) could not be found.`, [
           'resources',
           snippet.name,

@@ -45,7 +45,7 @@ export function stackSummary(base: string, stack: HeatStackEntity) {
     stack_owner: stack.username,
     stack_user_project_id: stack.projectId,
     project: stack.projectId,
-    parent: null,
+    parent: stack.ownerId ?? null,
     tags: stack.tags.length ? stack.tags : null,
     links: stackLinks(base, stack),
   };
@@ -99,8 +99,10 @@ export function resourceView(
   row: HeatResourceEntity,
   requiredBy: string[],
   detail: boolean,
+  nesting: { nestedStack?: HeatStackEntity; parentResource?: string } = {},
 ) {
   const stackUrl = `${base}/stacks/${encodeURIComponent(stack.name)}/${stack.id}`;
+  const nested = nesting.nestedStack;
   return {
     resource_name: row.name,
     logical_resource_id: row.name,
@@ -114,7 +116,11 @@ export function resourceView(
     links: [
       { href: `${stackUrl}/resources/${encodeURIComponent(row.name)}`, rel: 'self' },
       { href: stackUrl, rel: 'stack' },
+      ...(nested
+        ? [{ href: `${base}/stacks/${encodeURIComponent(nested.name)}/${nested.id}`, rel: 'nested' }]
+        : []),
     ],
+    ...(nesting.parentResource !== undefined ? { parent_resource: nesting.parentResource } : {}),
     ...(detail ? { description: '', metadata: row.metadata, attributes: {} } : {}),
   };
 }

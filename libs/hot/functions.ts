@@ -21,8 +21,11 @@ export interface EvalScope {
   hasResource(name: string): boolean;
   /** The resource's reference (its physical id), or null before it exists. */
   resourceRef(name: string): Json;
-  /** One attribute, or null while the resource is not created. Throws Error for an unknown attribute. */
-  resourceAttr(name: string, attribute: string): Json;
+  /**
+   * One attribute with get_attr's path below it applied, or null while the resource is not created.
+   * Throws Error for an unknown attribute.
+   */
+  resourceAttr(name: string, attribute: string, path?: Json[]): Json;
   /** Every attribute (get_attr with only a resource name, from 2015-10-15). */
   allAttributes(name: string): Json;
   /** A condition by name; throws for an unknown one. */
@@ -42,6 +45,23 @@ export function functionName(value: Json): string | undefined {
   const keys = Object.keys(value);
   if (keys.length !== 1) return undefined;
   return ALL_FUNCTION_NAMES.has(keys[0]) ? keys[0] : undefined;
+}
+
+/** get_attr's path below an attribute value: list indexes and map keys; null where it leads nowhere. */
+export function selectPath(value: Json, path: Json[]): Json {
+  let current = value;
+  for (const component of path) {
+    if (current === null || current === undefined) return null;
+    if (Array.isArray(current)) {
+      const index = Number(component);
+      current = Number.isInteger(index) ? (current[index] ?? null) : null;
+    } else if (isMap(current)) {
+      current = current[String(component)] ?? null;
+    } else {
+      return null;
+    }
+  }
+  return current ?? null;
 }
 
 /** Evaluates every intrinsic function in `value` (a snippet from a resource, output, ...); errors carry `path`. */
@@ -236,19 +256,7 @@ class Evaluator {
     }
     if (attribute === undefined) return this.scope.allAttributes(resource);
     if (typeof attribute !== 'string') fail('Argument to "get_attr" must be a list of strings');
-    let value = this.scope.resourceAttr(resource, attribute);
-    for (const component of components) {
-      if (value === null || value === undefined) return null;
-      if (Array.isArray(value)) {
-        const index = Number(component);
-        value = Number.isInteger(index) ? (value[index] ?? null) : null;
-      } else if (isMap(value)) {
-        value = value[String(component)] ?? null;
-      } else {
-        return null;
-      }
-    }
-    return value;
+    return this.scope.resourceAttr(resource, attribute, components);
   }
 
   private strReplace(name: string, args: Json): Json {

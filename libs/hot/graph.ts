@@ -6,11 +6,20 @@ import { HotError } from './errors';
  */
 export class DependencyGraph {
   private readonly requires = new Map<string, Set<string>>();
+  /** The reverse edges, each list in template order (so that dependents() is not a scan of every resource). */
+  private readonly requiredBy = new Map<string, string[]>();
 
   constructor(edges: Map<string, Iterable<string>>) {
     for (const [name, deps] of edges) this.requires.set(name, new Set(deps));
     for (const deps of this.requires.values()) {
       for (const dep of deps) if (!this.requires.has(dep)) this.requires.set(dep, new Set());
+    }
+    for (const [name, deps] of this.requires) {
+      for (const dep of deps) {
+        const list = this.requiredBy.get(dep);
+        if (list) list.push(name);
+        else this.requiredBy.set(dep, [name]);
+      }
     }
     this.checkAcyclic();
   }
@@ -26,7 +35,7 @@ export class DependencyGraph {
 
   /** The resources that need `name`. */
   dependents(name: string): string[] {
-    return this.names.filter((other) => this.requires.get(other)?.has(name));
+    return [...(this.requiredBy.get(name) ?? [])];
   }
 
   /** A creation order: every resource after all it requires (ties in template order). */

@@ -66,6 +66,29 @@ const DELETION_POLICIES: Record<string, ResourceSnippet['deletionPolicy']> = {
   snapshot: 'Snapshot',
 };
 
+/** How deep a template's values may nest (Python's recursion limit bounds Heat's the same way). */
+export const MAX_NESTING = 1000;
+/** How many values a template may hold once YAML aliases are expanded (512 KiB of text makes far fewer). */
+const MAX_VALUES = 1_000_000;
+
+/**
+ * Refuses a document nested too deep for the recursive evaluation that follows, or one whose YAML aliases
+ * expand beyond any template's size (a "billion laughs"); iterative, so it cannot overflow itself.
+ */
+export function checkNesting(value: unknown, what = 'The template'): void {
+  const pending: [unknown, number][] = [[value, 0]];
+  let values = 0;
+  while (pending.length) {
+    const [item, depth] = pending.pop() as [unknown, number];
+    if (typeof item !== 'object' || item === null) continue;
+    if (depth >= MAX_NESTING) throw new HotError(`${what} is nested deeper than ${MAX_NESTING} levels.`);
+    for (const child of Array.isArray(item) ? item : Object.values(item)) {
+      if (++values > MAX_VALUES) throw new HotError(`${what} expands to more than ${MAX_VALUES} values.`);
+      pending.push([child, depth + 1]);
+    }
+  }
+}
+
 /** Parses template text as Heat does: JSON first, then YAML (dates stay strings), and it must be a mapping. */
 export function parseTemplateText(text: string, url = '[root stack]'): JsonMap {
   if (text.length > MAX_TEMPLATE_SIZE) {
@@ -85,6 +108,7 @@ export function parseTemplateText(text: string, url = '[root stack]'): JsonMap {
     }
   }
   if (!isMap(parsed)) throw new HotError('The template is not a JSON object or YAML mapping.');
+  checkNesting(parsed);
   return parsed as JsonMap;
 }
 
@@ -105,6 +129,7 @@ function typeName(value: unknown): string {
 export function parseTemplate(input: string | JsonMap): ParsedTemplate {
   const raw = typeof input === 'string' ? parseTemplateText(input) : input;
   if (!isMap(raw)) throw new HotError('The template is not a JSON object or YAML mapping.');
+  if (typeof input !== 'string') checkNesting(raw);
   if (!('heat_template_version' in raw)) {
     if ('HeatTemplateFormatVersion' in raw || 'AWSTemplateFormatVersion' in raw) {
       throw new HotError(

@@ -1,5 +1,5 @@
 import { HotError } from './errors';
-import { EvalScope, evaluate, evaluateCondition, referencedResources } from './functions';
+import { EvalScope, evaluate, evaluateCondition, referencedResources, selectPath } from './functions';
 import { DependencyGraph } from './graph';
 import {
   checkCustomConstraints,
@@ -16,6 +16,8 @@ export interface ResourceView {
   /** The resource's reference (get_resource): its physical id, or null before creation. */
   ref: Json;
   attribute(name: string): Json;
+  /** An attribute with a get_attr path below it, where the type applies the path itself (group members). */
+  attributeAt?(name: string, path: Json[]): Json;
   allAttributes(): Json;
 }
 
@@ -127,7 +129,7 @@ export class BoundTemplate implements EvalScope {
     return this.options.resource?.(name)?.ref ?? null;
   }
 
-  resourceAttr(name: string, attribute: string): Json {
+  resourceAttr(name: string, attribute: string, path: Json[] = []): Json {
     const snippet = this.enabled.find((r) => r.name === name);
     if (snippet && this.options.checkAttribute) {
       try {
@@ -136,7 +138,10 @@ export class BoundTemplate implements EvalScope {
         throw new HotError(`The Referenced Attribute (${name} ${attribute}) is incorrect.`);
       }
     }
-    return this.options.resource?.(name)?.attribute(attribute) ?? null;
+    const view = this.options.resource?.(name);
+    if (!view) return null;
+    if (view.attributeAt) return view.attributeAt(attribute, path);
+    return selectPath(view.attribute(attribute), path);
   }
 
   allAttributes(name: string): Json {

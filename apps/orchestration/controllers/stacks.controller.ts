@@ -18,7 +18,8 @@ import { BadRequestError, ForbiddenError, NotFoundError } from '@novum/common';
 import { HeatStackEntity } from '@novum/db';
 import { functionsOf, conditionFunctionsOf, HotVersion, resolveVersion, templateVersions } from '@novum/hot';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { bindStack, environmentOf, typeFor } from '../engine';
+import { bindStack, dependencyGraph, environmentOf, MAX_NESTED_DEPTH, typeFor } from '../engine';
+import { functionDescription } from '../function-descriptions';
 import { OrchestrationErrorFilter } from '../hot-error.filter';
 import { RESOURCE_TYPES } from '../resources/registry';
 import { typeSchema } from '../resources/types';
@@ -340,12 +341,14 @@ export class StacksController {
     @Req() request: FastifyRequest,
   ) {
     const stack = await this.identify(auth, tenant, name, id);
-    const rows = await this.stacks.resources(stack);
-    const requiredBy = this.requiredBy(stack);
+    const depthText = first(query, 'nested_depth') ?? '0';
+    const depth = Number(depthText);
+    if (!/^\d+$/.test(depthText)) throw new BadRequestError(`Only integer is acceptable by 'nested_depth'.`);
     const detail = ['true', 'True', '1'].includes(first(query, 'with_detail') ?? '');
-    const filter = (key: string, value: (row: (typeof rows)[number]) => string) => {
+    type Row = Awaited<ReturnType<StackService['resources']>>[number];
+    const filter = (key: string, value: (row: Row) => string) => {
       const wanted = query[key] === undefined ? [] : ([] as string[]).concat(query[key]);
-      return (row: (typeof rows)[number]) => !wanted.length || wanted.includes(value(row));
+      return (row: Row) => !wanted.length || wanted.includes(value(row));
     };
     const keep = [
       filter('name', (r) => r.name),
@@ -355,11 +358,25 @@ export class StacksController {
       filter('id', (r) => r.id),
     ];
     const base = baseUrl(request, tenant);
-    return {
-      resources: rows
-        .filter((row) => keep.every((k) => k(row)))
-        .map((row) => resourceView(base, stack, row, requiredBy(row.name), detail)),
+    const views: ReturnType<typeof resourceView>[] = [];
+    // Heat's iter_resources: each resource, then (down to nested_depth) its nested stack's resources.
+    const walk = async (current: HeatStackEntity, level: number, parentResource?: string) => {
+      const rows = await this.stacks.resources(current);
+      const children = new Map((await this.stacks.children(current)).map((child) => [child.id, child]));
+      const requiredBy = this.requiredBy(current);
+      for (const row of rows) {
+        const nestedStack = row.physicalId ? children.get(row.physicalId) : undefined;
+        if (keep.every((k) => k(row))) {
+          views.push(
+            resourceView(base, current, row, requiredBy(row.name), detail, { nestedStack, parentResource }),
+          );
+        }
+        if (nestedStack && level < Math.min(depth, MAX_NESTED_DEPTH))
+          await walk(nestedStack, level + 1, row.name);
+      }
     };
+    await walk(stack, 0);
+    return { resources: views };
   }
 
   @Get(':name/:id/resources/:resource')
@@ -373,12 +390,22 @@ export class StacksController {
   ) {
     const stack = await this.identify(auth, tenant, name, id);
     const row = await this.stacks.resource(stack, resourceName);
-    const view = resourceView(baseUrl(request, tenant), stack, row, this.requiredBy(stack)(row.name), true);
-    const type = typeFor(environmentOf(stack), row.type);
+    const nestedStack = (await this.stacks.children(stack)).find((child) => child.id === row.physicalId);
+    const view = resourceView(baseUrl(request, tenant), stack, row, this.requiredBy(stack)(row.name), true, {
+      nestedStack,
+    });
+    const type = typeFor(environmentOf(stack), row.type, stack.files);
     const bound = await this.stacks.bound(stack);
     if (type && bound && row.physicalId) {
+      const attribute = (attr: string) => {
+        try {
+          return bound.resourceAttr(row.name, attr);
+        } catch {
+          return null;
+        }
+      };
       view.attributes = Object.fromEntries(
-        [...Object.keys(type.attributes), 'show'].map((attr) => [attr, bound.resourceAttr(row.name, attr)]),
+        [...Object.keys(type.attributes), 'show'].map((attr) => [attr, attribute(attr)]),
       );
     }
     return { resource: view };
@@ -494,7 +521,7 @@ export class StacksController {
 
   private requiredBy(stack: HeatStackEntity): (name: string) => string[] {
     try {
-      const graph = bindStack(stack, new Map()).graph();
+      const graph = dependencyGraph(bindStack(stack, new Map()), environmentOf(stack), stack.files);
       return (name) => graph.dependents(name);
     } catch {
       return () => [];
@@ -559,14 +586,14 @@ export class OrchestrationInfoController {
   ) {
     checkTenant(auth, tenant);
     const date = resolveVersion(version.replace(/^heat_template_version\./, '')) as HotVersion | undefined;
-    if (!date) throw new NotFoundError(`The template version (${version}) could not be found.`, 'NotFound');
+    if (!date) throw new NotFoundError(`Template with version ${version} not found`, 'NotFound');
     const names = ['true', 'True'].includes(first(query, 'with_condition_func') ?? '')
       ? [...new Set([...functionsOf(date), ...conditionFunctionsOf(date)])]
       : functionsOf(date);
     return {
       template_functions: names.map((functionName) => ({
         functions: functionName,
-        description: `The ${functionName} function.`,
+        description: functionDescription(functionName, date),
       })),
     };
   }

@@ -19,6 +19,7 @@ const LOOKUPS: Record<string, (cloud: CloudSession, value: string) => Promise<un
   'neutron.network': (cloud, value) => findNeutron(cloud, 'network', value),
   'neutron.subnet': (cloud, value) => findNeutron(cloud, 'subnet', value),
   'neutron.port': (cloud, value) => findNeutron(cloud, 'port', value),
+  'neutron.router': (cloud, value) => findNeutron(cloud, 'router', value),
   'neutron.security_group': (cloud, value) => findNeutron(cloud, 'security_group', value),
 };
 

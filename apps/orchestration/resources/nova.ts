@@ -1,6 +1,7 @@
-import { Json, JsonMap } from '@novum/hot';
+import { isMap, Json, JsonMap } from '@novum/hot';
 import { CloudError, CloudSession } from '../cloud';
-import { findNeutron } from './neutron';
+import { findNeutron, subnetsForNetworks } from './neutron';
+import { configContent, multipartMessage, partsOf } from './software-config';
 import { ActionContext, ResourceState, ResourceType } from './types';
 
 type NovaObject = Record<string, Json>;
@@ -80,7 +81,12 @@ function networksAttribute(
 }
 
 /** Heat's flavor_update_policy RESIZE: resize, wait for VERIFY_RESIZE, confirm, wait for ACTIVE. */
-async function resize(ctx: ActionContext, cloud: CloudSession, id: string, flavorRef: string): Promise<void> {
+export async function resize(
+  ctx: ActionContext,
+  cloud: CloudSession,
+  id: string,
+  flavorRef: string,
+): Promise<void> {
   const flavor = await findFlavor(cloud, flavorRef);
   await cloud.request('compute', 'POST', `/servers/${id}/action`, { resize: { flavorRef: flavor.id } });
   let confirmed = false;
@@ -99,7 +105,7 @@ async function resize(ctx: ActionContext, cloud: CloudSession, id: string, flavo
 }
 
 /** Waits for ACTIVE as Heat's check_create_complete does; ERROR fails with Nova's fault. */
-async function waitActive(
+export async function waitActive(
   ctx: ActionContext,
   cloud: CloudSession,
   id: string,
@@ -122,6 +128,21 @@ async function waitActive(
     }
     await ctx.sleep(500);
   }
+}
+
+/**
+ * The user data a server boots with: a software config's id is its content (RAW and SOFTWARE_CONFIG);
+ * SOFTWARE_CONFIG makes it a multi-part message of its parts, or of itself as a shell script (Heat's
+ * build_userdata, without the parts that set up os-collect-config).
+ */
+async function serverUserData(ctx: ActionContext, props: JsonMap): Promise<string> {
+  const format = props.user_data_format as string;
+  const given = props.user_data as string;
+  if (format !== 'RAW' && format !== 'SOFTWARE_CONFIG') return given;
+  const content = await configContent(ctx, given);
+  if (format === 'RAW') return content;
+  const parts = partsOf(content);
+  return multipartMessage(parts.length ? parts : [{ subtype: 'x-shellscript', content }]);
 }
 
 export const server: ResourceType = {
@@ -195,7 +216,7 @@ export const server: ResourceType = {
       );
     if (props.config_drive !== null) request.config_drive = props.config_drive;
     if (props.admin_pass) request.adminPass = props.admin_pass;
-    if (props.user_data) request.user_data = Buffer.from(props.user_data as string).toString('base64');
+    if (props.user_data) request.user_data = Buffer.from(await serverUserData(ctx, props)).toString('base64');
     const groups = props.security_groups as string[];
     if (groups.length) request.security_groups = groups.map((name) => ({ name }));
     const networkNames: Record<string, string> = {};
@@ -226,6 +247,7 @@ export const server: ResourceType = {
     if (props.scheduler_hints) body['os:scheduler_hints'] = props.scheduler_hints;
     const created = await cloud.request<{ server: NovaObject }>('compute', 'POST', '/servers', body);
     const id = created.server.id as string;
+    await ctx.created?.(id);
     try {
       return await waitActive(ctx, cloud, id, networkNames);
     } catch (error) {
@@ -265,6 +287,13 @@ export const server: ResourceType = {
     }
   },
   attribute: (state, name) => serverAttribute(state, name),
+  implicitRequirements: (self, others) => {
+    const networks = Array.isArray(self.properties.networks) ? self.properties.networks : [];
+    return subnetsForNetworks(
+      networks.map((item) => (isMap(item) ? (item.network ?? item.uuid ?? null) : null)),
+      others,
+    );
+  },
 };
 
 function serverAttribute(state: ResourceState, name: string): Json {

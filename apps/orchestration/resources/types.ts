@@ -14,6 +14,8 @@ export interface PropertySchema {
   /** Schema of list items or map values, when they are checked. */
   schema?: Record<string, PropertySchema>;
   item?: PropertySchema;
+  /** A further check of the converted value: the message of a refusal, or null (Heat's custom validate). */
+  check?: (value: Json) => string | null;
 }
 
 export interface AttributeSchema {
@@ -37,6 +39,51 @@ export interface ActionContext {
   physicalName: string;
   /** Sleeps, unless the action was cancelled (timeout or engine shutdown), in which case it throws. */
   sleep(ms: number): Promise<void>;
+  /** The content of a software config of the owner's project by id (CloudConfig, MultipartMime), if any. */
+  softwareConfig?(id: string): Promise<string | undefined>;
+  /**
+   * Records the physical id (and what deleting needs) as soon as the cloud has accepted the create, before
+   * waiting for it to finish (Heat's resource_id_set): an engine that stops mid-create leaves it tracked.
+   */
+  created?(physicalId: string, data?: JsonMap): Promise<void>;
+  /** Nested stacks of this resource (template resources, OS::Heat::Stack, ResourceGroup). */
+  nested?: NestedStacks;
+}
+
+/** A nested stack as a resource asks for it: its template, parameters and how its environment differs. */
+export interface NestedStackSpec {
+  template: JsonMap;
+  parameters: JsonMap;
+  /** The resource_registry entry that led to this template (left out of the child's registry, as Heat). */
+  registryKeyToDrop?: string;
+  timeoutMins?: number | null;
+}
+
+/** What a resource keeps of its nested stack to answer get_attr without reading the stack again. */
+export interface NestedStackResult {
+  stackId: string;
+  stackName: string;
+  /** Heat's stack ARN, `arn:openstack:heat::<project>:stacks/<name>/<id>`. */
+  arn: string;
+  outputs: JsonMap;
+  /** Each nested resource by name: its reference and every attribute its type declares. */
+  members: Record<string, { ref: Json; attributes: JsonMap }>;
+}
+
+/** The engine's nested-stack operations, run to completion inside the parent's action. */
+export interface NestedStacks {
+  create(spec: NestedStackSpec): Promise<NestedStackResult>;
+  update(stackId: string, spec: NestedStackSpec): Promise<NestedStackResult>;
+  delete(stackId: string): Promise<void>;
+}
+
+/** A template's resource as implicit dependencies see it: its resolved type, raw properties, requirements. */
+export interface TemplateResource {
+  name: string;
+  type: string;
+  properties: JsonMap;
+  /** What it refers to or names in depends_on. */
+  requires: string[];
 }
 
 export interface ActionResult {
@@ -52,6 +99,24 @@ export interface ResourceType {
   attributes: Record<string, AttributeSchema>;
   /** Any properties accepted without a schema (OS::Heat::None). */
   anyProperties?: boolean;
+  /** Attribute names beyond the schema are valid (ResourceGroup's member attributes, `resource.N.attr`). */
+  anyAttributes?: boolean;
+  /** The type of the members it makes from literal properties, checked before creation (ResourceGroup). */
+  memberType?(properties: JsonMap): string | undefined;
+  /** A change outside the properties that an update applies in place (a template resource's file). */
+  outdated?(state: ResourceState): boolean;
+  /** get_attr with its path applied by the type itself (a group applies the path to each member). */
+  attributeAt?(state: ResourceState, name: string, path: Json[]): Json;
+  /**
+   * Heat's Resource.validate beyond the schema, on the template's properties (values may still be
+   * functions): the message of a refusal (a conflict between properties, a missing alternative), or null.
+   */
+  validate?(properties: JsonMap): string | null;
+  /**
+   * Heat's add_dependencies: resources of the template this one needs although it does not refer to them
+   * (a floating IP needs the router interface that makes its port reachable). Names of `others`.
+   */
+  implicitRequirements?(self: TemplateResource, others: TemplateResource[]): string[];
   create(ctx: ActionContext, properties: JsonMap): Promise<ActionResult>;
   /** In-place update of updatable properties. Absent: every change replaces. */
   update?(ctx: ActionContext, state: ResourceState, properties: JsonMap): Promise<ActionResult>;
@@ -172,6 +237,8 @@ function validateValue(prop: PropertySchema, value: Json, path: (string | number
       `"${String(converted)}" is not an allowed value [${prop.allowedValues.map((v) => JSON.stringify(v)).join(', ')}]`,
     );
   }
+  const refusal = prop.check?.(converted);
+  if (refusal) throw bad(refusal);
   return converted;
 }
 

@@ -8,6 +8,7 @@ import { booleanTransformer, isoTimestamp } from '../columns';
  */
 @Entity('heat_stack')
 @Index(['projectId', 'name'])
+@Index(['ownerId'])
 export class HeatStackEntity {
   @PrimaryColumn({ type: 'varchar', length: 36 }) id: string;
   @Column({ type: 'varchar', length: 255 }) name: string;
@@ -31,6 +32,10 @@ export class HeatStackEntity {
    * token; sealed (AES-256-GCM under the auth encryption key) as `{ sealed }`, never kept in clear.
    */
   @Column({ type: 'simple-json' }) credential: Record<string, string>;
+  /** The parent stack of a nested stack (a template resource's, a group's, an OS::Heat::Stack's); null at top. */
+  @Column({ name: 'owner_id', type: 'varchar', length: 36, nullable: true }) ownerId: string | null;
+  /** 0 for a top-level stack, its parent's plus one for a nested one. */
+  @Column({ name: 'nested_depth', type: 'integer', default: 0 }) nestedDepth: number;
   @Column({ name: 'created_at', ...isoTimestamp }) createdAt: string;
   @Column({ name: 'updated_at', ...isoTimestamp, nullable: true }) updatedAt: string | null;
   @Column({ name: 'deleted_at', ...isoTimestamp, nullable: true }) deletedAt: string | null;

@@ -1,0 +1,404 @@
+import { createHash } from 'node:crypto';
+import {
+  HotError,
+  HotTemplate,
+  isMap,
+  Json,
+  JsonMap,
+  ParameterSchema,
+  parseTemplateText,
+  selectPath,
+} from '@novum/hot';
+import {
+  ActionContext,
+  ActionResult,
+  NestedStackResult,
+  NestedStacks,
+  NestedStackSpec,
+  PropertySchema,
+  PropertyType,
+  ResourceState,
+  ResourceType,
+} from './types';
+
+/** Heat's rule for a type name that is a template (heat/engine/environment.py): a .yaml or .template file. */
+export function isTemplateName(name: string): boolean {
+  return name.endsWith('.yaml') || name.endsWith('.template');
+}
+
+function nestedOf(ctx: ActionContext): NestedStacks {
+  if (!ctx.nested) throw new Error('Nested stacks are not available to this action.');
+  return ctx.nested;
+}
+
+/** What a nested-stack resource keeps in its data: the child's name, ARN and outputs, its members' values. */
+function dataOf(result: NestedStackResult): JsonMap {
+  return {
+    stackName: result.stackName,
+    arn: result.arn,
+    outputs: result.outputs,
+    members: result.members as unknown as JsonMap,
+  };
+}
+
+function outputsOf(state: ResourceState): JsonMap {
+  return isMap(state.data.outputs as Json) ? (state.data.outputs as JsonMap) : {};
+}
+
+const PARAMETER_PROPERTY_TYPES: Record<string, PropertyType> = {
+  string: 'string',
+  number: 'number',
+  boolean: 'boolean',
+  comma_delimited_list: 'list',
+  json: 'any',
+};
+
+/** Parameters without value are left out, so that the child's own defaults apply. */
+function givenParameters(properties: JsonMap): JsonMap {
+  return Object.fromEntries(Object.entries(properties).filter(([, v]) => v !== null && v !== undefined));
+}
+
+const templateTypes = new Map<string, ResourceType>();
+
+/**
+ * A template resource (heat/engine/resources/template_resource.py): a type that is a template file given
+ * in `files`, directly (`type: my.yaml`) or through the environment's resource_registry. Its properties
+ * are the template's parameters (required where the parameter has no default), its attributes the
+ * template's outputs and `OS::stack_id`; creating it creates a nested stack.
+ */
+export function templateResource(
+  name: string,
+  text: string,
+  registryKey: string | undefined,
+  parameterDefaults: Record<string, Json>,
+): ResourceType {
+  const key = JSON.stringify([name, registryKey ?? null, Object.keys(parameterDefaults).sort(), text]);
+  const cached = templateTypes.get(key);
+  if (cached) return cached;
+  const parsedTemplate = parseTemplateText(text, name);
+  const template = HotTemplate.parse(parsedTemplate);
+  const property = (schema: ParameterSchema): PropertySchema => ({
+    type: PARAMETER_PROPERTY_TYPES[schema.type] ?? 'any',
+    description: schema.description ?? '',
+    required: schema.default === undefined && !(schema.name in parameterDefaults),
+    updateAllowed: true,
+  });
+  const digest = createHash('sha256').update(text).digest('hex');
+  const spec = (properties: JsonMap): NestedStackSpec => ({
+    template: parsedTemplate,
+    parameters: givenParameters(properties),
+    registryKeyToDrop: registryKey,
+  });
+  const type: ResourceType = {
+    name,
+    description: String(parsedTemplate.description ?? ''),
+    properties: Object.fromEntries(
+      template.parameterSchemas.map((schema) => [schema.name, property(schema)]),
+    ),
+    attributes: Object.fromEntries([
+      ...template.parsed.outputs.map((output) => [
+        output.name,
+        { description: output.description ?? 'No description given' },
+      ]),
+      ['OS::stack_id', { description: 'The ID of the nested stack.' }],
+    ]),
+    async create(ctx, properties): Promise<ActionResult> {
+      const result = await nestedOf(ctx).create(spec(properties));
+      return { physicalId: result.stackId, data: { ...dataOf(result), templateDigest: digest } };
+    },
+    async update(ctx, state, properties): Promise<ActionResult> {
+      const result = await nestedOf(ctx).update(state.physicalId as string, spec(properties));
+      return { physicalId: result.stackId, data: { ...dataOf(result), templateDigest: digest } };
+    },
+    outdated: (state) => state.data.templateDigest !== digest,
+    async delete(ctx, state) {
+      if (state.physicalId) await nestedOf(ctx).delete(state.physicalId);
+    },
+    attribute: (state, attribute) =>
+      attribute === 'OS::stack_id' ? state.physicalId : (outputsOf(state)[attribute] ?? null),
+    // Heat: the nested template's `OS::stack_id` output when it has one, else the nested stack's ARN.
+    reference: (state) => outputsOf(state)['OS::stack_id'] ?? (state.data.arn as Json) ?? state.physicalId,
+  };
+  if (templateTypes.size > 500) templateTypes.clear();
+  templateTypes.set(key, type);
+  return type;
+}
+
+/**
+ * OS::Heat::Stack: a stack from a template given as a string, with parameters and a timeout. Heat makes
+ * it through the orchestration API (possibly in another region); here it is a nested stack of its parent.
+ */
+export const heatStack: ResourceType = {
+  name: 'OS::Heat::Stack',
+  description: 'A resource representing a stack which can be created using a template.',
+  properties: {
+    context: {
+      type: 'map',
+      description: 'Context for this stack.',
+      schema: {
+        region_name: { type: 'string', description: 'Region name in which this stack will be created.' },
+        ca_cert: { type: 'string', description: 'CA Cert for SSL.' },
+        insecure: { type: 'boolean', description: 'If set, then the server cert will not be verified.' },
+      },
+    },
+    template: {
+      type: 'string',
+      description: 'Template that specifies the stack to be created as a resource.',
+      required: true,
+      updateAllowed: true,
+    },
+    timeout: {
+      type: 'integer',
+      description: 'Number of minutes to wait for this stack creation.',
+      updateAllowed: true,
+    },
+    parameters: {
+      type: 'map',
+      description: 'Set of parameters passed to this stack.',
+      default: {},
+      updateAllowed: true,
+    },
+  },
+  attributes: {
+    stack_name: { description: 'Name of the stack.' },
+    outputs: { description: 'A dict of key-value pairs output from the stack.' },
+  },
+  async create(ctx, properties) {
+    const result = await nestedOf(ctx).create(heatStackSpec(properties));
+    return { physicalId: result.stackId, data: dataOf(result) };
+  },
+  async update(ctx, state, properties) {
+    const result = await nestedOf(ctx).update(state.physicalId as string, heatStackSpec(properties));
+    return { physicalId: result.stackId, data: dataOf(result) };
+  },
+  async delete(ctx, state) {
+    if (state.physicalId) await nestedOf(ctx).delete(state.physicalId);
+  },
+  attribute: (state, attribute) => {
+    if (attribute === 'stack_name') return (state.data.stackName as Json) ?? null;
+    if (attribute === 'outputs') return outputsOf(state);
+    return null;
+  },
+};
+
+function heatStackSpec(properties: JsonMap): NestedStackSpec {
+  return {
+    template: parseTemplateText(properties.template as string, 'template'),
+    parameters: (properties.parameters as JsonMap | null) ?? {},
+    timeoutMins: (properties.timeout as number | null) ?? null,
+  };
+}
+
+interface GroupMember {
+  ref: Json;
+  attributes: JsonMap;
+}
+
+function groupMembers(state: ResourceState): Record<string, GroupMember> {
+  return (isMap(state.data.members as Json) ? state.data.members : {}) as unknown as Record<
+    string,
+    GroupMember
+  >;
+}
+
+function groupNames(state: ResourceState): string[] {
+  return Array.isArray(state.data.names) ? (state.data.names as string[]) : [];
+}
+
+/** `%index%` (or the index_var) replaced by the member's name in every string of a property value. */
+function substituteIndex(value: Json, indexVar: string, name: string): Json {
+  if (typeof value === 'string') return value.split(indexVar).join(name);
+  if (Array.isArray(value)) return value.map((item) => substituteIndex(item, indexVar, name));
+  if (isMap(value))
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, substituteIndex(v, indexVar, name)]));
+  return value;
+}
+
+/** The first `count` names of 0, 1, 2, ... that were never removed by a removal policy. */
+function memberNames(count: number, blacklist: Set<string>): string[] {
+  const names: string[] = [];
+  for (let i = 0; names.length < count; i++) if (!blacklist.has(String(i))) names.push(String(i));
+  return names;
+}
+
+/** The names removal_policies remove: given by name or by reference, among the current members. */
+function blacklistOf(state: ResourceState | undefined, properties: JsonMap): Set<string> {
+  const blacklist = new Set<string>(
+    state && Array.isArray(state.data.blacklist) ? (state.data.blacklist as string[]) : [],
+  );
+  if (!state) return blacklist;
+  const members = groupMembers(state);
+  for (const policy of (properties.removal_policies as JsonMap[] | null) ?? []) {
+    for (const entry of (policy.resource_list as Json[] | null) ?? []) {
+      const wanted = String(entry);
+      if (wanted in members) blacklist.add(wanted);
+      else {
+        const byRef = Object.entries(members).find(([, member]) => String(member.ref) === wanted);
+        if (byRef) blacklist.add(byRef[0]);
+      }
+    }
+  }
+  return blacklist;
+}
+
+function groupTemplate(properties: JsonMap, names: string[]): JsonMap {
+  const definition = properties.resource_def as JsonMap;
+  const indexVar = properties.index_var as string;
+  const given = (definition.properties as JsonMap | null) ?? {};
+  const cleaned = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== null));
+  const resources: JsonMap = {};
+  for (const name of names) {
+    resources[name] = {
+      type: definition.type as string,
+      properties: substituteIndex(cleaned, indexVar, name),
+      ...(isMap(definition.metadata as Json) ? { metadata: definition.metadata as JsonMap } : {}),
+    };
+  }
+  return { heat_template_version: '2015-04-30', resources };
+}
+
+function groupData(result: NestedStackResult, names: string[], blacklist: Set<string>): JsonMap {
+  return {
+    ...dataOf(result),
+    names,
+    blacklist: [...blacklist].sort((a, b) => Number(a) - Number(b) || a.localeCompare(b)),
+  };
+}
+
+function groupAttribute(state: ResourceState, key: string, path: Json[]): Json {
+  const members = groupMembers(state);
+  const names = groupNames(state).filter((name) => name in members);
+  if (key.startsWith('resource.')) {
+    const [, index, ...rest] = key.split('.');
+    const member = members[index];
+    if (!member) throw new Error(`Member '${index}' not found in group resource '${state.name}'.`);
+    if (!rest.length) return selectPath(member.ref, path);
+    return selectPath(member.attributes[rest.join('.')] ?? null, path);
+  }
+  switch (key) {
+    case 'refs':
+      return selectPath(
+        names.map((name) => members[name].ref),
+        path,
+      );
+    case 'refs_map':
+      return selectPath(Object.fromEntries(names.map((name) => [name, members[name].ref])), path);
+    case 'removed_rsrc_list':
+      return selectPath((state.data.blacklist as Json) ?? [], path);
+    case 'attributes': {
+      if (!path.length)
+        throw new HotError(`The Referenced Attribute (${state.name} attributes) is incorrect.`);
+      const [attribute, ...below] = path;
+      return Object.fromEntries(
+        names.map((name) => [name, selectPath(members[name].attributes[String(attribute)] ?? null, below)]),
+      );
+    }
+    default:
+      return names.map((name) => selectPath(members[name].attributes[key] ?? null, path));
+  }
+}
+
+/**
+ * OS::Heat::ResourceGroup (heat/engine/resources/openstack/heat/resource_group.py): `count` copies of
+ * `resource_def` in a nested stack, named 0, 1, 2, ... with the index_var replaced by the name; members
+ * named by removal_policies are removed and their names never reused; get_attr gives lists of the
+ * members' attributes, `attributes/<name>` a map, `resource.N[.attr]` one member.
+ */
+export const resourceGroup: ResourceType = {
+  name: 'OS::Heat::ResourceGroup',
+  description: 'Creates one or more identically configured nested resources.',
+  properties: {
+    count: {
+      type: 'integer',
+      description: 'The number of resources to create.',
+      default: 1,
+      updateAllowed: true,
+      check: (value) =>
+        (value as number) < 0 ? `${String(value)} is out of range (min: 0, max: None)` : null,
+    },
+    index_var: {
+      type: 'string',
+      description:
+        'A variable that this resource will use to replace with the current index of a given resource in the group.',
+      default: '%index%',
+      check: (value) =>
+        (value as string).length < 3
+          ? `length (${(value as string).length}) is out of range (min: 3, max: None)`
+          : null,
+    },
+    resource_def: {
+      type: 'map',
+      description: 'Resource definition for the resources in the group.',
+      required: true,
+      updateAllowed: true,
+      schema: {
+        type: { type: 'string', description: 'The type of the resources in the group.', required: true },
+        properties: { type: 'map', description: 'Property values for the resources in the group.' },
+        metadata: { type: 'map', description: 'Supplied metadata for the resources in the group.' },
+      },
+    },
+    removal_policies: {
+      type: 'list',
+      description: 'Policies for removal of resources on update.',
+      default: [],
+      updateAllowed: true,
+      item: {
+        type: 'map',
+        description:
+          'Policy to be processed when doing an update which requires removal of specific resources.',
+        schema: {
+          resource_list: {
+            type: 'list',
+            description: 'List of resources to be removed when doing an update.',
+            default: [],
+          },
+        },
+      },
+    },
+    removal_policies_mode: {
+      type: 'string',
+      description: 'How to handle changes to removal_policies on update.',
+      default: 'append',
+      allowedValues: ['append', 'update'],
+      updateAllowed: true,
+    },
+  },
+  attributes: {
+    refs: { description: 'A list of resource IDs for the resources in the group.' },
+    refs_map: { description: 'A map of resource names to IDs for the resources in the group.' },
+    attributes: {
+      description: 'A map of resource names to the specified attribute of each individual resource.',
+    },
+    removed_rsrc_list: { description: 'A list of removed resource names.' },
+  },
+  anyAttributes: true,
+  memberType: (properties) => {
+    const definition = properties.resource_def;
+    return isMap(definition as Json) && typeof (definition as JsonMap).type === 'string'
+      ? ((definition as JsonMap).type as string)
+      : undefined;
+  },
+  async create(ctx, properties) {
+    const blacklist = blacklistOf(undefined, properties);
+    const names = memberNames(properties.count as number, blacklist);
+    const result = await nestedOf(ctx).create({ template: groupTemplate(properties, names), parameters: {} });
+    return { physicalId: result.stackId, data: groupData(result, names, blacklist) };
+  },
+  async update(ctx, state, properties) {
+    const blacklist =
+      properties.removal_policies_mode === 'update'
+        ? blacklistOf({ ...state, data: { ...state.data, blacklist: [] } }, properties)
+        : blacklistOf(state, properties);
+    const names = memberNames(properties.count as number, blacklist);
+    const result = await nestedOf(ctx).update(state.physicalId as string, {
+      template: groupTemplate(properties, names),
+      parameters: {},
+    });
+    return { physicalId: result.stackId, data: groupData(result, names, blacklist) };
+  },
+  async delete(ctx, state) {
+    if (state.physicalId) await nestedOf(ctx).delete(state.physicalId);
+  },
+  attribute: (state, attribute) => groupAttribute(state, attribute, []),
+  attributeAt: (state, attribute, path) => groupAttribute(state, attribute, path),
+};
