@@ -5,6 +5,7 @@ import { BusModule } from '@novum/bus';
 import { NOVUM_CONFIG, NovumConfig, publicUrl } from '@novum/common';
 import { DbModule } from '@novum/db';
 import { ImagesController } from './controllers/images.controller';
+import { MetadefsController } from './controllers/metadefs.controller';
 import { InfoController, SchemasController } from './controllers/schemas.controller';
 import { VersionsController } from './controllers/versions.controller';
 import { DiskInspector, QemuImgInspector } from './disk-inspector';
@@ -28,7 +29,13 @@ export class ImageModule {
     return {
       module: ImageModule,
       imports: [DbModule.forRoot(config), BusModule.forRoot({ amqpUrl: config.amqpUrl })],
-      controllers: [VersionsController, SchemasController, InfoController, ImagesController],
+      controllers: [
+        VersionsController,
+        SchemasController,
+        InfoController,
+        ImagesController,
+        MetadefsController,
+      ],
       providers: [
         { provide: NOVUM_CONFIG, useValue: config },
         { provide: IMAGE_BASE_URL, useValue: imagePublicUrl(config) },

@@ -125,3 +125,74 @@ export const MEMBERS_SCHEMA = {
   },
   links: [{ rel: 'describedby', href: '{schema}' }],
 };
+
+/**
+ * Glance's `GET /v2/schemas/metadefs/namespace`: glanceclient builds its namespace model from it before it lists
+ * the (empty) catalog of metadata definitions.
+ */
+export const METADEF_NAMESPACE_SCHEMA = {
+  name: 'namespace',
+  properties: {
+    namespace: {
+      type: 'string',
+      description: 'The unique namespace text.',
+      maxLength: 80,
+    },
+    display_name: { type: 'string', description: 'The user friendly name for the namespace.', maxLength: 80 },
+    description: {
+      type: 'string',
+      description: 'Provides a user friendly description of the namespace.',
+      maxLength: 500,
+    },
+    visibility: {
+      type: 'string',
+      description: 'Scope of namespace accessibility.',
+      enum: ['public', 'private'],
+    },
+    protected: { type: 'boolean', description: 'If true, namespace will not be deletable.' },
+    owner: { type: 'string', description: 'Owner of the namespace.', maxLength: 255 },
+    created_at: readOnly({
+      type: 'string',
+      description: 'Date and time of namespace creation',
+      format: 'date-time',
+    }),
+    updated_at: readOnly({
+      type: 'string',
+      description: 'Date and time of the last namespace modification',
+      format: 'date-time',
+    }),
+    schema: readOnly({ type: 'string' }),
+    self: readOnly({ type: 'string' }),
+    resource_type_associations: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          name: { type: 'string' },
+          prefix: { type: 'string' },
+          properties_target: { type: 'string' },
+        },
+      },
+    },
+    properties: { type: 'object' },
+    objects: { type: 'array', items: { type: 'object' } },
+    tags: { type: 'array', items: { type: 'object' } },
+  },
+  required: ['namespace'],
+  additionalProperties: false,
+};
+
+export const METADEF_NAMESPACES_SCHEMA = {
+  name: 'namespaces',
+  properties: {
+    namespaces: { type: 'array', items: METADEF_NAMESPACE_SCHEMA },
+    first: { type: 'string' },
+    next: { type: 'string' },
+    schema: { type: 'string' },
+  },
+  links: [
+    { rel: 'first', href: '{first}' },
+    { rel: 'next', href: '{next}' },
+    { rel: 'describedby', href: '{schema}' },
+  ],
+};

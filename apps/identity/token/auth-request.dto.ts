@@ -11,6 +11,7 @@ import {
   IsString,
   MaxLength,
   MinLength,
+  ValidateIf,
   ValidateNested,
 } from 'class-validator';
 
@@ -67,9 +68,17 @@ export class Scope {
   @IsOptional() @IsObject() @ValidateNested() @Type(() => SystemScope) system?: SystemScope;
 }
 
+/** Keystone's explicit request for an unscoped token (keystoneauth's `unscoped=True`, which Horizon logs in with). */
+export const UNSCOPED = 'unscoped';
+
 export class Auth {
   @IsDefined() @IsObject() @ValidateNested() @Type(() => Identity) identity: Identity;
-  @IsOptional() @IsObject() @ValidateNested() @Type(() => Scope) scope?: Scope;
+  @IsOptional()
+  @ValidateIf((_, scope) => scope !== UNSCOPED)
+  @IsObject()
+  @ValidateNested()
+  @Type(() => Scope)
+  scope?: Scope | typeof UNSCOPED;
 }
 
 export class AuthRequest {

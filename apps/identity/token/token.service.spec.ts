@@ -68,6 +68,17 @@ describe('identity services on a real (SQLite) database', () => {
     );
   });
 
+  it("scopes a token without scope to the user's default project, but not one asking for 'unscoped'", async () => {
+    const defaulted = await tokens.validate((await tokens.issue(password('alice', 'pw-a') as any)).token);
+    expect(defaulted.projectName).toBe('alpha');
+    const request = password('alice', 'pw-a') as any;
+    request.auth.scope = 'unscoped';
+    const unscoped = await tokens.validate((await tokens.issue(request)).token);
+    expect(unscoped).toMatchObject({ userName: 'alice' });
+    expect(unscoped.projectId).toBeUndefined();
+    expect(unscoped.domainId).toBeUndefined();
+  });
+
   it('stops honouring a token the moment its role is removed', async () => {
     const issued = await tokens.issue(password('alice', 'pw-a', 'alpha') as any);
     const roles = app.get(RoleService);

@@ -18,10 +18,11 @@ import { IdentityStore } from '../identity.store';
 import { verifySecret } from '../password';
 import {
   ApplicationCredentialMethod,
+  Auth,
   AuthRequest,
   NamedRef,
   PasswordUser,
-  Scope,
+  UNSCOPED,
   UserRef,
 } from './auth-request.dto';
 import { decodeToken, encodeToken, TokenPayload, tokenKeyId } from './token-codec';
@@ -108,7 +109,7 @@ export class TokenService extends TokenValidator {
       expiresAt: parent ? parent.payload.expiresAt : now + this.config.tokenExpirationSeconds * 1000,
     };
     if (applicationCredential) {
-      if (scope && (scope.project || scope.domain || scope.system)) {
+      if (scope && scope !== UNSCOPED && (scope.project || scope.domain || scope.system)) {
         throw new UnauthorizedError('Application credentials cannot request a scope.');
       }
       payload.projectId = applicationCredential.projectId;
@@ -283,7 +284,9 @@ export class TokenService extends TokenValidator {
     return credential;
   }
 
-  private async resolveScope(payload: TokenPayload, scope: Scope | undefined): Promise<void> {
+  private async resolveScope(payload: TokenPayload, scope: Auth['scope']): Promise<void> {
+    // An explicitly unscoped request gets no project, not even the user's default one (as Keystone).
+    if (scope === UNSCOPED) return;
     if (scope?.system) throw new UnauthorizedError('System-scoped tokens are not supported by this cloud.');
     if (scope?.project) {
       const ref = scope.project;

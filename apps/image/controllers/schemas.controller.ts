@@ -1,5 +1,12 @@
 import { Controller, Get } from '@nestjs/common';
-import { IMAGE_SCHEMA, IMAGES_SCHEMA, MEMBER_SCHEMA, MEMBERS_SCHEMA } from '../schemas';
+import {
+  IMAGE_SCHEMA,
+  IMAGES_SCHEMA,
+  MEMBER_SCHEMA,
+  MEMBERS_SCHEMA,
+  METADEF_NAMESPACE_SCHEMA,
+  METADEF_NAMESPACES_SCHEMA,
+} from '../schemas';
 
 /** JSON schemas of Glance's resources (any authenticated caller). */
 @Controller('v2/schemas')
@@ -22,6 +29,16 @@ export class SchemasController {
   @Get('members')
   members() {
     return MEMBERS_SCHEMA;
+  }
+
+  @Get('metadefs/namespace')
+  metadefNamespace() {
+    return METADEF_NAMESPACE_SCHEMA;
+  }
+
+  @Get('metadefs/namespaces')
+  metadefNamespaces() {
+    return METADEF_NAMESPACES_SCHEMA;
   }
 }
 

@@ -1,0 +1,363 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { Browser, BrowserServer, Page } from 'playwright-core';
+import { CloudHandle, startCloud, testMode, waitForHttp } from './support/cloud';
+import {
+  hostTestSkip,
+  missingHostTools,
+  removeContainerLeftovers,
+  RUNTIME,
+  runtimeState,
+  startContainerCloud,
+} from './support/host';
+import { openstackJson, openstackOk } from './support/openstack';
+
+jest.setTimeout(180_000);
+
+const ROOT = resolve(__dirname, '../..');
+const PORT_BASE = 26800;
+const HORIZON_PORT = PORT_BASE + 10;
+const HORIZON = `http://127.0.0.1:${HORIZON_PORT}`;
+const CHROMIUM = '/usr/bin/chromium';
+const NOVUM_SETTINGS = '/etc/openstack-dashboard/local_settings.d/_9900_novum.py';
+const SCREENSHOTS = join(process.env.NOVUM_TEST_OUTPUT_DIR ?? join(ROOT, 'test-output'), 'horizon');
+
+function missingHorizon(): string | undefined {
+  const tools = missingHostTools([CHROMIUM, '/usr/sbin/apache2'], 'chromium apache2');
+  if (tools) return tools;
+  if (!existsSync('/usr/share/openstack-dashboard/wsgi.py') || !existsSync(NOVUM_SETTINGS))
+    return 'Horizon is not installed for Novum (bash ops/horizon/install.sh)';
+  return undefined;
+}
+
+const skip = hostTestSkip('Horizon', missingHorizon());
+/** Real containers when this host runs them (root, runc, busybox); the fake driver otherwise. */
+const containers = !missingHostTools([RUNTIME, 'busybox', 'setfattr'], 'runc busybox-static attr');
+
+/**
+ * The real Horizon (Debian's openstack-dashboard and heat-dashboard, served by ops/horizon/serve.sh) against a
+ * Novum cloud, clicked through in Debian's chromium. Any error banner, Horizon error page or failing dashboard
+ * call fails the test; every page is kept as a screenshot.
+ */
+(skip ? describe.skip : describe)(
+  `Horizon in chromium (${testMode()}, ${containers ? 'container' : 'fake'} driver${skip ? `; skipped: ${skip}` : ''})`,
+  () => {
+    let cloud: CloudHandle;
+    let admin: Record<string, string>;
+    let demo: Record<string, string>;
+    let horizonDir: string;
+    let apache: ChildProcess | undefined;
+    let apacheExited: Promise<unknown> = Promise.resolve();
+    let browserServer: BrowserServer | undefined;
+    let browser: Browser;
+    const image = containers ? 'busybox' : 'cirros';
+    const flavor = containers ? 'c1.tiny' : 'm1.tiny';
+    /** Dashboard calls that failed (5xx), collected from every page, as `METHOD URL STATUS`. */
+    const failedCalls: string[] = [];
+    let shot = 0;
+
+    const screenshot = async (page: Page, name: string) => {
+      await page.screenshot({
+        path: join(SCREENSHOTS, `${String(++shot).padStart(2, '0')}-${name}.png`),
+        fullPage: true,
+      });
+    };
+
+    /** Fails on an error banner or toast, on Horizon's error pages, and on any failed dashboard call. */
+    const assertNoErrors = async (page: Page, where: string) => {
+      await page.waitForLoadState('networkidle');
+      const banners = await page
+        .locator('.alert-danger:visible, .alert-error:visible, .messages .error:visible')
+        .allInnerTexts();
+      const title = await page.title();
+      const problems = [
+        ...banners.map((text) => `banner: ${text.trim()}`),
+        ...(/error|not found|forbidden|unauthori[sz]ed/i.test(title) ? [`error page: ${title}`] : []),
+        ...failedCalls.splice(0).map((call) => `failed call: ${call}`),
+      ];
+      expect({ where, problems }).toEqual({ where, problems: [] });
+    };
+
+    const openPage = async (page: Page, path: string, name: string) => {
+      const response = await page.goto(HORIZON + path);
+      expect({ path, status: response?.status() }).toEqual({ path, status: 200 });
+      await assertNoErrors(page, path);
+      await screenshot(page, name);
+    };
+
+    const login = async (user: 'demo' | 'admin') => {
+      const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
+      const page = await context.newPage();
+      page.on('response', (response) => {
+        if (response.url().startsWith(HORIZON) && response.status() >= 500)
+          failedCalls.push(`${response.request().method()} ${response.url()} ${response.status()}`);
+      });
+      await page.goto(`${HORIZON}/auth/login/`);
+      await page.fill('#id_username', user);
+      await page.fill('#id_password', user === 'demo' ? cloud.demoPassword : cloud.adminPassword);
+      await Promise.all([
+        page.waitForURL((url) => !url.pathname.startsWith('/auth/login')),
+        page.click('#loginBtn'),
+      ]);
+      await assertNoErrors(page, `login as ${user}`);
+      return page;
+    };
+
+    /** The row of an instance in the Instances table, found by name. */
+    const instanceRow = (page: Page, name: string) => page.locator(`#instances tr[data-display="${name}"]`);
+
+    /** Runs an action of an instance's row (its button, or an item of its menu), confirming it when asked. */
+    const rowAction = async (page: Page, name: string, action: string, confirmed = true) => {
+      const row = instanceRow(page, name);
+      const button = row.locator('td.actions_column .btn-group > :is(a, button)', { hasText: action });
+      if (await button.count()) {
+        await button.first().click();
+      } else {
+        await row.locator('.dropdown-toggle').click();
+        await row.locator('.dropdown-menu :is(a, button)', { hasText: action }).click();
+      }
+      if (!confirmed) return;
+      const confirm = page.locator('.modal-footer .btn', { hasText: action });
+      const asked = await confirm
+        .waitFor({ timeout: 3_000 })
+        .then(() => true)
+        .catch(() => false);
+      if (asked) await confirm.click();
+    };
+
+    beforeAll(async () => {
+      rmSync(SCREENSHOTS, { recursive: true, force: true });
+      mkdirSync(SCREENSHOTS, { recursive: true });
+      if (containers) {
+        ({ cloud, admin, demo } = await startContainerCloud(PORT_BASE));
+      } else {
+        cloud = await startCloud({ portBase: PORT_BASE });
+        admin = { OS_CLIENT_CONFIG_FILE: cloud.cloudsYaml, OS_CLOUD: 'novum-admin' };
+        demo = { OS_CLIENT_CONFIG_FILE: cloud.cloudsYaml, OS_CLOUD: 'novum-demo' };
+        const file = join(cloud.dataDir, 'cirros.raw');
+        writeFileSync(file, Buffer.alloc(8192, 1));
+        await openstackOk(
+          admin,
+          ...['image', 'create', '--disk-format', 'raw', '--container-format', 'bare', '--public'],
+          ...['--file', file, 'cirros'],
+        );
+      }
+
+      horizonDir = mkdtempSync(join(tmpdir(), 'novum-horizon-'));
+      const log = openSync(join(horizonDir, 'serve.log'), 'a');
+      apache = spawn(
+        'bash',
+        [
+          join(ROOT, 'ops/horizon/serve.sh'),
+          ...['--foreground', '--port', String(HORIZON_PORT), '--dir', horizonDir],
+          ...['--keystone-url', `${cloud.identityUrl}/v3`],
+        ],
+        { stdio: ['ignore', log, log] },
+      );
+      apacheExited = new Promise((done) => apache!.once('exit', done));
+      await waitForHttp(`${HORIZON}/auth/login/`, 60_000);
+
+      browserServer = await (
+        await import('playwright-core')
+      ).chromium.launchServer({
+        executablePath: CHROMIUM,
+        // Root cannot use chromium's sandbox; the browser only visits the loopback dashboard.
+        args: ['--no-sandbox'],
+      });
+      browser = await (await import('playwright-core')).chromium.connect(browserServer.wsEndpoint());
+    }, 180_000);
+
+    afterAll(async () => {
+      const chromiumPid = browserServer?.process().pid;
+      await browser?.close().catch(() => undefined);
+      await browserServer?.close().catch(() => undefined);
+      if (chromiumPid) {
+        try {
+          process.kill(chromiumPid, 'SIGKILL');
+        } catch {
+          /* already gone */
+        }
+      }
+      if (apache?.pid && apache.exitCode === null && apache.signalCode === null) {
+        // SIGTERM to Apache's parent stops its workers and WSGI daemons with it.
+        process.kill(apache.pid, 'SIGTERM');
+        await Promise.race([apacheExited, new Promise((r) => setTimeout(r, 15_000))]);
+        if (apache.exitCode === null && apache.signalCode === null) process.kill(apache.pid, 'SIGKILL');
+      }
+      if (horizonDir) {
+        const errors = join(horizonDir, 'error.log');
+        if (existsSync(errors)) writeFileSync(join(SCREENSHOTS, 'horizon-error.log'), readFileSync(errors));
+        rmSync(horizonDir, { recursive: true, force: true });
+      }
+      if (cloud) {
+        if (containers) removeContainerLeftovers(cloud);
+        await cloud.destroy();
+      }
+    }, 90_000);
+
+    it('logs demo in and shows the Project pages without an error', async () => {
+      const page = await login('demo');
+      await openPage(page, '/project/', 'overview');
+      expect(await page.locator('body').innerText()).toMatch(/Instances\s+Used 0 of 10/);
+      await openPage(page, '/project/instances/', 'instances');
+      await openPage(page, '/project/images/', 'images');
+      expect(await page.locator('body').innerText()).toContain(image);
+      await openPage(page, '/project/key_pairs/', 'key-pairs');
+      await openPage(page, '/project/server_groups/', 'server-groups');
+      await openPage(page, '/project/networks/', 'networks');
+      expect(await page.locator('body').innerText()).toContain('private');
+      await openPage(page, '/project/security_groups/', 'security-groups');
+      await openPage(page, '/project/stacks/', 'stacks');
+      await page.context().close();
+    });
+
+    it('launches an instance with the Launch Instance wizard, sees it Active, and deletes it', async () => {
+      const page = await login('demo');
+      await openPage(page, '/project/instances/', 'instances-before-launch');
+      await page.click('#instances__action_launch-ng');
+      const wizard = page.locator('.modal-dialog');
+      const step = async (name: string) => {
+        await wizard.locator('.wizard-nav a, .nav-pills a', { hasText: name }).first().click();
+      };
+      const allocate = (text: string) =>
+        wizard.locator('tr', { hasText: text }).locator('button.fa-arrow-up').first().click();
+      await wizard.locator('input[name="name"]').fill('horizon-one');
+      await step('Source');
+      await allocate(image);
+      await step('Flavor');
+      await wizard.locator('tr', { hasText: flavor }).first().waitFor();
+      await allocate(flavor);
+      await step('Networks');
+      // The only network demo may boot on is allocated by the wizard itself.
+      await wizard.locator('tr', { hasText: 'private' }).first().waitFor();
+      await screenshot(page, 'launch-wizard-networks');
+      await assertNoErrors(page, 'the Launch Instance wizard');
+      await wizard.locator('button.finish').click();
+      await wizard.waitFor({ state: 'detached' });
+
+      const row = instanceRow(page, 'horizon-one');
+      await row.waitFor();
+      // Horizon polls the row until the server leaves its transitional state.
+      await page
+        .locator(`#instances tr[data-display="horizon-one"]`, { hasText: 'Active' })
+        .waitFor({ timeout: 90_000 });
+      await assertNoErrors(page, 'the instance table after the launch');
+      await screenshot(page, 'instance-active');
+      const server = await openstackJson(demo, 'server', 'show', 'horizon-one');
+      expect(server).toMatchObject({ status: 'ACTIVE', flavor: expect.stringContaining(flavor) });
+      if (containers) expect(runtimeState(cloud, server.id)?.status).toBe('running');
+
+      await openPage(page, `/project/instances/${server.id}/?tab=instance_details__log`, 'instance-log');
+      expect(await page.locator('pre.logs').count()).toBe(1);
+
+      await openPage(page, '/project/instances/', 'instances-before-actions');
+      const steps: [string, string, string, string | undefined][] = [
+        ['Shut Off Instance', 'Shutoff', 'SHUTOFF', undefined],
+        ['Start Instance', 'Active', 'ACTIVE', 'running'],
+        ['Soft Reboot Instance', 'Active', 'ACTIVE', 'running'],
+        ['Pause Instance', 'Paused', 'PAUSED', 'paused'],
+        ['Resume Instance', 'Active', 'ACTIVE', 'running'],
+      ];
+      for (const [action, shown, status, container] of steps) {
+        await rowAction(page, 'horizon-one', action);
+        // Settled: the status shown, and no task in the Task column (after the zone).
+        await page
+          .locator('#instances tr[data-display="horizon-one"]', {
+            hasText: new RegExp(`${shown}\\s+\\S+\\s+None`),
+          })
+          .waitFor({ timeout: 90_000 });
+        await assertNoErrors(page, `the instance table after ${action}`);
+        await screenshot(page, action.toLowerCase().replace(/ /g, '-'));
+        expect({ action, status: (await openstackJson(demo, 'server', 'show', server.id)).status }).toEqual({
+          action,
+          status,
+        });
+        if (containers && container)
+          expect({ action, state: runtimeState(cloud, server.id)?.status }).toEqual({
+            action,
+            state: container,
+          });
+      }
+
+      await rowAction(page, 'horizon-one', 'Create Snapshot', false);
+      await page.locator('.modal-dialog #id_name').fill('horizon-snap');
+      await page.locator('.modal-footer .btn-primary').click();
+      await page.waitForURL(/\/project\/images\//);
+      await assertNoErrors(page, 'the snapshot form');
+      const snapshotDeadline = Date.now() + 90_000;
+      let snapshot: any;
+      do {
+        snapshot = await openstackJson(demo, 'image', 'show', 'horizon-snap');
+        if (snapshot.status !== 'active') await new Promise((r) => setTimeout(r, 500));
+      } while (snapshot.status !== 'active' && Date.now() < snapshotDeadline);
+      expect(snapshot.status).toBe('active');
+      await openPage(page, '/project/images/', 'images-with-snapshot');
+      await page.locator('tr', { hasText: 'horizon-snap' }).first().waitFor();
+
+      await openPage(page, '/project/instances/', 'instances-before-delete');
+      await rowAction(page, 'horizon-one', 'Delete Instance');
+      await row.waitFor({ state: 'detached', timeout: 90_000 });
+      await assertNoErrors(page, 'the instance table after the delete');
+      await screenshot(page, 'instance-deleted');
+      const deadline = Date.now() + 30_000;
+      let left: unknown[];
+      do {
+        left = await openstackJson(demo, 'server', 'list', '--name', 'horizon-one');
+        if (left.length) await new Promise((r) => setTimeout(r, 500));
+      } while (left.length && Date.now() < deadline);
+      expect(left).toEqual([]);
+      if (containers) expect(runtimeState(cloud, server.id)).toBeUndefined();
+      await page.context().close();
+    });
+
+    it('creates a key pair, a network and its subnet, and shows them on the Network Topology page', async () => {
+      const page = await login('demo');
+      await openPage(page, '/project/key_pairs/', 'key-pairs-before-create');
+      await page.locator('button, a', { hasText: 'Create Key Pair' }).first().click();
+      await page.locator('.modal-dialog #name').fill('horizon-key');
+      await page.locator('.modal-footer .btn-primary', { hasText: 'Create Key Pair' }).click();
+      await page.locator('tr', { hasText: 'horizon-key' }).first().waitFor();
+      await assertNoErrors(page, 'the key pair form');
+      await screenshot(page, 'key-pair-created');
+      const keypair = await openstackJson(demo, 'keypair', 'show', 'horizon-key');
+      expect(keypair).toMatchObject({ name: 'horizon-key', type: 'ssh' });
+
+      await openPage(page, '/project/networks/', 'networks-before-create');
+      await page.locator('a, button', { hasText: 'Create Network' }).first().click();
+      const form = page.locator('.modal-dialog');
+      await form.locator('#id_net_name').fill('horizon-net');
+      await form.locator('.btn', { hasText: 'Next' }).click();
+      await form.locator('#id_subnet_name').fill('horizon-subnet');
+      await form.locator('#id_cidr').fill('192.168.99.0/24');
+      await form.locator('.btn', { hasText: 'Next' }).click();
+      await form.locator('.modal-footer .btn-primary', { hasText: 'Create' }).click();
+      await page.locator('#networks tr', { hasText: 'horizon-net' }).first().waitFor();
+      await assertNoErrors(page, 'the network form');
+      await screenshot(page, 'network-created');
+      const subnet = await openstackJson(demo, 'subnet', 'show', 'horizon-subnet');
+      expect(subnet).toMatchObject({ cidr: '192.168.99.0/24', gateway_ip: '192.168.99.1' });
+
+      await openPage(page, '/project/network_topology/', 'network-topology');
+      await page.locator('text=horizon-net').first().waitFor();
+      await assertNoErrors(page, 'the network topology');
+      await screenshot(page, 'network-topology-drawn');
+      await page.context().close();
+    });
+
+    it('shows the Admin and Identity pages to admin without an error', async () => {
+      const page = await login('admin');
+      await openPage(page, '/admin/hypervisors/', 'admin-hypervisors');
+      await openPage(page, '/admin/flavors/', 'admin-flavors');
+      expect(await page.locator('body').innerText()).toContain(flavor);
+      await openPage(page, '/admin/instances/', 'admin-instances');
+      await openPage(page, '/admin/info/', 'admin-system-information');
+      // Projects is the Identity dashboard's default panel.
+      await openPage(page, '/identity/', 'identity-projects');
+      expect(await page.locator('body').innerText()).toContain('demo');
+      await openPage(page, '/identity/users/', 'identity-users');
+      await page.context().close();
+    });
+  },
+);
