@@ -16,7 +16,7 @@ log() { printf '\033[1m== %s\033[0m\n' "$*"; }
 [ "$(id -u)" = 0 ] || { echo "ops/install.sh must run as root" >&2; exit 1; }
 
 NODE_VERSION=20.20.2
-DEBIAN_PACKAGES=(ca-certificates curl python3 make g++ iproute2 python3-openstackclient python3-heatclient qemu-utils runc crun busybox-static debootstrap attr e2fsprogs nftables procps qemu-system-x86 genisoimage syslinux syslinux-common mtools dosfstools cpio)
+DEBIAN_PACKAGES=(ca-certificates curl python3 make g++ iproute2 python3-openstackclient python3-heatclient qemu-utils runc crun busybox-static debootstrap attr e2fsprogs nftables procps qemu-system-x86 genisoimage syslinux syslinux-common mtools dosfstools cpio openssh-client)
 
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
@@ -25,6 +25,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# The unprivileged user the kvm driver's QEMU processes run as (NOVUM_KVM_USER).
+getent passwd novum-qemu >/dev/null ||
+  useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin --comment 'Novum QEMU guests' novum-qemu
 
 node_ok() {
   command -v node >/dev/null && node -e '

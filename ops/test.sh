@@ -8,6 +8,9 @@ log() { printf '\033[1m== %s\033[0m\n' "$*"; }
 
 bash ops/install.sh --no-start || exit 1
 bash ops/services.sh || exit 1
+# The Horizon test's dashboard (Debian's, configured for Novum; each test serves it on its own port) and browser.
+bash ops/horizon/install.sh --no-start || exit 1
+command -v /usr/bin/chromium >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null || exit 1; }
 
 NODE_PREFIX=$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")
 export npm_config_nodedir="$NODE_PREFIX"
@@ -25,12 +28,15 @@ log "unit tests"
 npx --no-install jest --selectProjects unit --json --outputFile="$results/unit.json" || status=1
 
 # The host driver tests (real containers and QEMU guests: test/e2e/{container,kvm}-*) run once, on the embedded
-# default; what they test is below the bus and the database, which the second run is about.
-HOST_DRIVER_TESTS='test/e2e/(container|kvm)-'
+# default; what they test is below the bus and the database, which the second run is about. So do the real-client
+# tests (test/e2e/*-cli: the openstack CLI's contract with the API, the slowest files, a Python start per command;
+# horizon: the dashboard in a browser):
+# the API, fuzz, bus and control-plane tests carry the PostgreSQL + RabbitMQ run.
+ONCE_ONLY_TESTS='test/e2e/((container|kvm)-|[a-z-]+-cli\.e2e|horizon\.e2e)'
 for mode in embedded production; do
   log "end-to-end tests, $mode mode"
   skip=()
-  [ $mode = production ] && skip=(--testPathIgnorePatterns "$HOST_DRIVER_TESTS")
+  [ $mode = production ] && skip=(--testPathIgnorePatterns "$ONCE_ONLY_TESTS")
   NOVUM_TEST_MODE=$mode npx --no-install jest --selectProjects e2e --runInBand "${skip[@]}" --json --outputFile="$results/e2e-$mode.json" || status=1
 done
 
@@ -38,12 +44,17 @@ log "Tempest: compute tier 1 (versions, flavors, keypairs, limits, servers, serv
 command -v /usr/bin/tempest >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends tempest >/dev/null; }
 bash test/tempest/run.sh | tee "$results/tempest.txt" || status=1
 
+log "Tempest: heat-tempest-plugin API tests (gabbi: stacks, resources, resource types, software configs, templates)"
+python3 -c 'import heat_tempest_plugin' 2>/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends heat-tempest-plugin >/dev/null; }
+bash test/tempest/heat-api.sh | tee "$results/tempest-heat.txt" || status=1
+
 # One closing line for the whole run, counted from jest's own reports and Tempest's.
 node -e '
   const fs = require("fs");
   let passed = 0, failed = 0, skipped = 0;
+  const slowest = [];
   for (const f of fs.readdirSync(process.argv[1])) {
-    if (f === "tempest.txt") {
+    if (/^tempest.*\.txt$/.test(f)) {
       const m = fs.readFileSync(process.argv[1] + "/" + f, "utf8").match(/tempest: (\d+) passed\/(\d+) failed\/(\d+) skipped/);
       if (m) { passed += +m[1]; failed += +m[2]; skipped += +m[3]; } else failed += 1;
       continue;
@@ -51,7 +62,12 @@ node -e '
     const r = JSON.parse(fs.readFileSync(process.argv[1] + "/" + f, "utf8"));
     passed += r.numPassedTests; failed += r.numFailedTests + (r.numRuntimeErrorTestSuites || 0);
     skipped += r.numPendingTests + r.numTodoTests;
+    for (const t of r.testResults || [])
+      slowest.push([(t.endTime - t.startTime) / 1000, f.replace(/\.json$/, ""), require("path").relative(process.cwd(), t.name)]);
   }
+  // Where the time goes, for whoever keeps the suite short.
+  slowest.sort((a, b) => b[0] - a[0]);
+  for (const [s, run, file] of slowest.slice(0, 12)) console.log(`${s.toFixed(0).padStart(5)} s  ${run.padEnd(15)} ${file}`);
   console.log(`tests: ${passed} passed, ${failed} failed, ${skipped} skipped`);
 ' "$results"
 rm -rf "$results"

@@ -25,12 +25,23 @@ export function canWrite(auth: AuthContext, projectId: string): boolean {
   return canActOnProject(auth, projectId);
 }
 
-/** Attributes only an admin may set (`shared`, `router:external`, `provider:*`, `binding:host_id`, ...). */
-export function adminOnly(auth: AuthContext, action: string, input: object, attributes: string[]): void {
+/**
+ * Attributes only an admin may set (`shared`, `router:external`, `provider:*`, `binding:host_id`, ...). As in
+ * Neutron's policy engine, an attribute given its default value on create (`"shared": false`, which Horizon's
+ * network form always sends) is not explicitly set, so it needs no rule.
+ */
+export function adminOnly(
+  auth: AuthContext,
+  action: string,
+  input: object,
+  attributes: string[],
+  defaults: Record<string, unknown> = {},
+): void {
   for (const attribute of attributes) {
-    if ((input as Record<string, unknown>)[attribute] !== undefined) {
-      authorize(`${action}:${attribute}`, isAdmin(auth));
-    }
+    const value = (input as Record<string, unknown>)[attribute];
+    if (value === undefined) continue;
+    if (attribute in defaults && value === defaults[attribute]) continue;
+    authorize(`${action}:${attribute}`, isAdmin(auth));
   }
 }
 

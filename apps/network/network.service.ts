@@ -97,14 +97,20 @@ export class NetworkService {
 
   async createNetwork(auth: AuthContext, input: NetworkInput): Promise<NetworkEntity> {
     const projectId = owningProject(auth, 'create_network', input);
-    adminOnly(auth, 'create_network', input, [
-      'shared',
-      'router:external',
-      'is_default',
-      'provider:network_type',
-      'provider:physical_network',
-      'provider:segmentation_id',
-    ]);
+    adminOnly(
+      auth,
+      'create_network',
+      input,
+      [
+        'shared',
+        'router:external',
+        'is_default',
+        'provider:network_type',
+        'provider:physical_network',
+        'provider:segmentation_id',
+      ],
+      { shared: false, 'router:external': false, is_default: false },
+    );
     await this.quotas.check(projectId, 'network', () => this.store.networks.countBy({ projectId }));
     const now = nowIso();
     const segment = requestedSegment(input);

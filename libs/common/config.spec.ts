@@ -13,8 +13,11 @@ describe('configuration', () => {
       image: 9292,
       network: 9696,
       orchestration: 8004,
+      serialProxy: 6083,
     });
     expect(config.tokenExpirationSeconds).toBe(3600);
+    expect(config.serialProxyclientAddress).toBe('127.0.0.1');
+    expect(config.consoleTokenTtlSeconds).toBe(600);
     expect(config.dataDir).toMatch(/\/data$/);
   });
 

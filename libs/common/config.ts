@@ -24,6 +24,9 @@ export interface NovumConfig {
   computeDrivers: string[];
   containerRuntime: string;
   kvmAccel: 'auto' | 'kvm' | 'tcg';
+  kvmUser: string;
+  serialProxyclientAddress: string;
+  consoleTokenTtlSeconds: number;
   fakeHosts: number;
   fakeHostSize: { vcpus: number; memoryMb: number; localGb: number };
   allocationRatios: { cpu: number; ram: number; disk: number };
@@ -36,7 +39,15 @@ export interface NovumConfig {
   reclaimInstanceIntervalSeconds: number;
   servicePassword: string | undefined;
   authEncryptionKey: string | undefined;
-  ports: { identity: number; compute: number; image: number; network: number; orchestration: number };
+  heatWaitconditionServerUrl: string;
+  ports: {
+    identity: number;
+    compute: number;
+    image: number;
+    network: number;
+    orchestration: number;
+    serialProxy: number;
+  };
 }
 
 interface Setting<K> {
@@ -219,6 +230,27 @@ export const SETTINGS: Settings = {
       return raw;
     },
   },
+  kvmUser: {
+    env: 'NOVUM_KVM_USER',
+    describe:
+      "The unprivileged user each of the kvm driver's QEMU processes becomes once it has opened its disks, taps and sockets (QEMU's `-runas`; ops/install.sh creates it); `none`: QEMU keeps the agent's user",
+    default: 'novum-qemu',
+    parse: (raw) => (raw === 'none' ? '' : raw),
+  },
+  serialProxyclientAddress: {
+    env: 'NOVUM_SERIAL_PROXYCLIENT_ADDRESS',
+    describe:
+      "Address of this host that the serial console proxy connects to for its guests' serial consoles (Nova's `[serial_console] proxyclient_address`): the compute agent's console relay listens there on a free port",
+    default: '127.0.0.1',
+    parse: text,
+  },
+  consoleTokenTtlSeconds: {
+    env: 'NOVUM_CONSOLE_TOKEN_TTL',
+    describe:
+      "Seconds a console URL's token admits a client to the serial console proxy (Nova's `[consoleauth] token_ttl`)",
+    default: '600',
+    parse: positiveInt,
+  },
   fakeHosts: {
     env: 'NOVUM_FAKE_HOSTS',
     describe:
@@ -311,6 +343,13 @@ export const SETTINGS: Settings = {
     default: undefined,
     parse: text,
   },
+  heatWaitconditionServerUrl: {
+    env: 'NOVUM_HEAT_WAITCONDITION_SERVER_URL',
+    describe:
+      "The orchestration API's root as guests reach it, in the endpoints of wait condition handles (Heat's heat_waitcondition_server_url); the default is the metadata service, which forwards a guest's signal to the orchestration API",
+    default: 'http://169.254.169.254/heat-api',
+    parse: text,
+  },
 
   ports: {
     identity: { env: 'NOVUM_IDENTITY_PORT', describe: 'Keystone API port', default: '5000', parse: port },
@@ -321,6 +360,12 @@ export const SETTINGS: Settings = {
       env: 'NOVUM_ORCHESTRATION_PORT',
       describe: 'Heat API port',
       default: '8004',
+      parse: port,
+    },
+    serialProxy: {
+      env: 'NOVUM_SERIALPROXY_PORT',
+      describe: 'Serial console proxy (websocket) port, as nova-serialproxy',
+      default: '6083',
       parse: port,
     },
   },

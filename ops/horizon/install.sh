@@ -3,7 +3,7 @@
 # cloud and serves them on loopback (ops/horizon/serve.sh: a private Apache with mod_wsgi). Idempotent:
 # running it again rewrites the settings and restarts the dashboard.
 #
-#   bash ops/horizon/install.sh [--keystone-url URL] [--port PORT]
+#   bash ops/horizon/install.sh [--keystone-url URL] [--port PORT] [--no-start]
 #
 # URL defaults to NOVUM_HORIZON_KEYSTONE_URL or http://127.0.0.1:5000/identity/v3 (the all-in-one cloud of
 # ops/install.sh), PORT to NOVUM_HORIZON_PORT or 8080.
@@ -11,10 +11,12 @@ set -euo pipefail
 cd "$(dirname "$0")"
 KEYSTONE_URL=${NOVUM_HORIZON_KEYSTONE_URL:-http://127.0.0.1:5000/identity/v3}
 PORT=${NOVUM_HORIZON_PORT:-8080}
+START=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --keystone-url) KEYSTONE_URL=$2; shift 2 ;;
     --port) PORT=$2; shift 2 ;;
+    --no-start) START=0; shift ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -35,5 +37,6 @@ log "Horizon settings for Novum (/etc/openstack-dashboard/local_settings.d/_9900
 install -m 0644 novum_settings.py /etc/openstack-dashboard/local_settings.d/_9900_novum.py
 sed -i "s|@KEYSTONE_URL@|$KEYSTONE_URL|" /etc/openstack-dashboard/local_settings.d/_9900_novum.py
 
+[ $START = 1 ] || exit 0
 log "serve on 127.0.0.1:$PORT"
 bash ./serve.sh --port "$PORT"
