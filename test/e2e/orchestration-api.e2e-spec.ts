@@ -28,7 +28,7 @@ describe('orchestration API: software configs, mark unhealthy, type templates', 
     });
     token = demo.token;
     otherToken = admin.token;
-    base = `${cloud.services.orchestration}/v1/${demo.body.token.project.id}`;
+    base = cloud.services.orchestration.replace(/[$%]\((project|tenant)_id\)s/, demo.body.token.project.id);
   });
 
   afterAll(async () => {
