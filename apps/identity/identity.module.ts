@@ -8,6 +8,7 @@ import { BootstrapService } from './bootstrap.service';
 import { CatalogService } from './catalog.service';
 import { AuthController } from './controllers/auth.controller';
 import { CatalogController } from './controllers/catalog.controller';
+import { GroupsController } from './controllers/groups.controller';
 import { GrantsController } from './controllers/grants.controller';
 import { DomainsController, ProjectsController } from './controllers/resource.controller';
 import { RolesController } from './controllers/roles.controller';
@@ -41,6 +42,7 @@ export class IdentityModule {
         ProjectsController,
         GrantsController,
         UsersController,
+        GroupsController,
         RolesController,
         CatalogController,
       ],

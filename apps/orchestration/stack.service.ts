@@ -315,12 +315,16 @@ export class StackService {
     return { template, env, files };
   }
 
-  /** A stack of the caller's project by name or id (deleted ones only when asked), else 404. */
+  /**
+   * A stack of the caller's project by name or id, else 404. As Heat's identify_stack, an id finds a deleted
+   * stack too (its status then DELETE_COMPLETE: Horizon polls a stack being deleted by id until it sees that);
+   * a name finds deleted ones only when asked.
+   */
   async lookup(auth: AuthContext, nameOrId: string, withDeleted = false): Promise<HeatStackEntity> {
     const projectId = auth.projectId ?? '';
     const where = withDeleted ? {} : { deletedAt: IsNull() };
     const stack =
-      (await this.store.stacks.findOneBy({ id: nameOrId, projectId, ...where })) ??
+      (await this.store.stacks.findOneBy({ id: nameOrId, projectId })) ??
       (await this.store.stacks.findOne({
         where: { name: nameOrId, projectId, ...where },
         order: { createdAt: 'DESC' },

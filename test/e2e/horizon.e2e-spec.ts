@@ -346,6 +346,126 @@ const containers = !missingHostTools([RUNTIME, 'busybox', 'setfattr'], 'runc bus
       await page.context().close();
     });
 
+    it('launches a stack from a template, shows its Overview, Resources and Events, and deletes it', async () => {
+      const page = await login('demo');
+      await openPage(page, '/project/stacks/', 'stacks-before-launch');
+      await page.locator('#stacks__action_launch').click();
+      const form = page.locator('.modal-dialog');
+      // Horizon's themable select: a hidden <select> behind a dropdown.
+      await form.locator('.themable-select:has(#id_template_source) .dropdown-toggle').click();
+      await form.locator('.themable-select:has(#id_template_source) a[data-select-value="raw"]').click();
+      const template = [
+        "heat_template_version: '2018-08-31'",
+        'parameters:',
+        '  flavor: {type: string, default: ' + flavor + '}',
+        'resources:',
+        '  suffix: {type: OS::Heat::RandomString, properties: {length: 6}}',
+        '  server:',
+        '    type: OS::Nova::Server',
+        '    properties:',
+        '      image: ' + image,
+        '      flavor: {get_param: flavor}',
+        '      networks: [{network: private}]',
+        '      name: {list_join: [-, [horizon-stack, {get_resource: suffix}]]}',
+        'outputs:',
+        '  server_id: {value: {get_resource: server}}',
+      ].join('\n');
+      await form.locator('#id_template_data').fill(template);
+      await form.locator('.modal-footer .btn-primary').click();
+      await form.locator('#id_stack_name').fill('horizon-stack');
+      await form.locator('#id___param_flavor').waitFor();
+      if (await form.locator('#id_password').count())
+        await form.locator('#id_password').fill(cloud.demoPassword);
+      await screenshot(page, 'launch-stack-form');
+      await form.locator('.modal-footer .btn-primary').click();
+      const row = page.locator('#stacks tr[data-display="horizon-stack"]');
+      await row.waitFor();
+      await page
+        .locator('#stacks tr[data-display="horizon-stack"]', { hasText: 'Create Complete' })
+        .waitFor({ timeout: 120_000 });
+      await assertNoErrors(page, 'the stack table after the launch');
+      await screenshot(page, 'stack-create-complete');
+      const stack = await openstackJson(demo, 'stack', 'show', 'horizon-stack');
+      expect(stack).toMatchObject({ stack_status: 'CREATE_COMPLETE' });
+      const resources = await openstackJson(demo, 'stack', 'resource', 'list', 'horizon-stack');
+      const server = resources.find((r: any) => r.resource_name === 'server');
+      expect(server).toMatchObject({ resource_type: 'OS::Nova::Server', resource_status: 'CREATE_COMPLETE' });
+      if (containers) expect(runtimeState(cloud, server.physical_resource_id)?.status).toBe('running');
+
+      const detail = `/project/stacks/stack/${stack.id}/`;
+      await openPage(page, `${detail}?tab=stack_details__overview`, 'stack-overview');
+      const overview = await page.locator('body').innerText();
+      expect(overview).toContain('horizon-stack');
+      expect(overview).toContain(server.physical_resource_id);
+      await openPage(page, `${detail}?tab=stack_details__resources`, 'stack-resources');
+      const resourcesTab = page.locator('#resources');
+      expect(await resourcesTab.innerText()).toMatch(/server[\s\S]*OS::Nova::Server/);
+      expect(await resourcesTab.innerText()).toContain('suffix');
+      await openPage(page, `${detail}?tab=stack_details__events`, 'stack-events');
+      expect(await page.locator('#events').innerText()).toMatch(/Create Complete/);
+      await openPage(page, `${detail}?tab=stack_details__stack_template`, 'stack-template');
+      expect(await page.locator('body').innerText()).toContain('OS::Heat::RandomString');
+
+      await openPage(page, '/project/stacks/', 'stacks-before-delete');
+      await row.locator('.dropdown-toggle').click();
+      await row.locator('.dropdown-menu :is(a, button)', { hasText: 'Delete Stack' }).click();
+      await page.locator('.modal-footer .btn', { hasText: 'Delete Stack' }).click();
+      await row.waitFor({ state: 'detached', timeout: 120_000 });
+      await assertNoErrors(page, 'the stack table after the delete');
+      const deadline = Date.now() + 60_000;
+      let left: unknown[];
+      do {
+        left = await openstackJson(demo, 'stack', 'list');
+        if (left.length) await new Promise((r) => setTimeout(r, 500));
+      } while (left.length && Date.now() < deadline);
+      expect(left).toEqual([]);
+      if (containers) expect(runtimeState(cloud, server.physical_resource_id)).toBeUndefined();
+      await page.context().close();
+    });
+
+    it('creates a flavor, a project and a user as admin', async () => {
+      const page = await login('admin');
+      await openPage(page, '/admin/flavors/', 'flavors-before-create');
+      await page.locator('#flavors__action_create').click();
+      const form = page.locator('.modal-dialog');
+      await form.locator('#id_name').fill('horizon.flavor');
+      await form.locator('#id_vcpus').fill('1');
+      await form.locator('#id_memory_mb').fill('128');
+      await form.locator('#id_disk_gb').fill('1');
+      await form.locator('.modal-footer .btn-primary').click();
+      await page.locator('#flavors tr', { hasText: 'horizon.flavor' }).first().waitFor();
+      await assertNoErrors(page, 'the flavor form');
+      await screenshot(page, 'flavor-created');
+      expect(await openstackJson(admin, 'flavor', 'show', 'horizon.flavor')).toMatchObject({
+        vcpus: 1,
+        ram: 128,
+        disk: 1,
+      });
+
+      await openPage(page, '/identity/', 'projects-before-create');
+      await page.locator('#tenants__action_create').click();
+      await form.locator('#id_name').fill('horizon-project');
+      await form.locator('.modal-footer .btn-primary').click();
+      await page.locator('#tenants tr', { hasText: 'horizon-project' }).first().waitFor();
+      await assertNoErrors(page, 'the project form');
+      await screenshot(page, 'project-created');
+      expect(await openstackJson(admin, 'project', 'show', 'horizon-project')).toMatchObject({
+        enabled: true,
+      });
+
+      await openPage(page, '/identity/users/', 'users-before-create');
+      await page.locator('#users__action_create').click();
+      await form.locator('#id_name').fill('horizon-user');
+      await form.locator('#id_password').fill('horizon-secret-1');
+      await form.locator('#id_confirm_password').fill('horizon-secret-1');
+      await form.locator('.modal-footer .btn-primary').click();
+      await page.locator('#users tr', { hasText: 'horizon-user' }).first().waitFor();
+      await assertNoErrors(page, 'the user form');
+      await screenshot(page, 'user-created');
+      expect(await openstackJson(admin, 'user', 'show', 'horizon-user')).toMatchObject({ enabled: true });
+      await page.context().close();
+    });
+
     it('shows the Admin and Identity pages to admin without an error', async () => {
       const page = await login('admin');
       await openPage(page, '/admin/hypervisors/', 'admin-hypervisors');

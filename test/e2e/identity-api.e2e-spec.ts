@@ -24,6 +24,29 @@ describe('identity API', () => {
     await cloud?.destroy();
   }, 60_000);
 
+  it("lists no groups (Novum has none yet): admin only, and a user's groups to the user", async () => {
+    const admin = await adminToken();
+    const demo = await demoToken();
+    const listed = await api(cloud.identityUrl, 'GET', '/v3/groups?domain_id=default', { token: admin });
+    expect(listed.status).toBe(200);
+    expect(listed.body).toEqual({ groups: [], links: expect.objectContaining({ next: null }) });
+    expect((await api(cloud.identityUrl, 'GET', '/v3/groups', { token: demo })).status).toBe(403);
+    const missing = await api(cloud.identityUrl, 'GET', '/v3/groups/nope', { token: admin });
+    expect(missing.status).toBe(404);
+    expect(missing.body.error).toMatchObject({ code: 404, message: 'Could not find group: nope.' });
+    const self = await api(cloud.identityUrl, 'GET', '/v3/auth/tokens', {
+      token: demo,
+      headers: { 'x-subject-token': demo },
+    });
+    const demoId = self.body.token.user.id;
+    const mine = await api(cloud.identityUrl, 'GET', `/v3/users/${demoId}/groups`, { token: demo });
+    expect(mine.status).toBe(200);
+    expect(mine.body.groups).toEqual([]);
+    expect((await api(cloud.identityUrl, 'GET', '/v3/users/nobody/groups', { token: admin })).status).toBe(
+      404,
+    );
+  });
+
   describe('bad input gets 400 in Keystone format', () => {
     const cases: [string, string | undefined, unknown][] = [
       ['malformed JSON', '{"auth": {', undefined],

@@ -81,6 +81,14 @@ export class UsersController {
     };
   }
 
+  /** The user's groups: none, as Novum has no groups yet (see GroupsController). */
+  @Get(':id/groups')
+  async groups(@Auth() auth: AuthContext, @Param('id') id: string) {
+    authorize('identity:list_groups_for_user', isAdmin(auth), auth.userId === id);
+    await this.users.getUser(id);
+    return { groups: [], links: this.links.collection(`users/${id}/groups`) };
+  }
+
   @Get(':id/application_credentials')
   async listCredentials(@Auth() auth: AuthContext, @Param('id') id: string, @Query('name') name: unknown) {
     authorize('identity:list_application_credentials', isAdmin(auth), auth.userId === id);
