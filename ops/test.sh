@@ -27,18 +27,35 @@ npx --no-install tsc -p tsconfig.json --noEmit || status=1
 log "unit tests"
 npx --no-install jest --selectProjects unit --json --outputFile="$results/unit.json" || status=1
 
-# The host driver tests (real containers and QEMU guests: test/e2e/{container,kvm}-*) run once, on the embedded
-# default; what they test is below the bus and the database, which the second run is about. So do the real-client
-# tests (test/e2e/*-cli: the openstack CLI's contract with the API, the slowest files, a Python start per command;
-# horizon: the dashboard in a browser):
-# the API, fuzz, bus and control-plane tests carry the PostgreSQL + RabbitMQ run.
+# The host driver tests (real containers and QEMU guests: test/e2e/{container,kvm}-*, and horizon, which launches
+# containers) run once, on the embedded default; what they test is below the bus and the database, which the
+# second run is about. So do the real-client tests (test/e2e/*-cli: the openstack CLI's contract with the API, the
+# slowest files, a Python start per command; horizon: the dashboard in a browser): the API, fuzz, bus and
+# control-plane tests carry the PostgreSQL + RabbitMQ run.
+# Two streams at once, one per core: the host tests and then the production run, beside the other embedded
+# tests. Each stream runs its files one at a time, so no two host tests ever share the host (they check that
+# nothing of Novum's is left on it); every test has its own ports, data dir, database and vhost.
+HOST_TESTS='test/e2e/((container|kvm)-|horizon\.e2e)'
 ONCE_ONLY_TESTS='test/e2e/((container|kvm)-|[a-z-]+-cli\.e2e|horizon\.e2e)'
-for mode in embedded production; do
-  log "end-to-end tests, $mode mode"
-  skip=()
-  [ $mode = production ] && skip=(--testPathIgnorePatterns "$ONCE_ONLY_TESTS")
-  NOVUM_TEST_MODE=$mode npx --no-install jest --selectProjects e2e --runInBand "${skip[@]}" --json --outputFile="$results/e2e-$mode.json" || status=1
-done
+e2e() { # NAME MODE JEST-ARGS...: one jest run of the e2e project, its report in $results/NAME.json
+  local name=$1 mode=$2
+  shift 2
+  NOVUM_TEST_MODE=$mode npx --no-install jest --selectProjects e2e --runInBand "$@" --json --outputFile="$results/$name.json"
+}
+streams=$(mktemp -d)
+log "end-to-end tests: host drivers (embedded) then production mode, beside the other embedded tests"
+(
+  rc=0
+  e2e e2e-host embedded "$HOST_TESTS" || rc=1
+  e2e e2e-production production --testPathIgnorePatterns "$ONCE_ONLY_TESTS" || rc=1
+  exit $rc
+) >"$streams/host-then-production.log" 2>&1 &
+host_stream=$!
+e2e e2e-embedded embedded --testPathIgnorePatterns "$HOST_TESTS" || status=1
+wait $host_stream || status=1
+log "end-to-end tests: the host drivers' and production mode's output"
+cat "$streams/host-then-production.log"
+rm -rf "$streams"
 
 log "Tempest: compute tier 1 (versions, flavors, keypairs, limits, servers, server groups, AZs)"
 command -v /usr/bin/tempest >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends tempest >/dev/null; }
@@ -67,7 +84,7 @@ node -e '
   }
   // Where the time goes, for whoever keeps the suite short.
   slowest.sort((a, b) => b[0] - a[0]);
-  for (const [s, run, file] of slowest.slice(0, 12)) console.log(`${s.toFixed(0).padStart(5)} s  ${run.padEnd(15)} ${file}`);
+  for (const [s, run, file] of slowest.slice(0, 12)) console.log(`${s.toFixed(0).padStart(5)} s  ${run.padEnd(16)} ${file}`);
   console.log(`tests: ${passed} passed, ${failed} failed, ${skipped} skipped`);
 ' "$results"
 rm -rf "$results"
