@@ -6,7 +6,7 @@
  *
  *   npx tsx test/bench/container.ts [sequential servers, default 20] [parallel servers, default 100]
  *
- * BENCH_MODE=production runs the cloud on PostgreSQL + RabbitMQ; BENCH_NETWORK=none boots the servers without
+ * NOVUM_CONTAINER_RUNTIME picks the OCI runtime (runc by default, crun). BENCH_MODE=production runs the cloud on PostgreSQL + RabbitMQ; BENCH_NETWORK=none boots the servers without
  * a port (`networks: none`) instead of on a network of their own. NOVUM_DIST picks the build (default dist/).
  */
 import { execFileSync } from 'node:child_process';
@@ -152,8 +152,9 @@ async function main(): Promise<void> {
       networks = [{ uuid: network.id }];
     }
     const b: Bench = { root, token, image: image.id, networks };
+    const runtime = process.env.NOVUM_CONTAINER_RUNTIME ?? 'runc';
     console.log(
-      `container benchmark: ${cloud.mode} mode, runc ${execFileSync('runc', ['--version'], { encoding: 'utf8' }).split('\n')[0].split(' ').pop()}, ` +
+      `container benchmark: ${cloud.mode} mode, ${runtime} ${execFileSync(runtime, ['--version'], { encoding: 'utf8' }).split('\n')[0].split(' ').pop()}, ` +
         `network ${networks === 'none' ? 'none' : 'one port each'}, node ${process.version}`,
     );
 
