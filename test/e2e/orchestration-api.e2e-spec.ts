@@ -1,6 +1,8 @@
 import { CloudHandle, startCloud } from './support/cloud';
 import { api, issueToken } from './support/keystone';
 
+jest.setTimeout(60_000);
+
 /**
  * Heat API calls heat-tempest-plugin's gabbi tests make beyond stacks (test/tempest/heat-api.sh runs those):
  * software configs and deployments, mark unhealthy, generated resource type templates, function descriptions.
@@ -29,11 +31,11 @@ describe('orchestration API: software configs, mark unhealthy, type templates', 
     token = demo.token;
     otherToken = admin.token;
     base = cloud.services.orchestration.replace(/[$%]\((project|tenant)_id\)s/, demo.body.token.project.id);
-  });
+  }, 120_000);
 
   afterAll(async () => {
     await cloud?.destroy();
-  });
+  }, 60_000);
 
   it('keeps software configs and deployments, and answers application/json as Heat', async () => {
     const created = await heat('POST', '/software_configs', {

@@ -482,7 +482,11 @@ if (skip) {
       const netnsList = () => execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
       const plugged: string[] = [];
       const network = {
-        plugContainer: async (uuid: string) => {
+        prepareContainer: async () => undefined,
+        plugContainer: async (uuid: string, _vifs: unknown, options: { attachPid?: number } = {}) => {
+          // As HostNetwork: the runtime's namespace of the container's init gets its persistent name.
+          if (options.attachPid !== undefined)
+            execFileSync('ip', ['netns', 'attach', netnsName(uuid), String(options.attachPid)]);
           execFileSync('ip', [
             '-n',
             netnsName(uuid),

@@ -103,7 +103,7 @@ describe('HostNetwork', () => {
 
   const rulesetFile = () => readFileSync(join(dir, 'ruleset.nft'), 'utf8');
 
-  it('plugs a container port: namespace, veth renamed eth0 with MAC/IPs/route, bridge, then the firewall, then the bridge port', async () => {
+  it('plugs a container port: namespace, bridge, the firewall, then the veth joining the bridge, then eth0 with MAC/IPs/route', async () => {
     const host = fakeHost();
     const network = new HostNetwork({ stateDir: dir, ...host.hooks, tableName: 'novum_t' });
     const path = await network.plugContainer(UUID, [vif(PORT)]);
@@ -115,9 +115,12 @@ describe('HostNetwork', () => {
       'sysctl -qw net.ipv6.conf.novumbr5e1d2c3b.disable_ipv6=1',
       'sysctl -qw net.ipv4.conf.novumbr5e1d2c3b.forwarding=0',
       'iptables -S FORWARD',
+      `nft -f ${join(dir, 'ruleset.nft')}`,
       'ip link set dev novumbr5e1d2c3b mtu 1450 up',
       `ip link add novumvabcdef012 mtu 1450 type veth peer name novumpabcdef012 mtu 1450 netns ${ns}`,
       `ip netns exec ${ns} sysctl -qw "net.ipv4.ping_group_range=0 2147483647" net.ipv4.ip_unprivileged_port_start=0`,
+      'ip link set dev novumvabcdef012 addrgenmode none',
+      'ip link set dev novumvabcdef012 master novumbr5e1d2c3b up',
       `ip -n ${ns} link set dev lo up`,
       `ip -n ${ns} link set dev novumpabcdef012 name eth0 address fa:16:3e:12:34:56`,
       `ip -n ${ns} addr add 10.0.0.5/24 dev eth0`,
@@ -125,9 +128,6 @@ describe('HostNetwork', () => {
       `ip -n ${ns} link set dev eth0 up`,
       `ip -n ${ns} route replace 0.0.0.0/0 via 10.0.0.1 dev eth0`,
       `ip -n ${ns} route replace ::/0 via fd00::1 dev eth0`,
-      `nft -f ${join(dir, 'ruleset.nft')}`,
-      'sysctl -qw net.ipv6.conf.novumvabcdef012.disable_ipv6=1',
-      'ip link set dev novumvabcdef012 master novumbr5e1d2c3b up',
     ]);
     expect(rulesetFile()).toContain('"novumvabcdef012" : goto from_1');
     expect(await network.plugged()).toEqual([
@@ -139,6 +139,29 @@ describe('HostNetwork', () => {
     await network.plugContainer(UUID, [vif(PORT)]);
     expect(host.commands.filter((c) => c.includes(' add '))).toEqual([]);
     expect(await network.plugged()).toHaveLength(1);
+  });
+
+  it("names the container init's namespace in the host's batch when given its pid", async () => {
+    const host = fakeHost();
+    const network = new HostNetwork({ stateDir: dir, ...host.hooks, tableName: 'novum_t' });
+    await network.plugContainer(UUID, [vif(PORT)], { attachPid: 4242 });
+    const ns = `novum-${UUID}`;
+    expect(host.commands).not.toContain(`ip netns add ${ns}`);
+    const attach = host.commands.indexOf(`ip netns attach ${ns} 4242`);
+    const veth = host.commands.findIndex((c) => c.startsWith('ip link add novumvabcdef012'));
+    expect(attach).toBeGreaterThanOrEqual(0);
+    expect(attach).toBeLessThan(veth);
+  });
+
+  it("applies a container's firewall ahead of its devices, once: the plug after it runs no nft", async () => {
+    const host = fakeHost();
+    const network = new HostNetwork({ stateDir: dir, ...host.hooks, tableName: 'novum_t' });
+    await network.prepareContainer(UUID, [vif(PORT)]);
+    expect(host.commands).toEqual([`nft -f ${join(dir, 'ruleset.nft')}`]);
+    expect(rulesetFile()).toContain('"novumvabcdef012" : goto from_1');
+    await network.plugContainer(UUID, [vif(PORT)], { attachPid: 4242 });
+    expect(host.commands.filter((c) => c.startsWith('nft'))).toHaveLength(1);
+    expect(host.commands).toContain('ip link set dev novumvabcdef012 master novumbr5e1d2c3b up');
   });
 
   it('unplugs an instance: its devices, the bridge with its last port, the namespace, and the rules', async () => {

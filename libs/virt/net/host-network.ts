@@ -68,6 +68,21 @@ interface State {
 
 const DEFAULT_MTU = 1500;
 
+/** What the host keeps of a container's port. */
+function vethPort(instanceUuid: string, vif: Vif, known?: PluggedPort): PluggedPort {
+  return {
+    portId: vif.id,
+    instanceUuid,
+    kind: 'veth',
+    devname: vethName(vif.id),
+    bridge: vif.bridge ?? bridgeName(vif.networkId),
+    networkId: vif.networkId,
+    macAddress: vif.macAddress,
+    ips: vif.fixedIps.map((ip) => ip.address),
+    filter: vif.filter ?? known?.filter,
+  };
+}
+
 const mtuOf = (vifs: readonly Vif[], portId: string) =>
   vifs.find((vif) => vif.id === portId)?.mtu ?? DEFAULT_MTU;
 
@@ -143,20 +158,29 @@ export class HostNetwork {
    * Puts the container's ports into its persistent namespace `novum-<uuid>` (created when missing) as
    * eth0, eth1, ... with each port's MAC, addresses and MTU, the default route via the first gateway, and
    * their host ends on the networks' bridges. Idempotent: a port already there is left as it is.
+   * `attachPid`: the namespace is that process's (a container's init made by the runtime), named here.
    * Resolves with the namespace's path.
    */
-  plugContainer(instanceUuid: string, vifs: readonly Vif[]): Promise<string> {
+  plugContainer(
+    instanceUuid: string,
+    vifs: readonly Vif[],
+    options: { attachPid?: number } = {},
+  ): Promise<string> {
     return this.serial(async () => {
       const netns = netnsName(instanceUuid);
-      if (!(await this.netnsExists(netns))) {
+      // Every command of the host in one `ip -batch`, and every command of the namespace in another, made
+      // after the host's has moved the veth peers into it: each `ip` costs a process start, and a container's
+      // boot time is mostly those.
+      const hostBatch: string[][] = [];
+      if (options.attachPid !== undefined) {
+        hostBatch.push(['netns', 'attach', netns, String(options.attachPid)]);
+      } else if (!(await this.netnsExists(netns))) {
         const created = await this.run('ip', ['netns', 'add', netns]);
         if (created.code !== 0 && !/exists/i.test(created.stderr)) this.fail('ip netns add', created);
       }
       const state = await this.load();
       const fresh: PluggedPort[] = [];
-      // Every command of the namespace in one `ip -batch` (each `ip` costs a process start: a container's
-      // boot time is mostly those), made after the host's batch has moved the veth peers into it.
-      const hostBatch: string[][] = [];
+      const joins: string[][] = [];
       const nsBatch: string[][] = [['link', 'set', 'dev', 'lo', 'up']];
       let routed4 = false;
       let routed6 = false;
@@ -172,6 +196,8 @@ export class HostNetwork {
             ...['link', 'add', devname, 'mtu', String(mtu), 'type', 'veth'],
             ...['peer', 'name', peer, 'mtu', String(mtu), 'netns', netns],
           ]);
+          // The host end gets no IPv6 address of its own (no link-local when it comes up): a bridge port.
+          joins.push(['link', 'set', 'dev', devname, 'addrgenmode', 'none']);
           nsBatch.push(['link', 'set', 'dev', peer, 'name', ifname, 'address', vif.macAddress]);
           for (const ip of vif.fixedIps) {
             const prefix = ip.cidr.split('/')[1] ?? (ip.version === 4 ? '32' : '128');
@@ -200,19 +226,10 @@ export class HostNetwork {
             }
           }
         }
-        const port: PluggedPort = {
-          portId: vif.id,
-          instanceUuid,
-          kind: 'veth',
-          devname,
-          bridge,
-          networkId: vif.networkId,
-          macAddress: vif.macAddress,
-          ips: vif.fixedIps.map((ip) => ip.address),
-          filter: vif.filter ?? known?.filter,
-        };
+        const port = vethPort(instanceUuid, vif, known);
         state.ports = [...state.ports.filter((p) => p.portId !== vif.id), port];
         fresh.push(port);
+        joins.push(['link', 'set', 'dev', devname, 'master', bridge, 'up']);
         await this.ensureBridge(bridge, mtu, hostBatch);
       }
       // As Docker does: ICMP echo sockets and low ports for any user, so that ping works without raw sockets
@@ -222,15 +239,32 @@ export class HostNetwork {
         ...['netns', 'exec', netns, 'sysctl', '-qw'],
         ...['"net.ipv4.ping_group_range=0 2147483647"', 'net.ipv4.ip_unprivileged_port_start=0'],
       ]);
-      await this.batch(undefined, hostBatch);
-      await this.batch(netns, nsBatch);
+      // The firewall first: its rules match the devices by name, so they hold before the devices exist, and
+      // the host ends join their bridges (last in the host's batch) only once they do.
       await this.save(state);
       await this.applyFirewall(state);
-      for (const port of fresh) {
-        await this.attach(port);
+      await this.batch(undefined, [...hostBatch, ...joins]);
+      await this.batch(netns, nsBatch);
+      for (const port of fresh)
         await this.ensureMetadata(port.networkId, port.bridge, mtuOf(vifs, port.portId));
-      }
       return HostNetwork.netnsPath(instanceUuid);
+    });
+  }
+
+  /**
+   * The firewall of a container's ports, ahead of their devices (the rules match devices by name): run beside
+   * the runtime's create, it takes the `nft` run off plugContainer's way, which then finds the rules as they
+   * must be. Nothing joins a bridge here.
+   */
+  prepareContainer(instanceUuid: string, vifs: readonly Vif[]): Promise<void> {
+    return this.serial(async () => {
+      const state = await this.load();
+      for (const vif of vifs) {
+        const known = state.ports.find((port) => port.portId === vif.id);
+        state.ports = [...state.ports.filter((p) => p.portId !== vif.id), vethPort(instanceUuid, vif, known)];
+      }
+      await this.save(state);
+      await this.applyFirewall(state);
     });
   }
 
