@@ -32,9 +32,9 @@ npx --no-install jest --selectProjects unit --json --outputFile="$results/unit.j
 # second run is about. So do the real-client tests (test/e2e/*-cli: the openstack CLI's contract with the API, the
 # slowest files, a Python start per command; horizon: the dashboard in a browser): the API, fuzz, bus and
 # control-plane tests carry the PostgreSQL + RabbitMQ run.
-# Two streams at once, one per core: the host tests and then the production run, beside the other embedded
-# tests. Each stream runs its files one at a time, so no two host tests ever share the host (they check that
-# nothing of Novum's is left on it); every test has its own ports, data dir, database and vhost.
+# Two jest runs at once, one per core, each one file at a time: the host tests beside the other embedded tests
+# (so no two host tests ever share the host: they check that nothing of Novum's is left on it), then the
+# production run in the place of whichever ends first. Every test has its own ports, data dir, database and vhost.
 HOST_TESTS='test/e2e/((container|kvm)-|horizon\.e2e)'
 ONCE_ONLY_TESTS='test/e2e/((container|kvm)-|[a-z-]+-cli\.e2e|horizon\.e2e)'
 e2e() { # NAME MODE JEST-ARGS...: one jest run of the e2e project, its report in $results/NAME.json
@@ -43,18 +43,21 @@ e2e() { # NAME MODE JEST-ARGS...: one jest run of the e2e project, its report in
   NOVUM_TEST_MODE=$mode npx --no-install jest --selectProjects e2e --runInBand "$@" --json --outputFile="$results/$name.json"
 }
 streams=$(mktemp -d)
-log "end-to-end tests: host drivers (embedded) then production mode, beside the other embedded tests"
-(
-  rc=0
-  e2e e2e-host embedded "$HOST_TESTS" || rc=1
-  e2e e2e-production production --testPathIgnorePatterns "$ONCE_ONLY_TESTS" || rc=1
-  exit $rc
-) >"$streams/host-then-production.log" 2>&1 &
-host_stream=$!
-e2e e2e-embedded embedded --testPathIgnorePatterns "$HOST_TESTS" || status=1
-wait $host_stream || status=1
-log "end-to-end tests: the host drivers' and production mode's output"
-cat "$streams/host-then-production.log"
+log "end-to-end tests, embedded mode: the host drivers' tests beside the others (output as each run ends)"
+e2e e2e-host embedded "$HOST_TESTS" >"$streams/host" 2>&1 &
+host_run=$!
+e2e e2e-embedded embedded --testPathIgnorePatterns "$HOST_TESTS" >"$streams/embedded" 2>&1 &
+other_run=$!
+declare -A stream_of=([$host_run]=host [$other_run]=embedded)
+wait -n -p ended $host_run $other_run || status=1
+log "end-to-end tests, embedded mode: the ${stream_of[$ended]} run"
+cat "$streams/${stream_of[$ended]}"
+log "end-to-end tests, production mode"
+e2e e2e-production production --testPathIgnorePatterns "$ONCE_ONLY_TESTS" || status=1
+remaining=$([ "$ended" = "$host_run" ] && echo $other_run || echo $host_run)
+wait $remaining || status=1
+log "end-to-end tests, embedded mode: the ${stream_of[$remaining]} run"
+cat "$streams/${stream_of[$remaining]}"
 rm -rf "$streams"
 
 log "Tempest: compute tier 1 (versions, flavors, keypairs, limits, servers, server groups, AZs)"
