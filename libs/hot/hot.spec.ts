@@ -54,6 +54,12 @@ describe('HOT parsing', () => {
         HotTemplate.parse('heat_template_version: 2015-04-30\nresources:\n  r:\n    properties: {}\n'),
       ),
     ).toBe('resources.r: Resource r is missing "type"');
+    // A null type (found by the orchestration fuzzing test: it reached the type registry and a 500).
+    expect(
+      errorOf(() =>
+        HotTemplate.parse('heat_template_version: 2015-04-30\nresources:\n  r:\n    type: null\n'),
+      ),
+    ).toBe('resources.r: Resource r type type must be string');
     expect(
       errorOf(() =>
         HotTemplate.parse(

@@ -221,7 +221,8 @@ function parseResource(name: string, snippet: Json, validKeys: string[]): Resour
       throw new HotError(`Resource ${name} ${key} type must be ${typename}`, path);
     }
   };
-  must('type', (v) => typeof v === 'string', 'string');
+  // A null type is no type (Heat: "Resource x type type must be string"); other null keys count as absent.
+  if (typeof snippet.type !== 'string') throw new HotError(`Resource ${name} type type must be string`, path);
   must('properties', isMap, 'object');
   must('metadata', isMap, 'object');
   must('update_policy', isMap, 'object');

@@ -342,7 +342,7 @@ describe(`orchestration fuzzing (seed ${SEED})`, () => {
     const wellFormed = response.status < 400 || method === 'HEAD' || isHeatFault(response);
     if (response.status >= 500 || !wellFormed) {
       failures.push(
-        `${method} ${path} ${String(JSON.stringify(options.body ?? options.raw)).slice(0, 400)} -> ${response.status} ${String(JSON.stringify(response.body)).slice(0, 400)}`,
+        `${method} ${path} ${String(JSON.stringify(options.body ?? options.raw)).slice(0, Number(process.env.FUZZ_BODY_CHARS ?? 400))} -> ${response.status} ${String(JSON.stringify(response.body)).slice(0, 400)}`,
       );
     }
     return response;

@@ -1,6 +1,6 @@
 import { ChildProcess, spawn, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client } from 'pg';
@@ -134,6 +134,11 @@ export async function startCloud(options: {
         stdio: ['ignore', out, out],
       });
       exited = new Promise((resolveExit) => child!.once('exit', (code) => resolveExit(code)));
+      // A cloud its test never destroyed (a hook that timed out before it got the handle) ends with jest.
+      const started = child;
+      const orphan = () => started.kill('SIGKILL');
+      process.once('exit', orphan);
+      void exited.then(() => process.off('exit', orphan));
       const failed = exited.then((code) => {
         throw new Error(
           `novum exited with ${code} during start; log:\n${readFileSync(logFile, 'utf8').slice(-4000)}`,
@@ -162,6 +167,8 @@ export async function startCloud(options: {
       await handle.stop();
       if (database) await adminQuery(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
       if (vhost) rabbitmqctl('delete_vhost', vhost);
+      if (process.env.NOVUM_E2E_KEEP_LOG)
+        writeFileSync(process.env.NOVUM_E2E_KEEP_LOG, readFileSync(logFile));
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
