@@ -1,38 +1,17 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AuthContext } from '@novum/auth';
 import { acquireDataSource, HeatStackEntity, releaseDataSource } from '@novum/db';
 import { DataSource } from 'typeorm';
-import { CredentialSeal, IdentityClient } from './cloud';
 import { Engine } from './engine';
 import { RESOURCE_TYPES } from './resources/registry';
 import { ResourceType } from './resources/types';
 import { StackService } from './stack.service';
 import { StackStore } from './stack.store';
+import { memberAuth, offlineIdentity } from './testing';
 
-const auth: AuthContext = {
-  token: 'user-token',
-  userId: 'user-1',
-  userName: 'demo',
-  userDomainId: 'default',
-  projectId: 'project-1',
-  roles: ['member', 'reader'],
-  methods: ['password'],
-  auditIds: [],
-  expiresAt: '',
-  issuedAt: '',
-};
-
-const identity = {
-  credentialFor: async () => ({ kind: 'token', token: 'user-token' }),
-  credentials: new CredentialSeal('unit-test-key'),
-  forget: async () => undefined,
-  session: async () => {
-    throw new Error('no cloud in unit tests');
-  },
-  dropSession: () => undefined,
-} as unknown as IdentityClient;
+const auth = memberAuth;
+const identity = offlineIdentity();
 
 /** Physical ids the test types were asked to delete, in order. */
 let deleted: string[] = [];

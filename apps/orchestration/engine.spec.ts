@@ -1,37 +1,15 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AuthContext } from '@novum/auth';
 import { acquireDataSource, HeatStackEntity, releaseDataSource } from '@novum/db';
 import { DataSource } from 'typeorm';
-import { CredentialSeal, IdentityClient } from './cloud';
 import { Engine } from './engine';
 import { StackService } from './stack.service';
 import { StackStore } from './stack.store';
+import { memberAuth, offlineIdentity } from './testing';
 
-const auth: AuthContext = {
-  token: 'user-token',
-  userId: 'user-1',
-  userName: 'demo',
-  userDomainId: 'default',
-  projectId: 'project-1',
-  roles: ['member', 'reader'],
-  methods: ['password'],
-  auditIds: [],
-  expiresAt: '',
-  issuedAt: '',
-};
-
-/** Core resources never reach the cloud; the identity client only hands out a token credential. */
-const identity = {
-  credentialFor: async () => ({ kind: 'token', token: 'user-token' }),
-  credentials: new CredentialSeal('unit-test-key'),
-  forget: async () => undefined,
-  session: async () => {
-    throw new Error('no cloud in unit tests');
-  },
-  dropSession: () => undefined,
-} as unknown as IdentityClient;
+const auth = memberAuth;
+const identity = offlineIdentity();
 
 describe('orchestration engine', () => {
   let dir: string;

@@ -1,37 +1,16 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AuthContext } from '@novum/auth';
 import { acquireDataSource, HeatStackEntity, releaseDataSource } from '@novum/db';
 import { Json } from '@novum/hot';
 import { DataSource, IsNull } from 'typeorm';
-import { CredentialSeal, IdentityClient } from './cloud';
 import { Engine } from './engine';
 import { StackService } from './stack.service';
 import { StackStore } from './stack.store';
+import { memberAuth, offlineIdentity } from './testing';
 
-const auth: AuthContext = {
-  token: 'user-token',
-  userId: 'user-1',
-  userName: 'demo',
-  userDomainId: 'default',
-  projectId: 'project-1',
-  roles: ['member', 'reader'],
-  methods: ['password'],
-  auditIds: [],
-  expiresAt: '',
-  issuedAt: '',
-};
-
-const identity = {
-  credentialFor: async () => ({ kind: 'token', token: 'user-token' }),
-  credentials: new CredentialSeal('unit-test-key'),
-  forget: async () => undefined,
-  session: async () => {
-    throw new Error('no cloud in unit tests');
-  },
-  dropSession: () => undefined,
-} as unknown as IdentityClient;
+const auth = memberAuth;
+const identity = offlineIdentity();
 
 const NESTED = `
 heat_template_version: 2018-08-31
