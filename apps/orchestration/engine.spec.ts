@@ -1,35 +1,24 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { acquireDataSource, HeatStackEntity, releaseDataSource } from '@novum/db';
-import { DataSource } from 'typeorm';
+import { HeatStackEntity } from '@novum/db';
 import { Engine } from './engine';
 import { StackService } from './stack.service';
 import { StackStore } from './stack.store';
-import { memberAuth, offlineIdentity } from './testing';
+import { closeEngine, EngineHarness, memberAuth, offlineIdentity, openEngine } from './testing';
 
 const auth = memberAuth;
 const identity = offlineIdentity();
 
 describe('orchestration engine', () => {
-  let dir: string;
-  let dataSource: DataSource;
+  let harness: EngineHarness | undefined;
   let store: StackStore;
   let engine: Engine;
   let stacks: StackService;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'novum-heat-'));
-    dataSource = await acquireDataSource({ dataDir: dir });
-    store = new StackStore(dataSource);
-    engine = new Engine(store, identity);
-    stacks = new StackService(store, engine, identity);
+    harness = await openEngine('novum-heat-');
+    ({ store, engine, stacks } = harness);
   });
 
-  afterAll(async () => {
-    await releaseDataSource(dataSource);
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => closeEngine(harness));
 
   const create = async (name: string, template: object, extra: object = {}) => {
     const stack = await stacks.create(auth, { stack_name: name, template, ...extra });

@@ -1,16 +1,12 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { acquireDataSource, HeatStackEntity, releaseDataSource } from '@novum/db';
+import { HeatStackEntity } from '@novum/db';
 import { Json } from '@novum/hot';
-import { DataSource, IsNull } from 'typeorm';
+import { IsNull } from 'typeorm';
 import { Engine } from './engine';
 import { StackService } from './stack.service';
 import { StackStore } from './stack.store';
-import { memberAuth, offlineIdentity } from './testing';
+import { closeEngine, EngineHarness, memberAuth, openEngine } from './testing';
 
 const auth = memberAuth;
-const identity = offlineIdentity();
 
 const NESTED = `
 heat_template_version: 2018-08-31
@@ -27,24 +23,17 @@ outputs:
 `;
 
 describe('nested stacks', () => {
-  let dir: string;
-  let dataSource: DataSource;
+  let harness: EngineHarness | undefined;
   let store: StackStore;
   let engine: Engine;
   let stacks: StackService;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'novum-heat-nested-'));
-    dataSource = await acquireDataSource({ dataDir: dir });
-    store = new StackStore(dataSource);
-    engine = new Engine(store, identity);
-    stacks = new StackService(store, engine, identity);
+    harness = await openEngine('novum-heat-nested-');
+    ({ store, engine, stacks } = harness);
   });
 
-  afterAll(async () => {
-    await releaseDataSource(dataSource);
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => closeEngine(harness));
 
   const reload = (id: string) => store.stacks.findOneByOrFail({ id });
   const create = async (name: string, template: object, extra: object = {}) => {

@@ -1,5 +1,13 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { AuthContext } from '@novum/auth';
+import { acquireDataSource, releaseDataSource } from '@novum/db';
+import { DataSource } from 'typeorm';
 import { CredentialSeal, IdentityClient } from './cloud';
+import { Engine } from './engine';
+import { StackService } from './stack.service';
+import { StackStore } from './stack.store';
 
 /** The caller of the orchestration unit tests: a member of project-1. */
 export const memberAuth: AuthContext = {
@@ -26,4 +34,28 @@ export function offlineIdentity(): IdentityClient {
     },
     dropSession: () => undefined,
   } as unknown as IdentityClient;
+}
+
+/** An engine and stack service over a fresh SQLite database in a temporary directory, for unit tests. */
+export interface EngineHarness {
+  dir: string;
+  dataSource: DataSource;
+  store: StackStore;
+  engine: Engine;
+  stacks: StackService;
+}
+
+export async function openEngine(prefix: string): Promise<EngineHarness> {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const dataSource = await acquireDataSource({ dataDir: dir });
+  const store = new StackStore(dataSource);
+  const identity = offlineIdentity();
+  const engine = new Engine(store, identity);
+  return { dir, dataSource, store, engine, stacks: new StackService(store, engine, identity) };
+}
+
+export async function closeEngine(harness: EngineHarness | undefined): Promise<void> {
+  if (!harness) return;
+  await releaseDataSource(harness.dataSource);
+  rmSync(harness.dir, { recursive: true, force: true });
 }

@@ -1,15 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { acquireDataSource, HeatStackEntity, releaseDataSource } from '@novum/db';
-import { DataSource } from 'typeorm';
+import { HeatStackEntity } from '@novum/db';
 import { Engine } from './engine';
 import { StackService } from './stack.service';
 import { StackStore } from './stack.store';
-import { memberAuth, offlineIdentity } from './testing';
+import { closeEngine, EngineHarness, memberAuth, openEngine } from './testing';
 
 const auth = memberAuth;
-const identity = offlineIdentity();
 
 const BEFORE = {
   heat_template_version: '2021-04-16',
@@ -38,24 +33,17 @@ const FAILING = {
 };
 
 describe('orchestration engine: update rollback', () => {
-  let dir: string;
-  let dataSource: DataSource;
+  let harness: EngineHarness | undefined;
   let store: StackStore;
   let engine: Engine;
   let stacks: StackService;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'novum-heat-rollback-'));
-    dataSource = await acquireDataSource({ dataDir: dir });
-    store = new StackStore(dataSource);
-    engine = new Engine(store, identity);
-    stacks = new StackService(store, engine, identity);
+    harness = await openEngine('novum-heat-rollback-');
+    ({ store, engine, stacks } = harness);
   });
 
-  afterAll(async () => {
-    await releaseDataSource(dataSource);
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => closeEngine(harness));
 
   const rows = async (stackId: string) =>
     Object.fromEntries((await store.resources.findBy({ stackId })).map((r) => [r.name, r]));
