@@ -29,9 +29,9 @@ npx --no-install jest --selectProjects unit --json --outputFile="$results/unit.j
 
 # The host driver tests (real containers and QEMU guests: test/e2e/{container,kvm}-*, and horizon, which launches
 # containers) run once, on the embedded default; what they test is below the bus and the database, which the
-# second run is about. So do the real-client tests (test/e2e/*-cli: the openstack CLI's contract with the API, the
-# slowest files, a Python start per command; horizon: the dashboard in a browser): the API, fuzz, bus and
-# control-plane tests carry the PostgreSQL + RabbitMQ run.
+# second run is about. So do the real-client tests (test/e2e/*-cli: the openstack CLI's contract with the API, each
+# command forked from a Python process that imported the client once, test/e2e/support/openstack-runner.py;
+# horizon: the dashboard in a browser): the API, fuzz, bus and control-plane tests carry the PostgreSQL + RabbitMQ run.
 # Two jest runs at once, one per core, each one file at a time: the host tests beside the other embedded tests
 # (so no two host tests ever share the host: they check that nothing of Novum's is left on it), then the
 # production run in the place of whichever ends first. Every test has its own ports, data dir, database and vhost.
