@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { MessageBus } from '@novum/bus';
 import { ComputeRpcClient, InstanceRecords } from '@novum/compute';
-import { dataSourceOptions, InstanceFlavor } from '@novum/db';
+import { ComputeNodeEntity, openDataSource, InstanceFlavor } from '@novum/db';
 import {
   ComputeDriver,
   ConsoleUnavailable,
@@ -51,7 +51,7 @@ describe('ComputeManager on SQLite', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'novum-agent-'));
-    dataSource = await new DataSource(dataSourceOptions({ dataDir: dir })).initialize();
+    dataSource = await openDataSource({ dataDir: dir });
     records = new InstanceRecords(dataSource);
   });
 
@@ -85,21 +85,24 @@ describe('ComputeManager on SQLite', () => {
     return { uuid: instance.uuid, requestId };
   }
 
+  /** An instance placed on `host` and built there by its agent. */
+  async function built(manager: ComputeManager, host: string, flavor: InstanceFlavor) {
+    const { uuid, requestId } = await placed(host, flavor);
+    await manager.buildAndRunInstance({
+      instanceUuid: uuid,
+      requestId,
+      node: host,
+      attempt: 1,
+      excludedHosts: [],
+    });
+    return uuid;
+  }
+
   it('runs a flavor of a driver the host lacks on the fake driver, when the host offers fake', async () => {
     const fake = new FakeDriver();
     const { manager } = await agent('stand-in', [fake]);
     for (const driver of ['kvm', 'container']) {
-      const { uuid, requestId } = await placed('stand-in', {
-        ...FLAVOR,
-        extra_specs: { 'novum:driver': driver },
-      });
-      await manager.buildAndRunInstance({
-        instanceUuid: uuid,
-        requestId,
-        node: 'stand-in',
-        attempt: 1,
-        excludedHosts: [],
-      });
+      const uuid = await built(manager, 'stand-in', { ...FLAVOR, extra_specs: { 'novum:driver': driver } });
       expect(await records.get(uuid)).toMatchObject({
         vmState: VmState.ACTIVE,
         powerState: PowerState.RUNNING,
@@ -108,19 +111,25 @@ describe('ComputeManager on SQLite', () => {
     }
   });
 
+  it("counts the running guests of every driver in the node's running_vms", async () => {
+    const container = Object.assign(new FakeDriver(), { name: 'container' }) as unknown as ComputeDriver;
+    const fake = new FakeDriver();
+    const { manager } = await agent('two-drivers', [container, fake]);
+    for (const driver of ['container', 'kvm'])
+      await built(manager, 'two-drivers', { ...FLAVOR, extra_specs: { 'novum:driver': driver } });
+    // The node is reported at each start (and each heartbeat): a restarted agent finds both guests.
+    await manager.onApplicationShutdown();
+    await agent('two-drivers', [container, fake]);
+    const node = await dataSource.getRepository(ComputeNodeEntity).findOneByOrFail({ host: 'two-drivers' });
+    expect(node.runningVms).toBe(2);
+  });
+
   it('without fake, a driver the host lacks fails the build, which goes back to the conductor', async () => {
     const container = Object.assign(new FakeDriver(), { name: 'container' }) as unknown as ComputeDriver;
     const { manager, sent } = await agent('containers-only', [container]);
-    const { uuid, requestId } = await placed('containers-only', {
+    const uuid = await built(manager, 'containers-only', {
       ...FLAVOR,
       extra_specs: { 'novum:driver': 'kvm' },
-    });
-    await manager.buildAndRunInstance({
-      instanceUuid: uuid,
-      requestId,
-      node: 'containers-only',
-      attempt: 1,
-      excludedHosts: [],
     });
     expect(await records.get(uuid)).toMatchObject({ vmState: VmState.BUILDING, host: null });
     expect(sent).toEqual([
@@ -137,14 +146,7 @@ describe('ComputeManager on SQLite', () => {
   it('does nothing for a redelivered rescue, rebuild, soft delete or restore whose task is over', async () => {
     const fake = new FakeDriver();
     const { manager } = await agent('redelivery', [fake]);
-    const { uuid, requestId } = await placed('redelivery', FLAVOR);
-    await manager.buildAndRunInstance({
-      instanceUuid: uuid,
-      requestId,
-      node: 'redelivery',
-      attempt: 1,
-      excludedHosts: [],
-    });
+    const uuid = await built(manager, 'redelivery', FLAVOR);
     let rescues = 0;
     fake.failWhen(({ operation }) => {
       if (operation === 'rescue') rescues++;
@@ -204,14 +206,7 @@ describe('ComputeManager on SQLite', () => {
     });
     await manager.onApplicationBootstrap();
     managers.push(manager);
-    const { uuid, requestId } = await placed('consoles', FLAVOR);
-    await manager.buildAndRunInstance({
-      instanceUuid: uuid,
-      requestId,
-      node: 'consoles',
-      attempt: 1,
-      excludedHosts: [],
-    });
+    const uuid = await built(manager, 'consoles', FLAVOR);
     const endpoint = await manager.getSerialConsole({ instanceUuid: uuid });
     expect(endpoint).toMatchObject({ host: '127.0.0.1', port: relay.port });
     expect(relay.verify(endpoint.internalAccessPath!)).toBe(uuid);

@@ -52,6 +52,7 @@ import {
   ConsoleUnavailable,
   Diagnostics,
   FlavorSpec,
+  HostResources,
   ImageSource,
   InstanceNotFound,
   InstanceInvalidState,
@@ -1531,8 +1532,20 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
     };
   }
 
+  /**
+   * The host as its first driver sees it (the drivers share one host's CPUs, memory and disk), with the guests
+   * running on every driver: Nova's `running_vms` counts all the instances of the node, so a server that a
+   * host offering `container,fake` runs on the fake driver counts too.
+   */
+  private async hostResources(): Promise<HostResources> {
+    const [first, ...others] = await Promise.all(
+      this.options.drivers.map((driver) => driver.hostResources()),
+    );
+    return { ...first, runningVms: others.reduce((sum, more) => sum + more.runningVms, first.runningVms) };
+  }
+
   private async registerNode(): Promise<void> {
-    const resources = await this.options.drivers[0].hostResources();
+    const resources = await this.hostResources();
     const repository = this.dataSource.getRepository(ComputeNodeEntity);
     const ratios = this.options.allocationRatios ?? DEFAULT_RATIOS;
     const now = nowIso();
@@ -1581,7 +1594,7 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
   /** The periodic resource report: hypervisor totals and running guests (the used counters follow claims). */
   private async reportResources(): Promise<void> {
     if (!this.nodeUuid) return;
-    const resources = await this.options.drivers[0].hostResources();
+    const resources = await this.hostResources();
     await this.dataSource.getRepository(ComputeNodeEntity).update(
       { uuid: this.nodeUuid },
       {

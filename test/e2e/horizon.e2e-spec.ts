@@ -1,8 +1,9 @@
-import { ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { Browser, BrowserServer, Page } from 'playwright-core';
+import type { Browser, BrowserServer, Locator, Page } from 'playwright-core';
 import { CloudHandle, startCloud, testMode, waitForHttp } from './support/cloud';
 import {
   hostTestSkip,
@@ -105,12 +106,17 @@ const containers = !missingHostTools([RUNTIME, 'busybox', 'setfattr'], 'runc bus
       return page;
     };
 
+    /** The text of each cell of each row of a Horizon table (`id` is its Meta name). */
+    const cellsOf = async (page: Page, id: string) =>
+      (await page.locator(`#${id} tbody tr`).allInnerTexts()).map((row) =>
+        row.split('\t').map((cell) => cell.trim()),
+      );
+
     /** The row of an instance in the Instances table, found by name. */
     const instanceRow = (page: Page, name: string) => page.locator(`#instances tr[data-display="${name}"]`);
 
-    /** Runs an action of an instance's row (its button, or an item of its menu), confirming it when asked. */
-    const rowAction = async (page: Page, name: string, action: string, confirmed = true) => {
-      const row = instanceRow(page, name);
+    /** Runs an action of a table's row (its button, or an item of its menu), confirming it when asked. */
+    const rowAction = async (page: Page, row: Locator, action: string, confirmed = true) => {
       const button = row.locator('td.actions_column .btn-group > :is(a, button)', { hasText: action });
       if (await button.count()) {
         await button.first().click();
@@ -125,6 +131,17 @@ const containers = !missingHostTools([RUNTIME, 'busybox', 'setfattr'], 'runc bus
         .then(() => true)
         .catch(() => false);
       if (asked) await confirm.click();
+    };
+
+    /** `openstack image show` of demo's image once it is active, or as it is at the deadline. */
+    const activeImage = async (name: string) => {
+      const deadline = Date.now() + 90_000;
+      let image: any;
+      do {
+        image = await openstackJson(demo, 'image', 'show', name);
+        if (image.status !== 'active') await new Promise((r) => setTimeout(r, 500));
+      } while (image.status !== 'active' && Date.now() < deadline);
+      return image;
     };
 
     beforeAll(async () => {
@@ -213,6 +230,36 @@ const containers = !missingHostTools([RUNTIME, 'busybox', 'setfattr'], 'runc bus
       await page.context().close();
     });
 
+    it('uploads an image from a local file with Create Image, which becomes Active', async () => {
+      const file = join(horizonDir, 'upload.qcow2');
+      execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', file, '1M']);
+      const data = readFileSync(file);
+      const page = await login('demo');
+      await openPage(page, '/project/images/', 'images-before-upload');
+      await page.locator('button', { hasText: 'Create Image' }).first().click();
+      const wizard = page.locator('.modal-dialog');
+      await wizard.locator('#imageForm-name').fill('horizon-upload');
+      const [chooser] = await Promise.all([
+        page.waitForEvent('filechooser'),
+        wizard.locator('#imageForm-image_file').click(),
+      ]);
+      await chooser.setFiles(file);
+      await wizard.locator('#imageForm-format').selectOption({ label: 'QCOW2 - QEMU Emulator' });
+      await screenshot(page, 'create-image-form');
+      await wizard.locator('button.finish').click();
+      await wizard.waitFor({ state: 'detached' });
+      await assertNoErrors(page, 'the Create Image form');
+      expect(await activeImage('horizon-upload')).toMatchObject({
+        status: 'active',
+        disk_format: 'qcow2',
+        size: data.length,
+        checksum: createHash('md5').update(data).digest('hex'),
+      });
+      await openPage(page, '/project/images/', 'image-uploaded');
+      await page.locator('tr', { hasText: 'horizon-upload' }).filter({ hasText: 'Active' }).first().waitFor();
+      await page.context().close();
+    });
+
     it('launches an instance with the Launch Instance wizard, sees it Active, and deletes it', async () => {
       const page = await login('demo');
       await openPage(page, '/project/instances/', 'instances-before-launch');
@@ -261,7 +308,7 @@ const containers = !missingHostTools([RUNTIME, 'busybox', 'setfattr'], 'runc bus
         ['Resume Instance', 'Active', 'ACTIVE', 'running'],
       ];
       for (const [action, shown, status, container] of steps) {
-        await rowAction(page, 'horizon-one', action);
+        await rowAction(page, row, action);
         // Settled: the status shown, and no task in the Task column (after the zone).
         await page
           .locator('#instances tr[data-display="horizon-one"]', {
@@ -281,23 +328,17 @@ const containers = !missingHostTools([RUNTIME, 'busybox', 'setfattr'], 'runc bus
           });
       }
 
-      await rowAction(page, 'horizon-one', 'Create Snapshot', false);
+      await rowAction(page, row, 'Create Snapshot', false);
       await page.locator('.modal-dialog #id_name').fill('horizon-snap');
       await page.locator('.modal-footer .btn-primary').click();
       await page.waitForURL(/\/project\/images\//);
       await assertNoErrors(page, 'the snapshot form');
-      const snapshotDeadline = Date.now() + 90_000;
-      let snapshot: any;
-      do {
-        snapshot = await openstackJson(demo, 'image', 'show', 'horizon-snap');
-        if (snapshot.status !== 'active') await new Promise((r) => setTimeout(r, 500));
-      } while (snapshot.status !== 'active' && Date.now() < snapshotDeadline);
-      expect(snapshot.status).toBe('active');
+      expect(await activeImage('horizon-snap')).toMatchObject({ status: 'active' });
       await openPage(page, '/project/images/', 'images-with-snapshot');
       await page.locator('tr', { hasText: 'horizon-snap' }).first().waitFor();
 
       await openPage(page, '/project/instances/', 'instances-before-delete');
-      await rowAction(page, 'horizon-one', 'Delete Instance');
+      await rowAction(page, row, 'Delete Instance');
       await row.waitFor({ state: 'detached', timeout: 90_000 });
       await assertNoErrors(page, 'the instance table after the delete');
       await screenshot(page, 'instance-deleted');
@@ -423,7 +464,7 @@ const containers = !missingHostTools([RUNTIME, 'busybox', 'setfattr'], 'runc bus
       await page.context().close();
     });
 
-    it('creates a flavor, a project and a user as admin', async () => {
+    it('creates a flavor with an extra spec, a project and a user, and makes the user a member, as admin', async () => {
       const page = await login('admin');
       await openPage(page, '/admin/flavors/', 'flavors-before-create');
       await page.locator('#flavors__action_create').click();
@@ -433,13 +474,25 @@ const containers = !missingHostTools([RUNTIME, 'busybox', 'setfattr'], 'runc bus
       await form.locator('#id_memory_mb').fill('128');
       await form.locator('#id_disk_gb').fill('1');
       await form.locator('.modal-footer .btn-primary').click();
-      await page.locator('#flavors tr', { hasText: 'horizon.flavor' }).first().waitFor();
+      const flavorRow = page.locator('#flavors tr', { hasText: 'horizon.flavor' }).first();
+      await flavorRow.waitFor();
       await assertNoErrors(page, 'the flavor form');
       await screenshot(page, 'flavor-created');
+      // The metadata modal's Custom item: a key of one's own, then its value.
+      await rowAction(page, flavorRow, 'Update Metadata', false);
+      await form.locator('input[name="customItem"]').fill('quota:cpu_shares');
+      await form.locator('[ng-form="customItemForm"] button').click();
+      await form.locator('.metadata-tree-item input[name="property"]').fill('512');
+      await screenshot(page, 'flavor-metadata');
+      await form.locator('.modal-footer .btn-primary').click();
+      await form.waitFor({ state: 'detached' });
+      await flavorRow.filter({ hasText: /Yes\s+Yes/ }).waitFor();
+      await assertNoErrors(page, 'the flavor metadata form');
       expect(await openstackJson(admin, 'flavor', 'show', 'horizon.flavor')).toMatchObject({
         vcpus: 1,
         ram: 128,
         disk: 1,
+        properties: { 'quota:cpu_shares': '512' },
       });
 
       await openPage(page, '/identity/', 'projects-before-create');
@@ -463,15 +516,100 @@ const containers = !missingHostTools([RUNTIME, 'busybox', 'setfattr'], 'runc bus
       await assertNoErrors(page, 'the user form');
       await screenshot(page, 'user-created');
       expect(await openstackJson(admin, 'user', 'show', 'horizon-user')).toMatchObject({ enabled: true });
+
+      await openPage(page, '/identity/', 'projects-before-members');
+      await rowAction(
+        page,
+        page.locator('#tenants tr', { hasText: 'horizon-project' }).first(),
+        'Manage Members',
+        false,
+      );
+      const available = form.locator('ul.available_update_members ul.nav', { hasText: 'horizon-user' });
+      await available.locator('a[href="#add_remove"]').click();
+      await form.locator('ul.update_members_members ul.nav', { hasText: 'horizon-user' }).waitFor();
+      await screenshot(page, 'project-members');
+      await form.locator('.modal-footer .btn-primary').click();
+      await form.waitFor({ state: 'detached' });
+      await assertNoErrors(page, 'the project members form');
+      expect(
+        await openstackJson(admin, 'role', 'assignment', 'list', '--project', 'horizon-project', '--names'),
+      ).toEqual([expect.objectContaining({ Role: 'member', User: 'horizon-user@Default' })]);
       await page.context().close();
     });
 
-    it('shows the Admin and Identity pages to admin without an error', async () => {
+    it("shows admin the host's usage, the compute services, every project's instances and the Identity pages", async () => {
+      // One server of each project; with containers, demo's is a container and admin's an m1 (kvm) server,
+      // which this host runs on its fake driver: two drivers of one host.
+      const servers = ['horizon-of-demo', 'horizon-of-admin'];
+      const created = await Promise.all([
+        openstackJson(
+          demo,
+          'server',
+          'create',
+          '--image',
+          image,
+          '--flavor',
+          flavor,
+          '--network',
+          'private',
+          '--wait',
+          servers[0],
+        ),
+        openstackJson(
+          admin,
+          'server',
+          'create',
+          '--image',
+          image,
+          '--flavor',
+          'm1.tiny',
+          '--network',
+          'private',
+          '--wait',
+          servers[1],
+        ),
+      ]);
+      expect(created.map((server) => server.status)).toEqual(['ACTIVE', 'ACTIVE']);
+      const [hypervisor] = await openstackJson(admin, 'hypervisor', 'list', '--long');
       const page = await login('admin');
       await openPage(page, '/admin/hypervisors/', 'admin-hypervisors');
+      // Hostname, Type, VCPUs (used), VCPUs (total), RAM (used), RAM (total), Local Storage (used and total), Instances.
+      expect(await cellsOf(page, 'hypervisors')).toEqual([
+        [
+          hypervisor['Hypervisor Hostname'],
+          hypervisor['Hypervisor Type'],
+          '2',
+          String(hypervisor.vCPUs),
+          expect.any(String),
+          expect.any(String),
+          expect.any(String),
+          expect.any(String),
+          '2',
+        ],
+      ]);
+      expect(await page.locator('body').innerText()).toMatch(/VCPU Usage\s+Used 2 of/);
+      await page.locator('#hypervisors tbody tr a').first().click();
+      await assertNoErrors(page, 'the hypervisor page');
+      await screenshot(page, 'admin-hypervisor-servers');
+      for (const server of created) await page.locator('tr', { hasText: server.id }).waitFor();
+      await openPage(page, '/admin/hypervisors/?tab=hypervisor_info__compute_host', 'admin-compute-host');
+      await page.locator('#compute_host tbody tr', { hasText: /Enabled\s+Up/ }).waitFor();
+      await openPage(page, '/admin/info/?tab=system_info__nova_services', 'admin-compute-services');
+      // Name, Host, Zone, Status, State, Last Updated.
+      const services = (await cellsOf(page, 'nova_services')).map(([name, , , status, state]) => [
+        name,
+        status,
+        state,
+      ]);
+      expect(services.sort()).toEqual(
+        ['nova-compute', 'nova-conductor', 'nova-scheduler'].map((name) => [name, 'Enabled', 'Up']),
+      );
       await openPage(page, '/admin/flavors/', 'admin-flavors');
       expect(await page.locator('body').innerText()).toContain(flavor);
       await openPage(page, '/admin/instances/', 'admin-instances');
+      await page.locator('#instances tr', { hasText: /demo[\s\S]*horizon-of-demo/ }).waitFor();
+      await page.locator('#instances tr', { hasText: /admin[\s\S]*horizon-of-admin/ }).waitFor();
+      await openstackOk(admin, 'server', 'delete', '--wait', ...created.map((server) => server.id));
       await openPage(page, '/admin/info/', 'admin-system-information');
       // Projects is the Identity dashboard's default panel.
       await openPage(page, '/identity/', 'identity-projects');
