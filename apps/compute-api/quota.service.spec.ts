@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { InstanceRecords } from '@novum/compute';
-import { dataSourceOptions, InstanceEntity, InstanceFlavor, nowIso } from '@novum/db';
+import { openDataSource, InstanceEntity, InstanceFlavor, nowIso } from '@novum/db';
 import { ComputeStore } from './compute.store';
 import { QuotaService } from './quota.service';
 
@@ -26,7 +26,7 @@ describe('QuotaService usage on SQLite', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'novum-quota-'));
-    dataSource = await new DataSource(dataSourceOptions({ dataDir: dir })).initialize();
+    dataSource = await openDataSource({ dataDir: dir });
     quotas = new QuotaService(new ComputeStore(dataSource));
     records = new InstanceRecords(dataSource);
   });

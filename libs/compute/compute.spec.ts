@@ -3,13 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
-import {
-  AllocationEntity,
-  ComputeNodeEntity,
-  ComputeServiceEntity,
-  dataSourceOptions,
-  nowIso,
-} from '@novum/db';
+import { AllocationEntity, ComputeNodeEntity, ComputeServiceEntity, openDataSource, nowIso } from '@novum/db';
 import { PowerState, TaskState, VmState } from '@novum/virt';
 import { claim, confirmMigrationClaim, recomputeUsage, release, resourcesOf } from './claims';
 import { checkRequest, MalformedRequestError } from './contract';
@@ -34,7 +28,7 @@ describe('compute records and claims on SQLite', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'novum-compute-'));
-    dataSource = await new DataSource(dataSourceOptions({ dataDir: dir })).initialize();
+    dataSource = await openDataSource({ dataDir: dir });
     records = new InstanceRecords(dataSource);
   });
 

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
-import { ConsoleAuthTokenEntity, dataSourceOptions } from '@novum/db';
+import { ConsoleAuthTokenEntity, openDataSource } from '@novum/db';
 import { ConsoleAuthTokens } from './console-auth';
 
 describe('ConsoleAuthTokens on SQLite', () => {
@@ -22,7 +22,7 @@ describe('ConsoleAuthTokens on SQLite', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'novum-console-auth-'));
-    dataSource = await new DataSource(dataSourceOptions({ dataDir: dir })).initialize();
+    dataSource = await openDataSource({ dataDir: dir });
     tokens = new ConsoleAuthTokens(dataSource, () => now);
   });
 

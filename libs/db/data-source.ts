@@ -56,7 +56,8 @@ export function dataSourceOptions(settings: DatabaseSettings): DataSourceOptions
   const common = {
     entities: ENTITIES,
     migrations: MIGRATIONS,
-    migrationsRun: true,
+    // Run by openDataSource, which serializes the services that start together on one PostgreSQL database.
+    migrationsRun: false,
     synchronize: false,
     logging: false,
   };
@@ -81,6 +82,37 @@ export function dataSourceOptions(settings: DatabaseSettings): DataSourceOptions
   };
 }
 
+/** The PostgreSQL advisory lock (any 64-bit number of Novum's own) that one migrating process holds at a time. */
+const MIGRATION_LOCK = 7_318_716_233_504_301;
+
+/**
+ * A database opened and migrated. Services apart from each other (ops/systemd) start together on one
+ * PostgreSQL database: each migrates under a session advisory lock, so the first creates the tables and
+ * the others, once they get the lock, find nothing pending (otherwise two would create the same table).
+ */
+export async function openDataSource(settings: DatabaseSettings): Promise<DataSource> {
+  const dataSource = await new DataSource(dataSourceOptions(settings)).initialize();
+  try {
+    if (dataSource.options.type !== 'postgres') {
+      await dataSource.runMigrations();
+      return dataSource;
+    }
+    const lock = dataSource.createQueryRunner();
+    await lock.connect();
+    try {
+      await lock.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
+      await dataSource.runMigrations();
+    } finally {
+      await lock.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => undefined);
+      await lock.release();
+    }
+    return dataSource;
+  } catch (error) {
+    await dataSource.destroy().catch(() => undefined);
+    throw error;
+  }
+}
+
 const open = new Map<string, { dataSource: Promise<DataSource>; users: number }>();
 
 /**
@@ -91,7 +123,7 @@ export async function acquireDataSource(settings: DatabaseSettings): Promise<Dat
   const key = settings.databaseUrl ?? settings.dataDir;
   let entry = open.get(key);
   if (!entry) {
-    const dataSource = new DataSource(dataSourceOptions(settings)).initialize();
+    const dataSource = openDataSource(settings);
     entry = { dataSource, users: 0 };
     open.set(key, entry);
     dataSource.catch(() => open.delete(key));
