@@ -24,7 +24,9 @@ import traceback
 
 from importlib.metadata import entry_points
 
-from openstackclient import shell
+# cliff names the program (in usage and error messages) after sys.argv[0] when it is imported.
+sys.argv[0] = '/usr/bin/openstack'
+from openstackclient import shell  # noqa: E402
 
 # The command modules of the services the tests drive, imported here so that no child imports them again.
 for group in ('openstack.cli', 'openstack.common', 'openstack.compute.v2', 'openstack.identity.v3',
