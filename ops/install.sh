@@ -25,6 +25,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# The unprivileged user the services other than the compute agent run as when apart (ops/systemd).
+getent passwd novum >/dev/null ||
+  useradd --system --no-create-home --home-dir /var/lib/novum --shell /usr/sbin/nologin --comment 'Novum services' novum
 # The unprivileged user the kvm driver's QEMU processes run as (NOVUM_KVM_USER).
 getent passwd novum-qemu >/dev/null ||
   useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin --comment 'Novum QEMU guests' novum-qemu

@@ -1,4 +1,5 @@
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { registerWithIdentity } from './catalog-registration';
 import { NovumConfig } from './config';
 import { rootLogger } from './logger';
 import { runService } from './run-service';
@@ -42,10 +43,20 @@ export function identityUrlFor(config: NovumConfig): string {
   return config.identityUrl ?? publicUrl(config, config.ports.identity, 'identity');
 }
 
-/** `main.ts` of an app that runs on its own: build, listen, stop on SIGTERM. */
+/**
+ * `main.ts` of an app that runs on its own: build, put its entry in identity's catalog and make its first-start
+ * data (registerWithIdentity), listen, stop on SIGTERM.
+ */
 export function runStandaloneService(descriptor: ServiceDescriptor): void {
   runService(async (config) => {
     const app = await descriptor.create(config);
+    await app.init();
+    const context = await registerWithIdentity(
+      config,
+      identityUrlFor(config),
+      descriptor.catalogEntry(config),
+    );
+    await descriptor.bootstrap?.(app, context);
     await app.listen(descriptor.port(config), config.bindAddress);
     rootLogger().info(
       { service: descriptor.name, url: descriptor.catalogEntry(config).url },

@@ -1,6 +1,6 @@
 import { ChildProcess, spawn, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client } from 'pg';
@@ -72,6 +72,76 @@ async function waitForFile(path: string, timeoutMs = 60_000): Promise<void> {
   }
 }
 
+export interface ServiceProcess {
+  child: ChildProcess;
+  /** The exit code (null after a signal), once the process has ended. */
+  exited: Promise<number | null>;
+  /** Sends the signal and waits for the end (SIGKILL after 20 s); the exit code, or null. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/**
+ * One built entry point (`dist/apps/<app>/main.js`) in a child process with the given environment (and user),
+ * its output appended to logFile; killed with jest if its test never stops it.
+ */
+export function launchService(
+  main: string,
+  env: Record<string, string>,
+  logFile: string,
+  user?: { uid: number; gid: number },
+): ServiceProcess {
+  const out = openSync(logFile, 'a');
+  const child = spawn(process.execPath, [main], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', out, out],
+    ...user,
+  });
+  closeSync(out);
+  const exited = new Promise<number | null>((resolveExit) => child.once('exit', (code) => resolveExit(code)));
+  // A process its test never stopped (a hook that timed out before it got the handle) ends with jest.
+  const orphan = () => child.kill('SIGKILL');
+  process.once('exit', orphan);
+  void exited.then(() => process.off('exit', orphan));
+  return {
+    child,
+    exited,
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+      child.kill(signal);
+      // A service that does not stop in time is a bug the test should see, but must not leave running.
+      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      const code = await exited;
+      clearTimeout(timer);
+      return code;
+    },
+  };
+}
+
+/** The built entry point of an app (NOVUM_DIST lets a test run use a build other than dist/). */
+export const entryPoint = (app: string) =>
+  join(process.env.NOVUM_DIST ?? join(ROOT, 'dist'), `apps/${app}/main.js`);
+
+/** A fresh PostgreSQL database and RabbitMQ vhost (guest may use it), as DATABASE_URL and AMQP_URL. */
+export async function createBackends(
+  id: string,
+): Promise<{ env: Record<string, string>; drop(): Promise<void> }> {
+  const database = `novum_e2e_${id}`;
+  const vhost = `novum-e2e-${id}`;
+  await adminQuery(`CREATE DATABASE ${database}`);
+  rabbitmqctl('add_vhost', vhost);
+  rabbitmqctl('set_permissions', '-p', vhost, 'guest', '.*', '.*', '.*');
+  return {
+    env: {
+      DATABASE_URL: `postgres://postgres@127.0.0.1:5432/${database}`,
+      AMQP_URL: `amqp://guest:guest@127.0.0.1:5672/${vhost}`,
+    },
+    async drop() {
+      await adminQuery(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+      rabbitmqctl('delete_vhost', vhost);
+    },
+  };
+}
+
 export async function startCloud(options: {
   portBase: number;
   mode?: CloudMode;
@@ -79,8 +149,7 @@ export async function startCloud(options: {
   extraEnv?: Record<string, string>;
 }): Promise<CloudHandle> {
   const entry = options.entry ?? 'novum';
-  // NOVUM_DIST lets a test run use a build other than dist/ (e.g. two builds side by side).
-  const main = join(process.env.NOVUM_DIST ?? join(ROOT, 'dist'), `apps/${entry}/main.js`);
+  const main = entryPoint(entry);
   const mode = options.mode ?? testMode();
   const id = randomBytes(4).toString('hex');
   const dataDir = mkdtempSync(join(tmpdir(), 'novum-e2e-'));
@@ -97,20 +166,10 @@ export async function startCloud(options: {
     NOVUM_SERIALPROXY_PORT: String(options.portBase + 5),
     ...options.extraEnv,
   };
-  let database: string | undefined;
-  let vhost: string | undefined;
-  if (mode === 'production') {
-    database = `novum_e2e_${id}`;
-    vhost = `novum-e2e-${id}`;
-    await adminQuery(`CREATE DATABASE ${database}`);
-    rabbitmqctl('add_vhost', vhost);
-    rabbitmqctl('set_permissions', '-p', vhost, 'guest', '.*', '.*', '.*');
-    env.DATABASE_URL = `postgres://postgres@127.0.0.1:5432/${database}`;
-    env.AMQP_URL = `amqp://guest:guest@127.0.0.1:5672/${vhost}`;
-  }
+  const backends = mode === 'production' ? await createBackends(id) : undefined;
+  Object.assign(env, backends?.env);
 
-  let child: ChildProcess | undefined;
-  let exited: Promise<number | null> = Promise.resolve(null);
+  let process_: ServiceProcess | undefined;
   const logFile = join(dataDir, 'novum.log');
   const identityUrl = `http://127.0.0.1:${options.portBase}/identity`;
 
@@ -125,21 +184,11 @@ export async function startCloud(options: {
     cloudsYaml: join(dataDir, 'clouds.yaml'),
     log: logFile,
     async start() {
-      const { openSync } = await import('node:fs');
-      const out = openSync(logFile, 'a');
       // A killed cloud leaves its ready.json behind; it must not pass for the new process being ready.
       rmSync(join(dataDir, 'ready.json'), { force: true });
-      child = spawn(process.execPath, [main], {
-        env: { ...process.env, ...env },
-        stdio: ['ignore', out, out],
-      });
-      exited = new Promise((resolveExit) => child!.once('exit', (code) => resolveExit(code)));
-      // A cloud its test never destroyed (a hook that timed out before it got the handle) ends with jest.
-      const started = child;
-      const orphan = () => started.kill('SIGKILL');
-      process.once('exit', orphan);
-      void exited.then(() => process.off('exit', orphan));
-      const failed = exited.then((code) => {
+      const started = launchService(main, env, logFile);
+      process_ = started;
+      const failed = started.exited.then((code) => {
         throw new Error(
           `novum exited with ${code} during start; log:\n${readFileSync(logFile, 'utf8').slice(-4000)}`,
         );
@@ -155,18 +204,11 @@ export async function startCloud(options: {
       handle.demoPassword = passwords.demo;
     },
     async stop(signal = 'SIGTERM') {
-      if (!child || child.exitCode !== null || child.signalCode !== null) return child?.exitCode ?? null;
-      child.kill(signal);
-      // A service that does not stop in time is a bug the test should see, but must not leave running.
-      const timer = setTimeout(() => child?.kill('SIGKILL'), 20_000);
-      const code = await exited;
-      clearTimeout(timer);
-      return code;
+      return process_ ? process_.stop(signal) : null;
     },
     async destroy() {
       await handle.stop();
-      if (database) await adminQuery(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
-      if (vhost) rabbitmqctl('delete_vhost', vhost);
+      await backends?.drop();
       if (process.env.NOVUM_E2E_KEEP_LOG)
         writeFileSync(process.env.NOVUM_E2E_KEEP_LOG, readFileSync(logFile));
       rmSync(dataDir, { recursive: true, force: true });

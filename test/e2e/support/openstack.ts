@@ -127,6 +127,17 @@ export async function openstackJson<T = any>(env: Record<string, string>, ...arg
   return JSON.parse(result.stdout) as T;
 }
 
+/** `openstack stack create|update ... --wait -f json`: the JSON after the events the client printed while waiting. */
+export async function openstackWaitedJson<T = any>(
+  env: Record<string, string>,
+  ...args: string[]
+): Promise<T> {
+  const result = await openstack(env, ...args, '-f', 'json');
+  if (result.code !== 0)
+    throw new Error(`openstack ${args.join(' ')} failed (${result.code}): ${result.stderr}`);
+  return JSON.parse(result.stdout.slice(result.stdout.search(/^\{/m))) as T;
+}
+
 /** `openstack ARGS` that must succeed; returns its output. */
 export async function openstackOk(env: Record<string, string>, ...args: string[]): Promise<string> {
   const result = await openstack(env, ...args);
