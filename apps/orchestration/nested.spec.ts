@@ -76,6 +76,7 @@ describe('nested stacks', () => {
       values: { value: { get_attr: ['group', 'value'] } },
       map: { value: { get_attr: ['group', 'attributes', 'value'] } },
       one: { value: { get_attr: ['group', 'resource.1.value'] } },
+      two: { value: { get_attr: ['group', 'resource.2', 'value'] } },
       first_ref: { value: { get_attr: ['group', 'resource.0'] } },
       refs_map: { value: { get_attr: ['group', 'refs_map'] } },
       removed: { value: { get_attr: ['group', 'removed_rsrc_list'] } },
@@ -98,6 +99,7 @@ describe('nested stacks', () => {
     expect(out.values).toEqual(['member-0', 'member-1', 'member-2']);
     expect(out.map).toEqual({ 0: 'member-0', 1: 'member-1', 2: 'member-2' });
     expect(out.one).toBe('member-1');
+    expect(out.two).toBe('member-2');
     expect(out.refs).toHaveLength(3);
     expect(out.first_ref).toBe((out.refs as Json[])[0]);
     expect(out.refs_map).toEqual({

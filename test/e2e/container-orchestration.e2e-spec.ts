@@ -88,6 +88,31 @@ const BIG_CONTAINER = `
       hints: {group: {get_resource: group}}
 `;
 
+/** A ResourceGroup of ten containers named by their index; each prints its index on its console. */
+const GROUP = `
+heat_template_version: 2021-04-16
+resources:
+  pool:
+    type: OS::Heat::ResourceGroup
+    properties:
+      count: 10
+      resource_def:
+        type: OS::Zun::Container
+        properties:
+          image: busybox
+          name: pool-%index%
+          command: "/bin/sh -c 'trap \\"exit 0\\" TERM; echo member %index%; sleep 2147483647 & wait'"
+          memory: 64
+          networks: [{network: private}]
+outputs:
+  refs: {value: {get_attr: [pool, refs]}}
+  refs_map: {value: {get_attr: [pool, refs_map]}}
+  names: {value: {get_attr: [pool, name]}}
+  names_map: {value: {get_attr: [pool, attributes, name]}}
+  third: {value: {get_attr: [pool, resource.3, name]}}
+  addresses: {value: {get_attr: [pool, addresses, private, 0, addr]}}
+`;
+
 /** `openstack stack create --wait -f json` prints the events it waited for before the JSON. */
 async function waitedJson(env: Record<string, string>, ...args: string[]): Promise<any> {
   const result = await openstack(env, ...args, '-f', 'json');
@@ -332,6 +357,70 @@ const skip = hostTestSkip(
       expect((await openstack(admin, 'flavor', 'show', big['Flavor ID'])).code).not.toBe(0);
       expect(await openstackJson<any[]>(admin, 'server', 'list')).toEqual([]);
       expect(containerHostLeftovers(cloud, [big.ID])).toEqual([]);
+    });
+
+    it('runs a ResourceGroup of ten containers named by index, then deletes them all', async () => {
+      const created = await waitedJson(
+        demo,
+        'stack',
+        'create',
+        '-t',
+        file('group.yaml', GROUP),
+        '--wait',
+        'pool',
+      );
+      expect(created.stack_status).toBe('CREATE_COMPLETE');
+
+      const indexes = Array.from({ length: 10 }, (_, i) => i);
+      const servers = await openstackJson<any[]>(demo, 'server', 'list', '--long');
+      const byName = Object.fromEntries(servers.map((s) => [s.Name, s]));
+      expect(Object.keys(byName).sort()).toEqual(indexes.map((i) => `pool-${i}`).sort());
+      const ids = indexes.map((i) => byName[`pool-${i}`].ID as string);
+      for (const i of indexes) {
+        expect(byName[`pool-${i}`]).toMatchObject({ Status: 'ACTIVE', 'Flavor Name': 'c1.tiny' });
+        expect(runtimeState(cloud, ids[i])?.status).toBe('running');
+      }
+      // The index reached the command too.
+      const spec = JSON.parse(
+        readFileSync(join(cloud.dataDir, 'containers', 'instances', ids[7], 'config.json'), 'utf8'),
+      );
+      expect(spec.process.args.join(' ')).toContain('echo member 7;');
+
+      const output = async (key: string) =>
+        (await openstackJson(demo, 'stack', 'output', 'show', 'pool', key)).output_value;
+      expect(await output('refs')).toEqual(ids);
+      expect(await output('refs_map')).toEqual(Object.fromEntries(indexes.map((i) => [String(i), ids[i]])));
+      expect(await output('names')).toEqual(indexes.map((i) => `pool-${i}`));
+      expect(await output('names_map')).toEqual(
+        Object.fromEntries(indexes.map((i) => [String(i), `pool-${i}`])),
+      );
+      expect(await output('third')).toBe('pool-3');
+      const addresses = await output('addresses');
+      expect(addresses).toHaveLength(10);
+      expect(new Set(addresses).size).toBe(10);
+      for (const i of indexes) expect(JSON.stringify(byName[`pool-${i}`].Networks)).toContain(addresses[i]);
+
+      // The members live in the group's nested stack, named by index.
+      const members = await openstackJson<any[]>(
+        demo,
+        'stack',
+        'resource',
+        'list',
+        '--nested-depth',
+        '1',
+        'pool',
+      );
+      const nested = members.filter((r) => r.resource_type === 'OS::Zun::Container');
+      expect(Object.fromEntries(nested.map((r) => [r.resource_name, r.physical_resource_id]))).toEqual(
+        Object.fromEntries(indexes.map((i) => [String(i), ids[i]])),
+      );
+      expect(nested.every((r) => r.resource_status === 'CREATE_COMPLETE')).toBe(true);
+
+      await openstackOk(demo, 'stack', 'delete', '--yes', '--wait', 'pool');
+      expect(await openstackJson<any[]>(demo, 'server', 'list')).toEqual([]);
+      expect(await openstackJson<any[]>(demo, 'stack', 'list', '--nested')).toEqual([]);
+      expect(ids.map((id) => runtimeState(cloud, id)).filter(Boolean)).toEqual([]);
+      expect(containerHostLeftovers(cloud, ids)).toEqual([]);
     });
   },
 );

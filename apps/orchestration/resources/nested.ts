@@ -272,8 +272,10 @@ function groupAttribute(state: ResourceState, key: string, path: Json[]): Json {
     const [, index, ...rest] = key.split('.');
     const member = members[index];
     if (!member) throw new Error(`Member '${index}' not found in group resource '${state.name}'.`);
-    if (!rest.length) return selectPath(member.ref, path);
-    return selectPath(member.attributes[rest.join('.')] ?? null, path);
+    // As Heat's grouputils.get_nested_attrs: `[group, resource.N, attr, ...]` is `[group, resource.N.attr, ...]`.
+    const [attribute, ...below] = rest.length ? [rest.join('.'), ...path] : path;
+    if (attribute === undefined) return member.ref;
+    return selectPath(member.attributes[String(attribute)] ?? null, below);
   }
   switch (key) {
     case 'refs':
