@@ -349,6 +349,23 @@ describe('container resources: create and attributes', () => {
     expect(zunContainer.attribute(state, 'name')).toBe('web');
   });
 
+  it('waits for the first logs of a Docker container only: a Zun container has no log attributes', async () => {
+    const consoleReads = (cloud: FakeCloud) =>
+      cloud.calls.filter((c) => c.path === '/servers/srv-1/action' && 'os-getConsoleOutput' in c.body).length;
+    const silentDocker = Object.assign(new FakeCloud(), { consoleOutput: '' });
+    await dockerContainer.create(
+      contextFor(silentDocker),
+      validateProperties(dockerContainer, { image: 'busybox' }, []),
+    );
+    expect(consoleReads(silentDocker)).toBe(20);
+    const silentZun = Object.assign(new FakeCloud(), { consoleOutput: '' });
+    await zunContainer.create(
+      contextFor(silentZun),
+      validateProperties(zunContainer, { image: 'busybox' }, []),
+    );
+    expect(consoleReads(silentZun)).toBe(0);
+  });
+
   it('makes a private container flavor of the size when none fits and the owner may, and removes it with the server', async () => {
     const cloud = new FakeCloud();
     cloud.canMakeFlavors = true;

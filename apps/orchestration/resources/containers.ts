@@ -146,6 +146,8 @@ interface ContainerSpec {
   networks?: JsonMap[];
   securityGroups?: string[];
   schedulerHints?: JsonMap | null;
+  /** The type has log attributes (Docker's), read from the console once the command has written some. */
+  logs: boolean;
 }
 
 /** The flavours with `novum:driver=container`, smallest first (RAM, then vCPUs, then disk). */
@@ -283,7 +285,7 @@ async function createContainer(ctx: ActionContext, spec: ContainerSpec): Promise
     id = created.server.id as string;
     await ctx.created?.(id, { flavor: flavor.id, own_flavor: ownFlavor });
     const { data } = await waitActive(ctx, cloud, id, {});
-    const seen = await observe(ctx, cloud, id);
+    const seen = await observe(ctx, cloud, id, spec.logs);
     return { physicalId: id, data: { ...data, ...seen, flavor: flavor.id, own_flavor: ownFlavor } };
   } catch (error) {
     // A server keeps its flavor's sizes when the flavor goes; the resource keeps the server's id, so that a
@@ -293,8 +295,17 @@ async function createContainer(ctx: ActionContext, spec: ContainerSpec): Promise
   }
 }
 
-/** The container's ports (with their network names and gateways) and its console output once it has some. */
-async function observe(ctx: ActionContext, cloud: CloudSession, id: string): Promise<JsonMap> {
+/**
+ * The container's ports (with their network names and gateways) and, for a type with log attributes, its
+ * console output once it has some. A type without them does not wait: a command that writes nothing would
+ * hold its create for the whole wait.
+ */
+async function observe(
+  ctx: ActionContext,
+  cloud: CloudSession,
+  id: string,
+  logged: boolean,
+): Promise<JsonMap> {
   const { interfaceAttachments } = await cloud.request<{ interfaceAttachments: NovaObject[] }>(
     'compute',
     'GET',
@@ -317,7 +328,7 @@ async function observe(ctx: ActionContext, cloud: CloudSession, id: string): Pro
   }
   let logs = '';
   // The command's first words reach the console a moment after the container starts.
-  for (let attempt = 0; attempt < 20 && !logs; attempt++) {
+  for (let attempt = 0; logged && attempt < 20 && !logs; attempt++) {
     logs = await consoleOutput(cloud, id);
     if (!logs) await ctx.sleep(250);
   }
@@ -583,6 +594,7 @@ export const dockerContainer: ResourceType = {
       memoryMb: Math.ceil((props.memory as number) / (1024 * 1024)),
       vcpus: 1,
       metadata: dockerMetadata(props),
+      logs: true,
     });
   },
   delete: deleteContainer,
@@ -814,6 +826,7 @@ export const zunContainer: ResourceType = {
       networks: await zunNetworks(cloud, props.networks as JsonMap[] | null),
       securityGroups: props.security_groups as string[],
       schedulerHints: props.hints as JsonMap | null,
+      logs: false,
     });
   },
   async update(ctx, state, props) {
