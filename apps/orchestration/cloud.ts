@@ -148,6 +148,8 @@ export class IdentityClient {
   private readonly log = rootLogger().child({ service: 'orchestration', component: 'identity' });
   private readonly url: string;
   private readonly sessions = new Map<string, { session: CloudSession; expiresAt: number }>();
+  /** Authentications under way, per stack: resources started side by side share one (Keystone hashes the secret). */
+  private readonly authenticating = new Map<string, Promise<{ session: CloudSession; expiresAt: number }>>();
 
   readonly credentials: CredentialSeal;
 
@@ -195,13 +197,23 @@ export class IdentityClient {
     ).catch((error) => this.log.warn({ err: error }, 'could not delete the stack application credential'));
   }
 
-  /** A session for the stack's owner (cached until shortly before its token expires). */
+  /** A session for the stack's owner (cached until shortly before its token expires; one authentication at a time). */
   async session(stackId: string, credential: StackCredential): Promise<CloudSession> {
     const cached = this.sessions.get(stackId);
     if (cached && cached.expiresAt > Date.now() + 60_000) return cached.session;
-    const fresh = await this.authenticate(credential);
-    this.sessions.set(stackId, fresh);
-    return fresh.session;
+    let pending = this.authenticating.get(stackId);
+    if (!pending) {
+      pending = this.authenticate(credential);
+      this.authenticating.set(stackId, pending);
+    }
+    try {
+      const fresh = await pending;
+      // The first caller to resume keeps it, unless dropSession came in between.
+      if (this.authenticating.get(stackId) === pending) this.sessions.set(stackId, fresh);
+      return fresh.session;
+    } finally {
+      if (this.authenticating.get(stackId) === pending) this.authenticating.delete(stackId);
+    }
   }
 
   /** A new token (and its catalog) for the credential. */
@@ -242,6 +254,7 @@ export class IdentityClient {
 
   dropSession(stackId: string): void {
     this.sessions.delete(stackId);
+    this.authenticating.delete(stackId);
   }
 
   private async call<T>(method: string, path: string, token: string, body?: unknown): Promise<T> {
