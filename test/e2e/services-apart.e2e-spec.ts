@@ -11,7 +11,9 @@ import {
   testMode,
   waitForHttp,
 } from './support/cloud';
+import { issueToken } from './support/keystone';
 import { openstackJson, openstackOk, openstackWaitedJson } from './support/openstack';
+import { TcpProxy } from './support/tcp-proxy';
 
 /**
  * Novum as separate services (issue 9's layout, on one machine): identity, image, network, compute API and
@@ -30,6 +32,7 @@ const URLS: Record<(typeof APIS)[number], string> = {
   orchestration: `http://127.0.0.1:${PORT + 4}/heat-api`,
 };
 const HOSTS = ['apart-a', 'apart-b'];
+const DEMO_PASSWORD = randomBytes(12).toString('base64url');
 
 function unprivilegedUser(): { uid: number; gid: number } | undefined {
   if (process.getuid?.() !== 0) return undefined;
@@ -52,6 +55,7 @@ describeApart('the services apart, sharing PostgreSQL and RabbitMQ', () => {
   const log = join(controller, 'services.log');
   const processes = new Map<string, ServiceProcess>();
   let backends: Awaited<ReturnType<typeof createBackends>> | undefined;
+  let database: TcpProxy | undefined;
   let env: Record<string, string>;
   let admin: Record<string, string>;
   let demo: Record<string, string>;
@@ -68,12 +72,17 @@ describeApart('the services apart, sharing PostgreSQL and RabbitMQ', () => {
   beforeAll(async () => {
     if (novum) chownSync(controller, novum.uid, novum.gid);
     backends = await createBackends(id);
+    // The services reach PostgreSQL through a relay the database-outage test cuts.
+    database = await TcpProxy.start(5432);
     env = {
       ...backends.env,
+      DATABASE_URL: backends.env.DATABASE_URL.replace(':5432/', `:${database.port}/`),
+      NOVUM_DEMO_PASSWORD: DEMO_PASSWORD,
+      NOVUM_SERVICE_DOWN_TIME: '6',
       NOVUM_DATA_DIR: controller,
       NOVUM_BIND_ADDRESS: '127.0.0.1',
       NOVUM_PUBLIC_HOST: '127.0.0.1',
-      NOVUM_LOG_LEVEL: 'warn',
+      NOVUM_LOG_LEVEL: process.env.APART_LOG_LEVEL ?? 'warn',
       NOVUM_IDENTITY_PORT: String(PORT),
       NOVUM_COMPUTE_PORT: String(PORT + 1),
       NOVUM_IMAGE_PORT: String(PORT + 2),
@@ -108,10 +117,18 @@ describeApart('the services apart, sharing PostgreSQL and RabbitMQ', () => {
     const cloudsYaml = join(controller, 'clouds.yaml');
     admin = { OS_CLIENT_CONFIG_FILE: cloudsYaml, OS_CLOUD: 'novum-admin' };
     demo = { OS_CLIENT_CONFIG_FILE: cloudsYaml, OS_CLOUD: 'novum-demo' };
+    const image = join(controller, 'tiny.raw');
+    writeFileSync(image, Buffer.alloc(64 * 1024));
+    await openstackOk(
+      demo,
+      ...['image', 'create', '--disk-format', 'raw', '--container-format', 'bare'],
+      ...['--file', image, 'tiny'],
+    );
   }, 180_000);
 
   afterAll(async () => {
     await Promise.all([...processes.values()].map((p) => p.stop()));
+    await database?.close();
     await backends?.drop();
     if (process.env.NOVUM_E2E_KEEP_LOG) writeFileSync(process.env.NOVUM_E2E_KEEP_LOG, readFileSync(log));
     for (const dir of [controller, ...hostDirs]) rmSync(dir, { recursive: true, force: true });
@@ -148,39 +165,36 @@ describeApart('the services apart, sharing PostgreSQL and RabbitMQ', () => {
     if (novum) expect(statSync(join(controller, 'clouds.yaml')).uid).toBe(novum.uid);
   }, 60_000);
 
-  it('lists the conductor and both compute hosts up', async () => {
-    const deadline = Date.now() + 30_000;
-    let services: { Binary: string; Host: string; State: string }[] = [];
-    while (Date.now() < deadline) {
-      services = await openstackJson(admin, 'compute', 'service', 'list');
-      const upComputes = services.filter((s) => s.Binary === 'nova-compute' && s.State === 'up');
-      if (upComputes.length === HOSTS.length && services.some((s) => s.Binary === 'nova-conductor')) break;
+  /** `compute service list` once every compute host's state is the one given (or the last list at the deadline). */
+  async function computeStates(wanted: Record<string, string>, timeoutMs = 30_000) {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const services = await openstackJson<{ Binary: string; Host: string; State: string }[]>(
+        admin,
+        ...['compute', 'service', 'list'],
+      );
+      const states = Object.fromEntries(
+        services.filter((s) => s.Binary === 'nova-compute').map((s) => [s.Host, s.State]),
+      );
+      const conductor = services.find((s) => s.Binary === 'nova-conductor')?.State;
+      if (Date.now() > deadline || (conductor === 'up' && JSON.stringify(states) === JSON.stringify(wanted)))
+        return { states, conductor };
       await new Promise((r) => setTimeout(r, 1000));
     }
-    expect(
-      services
-        .filter((s) => s.Binary === 'nova-compute')
-        .map((s) => [s.Host, s.State])
-        .sort(),
-    ).toEqual(HOSTS.map((host) => [host, 'up']));
-    expect(services.find((s) => s.Binary === 'nova-conductor')?.State).toBe('up');
+  }
+  const hostOf = async (name: string, owner = demo) => {
+    const { id } = await openstackJson<{ id: string }>(owner, 'server', 'show', name);
+    return (await openstackJson<Record<string, string>>(admin, 'server', 'show', id))['OS-EXT-SRV-ATTR:host'];
+  };
+
+  it('lists the conductor and both compute hosts up', async () => {
+    expect(await computeStates({ 'apart-a': 'up', 'apart-b': 'up' })).toEqual({
+      states: { 'apart-a': 'up', 'apart-b': 'up' },
+      conductor: 'up',
+    });
   }, 60_000);
 
   it('spreads an anti-affinity group over both hosts and deletes the servers', async () => {
-    const file = join(controller, 'tiny.raw');
-    writeFileSync(file, Buffer.alloc(64 * 1024));
-    await openstackOk(
-      demo,
-      'image',
-      'create',
-      '--disk-format',
-      'raw',
-      '--container-format',
-      'bare',
-      '--file',
-      file,
-      'tiny',
-    );
     const group = await openstackJson<{ id: string }>(
       demo,
       'server',
@@ -258,4 +272,96 @@ describeApart('the services apart, sharing PostgreSQL and RabbitMQ', () => {
     expect(endpoints).toHaveLength(3);
     expect(await openstackJson<unknown[]>(demo, 'flavor', 'list')).not.toHaveLength(0);
   }, 90_000);
+
+  it('reports a killed compute agent down, schedules around it, and keeps its server', async () => {
+    const boot = (name: string, ...more: string[]) =>
+      openstackOk(
+        admin,
+        ...['server', 'create', '--image', 'tiny', '--flavor', 'm1.tiny', '--network', 'private'],
+        ...more,
+        ...['--wait', name],
+      );
+    await boot('on-b', '--availability-zone', 'nova:apart-b');
+    const agent = processes.get('apart-b')!;
+    agent.child.kill('SIGKILL');
+    await agent.exited;
+    expect((await computeStates({ 'apart-a': 'up', 'apart-b': 'down' })).states).toEqual({
+      'apart-a': 'up',
+      'apart-b': 'down',
+    });
+    await boot('while-b-down');
+    expect(await hostOf('while-b-down', admin)).toBe('apart-a');
+    start('compute', { NOVUM_HOST: 'apart-b', NOVUM_DATA_DIR: hostDirs[1] });
+    expect((await computeStates({ 'apart-a': 'up', 'apart-b': 'up' })).states).toEqual({
+      'apart-a': 'up',
+      'apart-b': 'up',
+    });
+    // The server of the killed agent is still there, on its host, reported: the fake driver's guests die with
+    // their agent (real drivers' outlive it), so the agent back up finds it gone and says so (Nova's ERROR).
+    const { id } = await openstackJson<{ id: string }>(admin, 'server', 'show', 'on-b');
+    const server = await openstackJson<Record<string, unknown>>(admin, 'server', 'show', id);
+    expect([server['OS-EXT-SRV-ATTR:host'], server.status]).toEqual(['apart-b', 'ERROR']);
+    expect(JSON.stringify(server.fault)).toContain(`Instance ${id} could not be found on host apart-b.`);
+    // (Not `--wait` for the one in ERROR: the client's wait gives up at once on a server whose status is error.)
+    await openstackOk(admin, 'server', 'delete', 'on-b');
+    await openstackOk(admin, 'server', 'delete', '--wait', 'while-b-down');
+    const deadline = Date.now() + 30_000;
+    let left = await openstackJson<unknown[]>(admin, 'server', 'list');
+    while (left.length && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 1000));
+      left = await openstackJson<unknown[]>(admin, 'server', 'list');
+    }
+    expect(left).toEqual([]);
+  }, 150_000);
+
+  it('answers 503 while the database is unreachable, never hanging, and recovers when it is back', async () => {
+    const { token } = await issueToken(`http://127.0.0.1:${PORT}/identity`, {
+      user: 'demo',
+      password: DEMO_PASSWORD,
+      project: 'demo',
+    });
+    const get = (url: string) =>
+      fetch(url, { headers: { 'x-auth-token': token }, signal: AbortSignal.timeout(20_000) });
+    const reads = [
+      `${URLS['compute-api']}/servers`,
+      `${URLS.network}/v2.0/networks`,
+      `${URLS.image}/v2/images`,
+    ];
+    for (const url of reads) expect([url, (await get(url)).status]).toEqual([url, 200]);
+    database!.cut();
+    try {
+      for (const url of reads) {
+        const answer = await get(url);
+        expect([url, answer.status]).toEqual([url, 503]);
+        // The service's own fault body (Nova's, Neutron's, Glance's), never a stack trace.
+        expect(JSON.stringify(await answer.json())).toMatch(/"[^"]*temporarily unavailable[^"]*"/);
+      }
+      const login = await fetch(`http://127.0.0.1:${PORT}/identity/v3/auth/tokens`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          auth: {
+            identity: {
+              methods: ['password'],
+              password: { user: { name: 'demo', domain: { id: 'default' }, password: DEMO_PASSWORD } },
+            },
+          },
+        }),
+        signal: AbortSignal.timeout(20_000),
+      });
+      expect(login.status).toBe(503);
+    } finally {
+      database!.restore();
+    }
+    const deadline = Date.now() + 30_000;
+    for (const url of reads) {
+      let status = 0;
+      while (status !== 200 && Date.now() < deadline) {
+        status = (await get(url).catch(() => undefined))?.status ?? 0;
+        if (status !== 200) await new Promise((r) => setTimeout(r, 500));
+      }
+      expect([url, status]).toEqual([url, 200]);
+    }
+    expect(await openstackJson(demo, 'flavor', 'list')).not.toHaveLength(0);
+  }, 120_000);
 });
