@@ -43,11 +43,17 @@ export interface ContainerCloud {
   demo: Record<string, string>;
 }
 
-/** A cloud offering the container driver (and fake), with ops/images' busybox as the public image `busybox`. */
-export async function startContainerCloud(portBase: number): Promise<ContainerCloud> {
+/**
+ * A cloud offering the container driver (and fake), with ops/images' busybox as the public image `busybox`;
+ * `extraEnv` adds to its settings or overrides them (NOVUM_COMPUTE_DRIVERS with more drivers).
+ */
+export async function startContainerCloud(
+  portBase: number,
+  extraEnv: Record<string, string> = {},
+): Promise<ContainerCloud> {
   const cloud = await startCloud({
     portBase,
-    extraEnv: { NOVUM_COMPUTE_DRIVERS: 'container,fake', NOVUM_CONTAINER_RUNTIME: RUNTIME },
+    extraEnv: { NOVUM_COMPUTE_DRIVERS: 'container,fake', NOVUM_CONTAINER_RUNTIME: RUNTIME, ...extraEnv },
   });
   const admin = { OS_CLIENT_CONFIG_FILE: cloud.cloudsYaml, OS_CLOUD: 'novum-admin' };
   const demo = { OS_CLIENT_CONFIG_FILE: cloud.cloudsYaml, OS_CLOUD: 'novum-demo' };
