@@ -13,7 +13,7 @@ import {
   runtimeState,
   startContainerCloud,
 } from './support/host';
-import { openstack, openstackJson, openstackOk } from './support/openstack';
+import { openstack, openstackJson, openstackOk, openstackWaitedJson } from './support/openstack';
 
 jest.setTimeout(240_000);
 
@@ -121,13 +121,6 @@ resources:
     properties: {name: doomed-server, image: no-such-image, flavor: c1.tiny, networks: [{network: {get_resource: net}}]}
 `;
 
-/** `openstack stack create|update --wait -f json` prints the events it waited for before the JSON. */
-async function waitedJson(env: Record<string, string>, ...args: string[]): Promise<any> {
-  const result = await openstack(env, ...args, '-f', 'json');
-  if (result.code !== 0) throw new Error(`openstack ${args.join(' ')} failed: ${result.stderr}`);
-  return JSON.parse(result.stdout.slice(result.stdout.search(/^\{/m)));
-}
-
 const skip = hostTestSkip(
   'Heat application',
   missingHostTools([RUNTIME, 'busybox', 'setfattr'], 'runc busybox-static attr'),
@@ -228,7 +221,15 @@ const skip = hostTestSkip(
     });
 
     it('creates the application: network, router, key pair, two container servers and a password', async () => {
-      const created = await waitedJson(demo, 'stack', 'create', '-t', file('app.yaml', APP), '--wait', 'app');
+      const created = await openstackWaitedJson(
+        demo,
+        'stack',
+        'create',
+        '-t',
+        file('app.yaml', APP),
+        '--wait',
+        'app',
+      );
       expect(created.stack_status).toBe('CREATE_COMPLETE');
 
       // Resources: every one created, with its physical id.
@@ -370,7 +371,7 @@ const skip = hostTestSkip(
       expect(names('updated')).toEqual(['db']);
       expect(names('replaced')).toEqual(['web']);
 
-      const updated = await waitedJson(demo, 'stack', 'update', ...args, '--wait', 'app');
+      const updated = await openstackWaitedJson(demo, 'stack', 'update', ...args, '--wait', 'app');
       expect(updated.stack_status).toBe('UPDATE_COMPLETE');
       const after = Object.fromEntries(
         (await openstackJson<any[]>(demo, 'stack', 'resource', 'list', 'app')).map((r) => [

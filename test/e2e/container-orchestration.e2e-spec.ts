@@ -10,7 +10,7 @@ import {
   runtimeState,
   startContainerCloud,
 } from './support/host';
-import { openstack, openstackJson, openstackOk } from './support/openstack';
+import { openstack, openstackJson, openstackOk, openstackWaitedJson } from './support/openstack';
 
 jest.setTimeout(180_000);
 
@@ -113,13 +113,6 @@ outputs:
   addresses: {value: {get_attr: [pool, addresses, private, 0, addr]}}
 `;
 
-/** `openstack stack create --wait -f json` prints the events it waited for before the JSON. */
-async function waitedJson(env: Record<string, string>, ...args: string[]): Promise<any> {
-  const result = await openstack(env, ...args, '-f', 'json');
-  if (result.code !== 0) throw new Error(`openstack ${args.join(' ')} failed: ${result.stderr}`);
-  return JSON.parse(result.stdout.slice(result.stdout.search(/^\{/m)));
-}
-
 const skip = hostTestSkip(
   'container orchestration',
   missingHostTools([RUNTIME, 'busybox', 'setfattr'], 'runc busybox-static attr'),
@@ -207,7 +200,7 @@ const skip = hostTestSkip(
     });
 
     it('runs a template of both container types as containers, then deletes them leaving nothing', async () => {
-      const created = await waitedJson(
+      const created = await openstackWaitedJson(
         demo,
         'stack',
         'create',
@@ -294,7 +287,7 @@ const skip = hostTestSkip(
     });
 
     it('creates a flavor and a server group as the admin, and removes them with the stack', async () => {
-      const created = await waitedJson(
+      const created = await openstackWaitedJson(
         admin,
         'stack',
         'create',
@@ -360,7 +353,7 @@ const skip = hostTestSkip(
     });
 
     it('runs a ResourceGroup of ten containers named by index, then deletes them all', async () => {
-      const created = await waitedJson(
+      const created = await openstackWaitedJson(
         demo,
         'stack',
         'create',
