@@ -549,9 +549,18 @@ const VM_IMAGE = 'tiny';
       await screenshot(page, 'flavor-created');
       // The metadata modal's Custom item: a key of one's own, then its value.
       await rowAction(page, flavorRow, 'Update Metadata', false);
-      await form.locator('input[name="customItem"]').fill('quota:cpu_shares');
-      await form.locator('[ng-form="customItemForm"] button').click();
-      await form.locator('.metadata-tree-item input[name="property"]').fill('512');
+      // (Typed before the modal's Angular form binds its model, the key is lost and "+" adds nothing: then again.)
+      const value = form.locator('.metadata-tree-item input[name="property"]');
+      for (let attempt = 1; ; attempt++) {
+        await form.locator('input[name="customItem"]').fill('quota:cpu_shares');
+        await form.locator('[ng-form="customItemForm"] button').click();
+        const shown = await value.waitFor({ timeout: 5_000 }).then(
+          () => true,
+          () => false,
+        );
+        if (shown || attempt === 3) break;
+      }
+      await value.fill('512');
       await screenshot(page, 'flavor-metadata');
       await form.locator('.modal-footer .btn-primary').click();
       await form.waitFor({ state: 'detached' });
