@@ -214,6 +214,14 @@ export async function startCloud(options: {
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
-  await handle.start();
+  try {
+    await handle.start();
+  } catch (error) {
+    // A cloud that never started is gone with its data dir, database and vhost: its test has no handle to do it.
+    const log = existsSync(logFile) ? readFileSync(logFile, 'utf8').slice(-4000) : '';
+    await handle.destroy().catch(() => undefined);
+    if (error instanceof Error && !error.message.includes('; log:')) error.message += `; log:\n${log}`;
+    throw error;
+  }
   return handle;
 }
