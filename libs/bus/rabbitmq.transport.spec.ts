@@ -96,6 +96,45 @@ describe('RabbitMqTransport', () => {
     });
   });
 
+  const queueType = async (queue: string) => {
+    const rows = await rabbitmqctl(
+      'list_queues',
+      '-q',
+      '--no-table-headers',
+      '-p',
+      vhost.name,
+      'name',
+      'type',
+    );
+    return rows
+      .split('\n')
+      .map((row) => row.trim().split(/\s+/))
+      .find(([name]) => name === `${prefix}.${queue}`)?.[1];
+  };
+
+  it('makes a new work queue a quorum queue, whether a server or a sender declares it first', async () => {
+    const served = `quorum.served.${randomUUID()}`;
+    const sent = `quorum.sent.${randomUUID()}`;
+    const transport = await open();
+    await transport.serve(served, async () => 'ok');
+    await transport.cast(sent, 'work', {});
+    expect([await queueType(served), await queueType(sent)]).toEqual(['quorum', 'quorum']);
+    expect(await transport.call(served, 'work', {})).toBe('ok');
+  });
+
+  it('uses a classic queue an earlier deployment declared, as it is', async () => {
+    const queue = `classic.${randomUUID()}`;
+    await direct((channel) => channel.assertQueue(`${prefix}.${queue}`, { durable: true }));
+    const handled: unknown[] = [];
+    const server = await open();
+    await server.serve(queue, async (_method, payload) => void handled.push(payload));
+    const client = await open();
+    await client.cast(queue, 'work', { n: 1 });
+    await waitFor('the cast handled', () => handled.length === 1);
+    expect(handled).toEqual([{ n: 1 }]);
+    expect(await queueType(queue)).toBe('classic');
+  });
+
   it('runs the handler once for a message published twice with the same id, and acks both', async () => {
     const queue = `dedupe.${randomUUID()}`;
     const server = await open();

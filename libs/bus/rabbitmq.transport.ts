@@ -38,6 +38,27 @@ interface Session {
   consumerTags: string[];
 }
 
+/**
+ * A work queue (served by a service, cast and called to): a quorum queue when it is new, replicated by Raft
+ * over the nodes of a RabbitMQ cluster so that losing a node loses no message (RabbitMQ 3.8 and later; older
+ * brokers ignore the argument and make a classic one). A queue that already exists, such as a classic queue
+ * of an earlier deployment, is used as it is: declaring it again with another type would fail.
+ */
+async function declareWorkQueue(session: Session, name: string): Promise<void> {
+  // A passive check on a channel of its own: a missing queue makes the broker close the channel it was asked on.
+  const probe = await session.connection.createChannel();
+  probe.on('error', () => undefined);
+  const exists = await probe.checkQueue(name).then(
+    () => true,
+    () => false,
+  );
+  if (exists) {
+    await probe.close().catch(() => undefined);
+    return;
+  }
+  await session.channel.assertQueue(name, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+}
+
 /** A served work queue or a subscribed topic; declared and consumed again on every new session. */
 interface Subscription {
   kind: 'queue' | 'topic';
@@ -53,7 +74,7 @@ interface Subscription {
 interface OutgoingMessage {
   exchange: string;
   routingKey: string;
-  declare?: { key: string; run: (channel: ConfirmChannel) => Promise<unknown> };
+  declare?: { key: string; run: (session: Session) => Promise<unknown> };
   content: Buffer;
   options: Options.Publish;
   /** A call's request is not worth sending once its caller gave up. */
@@ -170,7 +191,7 @@ export class RabbitMqTransport implements BusTransport {
       routingKey: '',
       declare: {
         key: `exchange:${exchange}`,
-        run: (channel) => channel.assertExchange(exchange, 'fanout', { durable: true }),
+        run: ({ channel }) => channel.assertExchange(exchange, 'fanout', { durable: true }),
       },
       content: Buffer.from(encodePayload(payload)),
       options: { messageId: randomUUID(), type: event, persistent: true, contentType: CONTENT_TYPE },
@@ -199,7 +220,7 @@ export class RabbitMqTransport implements BusTransport {
     return {
       exchange: '',
       routingKey: name,
-      declare: { key: `queue:${name}`, run: (channel) => channel.assertQueue(name, { durable: true }) },
+      declare: { key: `queue:${name}`, run: (session) => declareWorkQueue(session, name) },
     };
   }
 
@@ -366,7 +387,7 @@ export class RabbitMqTransport implements BusTransport {
   private declare(session: Session, declaration: NonNullable<OutgoingMessage['declare']>): Promise<unknown> {
     let declared = session.declared.get(declaration.key);
     if (!declared) {
-      declared = declaration.run(session.channel);
+      declared = declaration.run(session);
       session.declared.set(declaration.key, declared);
       declared.catch(() => session.declared.delete(declaration.key));
     }
@@ -418,7 +439,7 @@ export class RabbitMqTransport implements BusTransport {
     let queue: string;
     if (subscription.kind === 'queue') {
       queue = this.queueName(subscription.name);
-      await channel.assertQueue(queue, { durable: true });
+      await declareWorkQueue(session, queue);
     } else {
       const exchange = this.exchangeName(subscription.name);
       await channel.assertExchange(exchange, 'fanout', { durable: true });
