@@ -22,8 +22,10 @@ import {
   NestedStackResult,
   NestedStacks,
   NestedStackSpec,
+  ResourceActionError,
   ResourceState,
   ResourceType,
+  StackAction,
   TemplateResource,
   validateLiteralProperties,
   validateProperties,
@@ -31,6 +33,34 @@ import {
 import { StackStore } from './stack.store';
 
 export class TimeoutError extends Error {}
+
+/** Heat's ForcedCancel: the running create or update was cancelled (cancel_update, cancel_without_rollback). */
+export class ForcedCancel extends Error {
+  constructor(readonly withRollback: boolean) {
+    super('Operation cancelled');
+  }
+}
+
+/** Heat's error_wait_time: how long resources already being acted on may go on after a cancel. */
+export const CANCEL_GRACE_MS = 240_000;
+
+/** Heat's ExceptionGroup of a check: every resource failure, in the message Python's str of a list gives. */
+class FailureGroup extends Error {
+  constructor(readonly failures: unknown[]) {
+    super(`[${failures.map((failure) => pythonRepr((failure as Error).message)).join(', ')}]`);
+  }
+}
+
+/** Python's repr of a string (the quotes Heat's messages show when it prints a list of them). */
+function pythonRepr(text: string): string {
+  const quote = text.includes("'") && !text.includes('"') ? '"' : "'";
+  const escaped = text
+    .replace(/\\/g, '\\\\')
+    .replace(/\n/g, '\\n')
+    .replace(/\t/g, '\\t')
+    .replace(/\r/g, '\\r');
+  return quote + (quote === "'" ? escaped.replace(/'/g, "\\'") : escaped) + quote;
+}
 
 /** Heat's 12-character suffix of physical names, from the resource row's id. */
 function physicalSuffix(id: string): string {
@@ -307,7 +337,9 @@ function failureReason(error: unknown, resourceName: string): string {
             : 'ResourceInError';
     return `${kind}: ${resourcePath(resourceName)}: ${error.message}`;
   }
-  if (error instanceof TimeoutError) return error.message;
+  if (error instanceof TimeoutError || error instanceof ForcedCancel) return error.message;
+  if (error instanceof ResourceActionError)
+    return `${error.kind}: ${resourcePath(resourceName)}: ${error.message}`;
   return `Error: ${resourcePath(resourceName)}: ${(error as Error).message}`;
 }
 
@@ -321,6 +353,8 @@ function failureReason(error: unknown, resourceName: string): string {
 export class Engine implements OnModuleInit, OnApplicationShutdown {
   private readonly log = rootLogger().child({ service: 'orchestration', component: 'engine' });
   private readonly running = new Map<string, Promise<void>>();
+  /** Cancels asked for the running create or update of a stack: rollback wanted, and since when. */
+  private readonly cancels = new Map<string, { rollback: boolean; at: number }>();
   private stopping = false;
 
   constructor(
@@ -382,6 +416,41 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
     this.start(stack.id, () => this.runDelete(stack, onDeleted));
   }
 
+  /** Suspend, resume or check (Heat's stack_suspend, stack_resume, stack_check) of a stack set IN_PROGRESS. */
+  act(stack: HeatStackEntity, action: StackAction): void {
+    this.start(stack.id, () => this.runAction(stack, action));
+  }
+
+  /**
+   * Heat's stack_cancel_update (a legacy engine's THREAD_CANCEL message): the running create or update
+   * starts no further resource, lets those under way finish (for at most CANCEL_GRACE_MS), then fails with
+   * `Operation cancelled` and rolls back when asked or when the stack's rollback is enabled. Its running
+   * nested stacks are cancelled without rollback (Heat's StackResource.handle_update_cancel). Nothing to do
+   * when no action of this engine runs on the stack.
+   */
+  async cancel(stackId: string, rollback: boolean): Promise<void> {
+    if (!this.running.has(stackId) || this.cancels.has(stackId)) return;
+    this.cancels.set(stackId, { rollback, at: Date.now() });
+    const children = await this.store.stacks.findBy({ ownerId: stackId, deletedAt: IsNull() });
+    for (const child of children) {
+      if (child.status === 'IN_PROGRESS' && ['CREATE', 'UPDATE'].includes(child.action))
+        await this.cancel(child.id, false);
+    }
+  }
+
+  /** The cancel of the stack's running action, as the failure it ends with, once asked for. */
+  private cancelled(stackId: string): ForcedCancel | undefined {
+    const cancel = this.cancels.get(stackId);
+    return cancel ? new ForcedCancel(cancel.rollback) : undefined;
+  }
+
+  /** Ends a cancel: the failure the action ends with instead of the one it saw (none if nothing was cut short). */
+  private takeCancel(stackId: string, failure: unknown): unknown {
+    const cancel = this.cancelled(stackId);
+    this.cancels.delete(stackId);
+    return cancel && failure !== undefined ? cancel : failure;
+  }
+
   private start(stackId: string, run: () => Promise<void>): void {
     const task = run()
       .catch((error) => this.log.error({ err: error, stack: stackId }, 'stack action failed unexpectedly'))
@@ -406,6 +475,8 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
       },
       sleep: async (ms) => {
         if (this.stopping) throw new Error('The engine is shutting down.');
+        const cancel = this.cancels.get(stack.id);
+        if (cancel && Date.now() - cancel.at >= CANCEL_GRACE_MS) throw new ForcedCancel(cancel.rollback);
         if (Date.now() + ms > deadline) {
           await new Promise((resolve) => setTimeout(resolve, Math.max(0, deadline - Date.now())));
           throw new TimeoutError('Operation timed out.');
@@ -432,24 +503,35 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
 
   /**
    * Runs `act` on every name once all the names it waits for are done; stops starting new work after the
-   * first failure (or the deadline) and reports it when the running work has ended.
+   * first failure (or the deadline, or what `interrupt` reports) and reports it when the running work has
+   * ended. With `aggregate` (Heat's aggregate_exceptions, a check), a failure only stops what waits for the
+   * failed name, and every failure is reported together as a FailureGroup.
    */
   private async schedule(
     names: string[],
     waitsFor: (name: string) => string[],
     act: (name: string) => Promise<void>,
     deadline: number,
+    options: { interrupt?: () => unknown; aggregate?: boolean } = {},
   ): Promise<unknown> {
     const pending = new Set(names);
     const scheduled = new Set(names);
     const done = new Set<string>();
+    const failed = new Set<string>();
+    const failures: unknown[] = [];
     const running = new Map<string, Promise<void>>();
     let failure: unknown;
     while (pending.size || running.size) {
       if (failure === undefined && Date.now() > deadline) failure = new TimeoutError('Operation timed out.');
+      if (failure === undefined) failure = options.interrupt?.();
       if (failure === undefined) {
         for (const name of [...pending]) {
-          if (waitsFor(name).every((dep) => done.has(dep) || !scheduled.has(dep))) {
+          const deps = waitsFor(name);
+          if (deps.some((dep) => failed.has(dep))) {
+            // Heat cancels what comes after a failed resource in the traversal.
+            pending.delete(name);
+            failed.add(name);
+          } else if (deps.every((dep) => done.has(dep) || !scheduled.has(dep))) {
             pending.delete(name);
             running.set(
               name,
@@ -459,17 +541,22 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
                   running.delete(name);
                 },
                 (error) => {
-                  failure ??= error;
+                  if (options.aggregate) {
+                    failed.add(name);
+                    failures.push(error);
+                  } else failure ??= error;
                   running.delete(name);
                 },
               ),
             );
           }
         }
+        if (!running.size && pending.size) continue;
       }
       if (!running.size) break;
       await Promise.race(running.values());
     }
+    if (failure === undefined && failures.length) return new FailureGroup(failures);
     return failure;
   }
 
@@ -559,6 +646,7 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
     rows: HeatResourceEntity[],
     graphTemplate: JsonMap,
     deadline: number,
+    interrupt?: () => unknown,
   ): Promise<unknown> {
     let dependents: (name: string) => string[] = () => [];
     try {
@@ -577,6 +665,7 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
         for (const row of byName.get(name) ?? []) await this.deleteResource(stack, env, row, deadline);
       },
       deadline,
+      { interrupt },
     );
   }
 
@@ -593,10 +682,12 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
         (name) => graph.requirements(name),
         (name) => this.createResource(stack, bound, env, rows.get(name) as HeatResourceEntity, deadline),
         deadline,
+        { interrupt: () => this.cancelled(stack.id) },
       );
     } catch (error) {
       failure = error;
     }
+    failure = this.takeCancel(stack.id, failure);
     if (failure === undefined) {
       await this.store.setStackState(stack, 'CREATE', 'COMPLETE', 'Stack CREATE completed successfully');
       return;
@@ -710,27 +801,38 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
           await this.createResource(stack, bound, env, row, deadline);
         },
         deadline,
+        { interrupt: () => this.cancelled(stack.id) },
       );
       if (failure === undefined) {
         const removed = [...rows.values()].filter((row) => !bound.resource(row.name));
         const cleanup = [...removed, ...replaced];
         failure = cleanup.length
-          ? await this.deleteAll(stack, oldEnv, cleanup, oldTemplate, deadline)
+          ? await this.deleteAll(stack, oldEnv, cleanup, oldTemplate, deadline, () =>
+              this.cancelled(stack.id),
+            )
           : undefined;
       }
     } catch (error) {
       failure = error;
     }
+    failure = this.takeCancel(stack.id, failure);
     if (failure === undefined) {
       await this.store.setStackState(stack, action, 'COMPLETE', `Stack ${action} completed successfully`);
       return;
     }
+    // Heat's _update_exception_handler: a cancel's reason is its own; it rolls back when asked to.
     const reason =
-      failure instanceof TimeoutError
-        ? `${action === 'UPDATE' ? 'Update' : 'Rollback'} timed out`
-        : `Resource ${action} failed: ${(failure as Error).message}`;
+      failure instanceof ForcedCancel
+        ? failure.message
+        : failure instanceof TimeoutError
+          ? `${action === 'UPDATE' ? 'Update' : 'Rollback'} timed out`
+          : `Resource ${action} failed: ${(failure as Error).message}`;
     await this.store.setStackState(stack, action, 'FAILED', reason);
-    if (action === 'UPDATE' && !stack.disableRollback)
+    const rollback =
+      failure instanceof ForcedCancel
+        ? failure.withRollback || !stack.disableRollback
+        : !stack.disableRollback;
+    if (action === 'UPDATE' && rollback)
       await this.rollbackUpdate(stack, oldTemplate, oldEnv, oldFiles, replaced.slice(supersededBefore));
   }
 
@@ -848,6 +950,7 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
       create: (spec) => this.createNested(parent, name, spec, deadline),
       update: (id, spec) => this.updateNested(parent, id, name, spec, deadline),
       delete: (id) => this.deleteNested(parent.id, id),
+      act: (id, action) => this.actNested(parent.id, id, action),
     };
   }
 
@@ -963,6 +1066,136 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
       outputs,
       members,
     };
+  }
+
+  /**
+   * Heat's stack_task for SUSPEND (resources in reverse dependency order), RESUME and CHECK (in order; a
+   * check goes on past failures and reports them all): the stack ends ACTION_COMPLETE or ACTION_FAILED. A
+   * check of a stack with resources that cannot be checked says so in the reason (Heat's
+   * supports_check_action, a second event).
+   */
+  private async runAction(stack: HeatStackEntity, action: StackAction): Promise<void> {
+    const deadline = this.deadline(stack);
+    const env = environmentOf(stack);
+    let failure: unknown;
+    try {
+      const rows = await this.rowsOf(stack.id);
+      const graph = dependencyGraph(bindStack(stack, rows), env);
+      failure = await this.schedule(
+        graph.names.filter((name) => rows.has(name)),
+        action === 'SUSPEND' ? (name) => graph.dependents(name) : (name) => graph.requirements(name),
+        (name) => this.actOnResource(stack, env, rows.get(name) as HeatResourceEntity, action, deadline),
+        deadline,
+        { aggregate: action === 'CHECK' },
+      );
+    } catch (error) {
+      failure = error;
+    }
+    const title = action.charAt(0) + action.slice(1).toLowerCase();
+    if (failure === undefined)
+      await this.store.setStackState(stack, action, 'COMPLETE', `Stack ${action} completed successfully`);
+    else
+      await this.store.setStackState(
+        stack,
+        action,
+        'FAILED',
+        failure instanceof TimeoutError
+          ? `${title} timed out`
+          : `Resource ${action} failed: ${(failure as Error).message}`,
+      );
+    if (action === 'CHECK' && !(await this.supportsCheck(stack)))
+      await this.store.setStackState(
+        stack,
+        'CHECK',
+        stack.status,
+        `${stack.statusReason}. 'CHECK' not fully supported (see resources)`,
+      );
+  }
+
+  /**
+   * Heat's Resource.suspend / resume / check on one resource: the state it must be in (else the action
+   * fails with the resource left as it is), ACTION_IN_PROGRESS, the type's handler if any, then
+   * ACTION_COMPLETE (with the data the handler returns) or ACTION_FAILED. A type that cannot check is
+   * marked CHECK_COMPLETE with the reason, unless it was never created.
+   */
+  private async actOnResource(
+    stack: HeatStackEntity,
+    env: StackEnvironment,
+    row: HeatResourceEntity,
+    action: StackAction,
+    deadline: number,
+  ): Promise<void> {
+    const type = rowType(env, row.type, stack.files);
+    const state = `${row.action}_${row.status}`;
+    const invalid = (message: string) => new Error(failureReason(new Error(message), row.name));
+    const stateText = `('${row.action}', '${row.status}')`;
+    if (action === 'CHECK' && !type?.check) {
+      if (state !== 'INIT_COMPLETE')
+        await this.store.setResourceState(row, 'CHECK', 'COMPLETE', `CHECK not supported for ${row.type}`);
+      return;
+    }
+    if (action === 'CHECK' && state === 'INIT_COMPLETE') {
+      await this.store.setResourceState(
+        row,
+        'CHECK',
+        'FAILED',
+        `Can not check ${row.name}, resource not created yet.`,
+      );
+      throw invalid(`Resource ${row.name} not created yet.`);
+    }
+    if (
+      action === 'SUSPEND' &&
+      (row.action === 'DELETE' || (row.action !== 'SUSPEND' && row.status !== 'COMPLETE'))
+    )
+      throw invalid(`State ${stateText} invalid for suspend`);
+    if (action === 'RESUME' && !['SUSPEND_COMPLETE', 'RESUME_FAILED', 'RESUME_COMPLETE'].includes(state))
+      throw invalid(`State ${stateText} invalid for resume`);
+    await this.store.setResourceState(row, action, 'IN_PROGRESS', 'state changed');
+    try {
+      const ctx = this.context(stack, row, deadline);
+      let data: JsonMap | void = undefined;
+      if (action === 'SUSPEND') data = await type?.suspend?.(ctx, stateOf(row));
+      else if (action === 'RESUME') data = await type?.resume?.(ctx, stateOf(row));
+      else await type?.check?.(ctx, stateOf(row));
+      await this.store.setResourceState(row, action, 'COMPLETE', 'state changed', data ? { data } : {});
+    } catch (error) {
+      await this.store.setResourceState(row, action, 'FAILED', failureReason(error, row.name));
+      throw new Error(failureReason(error, row.name));
+    }
+  }
+
+  /** Heat's supports_check_action: every resource (of nested stacks too) has a check handler. */
+  private async supportsCheck(stack: HeatStackEntity): Promise<boolean> {
+    const env = environmentOf(stack);
+    const children = await this.store.stacks.findBy({ ownerId: stack.id, deletedAt: IsNull() });
+    for (const row of (await this.rowsOf(stack.id)).values()) {
+      const child = children.find((candidate) => candidate.id === row.physicalId);
+      const supported = child
+        ? await this.supportsCheck(child)
+        : !!rowType(env, row.type, stack.files)?.check;
+      if (!supported) return false;
+    }
+    return true;
+  }
+
+  /**
+   * A nested stack's suspend, resume or check inside its parent's (Heat's StackResource handlers, which ask
+   * the engine for the stack action and wait for it): nothing when it is already suspended (resumed), a
+   * refusal while it has an action in progress, else the action; the resource fails when it ends FAILED.
+   */
+  private async actNested(parentId: string, id: string, action: StackAction): Promise<void> {
+    const child = await this.store.stacks.findOneBy({ id, ownerId: parentId, deletedAt: IsNull() });
+    if (!child) throw new ResourceActionError('EntityNotFound', `The Stack (${id}) could not be found.`);
+    if (action !== 'CHECK' && child.action === action && child.status === 'COMPLETE') return;
+    if (child.status === 'IN_PROGRESS' || this.running.has(child.id))
+      throw new ResourceActionError(
+        'ActionInProgress',
+        `Stack ${child.name} already has an action (${child.action}) in progress.`,
+      );
+    await this.store.setStackState(child, action, 'IN_PROGRESS', `Stack ${action} started`);
+    await this.track(child.id, () => this.runAction(child, action));
+    if (child.action !== action || child.status !== 'COMPLETE')
+      throw new NestedStackFailure(child.statusReason, child.id);
   }
 
   /** Stacks whose ids are in `ids` that have an action running here. */

@@ -40,6 +40,21 @@ export interface StackRequest {
   tags?: unknown;
 }
 
+/** The body keys of `POST .../actions` (Heat's ActionController.ACTIONS). */
+const STACK_ACTIONS = ['suspend', 'resume', 'check', 'cancel_update', 'cancel_without_rollback'] as const;
+export type StackActionName = (typeof STACK_ACTIONS)[number];
+
+/** The action a `POST .../actions` body asks for, checked as Heat's ActionController.action does. */
+export function stackActionOf(body: unknown): StackActionName {
+  const given = body && typeof body === 'object' && !Array.isArray(body) ? Object.keys(body) : [];
+  if (given.length < 1) throw new BadRequestError('No action specified');
+  if (given.length > 1) throw new BadRequestError('Multiple actions specified');
+  const action = given[0];
+  if (!(STACK_ACTIONS as readonly string[]).includes(action))
+    throw new BadRequestError(`Invalid action ${action} specified`);
+  return action as StackActionName;
+}
+
 const NAME_PATTERN = /^[a-zA-Z][a-zA-Z0-9_.-]{0,254}$/;
 const SORT_KEYS: Record<string, keyof HeatStackEntity> = {
   stack_name: 'name',
@@ -449,6 +464,40 @@ export class StackService {
     this.engine.delete(stack, () =>
       this.identity.forget(this.identity.credentials.open(stack.credential), auth.token),
     );
+  }
+
+  /**
+   * Heat's stack actions (`POST .../actions`): suspend, resume and check start with the stack
+   * ACTION_IN_PROGRESS (a suspended stack is not suspended again, nor a resumed one resumed); cancel_update
+   * cancels an UPDATE_IN_PROGRESS and rolls it back, cancel_without_rollback an UPDATE or CREATE in progress.
+   */
+  async act(auth: AuthContext, stack: HeatStackEntity, action: StackActionName): Promise<void> {
+    authorize(
+      `actions:${action}`,
+      action === 'check' ? canReadProject(auth, stack.projectId) : canActOnProject(auth, stack.projectId),
+    );
+    if (stack.deletedAt)
+      throw new NotFoundError(`The Stack (${stack.name}) could not be found.`, 'EntityNotFound');
+    if (action === 'cancel_update' || action === 'cancel_without_rollback') {
+      const allowed = action === 'cancel_update' ? ['UPDATE'] : ['UPDATE', 'CREATE'];
+      if (stack.status !== 'IN_PROGRESS' || !allowed.includes(stack.action))
+        throw new BadRequestError(
+          `Cancelling update when stack is ${stack.action}_${stack.status} is not supported.`,
+          'NotSupported',
+        );
+      await this.engine.cancel(stack.id, action === 'cancel_update');
+      return;
+    }
+    const stackAction = action.toUpperCase() as 'SUSPEND' | 'RESUME' | 'CHECK';
+    if (stackAction !== 'CHECK' && stack.action === stackAction && stack.status === 'COMPLETE') return;
+    if (stack.status === 'IN_PROGRESS' || this.engine.busy(stack.id)) {
+      throw new ConflictError(
+        `Stack ${stack.name} already has an action (${stack.action}) in progress.`,
+        'ActionInProgress',
+      );
+    }
+    await this.store.setStackState(stack, stackAction, 'IN_PROGRESS', `Stack ${stackAction} started`);
+    this.engine.act(stack, stackAction);
   }
 
   /** The live nested stacks of a stack (its template resources', groups' and OS::Heat::Stack resources'). */

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { AuthContext } from '@novum/auth';
 import { acquireDataSource, releaseDataSource } from '@novum/db';
 import { DataSource } from 'typeorm';
-import { CredentialSeal, IdentityClient } from './cloud';
+import { CloudSession, CredentialSeal, IdentityClient } from './cloud';
 import { Engine } from './engine';
 import { StackService } from './stack.service';
 import { StackStore } from './stack.store';
@@ -23,13 +23,17 @@ export const memberAuth: AuthContext = {
   issuedAt: '',
 };
 
-/** Core resources never reach the cloud in unit tests: the identity client only hands out a token credential. */
-export function offlineIdentity(): IdentityClient {
+/**
+ * Core resources never reach the cloud in unit tests: the identity client only hands out a token credential,
+ * and a session only when the test gives a (fake) cloud.
+ */
+export function offlineIdentity(cloud?: CloudSession): IdentityClient {
   return {
     credentialFor: async () => ({ kind: 'token', token: 'user-token' }),
     credentials: new CredentialSeal('unit-test-key'),
     forget: async () => undefined,
     session: async () => {
+      if (cloud) return cloud;
       throw new Error('no cloud in unit tests');
     },
     dropSession: () => undefined,
@@ -45,11 +49,11 @@ export interface EngineHarness {
   stacks: StackService;
 }
 
-export async function openEngine(prefix: string): Promise<EngineHarness> {
+export async function openEngine(prefix: string, cloud?: CloudSession): Promise<EngineHarness> {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   const dataSource = await acquireDataSource({ dataDir: dir });
   const store = new StackStore(dataSource);
-  const identity = offlineIdentity();
+  const identity = offlineIdentity(cloud);
   const engine = new Engine(store, identity);
   return { dir, dataSource, store, engine, stacks: new StackService(store, engine, identity) };
 }

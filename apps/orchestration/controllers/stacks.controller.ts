@@ -23,7 +23,7 @@ import { functionDescription } from '../function-descriptions';
 import { OrchestrationErrorFilter } from '../hot-error.filter';
 import { RESOURCE_TYPES } from '../resources/registry';
 import { typeSchema } from '../resources/types';
-import { StackRequest, StackService } from '../stack.service';
+import { stackActionOf, StackRequest, StackService } from '../stack.service';
 import { eventView, outputsOf, resourceView, stackDetail, stackSummary } from '../views';
 
 type QueryMap = Record<string, string | string[]>;
@@ -159,6 +159,35 @@ export class StacksController {
           location: href,
         }),
       );
+  }
+
+  /** Heat's stack_lookup_subpath_post: `POST /stacks/{name}/actions` redirected to the stack's own path. */
+  @Post(':name/actions')
+  async lookupActions(
+    @Auth() auth: AuthContext,
+    @Param('tenant') tenant: string,
+    @Param('name') name: string,
+    @Query() query: QueryMap,
+    @Req() request: FastifyRequest,
+    @Res() reply: FastifyReply,
+  ) {
+    return this.redirect(auth, tenant, name, '/actions', query, request, reply);
+  }
+
+  /** Heat's ActionController: suspend, resume, check, cancel_update, cancel_without_rollback; 200, `null`. */
+  @Post(':name/:id/actions')
+  @HttpCode(200)
+  async action(
+    @Auth() auth: AuthContext,
+    @Param('tenant') tenant: string,
+    @Param('name') name: string,
+    @Param('id') id: string,
+    @Body() body: unknown,
+    @Res() reply: FastifyReply,
+  ) {
+    const action = stackActionOf(body);
+    await this.stacks.act(auth, await this.identify(auth, tenant, name, id), action);
+    reply.status(200).header('content-type', 'application/json').send('null');
   }
 
   @Put(':name')

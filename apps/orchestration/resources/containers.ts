@@ -1,7 +1,7 @@
 import { Json, JsonMap } from '@novum/hot';
 import { CloudError, CloudSession } from '../cloud';
 import { findNeutron } from './neutron';
-import { findImage, resize, server, waitActive } from './nova';
+import { findImage, resize, server, serverActions, waitActive } from './nova';
 import { ActionContext, ActionResult, PropertySchema, ResourceState, ResourceType } from './types';
 
 /**
@@ -598,6 +598,7 @@ export const dockerContainer: ResourceType = {
     });
   },
   delete: deleteContainer,
+  ...serverActions,
   attribute(state, name) {
     const view = (state.data.server as JsonMap | undefined) ?? {};
     const props = state.properties;
@@ -862,6 +863,7 @@ export const zunContainer: ResourceType = {
     };
   },
   delete: deleteContainer,
+  ...serverActions,
   attribute(state, name) {
     const view = (state.data.server as JsonMap | undefined) ?? {};
     if (name === 'show') return view;

@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto';
 import { Json, JsonMap } from '@novum/hot';
-import { ResourceType } from './types';
+import { ResourceActionError, ResourceType } from './types';
 
 const SEQUENCES: Record<string, string> = {
   lettersdigits: 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789',
@@ -203,6 +203,10 @@ export const testResource: ResourceType = {
   },
   async delete(ctx, state) {
     await testWait(ctx, state.properties, 'delete');
+  },
+  /** Heat's TestResource.handle_check: fails only when the resource was never created. */
+  async check(_ctx, state) {
+    if (!state.physicalId) throw new ResourceActionError('Exception', 'Resource not created');
   },
   attribute: (state, name) => (name === 'output' ? ((state.data.value as Json) ?? null) : null),
 };

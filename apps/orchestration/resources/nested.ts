@@ -17,8 +17,10 @@ import {
   NestedStackSpec,
   PropertySchema,
   PropertyType,
+  ResourceActionError,
   ResourceState,
   ResourceType,
+  StackAction,
 } from './types';
 
 /** Heat's rule for a type name that is a template (heat/engine/environment.py): a .yaml or .template file. */
@@ -30,6 +32,27 @@ function nestedOf(ctx: ActionContext): NestedStacks {
   if (!ctx.nested) throw new Error('Nested stacks are not available to this action.');
   return ctx.nested;
 }
+
+/**
+ * Heat's StackResource.handle_suspend / handle_resume / handle_check: the same action on the nested stack,
+ * waited for; a nested stack never made fails the resource.
+ */
+function nestedAction(action: StackAction) {
+  return async (ctx: ActionContext, state: ResourceState): Promise<void> => {
+    if (!state.physicalId)
+      throw new ResourceActionError(
+        'Error',
+        `Cannot ${action.toLowerCase()} ${state.name}, stack not created`,
+      );
+    await nestedOf(ctx).act(state.physicalId, action);
+  };
+}
+
+const nestedActions: Pick<ResourceType, 'suspend' | 'resume' | 'check'> = {
+  suspend: nestedAction('SUSPEND'),
+  resume: nestedAction('RESUME'),
+  check: nestedAction('CHECK'),
+};
 
 /** What a nested-stack resource keeps in its data: the child's name, ARN and outputs, its members' values. */
 function dataOf(result: NestedStackResult): JsonMap {
@@ -114,6 +137,7 @@ export function templateResource(
     async delete(ctx, state) {
       if (state.physicalId) await nestedOf(ctx).delete(state.physicalId);
     },
+    ...nestedActions,
     attribute: (state, attribute) =>
       attribute === 'OS::stack_id' ? state.physicalId : (outputsOf(state)[attribute] ?? null),
     // Heat: the nested template's `OS::stack_id` output when it has one, else the nested stack's ARN.
@@ -174,6 +198,7 @@ export const heatStack: ResourceType = {
   async delete(ctx, state) {
     if (state.physicalId) await nestedOf(ctx).delete(state.physicalId);
   },
+  ...nestedActions,
   attribute: (state, attribute) => {
     if (attribute === 'stack_name') return (state.data.stackName as Json) ?? null;
     if (attribute === 'outputs') return outputsOf(state);
@@ -401,6 +426,7 @@ export const resourceGroup: ResourceType = {
   async delete(ctx, state) {
     if (state.physicalId) await nestedOf(ctx).delete(state.physicalId);
   },
+  ...nestedActions,
   attribute: (state, attribute) => groupAttribute(state, attribute, []),
   attributeAt: (state, attribute, path) => groupAttribute(state, attribute, path),
 };

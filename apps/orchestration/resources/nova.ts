@@ -2,7 +2,7 @@ import { isMap, Json, JsonMap } from '@novum/hot';
 import { CloudError, CloudSession } from '../cloud';
 import { findNeutron, subnetsForNetworks } from './neutron';
 import { configContent, multipartMessage, partsOf } from './software-config';
-import { ActionContext, ResourceState, ResourceType } from './types';
+import { ActionContext, ResourceActionError, ResourceState, ResourceType } from './types';
 
 type NovaObject = Record<string, Json>;
 
@@ -129,6 +129,85 @@ export async function waitActive(
     await ctx.sleep(500);
   }
 }
+
+/** Heat's NovaClientPlugin.deferred_server_statuses: states a server passes through on its way somewhere. */
+const DEFERRED_STATUSES = new Set([
+  'BUILD',
+  'HARD_REBOOT',
+  'PASSWORD',
+  'REBOOT',
+  'RESCUE',
+  'RESIZE',
+  'REVERT_RESIZE',
+  'SHUTOFF',
+  'SUSPENDED',
+  'VERIFY_RESIZE',
+]);
+
+/** Heat's get_status: Nova's status less any `(...)` a cloud appends. */
+function statusOf(view: NovaObject): string {
+  return String(view.status ?? '').split('(')[0];
+}
+
+/**
+ * Heat's Server.handle_suspend / handle_resume and their check_*_complete: the server's `suspend` (or
+ * `resume`) action unless it is already SUSPENDED (or ACTIVE), then a wait for that status; the server's
+ * view afterwards is kept in the resource's data.
+ */
+async function suspendOrResume(
+  ctx: ActionContext,
+  state: ResourceState,
+  action: 'suspend' | 'resume',
+): Promise<JsonMap> {
+  if (state.physicalId === null)
+    throw new ResourceActionError('Error', `Cannot ${action} ${state.name}, resource_id not set`);
+  const id = state.physicalId;
+  const cloud = await ctx.cloud();
+  const found = await getServer(cloud, id);
+  if (!found) throw new ResourceActionError('NotFound', `Failed to find server ${id}`);
+  const target = action === 'suspend' ? 'SUSPENDED' : 'ACTIVE';
+  if (statusOf(found) !== target)
+    await cloud.request('compute', 'POST', `/servers/${id}/action`, { [action]: null });
+  for (;;) {
+    const current = await getServer(cloud, id);
+    const status = current ? statusOf(current) : null;
+    if (current && status === target) return { ...state.data, server: current };
+    if (current && status === 'ERROR' && action === 'resume') {
+      const fault = (current.fault as JsonMap | undefined) ?? {};
+      throw new ResourceActionError(
+        'ResourceInError',
+        `Went to status ERROR due to "Message: ${String(fault.message ?? 'Unknown')}, Code: ${String(fault.code ?? 'Unknown')}"`,
+      );
+    }
+    if (current && status !== 'ACTIVE' && !DEFERRED_STATUSES.has(status as string)) {
+      const result =
+        action === 'suspend' ? `Suspend of server ${String(current.name)} failed` : 'Server is not active';
+      throw new ResourceActionError(
+        'ResourceUnknownStatus',
+        `${result} - Unknown status ${String(current.status)} due to "Unknown"`,
+      );
+    }
+    await ctx.sleep(500);
+  }
+}
+
+/** Heat's Server.handle_check: the server exists and is ACTIVE. */
+async function checkServer(ctx: ActionContext, state: ResourceState): Promise<void> {
+  const cloud = await ctx.cloud();
+  const view = (
+    await cloud.request<{ server: NovaObject }>('compute', 'GET', `/servers/${state.physicalId ?? ''}`)
+  ).server;
+  const status = statusOf(view);
+  if (status !== 'ACTIVE')
+    throw new ResourceActionError('Error', `'status': expected 'ACTIVE', got '${status}'`);
+}
+
+/** What servers and the container resources (servers too) do on a stack's suspend, resume and check. */
+export const serverActions: Pick<ResourceType, 'suspend' | 'resume' | 'check'> = {
+  suspend: (ctx, state) => suspendOrResume(ctx, state, 'suspend'),
+  resume: (ctx, state) => suspendOrResume(ctx, state, 'resume'),
+  check: checkServer,
+};
 
 /**
  * The user data a server boots with: a software config's id is its content (RAW and SOFTWARE_CONFIG);
@@ -286,6 +365,7 @@ export const server: ResourceType = {
       await ctx.sleep(500);
     }
   },
+  ...serverActions,
   attribute: (state, name) => serverAttribute(state, name),
   implicitRequirements: (self, others) => {
     const networks = Array.isArray(self.properties.networks) ? self.properties.networks : [];
@@ -377,6 +457,12 @@ export const keyPair: ResourceType = {
       if (error instanceof CloudError && error.status === 404) return;
       throw error;
     }
+  },
+  /** Heat's KeyPair.handle_check: the key pair still exists. */
+  async check(ctx, state) {
+    await (
+      await ctx.cloud()
+    ).request('compute', 'GET', `/os-keypairs/${encodeURIComponent(state.physicalId ?? '')}`);
   },
   attribute: (state, name) => {
     if (name === 'public_key') return (state.data.public_key as Json) ?? null;

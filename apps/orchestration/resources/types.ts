@@ -75,6 +75,24 @@ export interface NestedStacks {
   create(spec: NestedStackSpec): Promise<NestedStackResult>;
   update(stackId: string, spec: NestedStackSpec): Promise<NestedStackResult>;
   delete(stackId: string): Promise<void>;
+  /** Suspends, resumes or checks the nested stack, as the parent's resource does (Heat's StackResource). */
+  act(stackId: string, action: StackAction): Promise<void>;
+}
+
+/** The stack actions beyond the life cycle (Heat's actions API): suspend, resume, check. */
+export type StackAction = 'SUSPEND' | 'RESUME' | 'CHECK';
+
+/**
+ * A failure a resource action reports under Heat's exception class name (`ResourceUnknownStatus`,
+ * `NotFound`...), which the status reason shows before the resource path.
+ */
+export class ResourceActionError extends Error {
+  constructor(
+    readonly kind: string,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 /** A template's resource as implicit dependencies see it: its resolved type, raw properties, requirements. */
@@ -123,6 +141,14 @@ export interface ResourceType {
   /** A change that replaces the resource even though every changed property is updatable. */
   needsReplacement?(before: JsonMap, after: JsonMap): boolean;
   delete(ctx: ActionContext, state: ResourceState): Promise<void>;
+  /**
+   * Heat's handle_suspend / handle_resume (with their check_*_complete): the resource's data afterwards
+   * (a server's refreshed view). Absent: the action only moves the resource's state.
+   */
+  suspend?(ctx: ActionContext, state: ResourceState): Promise<JsonMap | void>;
+  resume?(ctx: ActionContext, state: ResourceState): Promise<JsonMap | void>;
+  /** Heat's handle_check: throws when the physical resource is missing or not in its expected state. */
+  check?(ctx: ActionContext, state: ResourceState): Promise<void>;
   attribute(state: ResourceState, name: string): Json;
   /** get_resource: the physical id unless the type says otherwise (RandomString gives its value). */
   reference?(state: ResourceState): Json;
