@@ -524,6 +524,7 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
     while (pending.size || running.size) {
       if (failure === undefined && Date.now() > deadline) failure = new TimeoutError('Operation timed out.');
       if (failure === undefined) failure = options.interrupt?.();
+      let skipped = false;
       if (failure === undefined) {
         for (const name of [...pending]) {
           const deps = waitsFor(name);
@@ -531,6 +532,7 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
             // Heat cancels what comes after a failed resource in the traversal.
             pending.delete(name);
             failed.add(name);
+            skipped = true;
           } else if (deps.every((dep) => done.has(dep) || !scheduled.has(dep))) {
             pending.delete(name);
             running.set(
@@ -551,7 +553,7 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
             );
           }
         }
-        if (!running.size && pending.size) continue;
+        if (skipped && !running.size && pending.size) continue;
       }
       if (!running.size) break;
       await Promise.race(running.values());
