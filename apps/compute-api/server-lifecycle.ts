@@ -3,6 +3,7 @@ import { AuthContext, hasRole, isAdmin } from '@novum/auth';
 import {
   ApiError,
   BadRequestError,
+  NotFoundError,
   ConflictError,
   ForbiddenError,
   NOVUM_CONFIG,
@@ -263,6 +264,68 @@ export class ServerLifecycleActions {
       instanceFlavor(flavor),
       diskConfig === undefined ? {} : { autoDiskConfig: diskConfig === 'AUTO' },
     );
+  }
+
+  /**
+   * Nova's evacuate (admin): the instance's host is down (stopped, or forced down by the admin), so the
+   * server is rebuilt on another host from its image, keeping its ports. `host` names the destination (which
+   * must pass the scheduler's filters; 2.29's `force` skips nothing here); below 2.14 `onSharedStorage` is
+   * required and the answer carries the admin password; from 2.95 the server arrives stopped.
+   */
+  async evacuate(auth: AuthContext, instance: InstanceEntity, body: unknown, v: ApiVersion) {
+    allow('os_compute_api:os-evacuate', isAdmin(auth));
+    const args = requireObject('evacuate', body);
+    const allowed = ['host', 'adminPass'];
+    if (!v.atLeast('2.14')) allowed.push('onSharedStorage');
+    if (v.atLeast('2.29') && !v.atLeast('2.68')) allowed.push('force');
+    onlyKeys('evacuate', args, allowed);
+    const host = args.host === undefined ? undefined : checkString('host', args.host, 1, 255);
+    if (args.adminPass !== undefined && typeof args.adminPass !== 'string') {
+      throw invalid('adminPass', args.adminPass, "is not of type 'string'");
+    }
+    if (!v.atLeast('2.14')) {
+      if (args.onSharedStorage === undefined) {
+        throw invalid('evacuate', args, "'onSharedStorage' is a required property");
+      }
+      if (typeof args.onSharedStorage !== 'boolean') {
+        throw invalid('onSharedStorage', args.onSharedStorage, "is not of type 'boolean'");
+      }
+      if (args.onSharedStorage && args.adminPass !== undefined) {
+        throw new BadRequestError("admin password can't be changed on existing disk");
+      }
+    }
+    if (args.force !== undefined) {
+      if (typeof args.force !== 'boolean') throw invalid('force', args.force, "is not of type 'boolean'");
+      if (args.force && !host) throw new BadRequestError("Can't force to a non-provided destination");
+    }
+    if (host !== undefined && !(await this.servers.computeHost(host))) {
+      throw new NotFoundError(`Compute host ${host} not found.`);
+    }
+    if (host !== undefined && host === instance.host) {
+      throw new BadRequestError("The target host can't be the same one.");
+    }
+    this.servers.checkLocked(auth, instance);
+    if (instance.host && (await this.servers.computeHost(instance.host))?.up) {
+      throw new BadRequestError(`Compute service of ${instance.host} is still in use.`);
+    }
+    const adminPass = typeof args.adminPass === 'string' ? args.adminPass : generatePassword();
+    await this.servers.beginTask(
+      auth,
+      instance,
+      {
+        action: 'evacuate',
+        vmStates: [VmState.ACTIVE, VmState.STOPPED, VmState.ERROR],
+        task: TaskState.REBUILDING,
+      },
+      // From 2.95 the server is evacuated to stopped: its agent rebuilds a stopped server without starting it.
+      v.atLeast('2.95') ? { vmState: VmState.STOPPED } : {},
+    );
+    await this.rpc.evacuateServer({
+      ...this.request(instance),
+      ...(host ? { host } : {}),
+      adminPassword: adminPass,
+    });
+    return v.atLeast('2.14') ? undefined : { adminPass };
   }
 
   async migrate(auth: AuthContext, instance: InstanceEntity, body: unknown, v: ApiVersion) {

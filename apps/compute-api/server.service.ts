@@ -624,9 +624,14 @@ export class ServerService {
     });
   }
 
-  private async hostIsUp(host: string): Promise<boolean> {
+  /** Whether a compute service of that host exists, and whether it is up (Nova's servicegroup is_up). */
+  async computeHost(host: string): Promise<{ up: boolean } | undefined> {
     const service = await this.store.services.findOneBy({ host, binary: Binary.COMPUTE });
-    return !!service && isServiceUp(service, Date.now(), this.config.serviceDownTimeSeconds);
+    return service ? { up: isServiceUp(service, Date.now(), this.config.serviceDownTimeSeconds) } : undefined;
+  }
+
+  private async hostIsUp(host: string): Promise<boolean> {
+    return !!(await this.computeHost(host))?.up;
   }
 
   /**

@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { MessageBus } from '@novum/bus';
-import { ComputeRpcClient, InstanceRecords } from '@novum/compute';
-import { ComputeNodeEntity, openDataSource, InstanceFlavor } from '@novum/db';
+import { ComputeRpcClient, InstanceRecords, recordMigration } from '@novum/compute';
+import { ComputeNodeEntity, InstanceFlavor, MigrationEntity, openDataSource } from '@novum/db';
 import {
   ComputeDriver,
   ConsoleUnavailable,
@@ -122,6 +122,45 @@ describe('ComputeManager on SQLite', () => {
     await agent('two-drivers', [container, fake]);
     const node = await dataSource.getRepository(ComputeNodeEntity).findOneByOrFail({ host: 'two-drivers' });
     expect(node.runningVms).toBe(2);
+  });
+
+  it('rebuilds an evacuated instance here, and its old host destroys the guest left there when back', async () => {
+    const sourceDriver = new FakeDriver();
+    const source = await agent('evac-src', [sourceDriver]);
+    const uuid = await built(source.manager, 'evac-src', FLAVOR);
+    const before = (await records.get(uuid))!;
+    const destinationDriver = new FakeDriver();
+    const destination = await agent('evac-dst', [destinationDriver]);
+    // What the conductor does once the destination is claimed (the source agent being down).
+    const migrationId = randomUUID();
+    await records.update(uuid, { host: 'evac-dst', node: 'evac-dst', taskState: TaskState.REBUILDING });
+    await recordMigration(dataSource, {
+      uuid: migrationId,
+      instance: before,
+      type: 'evacuation',
+      status: 'accepted',
+      newFlavor: FLAVOR,
+      destHost: 'evac-dst',
+      destNode: 'evac-dst',
+    });
+    const migration = () => dataSource.getRepository(MigrationEntity).findOneByOrFail({ uuid: migrationId });
+
+    await destination.manager.rebuildInstance({ instanceUuid: uuid, requestId: `req-${randomUUID()}` });
+    expect(await records.get(uuid)).toMatchObject({
+      host: 'evac-dst',
+      vmState: VmState.ACTIVE,
+      taskState: null,
+    });
+    expect(destinationDriver.inspect(uuid)?.state).toBe(PowerState.RUNNING);
+    expect((await migration()).status).toBe('done');
+
+    // The old host's agent starts again (its guest outlived it): the guest goes, the instance stays where it is.
+    expect(sourceDriver.inspect(uuid)?.state).toBe(PowerState.RUNNING);
+    await agent('evac-src', [sourceDriver]);
+    expect(sourceDriver.inspect(uuid)).toBeUndefined();
+    expect((await migration()).status).toBe('completed');
+    expect(await records.get(uuid)).toMatchObject({ host: 'evac-dst', vmState: VmState.ACTIVE });
+    expect(destinationDriver.inspect(uuid)?.state).toBe(PowerState.RUNNING);
   });
 
   it('without fake, a driver the host lacks fails the build, which goes back to the conductor', async () => {

@@ -42,6 +42,7 @@ import {
   ComputeNodeEntity,
   InstanceEntity,
   InstanceFlavor,
+  MigrationEntity,
   nowIso,
   ServerGroupEntity,
   ServerGroupMemberEntity,
@@ -554,8 +555,10 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
           powerState: state,
           launchedAt: nowIso(),
         });
+        await this.endEvacuation(instance.uuid, 'done');
       } catch (error) {
         await this.fail(instance, eventId, error, VmState.ERROR);
+        await this.endEvacuation(instance.uuid, 'failed');
       }
     });
   }
@@ -1324,7 +1327,8 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
         await this.records.update(instance.uuid, { powerState: PowerState.NOSTATE });
       }
     }
-    const unknown = [...guests].filter((uuid) => !known.has(uuid));
+    const evacuated = await this.destroyEvacuated(guests);
+    const unknown = [...guests].filter((uuid) => !known.has(uuid) && !evacuated.has(uuid));
     if (unknown.length) {
       this.log.warn({ guests: unknown }, 'the hypervisor runs guests the database does not know; left alone');
     }
@@ -1417,6 +1421,48 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
       ...(vmState ? { vmState } : {}),
     });
     await this.records.addFault(instance.uuid, { code: 500, message: errorMessage(error), host: this.host });
+  }
+
+  /** An evacuation to this host (a rebuild the conductor handed over) is `done` or `failed`. */
+  private async endEvacuation(instanceUuid: string, status: 'done' | 'failed'): Promise<void> {
+    await this.dataSource
+      .getRepository(MigrationEntity)
+      .update(
+        { instanceUuid, migrationType: 'evacuation', status: 'accepted', destCompute: this.host },
+        { status, updatedAt: nowIso() },
+      );
+  }
+
+  /**
+   * Nova's _destroy_evacuated_instances: at start, the guests of instances evacuated from this host while it
+   * was down (their evacuation `accepted` or `done`) are destroyed here, their host plumbing with them but
+   * not their ports, which their new host holds; the evacuation becomes `completed`. Returns their uuids.
+   */
+  private async destroyEvacuated(guests: ReadonlySet<string>): Promise<Set<string>> {
+    const evacuations = await this.dataSource.getRepository(MigrationEntity).findBy({
+      migrationType: 'evacuation',
+      sourceCompute: this.host,
+      status: In(['accepted', 'done']),
+    });
+    const destroyed = new Set<string>();
+    for (const evacuation of evacuations) {
+      const instance = await this.records.get(evacuation.instanceUuid);
+      if (guests.has(evacuation.instanceUuid) && instance && instance.host !== this.host) {
+        try {
+          await this.driverFor(instance).destroy(instance, []);
+        } catch (error) {
+          this.log.warn({ err: error, instance: instance.uuid }, 'could not destroy an evacuated guest');
+          continue;
+        }
+        destroyed.add(instance.uuid);
+        this.log.info(
+          { instance: instance.uuid, host: instance.host },
+          'destroyed the guest of an evacuated instance',
+        );
+      }
+      await setMigrationStatus(this.dataSource, evacuation.uuid, 'completed');
+    }
+    return destroyed;
   }
 
   private mine(instance: InstanceEntity | null): instance is InstanceEntity {

@@ -21,6 +21,8 @@ import {
   resourcesOf,
   ServiceHeartbeat,
   recordMigration,
+  confirmMigrationClaim,
+  setMigrationStatus,
 } from '@novum/compute';
 import { InstanceEntity } from '@novum/db';
 import { TaskState, VmState } from '@novum/virt';
@@ -161,6 +163,85 @@ export class ConductorService implements OnApplicationBootstrap, OnModuleDestroy
       return migrationId;
     }
     throw new BuildFailure(NO_VALID_HOST);
+  }
+
+  /**
+   * Nova's rebuild_instance with a recreate (evacuate): the instance's host is down, so it is scheduled
+   * elsewhere (never its own host; the admin's `host` when named, if it passes the filters), claimed there
+   * under a migration id, moved (host, node, the claim: the source's is freed), recorded as an `evacuation`
+   * migration (`accepted`; the destination's agent makes it `done`, the source's agent `completed` once it
+   * has destroyed the guest left there) and rebuilt by the destination's agent from the instance's image. No
+   * host: the instance goes to ERROR with the No valid host fault and the migration to `error`, as Nova's.
+   */
+  @RpcMethod(ConductorMethod.EVACUATE_SERVER)
+  async evacuateServer(payload: unknown): Promise<void> {
+    const request = checkRequest.evacuateServer(payload);
+    const instance = await this.records.get(request.instanceUuid);
+    if (!instance || instance.deletedAt || !instance.host) return;
+    if (instance.taskState !== TaskState.REBUILDING) return;
+    const eventId = await this.records.startEvent(
+      instance.uuid,
+      request.requestId,
+      'conductor_rebuild_server',
+      this.config.host,
+      'evacuate',
+    );
+    const migrationId = randomUUID();
+    try {
+      const source = instance.host;
+      const candidates = (await this.scheduler.select(instance, [source])).filter(
+        ({ node }) => !request.host || node.host === request.host,
+      );
+      for (const { node } of candidates) {
+        if (!(await claim(this.dataSource, migrationId, node.uuid, resourcesOf(instance.flavor)))) continue;
+        const moved = await this.records.update(
+          instance.uuid,
+          { host: node.host, node: node.hypervisorHostname },
+          { taskState: [TaskState.REBUILDING], host: source },
+        );
+        if (!moved) {
+          await release(this.dataSource, migrationId);
+          await this.records.finishEvent(eventId);
+          return;
+        }
+        await recordMigration(this.dataSource, {
+          uuid: migrationId,
+          instance,
+          type: 'evacuation',
+          status: 'accepted',
+          newFlavor: instance.flavor,
+          destHost: node.host,
+          destNode: node.hypervisorHostname,
+        });
+        await confirmMigrationClaim(this.dataSource, instance.uuid, migrationId);
+        await this.records.finishEvent(eventId);
+        await this.rpc.rebuildInstance(node.host, {
+          ...this.scoped(request),
+          ...(request.adminPassword ? { adminPassword: request.adminPassword } : {}),
+        });
+        return;
+      }
+      throw new BuildFailure(NO_VALID_HOST);
+    } catch (error) {
+      if (!(error instanceof BuildFailure))
+        this.log.error({ err: error, instance: instance.uuid }, 'evacuation failed');
+      await this.records.finishEvent(eventId, error);
+      await recordMigration(this.dataSource, {
+        uuid: migrationId,
+        instance,
+        type: 'evacuation',
+        status: 'error',
+        newFlavor: instance.flavor,
+        destHost: null,
+        destNode: null,
+      }).catch(() => setMigrationStatus(this.dataSource, migrationId, 'error'));
+      const failed = await this.records.update(
+        instance.uuid,
+        { vmState: VmState.ERROR, taskState: null },
+        { taskState: [TaskState.REBUILDING] },
+      );
+      if (failed) await this.records.addFault(instance.uuid, { code: 500, message: errorMessage(error) });
+    }
   }
 
   /**

@@ -84,6 +84,15 @@ export interface ResizeInstanceRequest extends InstanceRequest {
   migrationId: string;
 }
 
+/**
+ * `evacuate_server` (cast to CONDUCTOR_QUEUE, task_state `rebuilding`, its host's service down): rebuilt
+ * on another host, `host` if the admin named one.
+ */
+export interface EvacuateServerRequest extends InstanceRequest {
+  host?: string;
+  adminPassword?: string;
+}
+
 /** `migrate_server` (cast to CONDUCTOR_QUEUE): a resize with `flavor`, a cold migration without. */
 export interface MigrateServerRequest extends InstanceRequest {
   flavor?: InstanceFlavor;
@@ -193,6 +202,8 @@ export const ConductorMethod = {
   MIGRATE_SERVER: 'migrate_server',
   /** task_state `unshelving` (vm_state shelved or shelved_offloaded). */
   UNSHELVE_INSTANCE: 'unshelve_instance',
+  /** task_state `rebuilding`, the instance's host down: Nova's rebuild_instance with a recreate. */
+  EVACUATE_SERVER: 'evacuate_server',
 } as const;
 
 type Kind = 'uuid' | 'string' | 'number' | 'string[]' | 'uuid[]' | 'boolean' | 'flavor';
@@ -314,6 +325,12 @@ export const checkRequest = {
     check<ResizeInstanceRequest>(p, 'resize_instance', { ...INSTANCE, migrationId: 'uuid' }),
   migrateServer: (p: unknown) =>
     check<MigrateServerRequest>(p, 'migrate_server', { ...INSTANCE, flavor: '?flavor' }),
+  evacuateServer: (p: unknown) =>
+    check<EvacuateServerRequest>(p, 'evacuate_server', {
+      ...INSTANCE,
+      host: '?string',
+      adminPassword: '?string',
+    }),
   rescue: (p: unknown) =>
     check<RescueInstanceRequest>(p, 'rescue_instance', {
       ...INSTANCE,

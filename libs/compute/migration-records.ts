@@ -2,7 +2,19 @@ import { DataSource } from 'typeorm';
 import { FlavorEntity, InstanceEntity, InstanceFlavor, MigrationEntity, nowIso } from '@novum/db';
 
 /** Nova's migration statuses as this control plane moves through them. */
-export type MigrationStatus = 'pre-migrating' | 'migrating' | 'finished' | 'confirmed' | 'reverted' | 'error';
+export type MigrationStatus =
+  | 'pre-migrating'
+  | 'migrating'
+  | 'finished'
+  | 'confirmed'
+  | 'reverted'
+  | 'error'
+  // An evacuation's: accepted (the destination claimed), done (rebuilt there), failed, and completed once
+  // the source host, back up, has destroyed what was left of the guest there.
+  | 'accepted'
+  | 'done'
+  | 'failed'
+  | 'completed';
 
 async function flavorInternalId(dataSource: DataSource, flavor: InstanceFlavor): Promise<number | null> {
   const row = await dataSource.getRepository(FlavorEntity).findOneBy({ id: flavor.id });
@@ -18,10 +30,11 @@ export async function recordMigration(
   migration: {
     uuid: string;
     instance: InstanceEntity;
-    type: 'resize' | 'migration';
+    type: 'resize' | 'migration' | 'evacuation';
+    status?: MigrationStatus;
     newFlavor: InstanceFlavor;
-    destHost: string;
-    destNode: string;
+    destHost: string | null;
+    destNode: string | null;
   },
 ): Promise<void> {
   const { instance } = migration;
@@ -30,12 +43,12 @@ export async function recordMigration(
     uuid: migration.uuid,
     instanceUuid: instance.uuid,
     migrationType: migration.type,
-    status: 'pre-migrating',
+    status: migration.status ?? 'pre-migrating',
     sourceCompute: instance.host,
     sourceNode: instance.node,
     destCompute: migration.destHost,
     destNode: migration.destNode,
-    destHost: '127.0.0.1',
+    destHost: migration.destHost ? '127.0.0.1' : null,
     oldInstanceTypeId: await flavorInternalId(dataSource, instance.flavor),
     newInstanceTypeId: await flavorInternalId(dataSource, migration.newFlavor),
     userId: instance.userId,

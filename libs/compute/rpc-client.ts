@@ -10,6 +10,7 @@ import {
   InstanceCallRequest,
   InstanceRequest,
   MigrateServerRequest,
+  EvacuateServerRequest,
   MigrationSourceRequest,
   RebootInstanceRequest,
   RebuildInstanceRequest,
@@ -74,6 +75,11 @@ export class ComputeRpcClient {
       request,
       timeoutMs,
     );
+  }
+
+  /** Evacuate: set task_state `rebuilding` first; the conductor picks the host and hands the rebuild over. */
+  evacuateServer(request: EvacuateServerRequest): Promise<void> {
+    return this.bus.cast(CONDUCTOR_QUEUE, ConductorMethod.EVACUATE_SERVER, request);
   }
 
   /** The conductor's hand-over to the destination after its claim (not for the API). */

@@ -88,6 +88,10 @@ export class ServerActionsController {
       },
       revertResize: (c) => this.more.confirmOrRevert(c.auth, c.instance, c.body, false),
       migrate: (c) => this.more.migrate(c.auth, c.instance, c.body, c.v),
+      evacuate: (c) => {
+        c.reply.status(200);
+        return this.more.evacuate(c.auth, c.instance, c.body, c.v);
+      },
       createImage: (c) => this.more.createImage(c.auth, c.instance, c.body, c.v, c.reply),
       shelve: (c) => this.more.shelve(c.auth, c.instance, c.body),
       shelveOffload: (c) => this.more.shelveOffload(c.auth, c.instance, c.body),
