@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CloudHandle, startCloud } from './support/cloud';
-import { openstack, openstackJson, openstackOk } from './support/openstack';
+import { openstack, openstackJson, openstackOk, openstackSettledStack } from './support/openstack';
 
 const TEMPLATE = `
 heat_template_version: 2018-08-31
@@ -255,6 +255,150 @@ describe('orchestration with /usr/bin/openstack', () => {
     expect((await openstack(demo, 'keypair', 'show', 'heat-key')).code).not.toBe(0);
   }, 240_000);
 
+  it('suspends, resumes and checks a stack (openstack stack suspend/resume/check), its server through Nova', async () => {
+    const paused = join(cloud.dataDir, 'paused.yaml');
+    writeFileSync(
+      paused,
+      [
+        'heat_template_version: 2021-04-16',
+        'parameters: {image: {type: string}}',
+        'resources:',
+        '  secret: {type: OS::Heat::RandomString}',
+        '  net: {type: OS::Neutron::Net, properties: {name: paused-net}}',
+        '  subnet: {type: OS::Neutron::Subnet, properties: {network: {get_resource: net}, cidr: 192.168.78.0/24}}',
+        '  server:',
+        '    type: OS::Nova::Server',
+        '    depends_on: subnet',
+        '    properties: {name: paused-server, image: {get_param: image}, flavor: m1.tiny, networks: [{network: {get_resource: net}}]}',
+        '',
+      ].join('\n'),
+    );
+    const created = await waitedJson(
+      demo,
+      'stack',
+      'create',
+      '-t',
+      paused,
+      '--parameter',
+      'image=cirros-heat',
+      '--wait',
+      'paused',
+    );
+    expect(created.stack_status).toBe('CREATE_COMPLETE');
+    const serverId = (await openstackJson(demo, 'stack', 'resource', 'show', 'paused', 'server'))
+      .physical_resource_id;
+    const status = async () => {
+      const shown = await openstackJson(demo, 'stack', 'show', 'paused');
+      return `${shown.stack_status} ${shown.stack_status_reason}`;
+    };
+    const resourceStatuses = async () =>
+      Object.fromEntries(
+        (await openstackJson<any[]>(demo, 'stack', 'resource', 'list', 'paused')).map((r) => [
+          r.resource_name,
+          r.resource_status,
+        ]),
+      );
+
+    await openstackOk(demo, 'stack', 'check', '--wait', 'paused');
+    expect(await status()).toBe(
+      "CHECK_COMPLETE Stack CHECK completed successfully. 'CHECK' not fully supported (see resources)",
+    );
+    const checked = await openstackJson(demo, 'stack', 'resource', 'show', 'paused', 'secret');
+    expect(checked.resource_status_reason).toBe('CHECK not supported for OS::Heat::RandomString');
+
+    await openstackOk(demo, 'stack', 'suspend', '--wait', 'paused');
+    expect(await status()).toBe('SUSPEND_COMPLETE Stack SUSPEND completed successfully');
+    expect((await openstackJson(demo, 'server', 'show', serverId)).status).toBe('SUSPENDED');
+    expect(await resourceStatuses()).toEqual({
+      secret: 'SUSPEND_COMPLETE',
+      net: 'SUSPEND_COMPLETE',
+      subnet: 'SUSPEND_COMPLETE',
+      server: 'SUSPEND_COMPLETE',
+    });
+    // Reverse dependency order: the server before the subnet it needs.
+    const events = await openstackJson<any[]>(demo, 'stack', 'event', 'list', 'paused');
+    const at = (name: string, status: string) =>
+      events.findIndex((e) => e.resource_name === name && e.resource_status === status);
+    expect(at('server', 'SUSPEND_COMPLETE')).toBeLessThan(at('subnet', 'SUSPEND_IN_PROGRESS'));
+
+    await openstackOk(demo, 'stack', 'resume', '--wait', 'paused');
+    expect(await status()).toBe('RESUME_COMPLETE Stack RESUME completed successfully');
+    expect((await openstackJson(demo, 'server', 'show', serverId)).status).toBe('ACTIVE');
+
+    // A suspended server fails the check (Heat expects ACTIVE), and `--wait` reports the failure.
+    await openstackOk(demo, 'stack', 'suspend', '--wait', 'paused');
+    const failedCheck = await openstack(demo, 'stack', 'check', '--wait', 'paused');
+    expect(failedCheck.code).not.toBe(0);
+    expect(await status()).toBe(
+      `CHECK_FAILED Resource CHECK failed: ["Error: resources.server: 'status': expected 'ACTIVE', got 'SUSPENDED'"].` +
+        " 'CHECK' not fully supported (see resources)",
+    );
+
+    // The raw API: Heat's status codes and fault bodies.
+    const issued = (await openstackJson(demo, 'token', 'issue')) as { id: string; project_id: string };
+    const base = cloud.services.orchestration.replace('$(project_id)s', issued.project_id);
+    const stackId = (await openstackJson(demo, 'stack', 'show', 'paused')).id;
+    const post = (url: string, body: unknown, token = issued.id) =>
+      fetch(url, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { 'x-auth-token': token, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    const byName = await post(`${base}/stacks/paused/actions`, { check: null });
+    expect(byName.status).toBe(302);
+    expect(byName.headers.get('location')).toMatch(new RegExp(`/stacks/paused/${stackId}/actions$`));
+    const cancel = await post(`${base}/stacks/paused/${stackId}/actions`, { cancel_update: null });
+    expect(cancel.status).toBe(400);
+    expect(await cancel.json()).toMatchObject({
+      code: 400,
+      title: 'Bad Request',
+      error: {
+        type: 'NotSupported',
+        message: 'Cancelling update when stack is CHECK_FAILED is not supported.',
+      },
+    });
+    const none = await post(`${base}/stacks/paused/${stackId}/actions`, {});
+    expect([none.status, ((await none.json()) as any).error.message]).toEqual([400, 'No action specified']);
+    const tokenAlt = (await openstackJson(alt, 'token', 'issue')) as { id: string; project_id: string };
+    const altBase = cloud.services.orchestration.replace('$(project_id)s', tokenAlt.project_id);
+    const foreign = await post(`${altBase}/stacks/paused/${stackId}/actions`, { suspend: null }, tokenAlt.id);
+    expect(foreign.status).toBe(404);
+    expect(((await foreign.json()) as any).error.type).toBe('EntityNotFound');
+    const resumed = await post(`${base}/stacks/paused/${stackId}/actions`, { resume: null });
+    expect([resumed.status, await resumed.text()]).toEqual([200, 'null']);
+
+    await openstackOk(demo, 'stack', 'delete', '--yes', '--wait', 'paused');
+    expect((await openstack(demo, 'server', 'show', serverId)).code).not.toBe(0);
+  }, 240_000);
+
+  it('cancels a running update (openstack stack cancel), which rolls back', async () => {
+    const slow = (value: string, wait: number) =>
+      `heat_template_version: 2021-04-16\nresources:\n  first: {type: OS::Heat::TestResource, properties: {value: ${value}, wait_secs: ${wait}}}\n  second: {type: OS::Heat::TestResource, depends_on: first, properties: {value: ${value}}}\n`;
+    const before = join(cloud.dataDir, 'slow-a.yaml');
+    const after = join(cloud.dataDir, 'slow-b.yaml');
+    writeFileSync(before, slow('a', 0));
+    writeFileSync(after, slow('b', 8));
+    await waitedJson(demo, 'stack', 'create', '-t', before, '--wait', 'slow');
+    await openstackOk(demo, 'stack', 'update', '-t', after, 'slow');
+    const cancelled = await openstack(demo, 'stack', 'cancel', 'slow');
+    expect(cancelled.code).toBe(0);
+    const shown = await openstackSettledStack(demo, 'slow');
+    expect(shown.stack_status).toBe('ROLLBACK_COMPLETE');
+    const events = await openstackJson<any[]>(demo, 'stack', 'event', 'list', 'slow');
+    expect(
+      events.find((e) => e.resource_name === 'slow' && e.resource_status === 'UPDATE_FAILED')
+        ?.resource_status_reason,
+    ).toBe('Operation cancelled');
+    const second = await openstackJson(demo, 'stack', 'resource', 'show', 'slow', 'second');
+    const attributes =
+      typeof second.attributes === 'string' ? JSON.parse(second.attributes) : second.attributes;
+    expect(attributes.output).toBe('a');
+    const refused = await openstack(demo, 'stack', 'cancel', 'slow');
+    expect(refused.stderr).toContain('not in cancelable state');
+    await openstackOk(demo, 'stack', 'delete', '--yes', '--wait', 'slow');
+  }, 120_000);
+
   it('checks custom constraints at create and rolls a failed create back', async () => {
     const refused = await openstack(
       demo,
@@ -278,12 +422,7 @@ describe('orchestration with /usr/bin/openstack', () => {
       'heat_template_version: 2021-04-16\nresources:\n  net: {type: OS::Neutron::Net, properties: {name: doomed-net}}\n  boom:\n    type: OS::Heat::TestResource\n    depends_on: net\n    properties: {fail: true}\n',
     );
     await openstackJson(demo, 'stack', 'create', '-t', failing, '--enable-rollback', 'doomed');
-    let shown: any;
-    const deadline = Date.now() + 30_000;
-    do {
-      await new Promise((r) => setTimeout(r, 500));
-      shown = await openstackJson(demo, 'stack', 'show', 'doomed');
-    } while (shown.stack_status.endsWith('IN_PROGRESS') && Date.now() < deadline);
+    const shown = await openstackSettledStack(demo, 'doomed');
     expect(shown).toMatchObject({
       stack_status: 'ROLLBACK_COMPLETE',
       stack_status_reason: 'Rollback completed',

@@ -138,6 +138,21 @@ export async function openstackWaitedJson<T = any>(
   return JSON.parse(result.stdout.slice(result.stdout.search(/^\{/m))) as T;
 }
 
+/** `openstack stack show NAME` once the stack's action has ended (or the time is up), polled every 0.5 s. */
+export async function openstackSettledStack<T = any>(
+  env: Record<string, string>,
+  name: string,
+  timeoutMs = 30_000,
+): Promise<T & { stack_status: string }> {
+  const deadline = Date.now() + timeoutMs;
+  let shown: T & { stack_status: string };
+  do {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    shown = await openstackJson(env, 'stack', 'show', name);
+  } while (shown.stack_status.endsWith('IN_PROGRESS') && Date.now() < deadline);
+  return shown;
+}
+
 /** `openstack ARGS` that must succeed; returns its output. */
 export async function openstackOk(env: Record<string, string>, ...args: string[]): Promise<string> {
   const result = await openstack(env, ...args);
