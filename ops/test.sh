@@ -37,6 +37,10 @@ npx --no-install jest --selectProjects unit --json --outputFile="$results/unit.j
 # production run in the place of whichever ends first. Every test has its own ports, data dir, database and vhost.
 HOST_TESTS='test/e2e/((container|kvm)-|horizon\.e2e)'
 ONCE_ONLY_TESTS='test/e2e/((container|kvm)-|[a-z-]+-cli\.e2e|horizon\.e2e)'
+# The fuzzing tests (random bodies, paths and templates at every API, looking for a 5xx) run in the production
+# pass only: PostgreSQL is the stricter of the two databases (lengths, types, encodings), where a request that
+# slips past validation fails first.
+PRODUCTION_ONLY_TESTS='test/e2e/[a-z-]+-fuzz\.e2e'
 e2e() { # NAME MODE JEST-ARGS...: one jest run of the e2e project, its report in $results/NAME.json
   local name=$1 mode=$2
   shift 2
@@ -47,7 +51,7 @@ streams=$(mktemp -d)
 log "end-to-end tests, embedded mode: the host drivers' tests beside the others (output as each run ends)"
 e2e e2e-host embedded "$HOST_TESTS" >"$streams/host" 2>&1 &
 host_run=$!
-e2e e2e-embedded embedded --testPathIgnorePatterns "$HOST_TESTS" >"$streams/embedded" 2>&1 &
+e2e e2e-embedded embedded --testPathIgnorePatterns "$HOST_TESTS" "$PRODUCTION_ONLY_TESTS" >"$streams/embedded" 2>&1 &
 other_run=$!
 declare -A stream_of=([$host_run]=host [$other_run]=embedded)
 wait -n -p ended $host_run $other_run || status=1
