@@ -34,6 +34,16 @@ const SCHEDULE_EVENT = 'conductor_schedule_and_build_instances';
 class BuildFailure extends Error {}
 
 /**
+ * The instance as the scheduler sees it when it moves (Nova's RequestSpec.reset_forced_destinations, then
+ * requested_destination): the host its create forced (`zone:host`, 2.74 `host`) no longer binds it, the
+ * admin's destination, if any, does.
+ */
+function withDestination<T extends InstanceEntity>(instance: T, host?: string): T {
+  const { requested_host: _forced, ...hints } = instance.schedulerHints ?? {};
+  return { ...instance, schedulerHints: host ? { ...hints, requested_host: host } : hints };
+}
+
+/**
  * Nova's conductor for builds: schedules each instance, claims its resources on the chosen node (the
  * next candidate when a concurrent build took the room), records the host and hands the build to the
  * host's compute agent. A build that failed on a host comes back here with that host excluded, at most
@@ -128,7 +138,7 @@ export class ConductorService implements OnApplicationBootstrap, OnModuleDestroy
     const excluded = !request.flavor || !this.config.allowResizeToSameHost ? [instance.host!] : [];
     const migrationId = randomUUID();
     const resources = resourcesOf(flavor);
-    for (const { node } of await this.scheduler.select({ ...instance, flavor }, excluded)) {
+    for (const { node } of await this.scheduler.select(withDestination({ ...instance, flavor }), excluded)) {
       if (!(await claim(this.dataSource, migrationId, node.uuid, resources))) continue;
       const recorded = await this.records.update(
         instance.uuid,
@@ -189,9 +199,7 @@ export class ConductorService implements OnApplicationBootstrap, OnModuleDestroy
     const migrationId = randomUUID();
     try {
       const source = instance.host;
-      const candidates = (await this.scheduler.select(instance, [source])).filter(
-        ({ node }) => !request.host || node.host === request.host,
-      );
+      const candidates = await this.scheduler.select(withDestination(instance, request.host), [source]);
       for (const { node } of candidates) {
         if (!(await claim(this.dataSource, migrationId, node.uuid, resourcesOf(instance.flavor)))) continue;
         const moved = await this.records.update(

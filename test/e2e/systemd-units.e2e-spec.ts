@@ -11,9 +11,10 @@ const APPS = readdirSync(join(ROOT, 'apps')).filter(
 const root = process.getuid?.() === 0;
 
 (root ? describe : describe.skip)('ops/systemd/install.sh', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'novum-e2e-'));
-  const units = join(dir, 'units');
-  const config = join(dir, 'config');
+  // Made in beforeAll: jest runs this body even when the suite is skipped.
+  let dir = '';
+  let units = '';
+  let config = '';
   const install = (...args: string[]) =>
     execFileSync(
       'bash',
@@ -34,8 +35,13 @@ const root = process.getuid?.() === 0;
   const unit = (app: string) => readFileSync(join(units, `novum-${app}.service`), 'utf8');
   const setting = (text: string, key: string) => text.match(new RegExp(`^${key}=(.*)$`, 'm'))?.[1];
 
-  beforeAll(() => install('all'));
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'novum-e2e-'));
+    units = join(dir, 'units');
+    config = join(dir, 'config');
+    install('all');
+  });
+  afterAll(() => dir && rmSync(dir, { recursive: true, force: true }));
 
   it('installs one unit per app, each starting that app of this checkout', () => {
     expect(readdirSync(units).sort()).toEqual(APPS.map((app) => `novum-${app}.service`).sort());

@@ -47,7 +47,7 @@ async function adminQuery(sql: string): Promise<void> {
 }
 
 function rabbitmqctl(...args: string[]): void {
-  execFileSync('rabbitmqctl', args, { stdio: 'ignore' });
+  execFileSync('rabbitmqctl', args, { stdio: 'ignore', timeout: 120_000 });
 }
 
 export async function waitForHttp(url: string, timeoutMs = 60_000): Promise<void> {
