@@ -1,6 +1,8 @@
-import { ComputeNodeEntity, ComputeServiceEntity } from '@novum/db';
-import { freeResources } from '@novum/compute';
-import { HostState, rankHosts, RequestSpec } from './scheduler';
+import { DataSource } from 'typeorm';
+import { NovumConfig } from '@novum/common';
+import { ComputeNodeEntity, ComputeServiceEntity, InstanceEntity } from '@novum/db';
+import { freeResources, InstanceRecords } from '@novum/compute';
+import { HostSnapshot, HostState, rankHosts, RequestSpec, Scheduler } from './scheduler';
 
 const NOW = Date.parse('2026-11-28T09:00:00.000Z');
 
@@ -187,5 +189,51 @@ describe('rankHosts', () => {
     const { ranked, rejectedBy } = rankHosts(hosts, ssd);
     expect(names(ranked)).toEqual(['fast']);
     expect(rejectedBy).toEqual({ AggregateInstanceExtraSpecsFilter: 1 });
+  });
+});
+
+describe('Scheduler.select with a request snapshot', () => {
+  const flavor = { vcpus: 1, memory_mb: 1024, root_gb: 10, ephemeral_gb: 0, swap: 0, extra_specs: {} };
+  const instance = (uuid: string) =>
+    ({ uuid, flavor, schedulerHints: {}, availabilityZone: null }) as unknown as InstanceEntity;
+  const records = { hostsOf: async () => [] } as unknown as InstanceRecords;
+  const config = { serviceDownTimeSeconds: 60 } as NovumConfig;
+
+  it("reads the hosts once per request and charges each placement, so a request's instances spread", async () => {
+    const scheduler = new Scheduler({} as DataSource, records, config);
+    const load = jest.fn(async () => [host('a'), host('b'), host('c')]);
+    jest.spyOn(scheduler, 'hostStates').mockImplementation(load);
+    const snapshot = scheduler.snapshot();
+    jest.spyOn(Date, 'now').mockReturnValue(NOW);
+    try {
+      const firsts = await Promise.all(
+        Array.from(
+          { length: 6 },
+          async (_, i) => (await scheduler.select(instance(`i${i}`), [], snapshot))[0],
+        ),
+      );
+      expect(load).toHaveBeenCalledTimes(1);
+      const perHost = new Map<string, number>();
+      for (const first of firsts) perHost.set(first.node.host, (perHost.get(first.node.host) ?? 0) + 1);
+      expect(Object.fromEntries(perHost)).toEqual({ a: 2, b: 2, c: 2 });
+      expect(firsts[0].free).toEqual({ vcpus: 6, memoryMb: 6144, diskGb: 80 });
+      // Without a snapshot each selection reads the hosts afresh and charges nothing.
+      await scheduler.select(instance('alone'), []);
+      expect(load).toHaveBeenCalledTimes(2);
+    } finally {
+      jest.restoreAllMocks();
+    }
+  });
+
+  it('reads again after a failed read', async () => {
+    const load = jest
+      .fn()
+      .mockRejectedValueOnce(new Error('connection lost'))
+      .mockResolvedValue([host('a')]);
+    const snapshot = new HostSnapshot(load);
+    await expect(snapshot.hosts()).rejects.toThrow('connection lost');
+    expect(names(await snapshot.hosts())).toEqual(['a']);
+    expect(names(await snapshot.hosts())).toEqual(['a']);
+    expect(load).toHaveBeenCalledTimes(2);
   });
 });

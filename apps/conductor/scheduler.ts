@@ -171,6 +171,37 @@ export function rankHosts(
   return { ranked: [...ties, ...order.slice(ties.length)].map((entry) => entry.host), rejectedBy };
 }
 
+/**
+ * The hosts' state read once for every instance of one scheduling request (a multi-create), as Nova's
+ * HostManager serves a request from one view of the hosts: each placement consumes its resources from the
+ * chosen host here (Nova's consume_from_request), so that the request's instances spread as if placed one
+ * after another, without reading every host's rows again for each of them. The claims in the database stay
+ * the arbiter: a view that is out of date only costs a claim that fails and moves to the next candidate.
+ */
+export class HostSnapshot {
+  private states?: Promise<HostState[]>;
+
+  constructor(private readonly load: () => Promise<HostState[]>) {}
+
+  hosts(): Promise<HostState[]> {
+    if (!this.states) {
+      this.states = this.load();
+      // A failed read is not kept: the next instance of the request reads again.
+      this.states.catch(() => (this.states = undefined));
+    }
+    return this.states;
+  }
+}
+
+/** Takes an instance's resources from the free room of the host state it was placed on. */
+export function consume(host: HostState, resources: Resources): void {
+  host.free = {
+    vcpus: host.free.vcpus - resources.vcpus,
+    memoryMb: host.free.memoryMb - resources.memoryMb,
+    diskGb: host.free.diskGb - resources.diskGb,
+  };
+}
+
 /** The scheduler of the conductor: reads the hosts' state from the database and ranks them for an instance. */
 @Injectable()
 export class Scheduler {
@@ -241,11 +272,25 @@ export class Scheduler {
     };
   }
 
-  /** The hosts an instance may go to, best first; empty means "No valid host". */
-  async select(instance: InstanceEntity, excludedHosts: readonly string[]): Promise<HostState[]> {
+  /** A view of the hosts for the instances of one request (see HostSnapshot). */
+  snapshot(): HostSnapshot {
+    return new HostSnapshot(() => this.hostStates());
+  }
+
+  /**
+   * The hosts an instance may go to, best first; empty means "No valid host". With a snapshot, the hosts
+   * are the request's view and the best one is charged with the instance at once, before any other
+   * instance of the request is ranked.
+   */
+  async select(
+    instance: InstanceEntity,
+    excludedHosts: readonly string[],
+    snapshot?: HostSnapshot,
+  ): Promise<HostState[]> {
     const spec = await this.requestSpec(instance, excludedHosts);
-    const hosts = await this.hostStates();
+    const hosts = await (snapshot ? snapshot.hosts() : this.hostStates());
     const { ranked, rejectedBy } = rankHosts(hosts, spec);
+    if (snapshot && ranked.length) consume(ranked[0], spec.resources);
     if (!ranked.length) {
       this.log.info(
         { instance: instance.uuid, hosts: hosts.length, rejectedBy },
