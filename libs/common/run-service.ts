@@ -23,9 +23,13 @@ export function runService(start: (config: NovumConfig) => Promise<Closable[]>):
   const log = rootLogger(config.logLevel);
   let started: Closable[] = [];
   let stopping = false;
+  // A service runs until it is told to stop, even one with nothing else holding the event loop open (a
+  // worker alone on the in-process bus would otherwise end, with 0, as soon as it had started).
+  const alive = setInterval(() => undefined, 1 << 30);
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
+    clearInterval(alive);
     log.info({ signal }, 'shutting down');
     for (const closable of [...started].reverse()) {
       await closable.close().catch((error) => log.error({ err: error }, 'error while shutting down'));
