@@ -87,7 +87,10 @@ function fakeNeutron() {
           ),
         } as T;
       }
-      if (route === `/v2.0/networks/${NET}`) return { network: { id: NET, mtu: 1450 } } as T;
+      if (route === `/v2.0/networks/${NET}`)
+        return {
+          network: { id: NET, mtu: 1450, 'provider:network_type': 'vxlan', 'provider:segmentation_id': 1234 },
+        } as T;
       if (route === '/v2.0/subnets') {
         expect(params.get('network_id')).toBe(NET);
         return {
@@ -150,6 +153,7 @@ describe('NeutronGuestNetworking', () => {
         networkId: NET,
         bridge: 'novumbrfrombind',
         mtu: 1450,
+        segment: { networkType: 'vxlan', segmentationId: 1234 },
         fixedIps: [
           {
             address: '10.0.0.5',

@@ -40,6 +40,19 @@ interface NeutronPort {
   'binding:vif_details'?: { bridge_name?: string };
 }
 
+/** What the agent reads of a network (the provider attributes: the service user is an admin). */
+interface NeutronNetwork {
+  mtu?: number;
+  'provider:network_type'?: string | null;
+  'provider:segmentation_id'?: number | null;
+}
+
+function segmentOf(network: NeutronNetwork | undefined): Vif['segment'] {
+  const networkType = network?.['provider:network_type'];
+  if (!networkType) return undefined;
+  return { networkType, segmentationId: network['provider:segmentation_id'] ?? null };
+}
+
 interface NeutronSubnet {
   id: string;
   cidr: string;
@@ -97,12 +110,12 @@ export class NeutronGuestNetworking implements GuestNetworking {
       else this.log.warn({ instance: instance.uuid, port: cached.portId }, 'the port is gone; not plugged');
     }
     const filters = await this.filters(ports);
-    const networks = new Map<string, { mtu?: number }>();
+    const networks = new Map<string, NeutronNetwork>();
     const subnets = new Map<string, NeutronSubnet>();
     const vifs: Vif[] = [];
     for (const port of ports) {
       if (!networks.has(port.network_id)) {
-        const { network } = await this.api.request<{ network: { mtu?: number } }>(
+        const { network } = await this.api.request<{ network: NeutronNetwork }>(
           'GET',
           `/v2.0/networks/${port.network_id}`,
         );
@@ -136,6 +149,7 @@ export class NeutronGuestNetworking implements GuestNetworking {
         bridge: port['binding:vif_details']?.bridge_name ?? bridgeName(port.network_id),
         mtu: networks.get(port.network_id)?.mtu,
         filter: filters.get(port.id),
+        segment: segmentOf(networks.get(port.network_id)),
       });
     }
     this.routeToMetadata(vifs);

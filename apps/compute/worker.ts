@@ -36,7 +36,11 @@ export async function startAgent(
   const realGuests = config.computeDrivers.some((name) => name !== 'fake');
   const metadata = realGuests ? new GuestMetadataService() : undefined;
   const hostNetwork = realGuests
-    ? new HostNetwork({ stateDir: join(config.dataDir, 'host-network'), metadata })
+    ? new HostNetwork({
+        stateDir: join(config.dataDir, 'host-network'),
+        metadata,
+        tunnel: config.tunnelIp ? { localIp: config.tunnelIp, group: config.vxlanGroup } : undefined,
+      })
     : undefined;
   const guestNetworking =
     hostNetwork &&

@@ -21,9 +21,8 @@ import {
 import { uniqueTags } from './tag-set';
 import { NetworkStore } from './network.store';
 import { QuotaService } from './quota.service';
-import { randomSegmentationId, requestedSegment, Segment } from './segments';
+import { checkMtu, maxMtu, randomSegmentationId, requestedSegment, Segment } from './segments';
 
-export const DEFAULT_MTU = 1500;
 const MAX_DNS_NAMESERVERS = 5;
 const MAX_HOST_ROUTES = 20;
 
@@ -114,6 +113,7 @@ export class NetworkService {
     await this.quotas.check(projectId, 'network', () => this.store.networks.countBy({ projectId }));
     const now = nowIso();
     const segment = requestedSegment(input);
+    if (input.mtu !== undefined) checkMtu(segment.type, input.mtu);
     const network: NetworkEntity = {
       id: randomUUID(),
       projectId,
@@ -127,7 +127,7 @@ export class NetworkService {
       external: input['router:external'] ?? false,
       isDefault: input.is_default ?? false,
       portSecurityEnabled: input.port_security_enabled ?? true,
-      mtu: input.mtu ?? DEFAULT_MTU,
+      mtu: input.mtu ?? maxMtu(segment.type),
       tags: uniqueTags(input.tags),
       networkType: segment.type,
       physicalNetwork: segment.physicalNetwork,
@@ -161,6 +161,7 @@ export class NetworkService {
       'tenant_id',
       'project_id',
     ]);
+    if (input.mtu !== undefined) checkMtu(network.networkType, input.mtu);
     if (input.project_id !== undefined || input.tenant_id !== undefined) {
       throw new BadRequestError('Cannot update read-only attribute project_id');
     }

@@ -1,4 +1,4 @@
-import { randomSegmentationId, requestedSegment } from './segments';
+import { checkMtu, maxMtu, randomSegmentationId, requestedSegment } from './segments';
 
 describe('provider segments', () => {
   it('defaults project networks to VXLAN with an id to allocate', () => {
@@ -38,5 +38,16 @@ describe('provider segments', () => {
     expect(() =>
       requestedSegment({ 'provider:network_type': 'local', 'provider:segmentation_id': 1 }),
     ).toThrow();
+  });
+
+  it("gives overlay networks the MTU their encapsulation leaves of the physical network's, and no more", () => {
+    expect(maxMtu('vxlan')).toBe(1450);
+    expect(maxMtu('geneve')).toBe(1442);
+    expect(maxMtu('gre')).toBe(1458);
+    expect(maxMtu('flat')).toBe(1500);
+    expect(maxMtu('vlan')).toBe(1500);
+    expect(() => checkMtu('vxlan', 1450)).not.toThrow();
+    expect(() => checkMtu('vxlan', 1451)).toThrow('Requested MTU is too big, maximum is 1450');
+    expect(() => checkMtu('flat', 1501)).toThrow('maximum is 1500');
   });
 });

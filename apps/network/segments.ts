@@ -63,3 +63,19 @@ export function randomSegmentationId(type: string): number {
   const [min, max] = RANGES[type];
   return randomInt(min, max + 1);
 }
+
+/** The MTU of the physical network under every segment (Neutron's `global_physnet_mtu` default). */
+export const PHYSICAL_MTU = 1500;
+/** What each overlay's encapsulation takes of the physical MTU, IPv4 header included (Neutron's ML2 type drivers). */
+const ENCAP_OVERHEAD: Record<string, number> = { vxlan: 50, geneve: 58, gre: 42 };
+
+/** The largest MTU a network of this type carries, and the one it gets by default (1450 for VXLAN, as in Neutron). */
+export function maxMtu(type: string): number {
+  return PHYSICAL_MTU - (ENCAP_OVERHEAD[type] ?? 0);
+}
+
+/** Neutron's check of a requested MTU against the network's segment. */
+export function checkMtu(type: string, mtu: number): void {
+  const max = maxMtu(type);
+  if (mtu > max) throw new BadRequestError(`Requested MTU is too big, maximum is ${max}`, 'InvalidInput');
+}

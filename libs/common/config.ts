@@ -26,6 +26,8 @@ export interface NovumConfig {
   kvmAccel: 'auto' | 'kvm' | 'tcg';
   kvmUser: string;
   serialProxyclientAddress: string;
+  tunnelIp: string | undefined;
+  vxlanGroup: string;
   consoleTokenTtlSeconds: number;
   fakeHosts: number;
   fakeHostSize: { vcpus: number; memoryMb: number; localGb: number };
@@ -242,6 +244,20 @@ export const SETTINGS: Settings = {
     describe:
       "Address of this host that the serial console proxy connects to for its guests' serial consoles (Nova's `[serial_console] proxyclient_address`): the compute agent's console relay listens there on a free port",
     default: '127.0.0.1',
+    parse: text,
+  },
+  tunnelIp: {
+    env: 'NOVUM_TUNNEL_IP',
+    describe:
+      "This compute host's address on the network between hosts (Neutron's `[vxlan] local_ip`): VXLAN networks then reach the same networks' guests on other hosts; unset: a network stays on its host",
+    default: undefined,
+    parse: text,
+  },
+  vxlanGroup: {
+    env: 'NOVUM_VXLAN_GROUP',
+    describe:
+      "Multicast group the hosts' VXLAN devices flood unknown destinations to (Neutron's `[vxlan] vxlan_group`)",
+    default: '224.0.0.1',
     parse: text,
   },
   consoleTokenTtlSeconds: {

@@ -96,6 +96,8 @@ export interface Vif {
   devname?: string;
   /** The port's security groups and port security, for the host's firewall (libs/virt/net). */
   filter?: PortFilter;
+  /** The network's segment (Neutron's provider attributes): a `vxlan` one spans hosts that have a tunnel address. */
+  segment?: { networkType: string; segmentationId: number | null };
 }
 
 export type NetworkInfo = readonly Vif[];

@@ -41,7 +41,7 @@ describe('network with /usr/bin/openstack', () => {
       description: 'e2e',
       shared: false,
       status: 'ACTIVE',
-      mtu: 1500,
+      mtu: 1450,
     });
     expect((await openstackJson<any[]>(demo, 'network', 'list')).map((n) => n.Name)).toContain('cli-net');
     const shown = await openstackJson(demo, 'network', 'show', 'cli-net');

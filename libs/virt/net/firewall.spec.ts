@@ -211,6 +211,28 @@ describe('renderRuleset', () => {
     expect(script).not.toContain('metadata');
   });
 
+  it("hands a tunnel's traffic to the local ports' ingress rules, sends the ports' traffic into it after their egress, and keeps it from the metadata devices", () => {
+    const metadata = [{ devname: 'novumm111111111', bridge: 'novumbr11111111' }];
+    const tunnels = [{ devname: 'novumx111111111', bridge: 'novumbr11111111' }];
+    const withTunnel = renderRuleset('novum_t', [unknown, open, secured], metadata, tunnels);
+    expect(chainOf(withTunnel, 'bridge', 'prerouting')[1]).toContain('"novumx111111111" : goto from_tunnel');
+    expect(chainOf(withTunnel, 'bridge', 'from_tunnel')).toEqual(['meta mark set 0xa5ffe000', 'accept']);
+    expect(chainOf(withTunnel, 'bridge', 'to_tunnel')).toEqual(['meta mark set meta mark | 0x00000ffe']);
+    const bridgeForward = chainOf(withTunnel, 'bridge', 'forward');
+    expect(bridgeForward.slice(1, 3)).toEqual([
+      'iifname { "novumx111111111" } oifname { "novumm111111111" } drop',
+      'iifname { "novumm111111111" } oifname { "novumx111111111" } drop',
+    ]);
+    expect(bridgeForward.at(-1)).toContain('"novumx111111111" : goto to_tunnel');
+    expect(chainOf(withTunnel, 'bridge', 'input').at(-1)).toContain('"novumx111111111" } drop');
+    const forward = chainOf(withTunnel, 'inet', 'forward');
+    // No egress chain for the tunnel's source index (its host applied it); the destination's ingress applies.
+    expect(forward.find((line) => line.includes('jump egress_'))).not.toContain('0x00ffe000');
+    expect(forward.at(-2)).toContain('0x00000ffe : accept');
+    expect(forward.at(-2)).toContain('0x00000001 : jump ingress_1');
+    expect(renderRuleset('novum_t', [unknown, open, secured], metadata)).not.toContain('tunnel');
+  });
+
   const nft = (() => {
     try {
       execFileSync('sh', ['-c', 'command -v nft'], { stdio: 'ignore' });
@@ -229,6 +251,7 @@ describe('renderRuleset', () => {
           'novum_t',
           [unknown, open, secured],
           [{ devname: 'novumm111111111', bridge: 'novumbr11111111' }],
+          [{ devname: 'novumx111111111', bridge: 'novumbr11111111' }],
         ),
       );
       execFileSync('nft', ['-c', '-f', join(dir, 'rules.nft')], { stdio: 'pipe' });

@@ -40,6 +40,12 @@ export interface MetadataDevice {
   bridge: string;
 }
 
+/** A network's overlay tunnel on this host (its VXLAN device on the network's bridge), to its other hosts. */
+export interface TunnelDevice {
+  devname: string;
+  bridge: string;
+}
+
 /**
  * Packet marks carry port identity from the bridge family (which knows the ports but has no conntrack on
  * this kernel) to the inet family (which br_netfilter feeds with bridged IP traffic, with conntrack, but
@@ -50,9 +56,11 @@ export const MARK_TAG = 0xa5000000;
 const MARK_TAG_MASK = 0xff000000;
 const SOURCE_MASK = 0x00fff000;
 const DESTINATION_MASK = 0x00000fff;
-export const MAX_PORTS = 4094;
+export const MAX_PORTS = 4093;
 /** The port index all metadata devices share in the marks (no guest port has it). */
 const METADATA_INDEX = 0xfff;
+/** The port index all tunnel devices share: the guest ports of other hosts, whose own hosts filter them. */
+const TUNNEL_INDEX = 0xffe;
 
 const hex = (n: number) => `0x${(n >>> 0).toString(16).padStart(8, '0')}`;
 
@@ -223,6 +231,11 @@ function chain(name: string, lines: string[]): string[] {
  *   port's egress rules, then the destination port's ingress rules; anything else on Novum's bridges drops.
  * - The metadata devices: a guest reaches only TCP port 80 of the metadata address behind them (after its
  *   egress rules), and they send nothing but ARP and the replies of those connections.
+ * - The tunnel devices (a network's VXLAN to its other hosts): what leaves through one has passed the source
+ *   port's egress rules here; what comes in from one passes the destination port's ingress rules here (the
+ *   sending host applied its port's anti-spoofing and egress), as Neutron's firewalls split the work between
+ *   hosts. A host's metadata service serves only its own guests: nothing crosses between a tunnel and a
+ *   metadata device.
  *
  * With no ports, the script only removes the tables.
  */
@@ -230,6 +243,7 @@ export function renderRuleset(
   table: string,
   ports: readonly FirewallPort[],
   metadata: readonly MetadataDevice[] = [],
+  tunnels: readonly TunnelDevice[] = [],
 ): string {
   if (ports.length > MAX_PORTS) throw new Error(`More than ${MAX_PORTS} guest ports on one host.`);
   const sorted = [...ports].sort((a, b) => a.devname.localeCompare(b.devname));
@@ -243,7 +257,8 @@ export function renderRuleset(
   const indexed = sorted.map((port, i) => ({ port, index: i + 1 }));
   const bridges = [...new Set(sorted.map((port) => port.bridge))].sort();
   const metadataDevices = [...new Set(metadata.map((device) => quote(device.devname)))].sort();
-  const devices = [...sorted.map((port) => quote(port.devname)), ...metadataDevices];
+  const tunnelDevices = [...new Set(tunnels.map((device) => quote(device.devname)))].sort();
+  const devices = [...sorted.map((port) => quote(port.devname)), ...metadataDevices, ...tunnelDevices];
 
   out.push(`table bridge ${table} {`);
   out.push(
@@ -252,6 +267,7 @@ export function renderRuleset(
       `iifname vmap { ${[
         ...indexed.map(({ port, index }) => `${quote(port.devname)} : goto from_${index}`),
         ...metadataDevices.map((device) => `${device} : goto from_metadata`),
+        ...tunnelDevices.map((device) => `${device} : goto from_tunnel`),
       ].join(', ')} }`,
     ]),
   );
@@ -266,12 +282,24 @@ export function renderRuleset(
       ]),
     );
   }
+  if (tunnelDevices.length) {
+    out.push(...chain('from_tunnel', [`meta mark set ${hex(MARK_TAG | (TUNNEL_INDEX << 12))}`, 'accept']));
+  }
+  const crossing =
+    tunnelDevices.length && metadataDevices.length
+      ? [
+          `iifname { ${tunnelDevices.join(', ')} } oifname { ${metadataDevices.join(', ')} } drop`,
+          `iifname { ${metadataDevices.join(', ')} } oifname { ${tunnelDevices.join(', ')} } drop`,
+        ]
+      : [];
   out.push(
     ...chain('forward', [
       'type filter hook forward priority -200; policy accept;',
+      ...crossing,
       `oifname vmap { ${[
         ...indexed.map(({ port, index }) => `${quote(port.devname)} : goto to_${index}`),
         ...metadataDevices.map((device) => `${device} : goto to_metadata`),
+        ...tunnelDevices.map((device) => `${device} : goto to_tunnel`),
       ].join(', ')} }`,
     ]),
   );
@@ -279,6 +307,9 @@ export function renderRuleset(
     out.push(...chain(`to_${index}`, [`meta mark set meta mark | ${hex(index)}`]));
   if (metadataDevices.length) {
     out.push(...chain('to_metadata', [`meta mark set meta mark | ${hex(METADATA_INDEX)}`]));
+  }
+  if (tunnelDevices.length) {
+    out.push(...chain('to_tunnel', [`meta mark set meta mark | ${hex(TUNNEL_INDEX)}`]));
   }
   out.push(
     ...chain('input', [
@@ -335,6 +366,8 @@ export function renderRuleset(
       `meta mark & ${hex(DESTINATION_MASK)} vmap { ${[
         ...indexed.map(({ index }) => `${hex(index)} : jump ingress_${index}`),
         ...(metadataDevices.length ? [`${hex(METADATA_INDEX)} : jump metadata_in`] : []),
+        // The destination's host applies its ingress rules.
+        ...(tunnelDevices.length ? [`${hex(TUNNEL_INDEX)} : accept`] : []),
       ].join(', ')} }`,
       'drop',
     ]),

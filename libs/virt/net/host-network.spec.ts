@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Vif } from '../driver';
@@ -69,6 +69,11 @@ function fakeHost(options: { iptablesDrop?: boolean } = {}) {
       return ok();
     }
     if (command === 'sysctl' && args[0] === '-n') return ok('1\n');
+    if (command === 'ip' && args[0] === '-o' && args[1] === 'addr') {
+      return ok(
+        args[4] === '10.9.0.11' ? '2: eth0@if7    inet 10.9.0.11/24 brd 10.9.0.255 scope global eth0\n' : '',
+      );
+    }
     if (command !== 'ip') return ok();
     if (args[0] === 'netns' && args[1] === 'add') namespaces.add(args[2]);
     if (args[0] === 'netns' && args[1] === 'delete') namespaces.delete(args[2]);
@@ -251,6 +256,81 @@ describe('HostNetwork', () => {
       `ip netns delete novum-${UUID}`,
     ]);
     expect(host.links.size).toBe(0);
+  });
+
+  it("joins a VXLAN network's bridge to the other hosts through a VXLAN device, once, and removes it with the bridge", async () => {
+    const host = fakeHost();
+    const network = new HostNetwork({
+      stateDir: dir,
+      ...host.hooks,
+      tableName: 'novum_t',
+      tunnel: { localIp: '10.9.0.11' },
+    });
+    const segment = { networkType: 'vxlan', segmentationId: 4242 };
+    await network.plugContainer(UUID, [vif(PORT, { segment })]);
+    const vxlan =
+      'ip link add name novumx5e1d2c3ba mtu 1450 type vxlan id 4242 group 224.0.0.1 dev eth0 local 10.9.0.11 dstport 4789';
+    expect(host.commands).toContain(vxlan);
+    const joined = host.commands.indexOf('ip link set dev novumx5e1d2c3ba master novumbr5e1d2c3b up');
+    // The firewall knew the device before it joined the bridge.
+    expect(joined).toBeGreaterThan(host.commands.indexOf(`nft -f ${join(dir, 'ruleset.nft')}`));
+    expect(host.commands.indexOf(vxlan)).toBeGreaterThan(
+      host.commands.indexOf('ip link set dev novumvabcdef012 master novumbr5e1d2c3b up'),
+    );
+    expect(rulesetFile()).toContain('"novumx5e1d2c3ba" : goto from_tunnel');
+
+    // A second guest on the network uses the same device; a VM's tap too.
+    host.commands.length = 0;
+    const other = '11111111-2222-3333-4444-555555555555';
+    await network.plugContainer(other, [vif('bbbbbbbb-0000-0000-0000-000000000000', { segment })]);
+    await network.plugTap(other, vif('cccccccc-0000-0000-0000-000000000000', { segment }));
+    expect(host.commands.filter((c) => c.includes('type vxlan'))).toEqual([]);
+
+    await network.unplugInstance(other);
+    expect(host.links.has('novumx5e1d2c3ba')).toBe(true);
+    host.commands.length = 0;
+    await network.unplugInstance(UUID);
+    expect(host.commands).toContain('ip link delete dev novumx5e1d2c3ba');
+    expect(host.commands.indexOf('ip link delete dev novumx5e1d2c3ba')).toBeLessThan(
+      host.commands.indexOf('ip link delete dev novumbr5e1d2c3b'),
+    );
+    expect(host.links.size).toBe(0);
+    expect(rulesetFile()).not.toContain('novumx');
+  });
+
+  it('keeps a network on its host without a tunnel address, or when the network is not a VXLAN one', async () => {
+    const host = fakeHost();
+    const alone = new HostNetwork({ stateDir: dir, ...host.hooks, tableName: 'novum_t' });
+    await alone.plugContainer(UUID, [vif(PORT, { segment: { networkType: 'vxlan', segmentationId: 7 } })]);
+    mkdirSync(join(dir, 'flat'));
+    const flat = new HostNetwork({
+      stateDir: join(dir, 'flat'),
+      ...host.hooks,
+      tableName: 'novum_f',
+      tunnel: { localIp: '10.9.0.11', device: 'mgmt0' },
+    });
+    await flat.plugContainer('22222222-2222-3333-4444-555555555555', [
+      vif('dddddddd-0000-0000-0000-000000000000', {
+        networkId: '99999999-0000-0000-0000-000000000000',
+        segment: { networkType: 'flat', segmentationId: 0 },
+      }),
+    ]);
+    expect(host.commands.filter((c) => c.includes('vxlan') || c.includes('novumx'))).toEqual([]);
+    expect(rulesetFile()).not.toContain('tunnel');
+    expect(readFileSync(join(dir, 'flat', 'ruleset.nft'), 'utf8')).not.toContain('tunnel');
+  });
+
+  it('refuses a tunnel address no device of the host has', async () => {
+    const host = fakeHost();
+    const network = new HostNetwork({
+      stateDir: dir,
+      ...host.hooks,
+      tableName: 'novum_t',
+      tunnel: { localIp: '10.9.0.99' },
+    });
+    await expect(
+      network.plugContainer(UUID, [vif(PORT, { segment: { networkType: 'vxlan', segmentationId: 5 } })]),
+    ).rejects.toThrow('No network device of this host has the tunnel address 10.9.0.99.');
   });
 
   it('plugs and unplugs a VM tap on the bridge', async () => {

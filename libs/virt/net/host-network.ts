@@ -3,7 +3,7 @@ import { access, mkdir, readFile, readlink, rename, writeFile } from 'node:fs/pr
 import { join } from 'node:path';
 import { DriverError, Vif } from '../driver';
 import { CommandResult, runCommand } from '../container/host-commands';
-import { FirewallPort, MetadataDevice, PortFilter, renderRuleset } from './firewall';
+import { FirewallPort, MetadataDevice, PortFilter, renderRuleset, TunnelDevice } from './firewall';
 import {
   bridgeName,
   METADATA_ADDRESS,
@@ -13,6 +13,7 @@ import {
   NETNS_DIR,
   netnsName,
   tapName,
+  tunnelName,
   vethName,
   vethPeerName,
 } from './names';
@@ -39,7 +40,29 @@ export interface HostNetworkOptions {
   sysctl?: (key: string, value: string) => Promise<void>;
   /** The metadata service: absent, networks get no metadata namespace and guests no route to it. */
   metadata?: MetadataListeners;
+  /** This host's end of the overlay: absent, a VXLAN network stays on this host (one-host clouds). */
+  tunnel?: TunnelOptions;
 }
+
+/**
+ * How this host joins the VXLAN overlay (Neutron's linuxbridge agent `[vxlan] local_ip` and `vxlan_group`):
+ * each VXLAN network's bridge gets a VXLAN device with the network's segmentation id as VNI, sending from
+ * `localIp`; frames for unknown destinations go to the multicast group, the others to the host their source
+ * was learnt from.
+ */
+export interface TunnelOptions {
+  /** This host's address on the network between hosts. */
+  localIp: string;
+  /** The device holding localIp (looked up when absent). */
+  device?: string;
+  /** Default 224.0.0.1, as Neutron's. */
+  group?: string;
+  /** UDP port; default 4789 (IANA's VXLAN port; Linux's own default is 8472). */
+  port?: number;
+}
+
+export const DEFAULT_VXLAN_GROUP = '224.0.0.1';
+export const DEFAULT_VXLAN_PORT = 4789;
 
 /** The agent's metadata service, as the host network opens and closes its per-network listeners. */
 export interface MetadataListeners {
@@ -60,6 +83,8 @@ export interface PluggedPort {
   macAddress: string;
   ips: string[];
   filter?: PortFilter;
+  /** The VXLAN network id of the port's network, if it is a VXLAN network. */
+  vni?: number;
 }
 
 interface State {
@@ -80,7 +105,13 @@ function vethPort(instanceUuid: string, vif: Vif, known?: PluggedPort): PluggedP
     macAddress: vif.macAddress,
     ips: vif.fixedIps.map((ip) => ip.address),
     filter: vif.filter ?? known?.filter,
+    vni: vniOf(vif),
   };
+}
+
+function vniOf(vif: Vif): number | undefined {
+  const segment = vif.segment;
+  return segment?.networkType === 'vxlan' && segment.segmentationId ? segment.segmentationId : undefined;
 }
 
 const mtuOf = (vifs: readonly Vif[], portId: string) =>
@@ -98,6 +129,7 @@ export class HostNetwork {
   private readonly linkExists: (name: string) => Promise<boolean>;
   private readonly stateFile: string;
   private queue: Promise<unknown> = Promise.resolve();
+  private tunnelDevice?: string;
   /** The ruleset nft last loaded from this process (none yet after a start: init loads it). */
   private applied?: string;
 
@@ -245,8 +277,10 @@ export class HostNetwork {
       await this.applyFirewall(state);
       await this.batch(undefined, [...hostBatch, ...joins]);
       await this.batch(netns, nsBatch);
-      for (const port of fresh)
+      for (const port of fresh) {
+        await this.ensureTunnel(port, mtuOf(vifs, port.portId));
         await this.ensureMetadata(port.networkId, port.bridge, mtuOf(vifs, port.portId));
+      }
       return HostNetwork.netnsPath(instanceUuid);
     });
   }
@@ -290,12 +324,14 @@ export class HostNetwork {
         macAddress: vif.macAddress,
         ips: vif.fixedIps.map((ip) => ip.address),
         filter: vif.filter ?? known?.filter,
+        vni: vniOf(vif),
       };
       state.ports = [...state.ports.filter((p) => p.portId !== vif.id), port];
       await this.ensureBridge(bridge, mtu);
       await this.save(state);
       await this.applyFirewall(state);
       await this.attach(port);
+      await this.ensureTunnel(port, mtu);
       await this.ensureMetadata(port.networkId, bridge, mtu);
       return { ifname: devname };
     });
@@ -367,6 +403,7 @@ export class HostNetwork {
     for (const [networkId, bridge] of this.networksOf(ports)) {
       if (state.ports.some((port) => port.bridge === bridge)) continue;
       await this.removeMetadata(networkId);
+      await this.removeTunnel(networkId);
       await this.allowThroughHostFirewall(bridge, false);
       const deleted = await this.run('ip', ['link', 'delete', 'dev', bridge]);
       if (deleted.code !== 0 && !/cannot find device|does not exist/i.test(deleted.stderr)) {
@@ -399,6 +436,51 @@ export class HostNetwork {
     if (batch) batch.unshift(up);
     else await this.mustRun('ip', up);
     await this.allowThroughHostFirewall(bridge, true);
+  }
+
+  /**
+   * The network's VXLAN device on its bridge (when this host has a tunnel address and the port's network is
+   * a VXLAN one), so that its guests reach the network's guests on other hosts. Idempotent.
+   */
+  private async ensureTunnel(
+    port: Pick<PluggedPort, 'networkId' | 'bridge' | 'vni'>,
+    mtu: number,
+  ): Promise<void> {
+    const tunnel = this.options.tunnel;
+    if (!tunnel || port.vni === undefined) return;
+    const devname = tunnelName(port.networkId);
+    if (!(await this.linkExists(devname))) {
+      const device = await this.deviceOf(tunnel);
+      const added = await this.run('ip', [
+        ...['link', 'add', 'name', devname, 'mtu', String(mtu), 'type', 'vxlan', 'id', String(port.vni)],
+        ...['group', tunnel.group ?? DEFAULT_VXLAN_GROUP, 'dev', device, 'local', tunnel.localIp],
+        ...['dstport', String(tunnel.port ?? DEFAULT_VXLAN_PORT)],
+      ]);
+      if (added.code !== 0 && !/exists/i.test(added.stderr)) this.fail('ip link add (vxlan)', added);
+    }
+    if ((await this.masterOf(devname)) !== port.bridge) await this.attach({ devname, bridge: port.bridge });
+  }
+
+  private async removeTunnel(networkId: string): Promise<void> {
+    const devname = tunnelName(networkId);
+    if (!(await this.linkExists(devname))) return;
+    const deleted = await this.run('ip', ['link', 'delete', 'dev', devname]);
+    if (deleted.code !== 0 && !/cannot find device|does not exist/i.test(deleted.stderr)) {
+      this.fail('ip link delete', deleted);
+    }
+  }
+
+  /** The device that holds the tunnel address (`ip -o addr show to <address>`), found once. */
+  private async deviceOf(tunnel: TunnelOptions): Promise<string> {
+    if (tunnel.device) return tunnel.device;
+    if (this.tunnelDevice) return this.tunnelDevice;
+    const shown = await this.run('ip', ['-o', 'addr', 'show', 'to', tunnel.localIp]);
+    const device = shown.stdout.split('\n')[0]?.split(/\s+/)[1]?.split('@')[0];
+    if (shown.code !== 0 || !device) {
+      throw new DriverError(`No network device of this host has the tunnel address ${tunnel.localIp}.`);
+    }
+    this.tunnelDevice = device;
+    return device;
   }
 
   /** Each network of these ports with its bridge. */
@@ -491,7 +573,14 @@ export class HostNetwork {
           bridge,
         }))
       : [];
-    const ruleset = renderRuleset(this.tableName, ports, metadata);
+    const tunnels: TunnelDevice[] = this.options.tunnel
+      ? [
+          ...new Map(
+            plugged.filter((port) => port.vni !== undefined).map((port) => [port.networkId, port.bridge]),
+          ),
+        ].map(([networkId, bridge]) => ({ devname: tunnelName(networkId), bridge }))
+      : [];
+    const ruleset = renderRuleset(this.tableName, ports, metadata, tunnels);
     // A change that changes no rule (a port's status, a group's description) costs no `nft` run.
     if (ruleset === this.applied) return;
     const script = join(this.options.stateDir, 'ruleset.nft');

@@ -9,6 +9,11 @@ export function bridgeName(networkId: string): string {
   return `novumbr${compact(networkId).slice(0, 8)}`;
 }
 
+/** A network's VXLAN device on this host, a port of its bridge: `novumx` + the first 9 hex digits of its id. */
+export function tunnelName(networkId: string): string {
+  return `novumx${compact(networkId).slice(0, 9)}`;
+}
+
 /** The host end of a container port's veth pair: `novumv` + the first 9 hex digits of the port id. */
 export function vethName(portId: string): string {
   return `novumv${compact(portId).slice(0, 9)}`;
