@@ -18,6 +18,7 @@ import { isTemplateName, templateResource } from './resources/nested';
 import { resourceType } from './resources/registry';
 import {
   ActionContext,
+  ActionResult,
   changedProperties,
   NestedStackResult,
   NestedStacks,
@@ -412,8 +413,59 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
     this.start(stack.id, () => this.runUpdate(stack, template, env, files));
   }
 
-  delete(stack: HeatStackEntity, onDeleted: () => Promise<void>): void {
-    this.start(stack.id, () => this.runDelete(stack, onDeleted));
+  /** Deletes the stack; with `abandon` (Heat's abandon), only its records: every physical resource is left. */
+  delete(stack: HeatStackEntity, onDeleted: () => Promise<void>, abandon = false): void {
+    this.start(stack.id, () => this.runDelete(stack, onDeleted, { abandon }));
+  }
+
+  /**
+   * Heat's Stack.adopt of a stack set ADOPT_IN_PROGRESS: each resource takes over the physical resource its
+   * entry of the abandon data's `resources` names (nothing is created); a failure ends ADOPT_FAILED and, when
+   * rollback is enabled, removes the stack as an abandon does (`onRemoved` then runs).
+   */
+  adopt(stack: HeatStackEntity, resources: JsonMap, onRemoved: () => Promise<void>): void {
+    this.start(stack.id, () => this.runAdopt(stack, resources, onRemoved));
+  }
+
+  /**
+   * Heat's Stack.prepare_abandon: the stack's name, id, state, template, environment, files and tags, and for
+   * each resource its physical id, type, state, metadata and data (`resource_data`); a resource with a nested
+   * stack gives that stack's own abandon data instead (Heat's StackResource.prepare_abandon), which an adopt
+   * hands to the nested stack it makes.
+   */
+  async abandonData(stack: HeatStackEntity): Promise<JsonMap> {
+    const env = environmentOf(stack);
+    const children = await this.store.stacks.findBy({ ownerId: stack.id, deletedAt: IsNull() });
+    const resources: JsonMap = {};
+    for (const row of (await this.rowsOf(stack.id)).values()) {
+      if (rowType(env, row.type, stack.files)?.nestedStack) {
+        const child = children.find((candidate) => candidate.id === row.physicalId);
+        resources[row.name] = child ? await this.abandonData(child) : {};
+        continue;
+      }
+      resources[row.name] = {
+        name: row.name,
+        resource_id: row.physicalId,
+        type: row.type,
+        action: row.action,
+        status: row.status,
+        metadata: row.metadata as JsonMap,
+        resource_data: row.data as JsonMap,
+      };
+    }
+    return {
+      name: stack.name,
+      id: stack.id,
+      action: stack.action,
+      status: stack.status,
+      environment: env as unknown as JsonMap,
+      files: stack.files,
+      template: stack.template as JsonMap,
+      resources,
+      project_id: stack.projectId,
+      stack_user_project_id: stack.projectId,
+      tags: stack.tags.length ? stack.tags : null,
+    };
   }
 
   /** Suspend, resume or check (Heat's stack_suspend, stack_resume, stack_check) of a stack set IN_PROGRESS. */
@@ -458,7 +510,13 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
     this.running.set(stackId, task);
   }
 
-  private context(stack: HeatStackEntity, row: HeatResourceEntity, deadline: number): ActionContext {
+  /** What a resource action may use; `adopt`: the abandon data of the resources its nested stack adopts. */
+  private context(
+    stack: HeatStackEntity,
+    row: HeatResourceEntity,
+    deadline: number,
+    adopt?: JsonMap,
+  ): ActionContext {
     // Stable for the resource's life, so an in-place update keeps a defaulted name.
     const physicalName = `${stack.name}-${row.name}-${physicalSuffix(row.id)}`.slice(0, 255);
     return {
@@ -466,7 +524,7 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
       stackName: stack.name,
       stackId: stack.id,
       physicalName,
-      nested: this.nestedStacks(stack, physicalName, deadline),
+      nested: this.nestedStacks(stack, physicalName, deadline, adopt),
       softwareConfig: (id) => this.softwareConfig(stack.projectId, id),
       created: async (physicalId, data = {}) => {
         row.physicalId = physicalId;
@@ -610,11 +668,105 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
     }
   }
 
+  /**
+   * Heat's Resource.adopt (handle_adopt): the resource takes over the physical id, data and metadata of its
+   * entry in the abandon data, creating nothing; a nested-stack resource makes its nested stack adopt the
+   * resources of its entry (itself a stack's abandon data). No entry, or one without a physical id, fails it.
+   */
+  private async adoptResource(
+    stack: HeatStackEntity,
+    bound: BoundTemplate,
+    env: StackEnvironment,
+    row: HeatResourceEntity,
+    entry: Json | undefined,
+    deadline: number,
+  ): Promise<void> {
+    const type = typeFor(env, row.type, stack.files) as ResourceType;
+    await this.store.setResourceState(row, 'ADOPT', 'IN_PROGRESS', 'state changed');
+    try {
+      const properties = validateProperties(type, bound.properties(row.name), [
+        'resources',
+        row.name,
+        'properties',
+      ]);
+      row.properties = properties;
+      const given = isMap(entry ?? null) ? (entry as JsonMap) : {};
+      const missing = new ResourceActionError('Exception', 'Resource ID was not provided.');
+      let result: ActionResult;
+      if (type.nestedStack) {
+        if (!isMap(given.resources ?? null)) throw missing;
+        result = await type.create(
+          this.context(stack, row, deadline, given.resources as JsonMap),
+          properties,
+        );
+      } else {
+        const id = given.resource_id;
+        if (id === undefined || id === null || id === '' || isMap(id) || Array.isArray(id)) throw missing;
+        const data = given.resource_data ?? null;
+        result = { physicalId: String(id), data: isMap(data) ? data : {} };
+      }
+      const metadata = given.metadata ?? null;
+      await this.store.setResourceState(row, 'ADOPT', 'COMPLETE', 'state changed', {
+        physicalId: result.physicalId,
+        data: result.data,
+        metadata: isMap(metadata) ? metadata : bound.metadata(row.name),
+      });
+    } catch (error) {
+      await this.store.setResourceState(row, 'ADOPT', 'FAILED', failureReason(error, row.name));
+      throw new Error(failureReason(error, row.name));
+    }
+  }
+
+  private async runAdopt(
+    stack: HeatStackEntity,
+    resources: JsonMap,
+    onRemoved: () => Promise<void>,
+  ): Promise<void> {
+    const deadline = this.deadline(stack);
+    const env = environmentOf(stack);
+    const rows = await this.rowsOf(stack.id);
+    let failure: unknown;
+    try {
+      const bound = bindStack(stack, rows);
+      const graph = dependencyGraph(bound, env);
+      failure = await this.schedule(
+        graph.names,
+        (name) => graph.requirements(name),
+        (name) =>
+          this.adoptResource(
+            stack,
+            bound,
+            env,
+            rows.get(name) as HeatResourceEntity,
+            Object.prototype.hasOwnProperty.call(resources, name) ? resources[name] : undefined,
+            deadline,
+          ),
+        deadline,
+      );
+    } catch (error) {
+      failure = error;
+    }
+    if (failure === undefined) {
+      await this.store.setStackState(stack, 'ADOPT', 'COMPLETE', 'Stack ADOPT completed successfully');
+      return;
+    }
+    const reason =
+      failure instanceof TimeoutError
+        ? 'Adopt timed out'
+        : `Resource ADOPT failed: ${(failure as Error).message}`;
+    await this.store.setStackState(stack, 'ADOPT', 'FAILED', reason);
+    if (stack.disableRollback) return;
+    // Heat's adopt rollback: the stack goes as in an abandon, leaving what it had taken over.
+    await this.store.setStackState(stack, 'ROLLBACK', 'IN_PROGRESS', 'Stack ROLLBACK started');
+    await this.runDelete(stack, onRemoved, { abandon: true, action: 'ROLLBACK' });
+  }
+
   private async deleteResource(
     stack: HeatStackEntity,
     env: StackEnvironment,
     row: HeatResourceEntity,
     deadline: number,
+    abandon = false,
   ): Promise<void> {
     const type = rowType(env, row.type, stack.files);
     const snippet = (stack.template as JsonMap).resources as JsonMap | undefined;
@@ -630,7 +782,10 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
     }
     await this.store.setResourceState(row, 'DELETE', 'IN_PROGRESS', 'state changed');
     try {
-      if (type && !retain) await type.delete(this.context(stack, row, deadline), stateOf(row));
+      // An abandon retains every resource, but a nested stack's records go with the abandoned stack.
+      if (abandon) {
+        if (row.physicalId) await this.abandonNested(stack.id, row.physicalId);
+      } else if (type && !retain) await type.delete(this.context(stack, row, deadline), stateOf(row));
       // A template resource whose file is gone still has its nested stack to delete.
       else if (!type && row.physicalId) await this.deleteNested(stack.id, row.physicalId);
       await this.store.setResourceState(row, 'DELETE', 'COMPLETE', 'state changed');
@@ -649,6 +804,7 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
     graphTemplate: JsonMap,
     deadline: number,
     interrupt?: () => unknown,
+    abandon = false,
   ): Promise<unknown> {
     let dependents: (name: string) => string[] = () => [];
     try {
@@ -664,7 +820,8 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
       [...byName.keys()],
       dependents,
       async (name) => {
-        for (const row of byName.get(name) ?? []) await this.deleteResource(stack, env, row, deadline);
+        for (const row of byName.get(name) ?? [])
+          await this.deleteResource(stack, env, row, deadline, abandon);
       },
       deadline,
       { interrupt },
@@ -901,7 +1058,16 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
     if (rows.length) await this.store.resources.save(rows);
   }
 
-  private async runDelete(stack: HeatStackEntity, onDeleted: () => Promise<void>): Promise<void> {
+  /**
+   * Deletes the stack's resources in reverse dependency order, then the stack (its row kept, `deleted_at` set).
+   * `abandon` keeps every physical resource and removes only the records (nested stacks' too); `action` is
+   * ROLLBACK for a failed adopt's rollback.
+   */
+  private async runDelete(
+    stack: HeatStackEntity,
+    onDeleted: () => Promise<void>,
+    { abandon = false, action = 'DELETE' }: { abandon?: boolean; action?: 'DELETE' | 'ROLLBACK' } = {},
+  ): Promise<void> {
     const deadline = this.deadline(stack);
     const rows = await this.store.resources.findBy({ stackId: stack.id });
     let failure = await this.deleteAll(
@@ -910,13 +1076,17 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
       rows,
       stack.template as JsonMap,
       deadline,
+      undefined,
+      abandon,
     );
     if (!failure) {
       // Nested stacks no resource row leads to (a create interrupted before the row knew it) go too.
       const known = new Set(rows.map((row) => row.physicalId));
       const orphans = await this.store.stacks.findBy({ ownerId: stack.id, deletedAt: IsNull() });
       for (const child of orphans.filter((orphan) => !known.has(orphan.id))) {
-        failure = await this.deleteNested(stack.id, child.id).then(
+        failure = await (
+          abandon ? this.abandonNested(stack.id, child.id) : this.deleteNested(stack.id, child.id)
+        ).then(
           () => undefined,
           (error: unknown) => error,
         );
@@ -926,13 +1096,13 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
     if (failure) {
       await this.store.setStackState(
         stack,
-        'DELETE',
+        action,
         'FAILED',
         `Resource DELETE failed: ${(failure as Error).message}`,
       );
       return;
     }
-    await this.store.setStackState(stack, 'DELETE', 'COMPLETE', 'Stack DELETE completed successfully');
+    await this.store.setStackState(stack, action, 'COMPLETE', `Stack ${action} completed successfully`);
     const deletedAt = nowIso();
     stack.deletedAt = deletedAt;
     await this.store.stacks.update({ id: stack.id }, { deletedAt });
@@ -947,9 +1117,14 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
     await task;
   }
 
-  private nestedStacks(parent: HeatStackEntity, name: string, deadline: number): NestedStacks {
+  private nestedStacks(
+    parent: HeatStackEntity,
+    name: string,
+    deadline: number,
+    adopt?: JsonMap,
+  ): NestedStacks {
     return {
-      create: (spec) => this.createNested(parent, name, spec, deadline),
+      create: (spec) => this.createNested(parent, name, spec, deadline, adopt),
       update: (id, spec) => this.updateNested(parent, id, name, spec, deadline),
       delete: (id) => this.deleteNested(parent.id, id),
       act: (id, action) => this.actNested(parent.id, id, action),
@@ -974,20 +1149,22 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
     name: string,
     spec: NestedStackSpec,
     deadline: number,
+    adopt?: JsonMap,
   ): Promise<NestedStackResult> {
     if ((parent.nestedDepth ?? 0) >= MAX_NESTED_DEPTH) {
       throw new HotError(`Recursion depth exceeds ${MAX_NESTED_DEPTH}.`);
     }
     const env = this.childEnvironment(parent, spec);
+    const action = adopt ? 'ADOPT' : 'CREATE';
     const child = Object.assign(new HeatStackEntity(), {
       id: randomUUID(),
       name,
       projectId: parent.projectId,
       userId: parent.userId,
       username: parent.username,
-      action: 'CREATE',
+      action,
       status: 'IN_PROGRESS',
-      statusReason: 'Stack CREATE started',
+      statusReason: `Stack ${action} started`,
       template: spec.template,
       environment: env,
       files: parent.files,
@@ -1005,9 +1182,11 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
     validateStack(bound, env);
     await this.store.stacks.save(child);
     await this.initialRows(child, bound);
-    await this.store.setStackState(child, 'CREATE', 'IN_PROGRESS', 'Stack CREATE started');
-    await this.track(child.id, () => this.runCreate(child));
-    return this.nestedResult(child, 'CREATE');
+    await this.store.setStackState(child, action, 'IN_PROGRESS', `Stack ${action} started`);
+    await this.track(child.id, () =>
+      adopt ? this.runAdopt(child, adopt, async () => undefined) : this.runCreate(child),
+    );
+    return this.nestedResult(child, action);
   }
 
   private async updateNested(
@@ -1033,6 +1212,15 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
     if (!child) return;
     await this.store.setStackState(child, 'DELETE', 'IN_PROGRESS', 'Stack DELETE started');
     await this.track(child.id, () => this.runDelete(child, async () => undefined));
+    if (!child.deletedAt) throw new NestedStackFailure(child.statusReason, child.id);
+  }
+
+  /** A nested stack's abandon inside its parent's: its records go, its physical resources stay. */
+  private async abandonNested(parentId: string, id: string): Promise<void> {
+    const child = await this.store.stacks.findOneBy({ id, ownerId: parentId, deletedAt: IsNull() });
+    if (!child) return;
+    await this.store.setStackState(child, 'DELETE', 'IN_PROGRESS', 'Stack DELETE started');
+    await this.track(child.id, () => this.runDelete(child, async () => undefined, { abandon: true }));
     if (!child.deletedAt) throw new NestedStackFailure(child.statusReason, child.id);
   }
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import { AuthContext, authorize, canActOnProject, canReadProject } from '@novum/auth';
-import { BadRequestError, ConflictError, NotFoundError } from '@novum/common';
+import { BadRequestError, ConflictError, NOVUM_CONFIG, NotFoundError, NovumConfig } from '@novum/common';
 import { HeatEventEntity, HeatResourceEntity, HeatStackEntity, nowIso } from '@novum/db';
 import {
   BoundTemplate,
@@ -38,6 +38,40 @@ export interface StackRequest {
   timeout_mins?: unknown;
   disable_rollback?: unknown;
   tags?: unknown;
+  adopt_stack_data?: unknown;
+}
+
+/** The settings of Heat's engine the stack API follows (Heat's enable_stack_abandon, enable_stack_adopt...). */
+export type StackPolicy = Pick<NovumConfig, 'heatEnableStackAbandon' | 'heatEnableStackAdopt'>;
+
+const DEFAULT_POLICY: StackPolicy = {
+  heatEnableStackAbandon: true,
+  heatEnableStackAdopt: true,
+};
+
+/**
+ * The abandon data of `POST /stacks` with `adopt_stack_data` (a JSON or YAML text, as heatclient sends the
+ * file, or a mapping), checked as Heat's InstantiationData.template: a mapping with a `template`.
+ */
+function adoptDataOf(value: unknown): JsonMap {
+  let data = value;
+  if (typeof value === 'string') {
+    try {
+      data = parseTemplateText(value, 'adopt_stack_data');
+    } catch (error) {
+      throw new BadRequestError(`Invalid adopt data: ${(error as Error).message}`);
+    }
+  }
+  if (!isMap((data ?? null) as Json))
+    throw new BadRequestError('Invalid adopt data: The template is not a JSON object or YAML mapping.');
+  const map = data as JsonMap;
+  if (map.template === undefined || map.template === null)
+    throw new BadRequestError(`Invalid adopt data: 'template'`);
+  if (map.resources !== undefined && map.resources !== null && !isMap(map.resources))
+    throw new BadRequestError('Invalid adopt data: resources must be a mapping of resource names.');
+  if (map.environment !== undefined && map.environment !== null && !isMap(map.environment))
+    throw new BadRequestError('Invalid adopt data: environment must be a mapping.');
+  return map;
 }
 
 /** The body keys of `POST .../actions` (Heat's ActionController.ACTIONS). */
@@ -140,11 +174,21 @@ function tagsOf(value: unknown): string[] {
 /** Stack operations as the API offers them: checks, records, and hands the work to the engine. */
 @Injectable()
 export class StackService {
+  private readonly policy: StackPolicy;
+
   constructor(
     private readonly store: StackStore,
     private readonly engine: Engine,
     private readonly identity: IdentityClient,
-  ) {}
+    @Optional() @Inject(NOVUM_CONFIG) config?: Partial<StackPolicy>,
+  ) {
+    this.policy = {
+      ...DEFAULT_POLICY,
+      ...Object.fromEntries(
+        Object.entries(config ?? {}).filter(([key, value]) => key in DEFAULT_POLICY && value !== undefined),
+      ),
+    };
+  }
 
   private bindForValidation(
     stack: Pick<HeatStackEntity, 'name' | 'id' | 'projectId'>,
@@ -174,16 +218,30 @@ export class StackService {
     );
   }
 
+  /**
+   * A stack from a template (CREATE), or with `adopt_stack_data` (Heat's stack adopt) a stack of the abandon
+   * data's template whose resources take over the physical resources it names (ADOPT): the data's parameters
+   * apply, those given beside it win.
+   */
   async create(auth: AuthContext, body: StackRequest): Promise<HeatStackEntity> {
     authorize('stacks:create', canActOnProject(auth, auth.projectId));
+    const adopting = body.adopt_stack_data !== undefined && body.adopt_stack_data !== null;
+    if (adopting && !this.policy.heatEnableStackAdopt)
+      throw new BadRequestError('Stack Adopt is not supported.', 'NotSupported');
     const name = body.stack_name;
     if (typeof name !== 'string' || !NAME_PATTERN.test(name)) {
       throw new BadRequestError(
         `Invalid stack name ${String(name)} must contain only alphanumeric or "_-." characters, must start with alpha and must be 255 characters or less.`,
       );
     }
-    const template = templateOf(body);
+    const adopt = adopting ? adoptDataOf(body.adopt_stack_data) : undefined;
+    const template = templateOf(adopt ? { template: adopt.template } : body);
     const env = environmentFrom(body);
+    if (adopt) {
+      const adoptEnv = (adopt.environment as JsonMap | undefined) ?? {};
+      const adoptParameters = adoptEnv.parameters ?? null;
+      env.parameters = { ...(isMap(adoptParameters) ? adoptParameters : {}), ...env.parameters };
+    }
     const files = filesFrom(body);
     const projectId = auth.projectId as string;
     if (await this.store.stacks.existsBy({ projectId, name, deletedAt: IsNull() })) {
@@ -202,9 +260,9 @@ export class StackService {
       projectId,
       userId: auth.userId,
       username: auth.userName,
-      action: 'CREATE',
+      action: adopt ? 'ADOPT' : 'CREATE',
       status: 'IN_PROGRESS',
-      statusReason: 'Stack CREATE started',
+      statusReason: `Stack ${adopt ? 'ADOPT' : 'CREATE'} started`,
       template,
       environment: env,
       files,
@@ -220,9 +278,52 @@ export class StackService {
     });
     await this.store.stacks.save(stack);
     await this.engine.initialRows(stack, bound);
-    await this.store.setStackState(stack, 'CREATE', 'IN_PROGRESS', 'Stack CREATE started');
-    this.engine.create(stack);
+    await this.store.setStackState(stack, stack.action, 'IN_PROGRESS', stack.statusReason);
+    if (adopt)
+      this.engine.adopt(stack, (adopt.resources as JsonMap | undefined) ?? {}, () =>
+        this.identity.forget(credential, auth.token),
+      );
+    else this.engine.create(stack);
     return stack;
+  }
+
+  /**
+   * Heat's abandon_stack: the stack's abandon data (Engine.abandonData), then the stack is deleted with every
+   * resource retained (its records go, its physical resources stay; the engine's credential is removed as in
+   * a delete). 400 `NotSupported` when NOVUM_HEAT_ENABLE_STACK_ABANDON is off (checked first, as Heat).
+   */
+  async abandon(auth: AuthContext, find: () => Promise<HeatStackEntity>): Promise<JsonMap> {
+    if (!this.policy.heatEnableStackAbandon)
+      throw new BadRequestError('Stack Abandon is not supported.', 'NotSupported');
+    const stack = await find();
+    authorize('stacks:abandon', canActOnProject(auth, stack.projectId));
+    if (stack.deletedAt)
+      throw new NotFoundError(`The Stack (${stack.name}) could not be found.`, 'EntityNotFound');
+    if (stack.status === 'IN_PROGRESS' || this.engine.busy(stack.id)) {
+      throw new ConflictError(
+        `Stack ${stack.name} already has an action (${stack.action}) in progress.`,
+        'ActionInProgress',
+      );
+    }
+    const data = await this.engine.abandonData(stack);
+    await this.store.setStackState(stack, 'DELETE', 'IN_PROGRESS', 'Stack DELETE started');
+    this.engine.delete(
+      stack,
+      () => this.identity.forget(this.identity.credentials.open(stack.credential), auth.token),
+      true,
+    );
+    return data;
+  }
+
+  /** Heat's export_stack: the abandon data of the stack, which is left as it is (same switch as abandon). */
+  async export(auth: AuthContext, find: () => Promise<HeatStackEntity>): Promise<JsonMap> {
+    if (!this.policy.heatEnableStackAbandon)
+      throw new BadRequestError('Stack Abandon is not supported.', 'NotSupported');
+    const stack = await find();
+    authorize('stacks:export', canReadProject(auth, stack.projectId));
+    if (stack.deletedAt)
+      throw new NotFoundError(`The Stack (${stack.name}) could not be found.`, 'EntityNotFound');
+    return this.engine.abandonData(stack);
   }
 
   /** `stack create --dry-run`: the stack and its resources as they would be created, nothing made. */

@@ -42,6 +42,8 @@ export interface NovumConfig {
   servicePassword: string | undefined;
   authEncryptionKey: string | undefined;
   heatWaitconditionServerUrl: string;
+  heatEnableStackAbandon: boolean;
+  heatEnableStackAdopt: boolean;
   ports: {
     identity: number;
     compute: number;
@@ -365,6 +367,20 @@ export const SETTINGS: Settings = {
       "The orchestration API's root as guests reach it, in the endpoints of wait condition handles (Heat's heat_waitcondition_server_url); the default is the metadata service, which forwards a guest's signal to the orchestration API",
     default: 'http://169.254.169.254/heat-api',
     parse: text,
+  },
+  heatEnableStackAbandon: {
+    env: 'NOVUM_HEAT_ENABLE_STACK_ABANDON',
+    describe:
+      "Whether `openstack stack abandon` may remove a stack's record and leave its resources (Heat's enable_stack_abandon, off by default in Heat, on here: an operator moving stacks between clouds or engines expects it)",
+    default: 'true',
+    parse: bool,
+  },
+  heatEnableStackAdopt: {
+    env: 'NOVUM_HEAT_ENABLE_STACK_ADOPT',
+    describe:
+      "Whether `openstack stack adopt` may make a stack of existing resources from abandon data (Heat's enable_stack_adopt, off by default in Heat, on here)",
+    default: 'true',
+    parse: bool,
   },
 
   ports: {

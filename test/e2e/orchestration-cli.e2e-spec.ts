@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CloudHandle, startCloud } from './support/cloud';
 import { openstack, openstackJson, openstackOk, openstackSettledStack } from './support/openstack';
@@ -436,6 +436,59 @@ describe('orchestration with /usr/bin/openstack', () => {
     await openstackOk(demo, 'stack', 'delete', '--yes', '--wait', 'doomed');
   }, 120_000);
 
+  it('abandons a stack and adopts its resources into another (openstack stack abandon/adopt)', async () => {
+    const file = join(cloud.dataDir, 'movable.yaml');
+    writeFileSync(
+      file,
+      [
+        'heat_template_version: 2021-04-16',
+        'resources:',
+        '  net: {type: OS::Neutron::Net, properties: {name: movable-net}}',
+        '  secret: {type: OS::Heat::RandomString, properties: {length: 12}}',
+        'outputs:',
+        '  secret: {value: {get_attr: [secret, value]}}',
+        '',
+      ].join('\n'),
+    );
+    await waitedJson(demo, 'stack', 'create', '-t', file, '--wait', 'movable');
+    const netId = (await openstackJson(demo, 'stack', 'resource', 'show', 'movable', 'net'))
+      .physical_resource_id;
+    const secret = (await openstackJson(demo, 'stack', 'output', 'show', 'movable', 'secret')).output_value;
+    const exported = await openstackJson(demo, 'stack', 'export', 'movable');
+    expect(exported.resources.net.resource_id).toBe(netId);
+    expect((await openstackJson(demo, 'stack', 'show', 'movable')).stack_status).toBe('CREATE_COMPLETE');
+
+    const abandonFile = join(cloud.dataDir, 'movable-abandon.json');
+    await openstackOk(demo, 'stack', 'abandon', '--output-file', abandonFile, 'movable');
+    const data = JSON.parse(readFileSync(abandonFile, 'utf8'));
+    expect(data).toMatchObject({ name: 'movable', action: 'CREATE', status: 'COMPLETE' });
+    expect(data.resources.net).toMatchObject({
+      resource_id: netId,
+      type: 'OS::Neutron::Net',
+      action: 'CREATE',
+      status: 'COMPLETE',
+    });
+    expect(data.resources.secret.resource_data.value).toBe(secret);
+    for (let i = 0; i < 60; i++) {
+      if ((await openstack(demo, 'stack', 'show', 'movable')).code !== 0) break;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    expect((await openstack(demo, 'stack', 'show', 'movable')).code).not.toBe(0);
+    expect((await openstackJson(demo, 'network', 'show', netId)).name).toBe('movable-net');
+
+    const adopted = await waitedJson(demo, 'stack', 'adopt', '--adopt-file', abandonFile, '--wait', 'moved');
+    expect(adopted.stack_status).toBe('ADOPT_COMPLETE');
+    const net = await openstackJson(demo, 'stack', 'resource', 'show', 'moved', 'net');
+    expect(net).toMatchObject({ physical_resource_id: netId, resource_status: 'ADOPT_COMPLETE' });
+    expect((await openstackJson(demo, 'stack', 'output', 'show', 'moved', 'secret')).output_value).toBe(
+      secret,
+    );
+    const nets = await openstackJson<any[]>(demo, 'network', 'list', '--name', 'movable-net');
+    expect(nets.map((n) => n.ID)).toEqual([netId]);
+    await openstackOk(demo, 'stack', 'delete', '--yes', '--wait', 'moved');
+    expect((await openstack(demo, 'network', 'show', netId)).code).not.toBe(0);
+  }, 120_000);
+
   it("answers bad templates and other projects' stacks with Heat's fault body", async () => {
     const issued = (await openstackJson(demo, 'token', 'issue')) as { id: string; project_id: string };
     const token = issued.id;
@@ -483,6 +536,15 @@ describe('orchestration with /usr/bin/openstack', () => {
     expect(((await foreign.json()) as any).error).toMatchObject({
       message: 'The Stack (mine) could not be found.',
     });
+    const foreignAbandon = await call('DELETE', `${altBase}/stacks/mine/${stack.id}/abandon`, tokenAlt.id);
+    expect(foreignAbandon.status).toBe(404);
+    expect(((await foreignAbandon.json()) as any).error.type).toBe('EntityNotFound');
+    const badAdopt = await call('POST', `${base}/stacks`, token, {
+      stack_name: 'adopted',
+      adopt_stack_data: '{"resources": {}}',
+    });
+    expect(badAdopt.status).toBe(400);
+    expect(((await badAdopt.json()) as any).error.message).toBe("Invalid adopt data: 'template'");
     const duplicate = await call('POST', `${base}/stacks`, token, {
       stack_name: 'mine',
       template: { heat_template_version: '2021-04-16' },

@@ -274,6 +274,31 @@ export class StacksController {
     await this.stacks.delete(auth, await this.identify(auth, tenant, name, id));
   }
 
+  /** Heat's stack abandon: 200 with the stack's abandon data; the stack goes, its resources stay. */
+  @Delete(':name/:id/abandon')
+  @HttpCode(200)
+  async abandon(
+    @Auth() auth: AuthContext,
+    @Param('tenant') tenant: string,
+    @Param('name') name: string,
+    @Param('id') id: string,
+  ) {
+    checkTenant(auth, tenant);
+    return this.stacks.abandon(auth, () => this.identify(auth, tenant, name, id));
+  }
+
+  /** Heat's stack export: the abandon data, the stack left as it is. */
+  @Get(':name/:id/export')
+  async export(
+    @Auth() auth: AuthContext,
+    @Param('tenant') tenant: string,
+    @Param('name') name: string,
+    @Param('id') id: string,
+  ) {
+    checkTenant(auth, tenant);
+    return this.stacks.export(auth, () => this.identify(auth, tenant, name, id));
+  }
+
   @Put(':name/:id/preview')
   @HttpCode(200)
   async previewUpdate(

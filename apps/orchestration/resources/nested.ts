@@ -48,7 +48,8 @@ function nestedAction(action: StackAction) {
   };
 }
 
-const nestedActions: Pick<ResourceType, 'suspend' | 'resume' | 'check'> = {
+const nestedActions: Pick<ResourceType, 'nestedStack' | 'suspend' | 'resume' | 'check'> = {
+  nestedStack: true,
   suspend: nestedAction('SUSPEND'),
   resume: nestedAction('RESUME'),
   check: nestedAction('CHECK'),

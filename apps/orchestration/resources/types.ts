@@ -72,6 +72,7 @@ export interface NestedStackResult {
 
 /** The engine's nested-stack operations, run to completion inside the parent's action. */
 export interface NestedStacks {
+  /** Creates the nested stack; during an adopt, the nested stack adopts the resources of its abandon data. */
   create(spec: NestedStackSpec): Promise<NestedStackResult>;
   update(stackId: string, spec: NestedStackSpec): Promise<NestedStackResult>;
   delete(stackId: string): Promise<void>;
@@ -117,6 +118,11 @@ export interface ResourceType {
   attributes: Record<string, AttributeSchema>;
   /** Any properties accepted without a schema (OS::Heat::None). */
   anyProperties?: boolean;
+  /**
+   * Its physical resource is a nested stack of this stack (template resources, OS::Heat::Stack, ResourceGroup):
+   * abandon data gives the nested stack's own, and adopt makes the nested stack adopt its resources.
+   */
+  nestedStack?: boolean;
   /** Attribute names beyond the schema are valid (ResourceGroup's member attributes, `resource.N.attr`). */
   anyAttributes?: boolean;
   /** The type of the members it makes from literal properties, checked before creation (ResourceGroup). */
