@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Injectable, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { rootLogger } from '@novum/common';
-import { HeatResourceEntity, HeatStackEntity, nowIso } from '@novum/db';
+import { HeatResourceEntity, HeatSnapshotEntity, HeatStackEntity, nowIso } from '@novum/db';
 import {
   BoundTemplate,
   deepEqual,
@@ -404,13 +404,73 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
     this.start(stack.id, () => this.runCreate(stack));
   }
 
+  /** An update of a stack set UPDATE_IN_PROGRESS (or RESTORE_IN_PROGRESS: a snapshot's restore, never rolled back). */
   update(
     stack: HeatStackEntity,
     template: JsonMap,
     env: StackEnvironment,
     files: Record<string, string>,
+    action: 'UPDATE' | 'RESTORE' = 'UPDATE',
   ): void {
-    this.start(stack.id, () => this.runUpdate(stack, template, env, files));
+    this.start(stack.id, () => this.runUpdate(stack, template, env, files, action));
+  }
+
+  /**
+   * Heat's stack_snapshot (legacy engine) of a stack set SNAPSHOT_IN_PROGRESS: each resource in dependency
+   * order takes its snapshot (SNAPSHOT_IN_PROGRESS → SNAPSHOT_COMPLETE; a server's is a Glance image), then the
+   * snapshot record gets the stack's abandon data with that status (Heat's save_snapshot) and the stack ends
+   * SNAPSHOT_COMPLETE or SNAPSHOT_FAILED.
+   */
+  snapshot(stack: HeatStackEntity, snapshot: HeatSnapshotEntity): void {
+    this.start(stack.id, () => this.runSnapshot(stack, snapshot));
+  }
+
+  /**
+   * Heat's Stack.delete_snapshot: what the snapshot's resources made (a server's image) is removed, for each
+   * resource of the snapshot's template whose type knows how (the types as the stack's environment names them).
+   */
+  async deleteSnapshotData(stack: HeatStackEntity, snapshot: HeatSnapshotEntity): Promise<void> {
+    const data = snapshot.data as JsonMap | null;
+    const entries = isMap(data?.resources ?? null) ? (data?.resources as Record<string, Json>) : {};
+    const env = environmentOf(stack);
+    const deadline = this.deadline(stack);
+    for (const [name, entry] of Object.entries(entries)) {
+      if (!isMap(entry) || typeof entry.type !== 'string') continue;
+      const type = rowType(env, entry.type, stack.files);
+      if (type?.deleteSnapshot)
+        await type.deleteSnapshot(
+          this.context(stack, this.newRow(stack.id, name, entry.type), deadline),
+          entry,
+        );
+    }
+  }
+
+  /**
+   * Heat's Stack.restore_data: the snapshot's template with each resource's properties as its type restores
+   * them (Heat's handle_restore: a server boots from its snapshot's image), with the snapshot's environment
+   * and files.
+   */
+  restoreInput(
+    stack: HeatStackEntity,
+    snapshot: HeatSnapshotEntity,
+  ): { template: JsonMap; env: StackEnvironment; files: Record<string, string> } {
+    const data = (snapshot.data ?? {}) as JsonMap;
+    const template = JSON.parse(JSON.stringify(data.template ?? {})) as JsonMap;
+    const env = environmentOf({
+      environment: (isMap(data.environment ?? null) ? data.environment : {}) as JsonMap,
+    });
+    const files = (isMap(data.files ?? null) ? data.files : {}) as Record<string, string>;
+    const entries = isMap(data.resources ?? null) ? (data.resources as JsonMap) : {};
+    const resources = isMap(template.resources ?? null) ? (template.resources as JsonMap) : {};
+    for (const [name, snippet] of Object.entries(resources)) {
+      const entry = entries[name];
+      if (!isMap(snippet) || typeof snippet.type !== 'string' || !isMap(entry ?? null)) continue;
+      const type = typeFor(env, snippet.type, files);
+      if (!type?.restore) continue;
+      const properties = isMap(snippet.properties ?? null) ? (snippet.properties as JsonMap) : {};
+      snippet.properties = type.restore(properties, entry as JsonMap);
+    }
+    return { template, env, files };
   }
 
   /** Deletes the stack; with `abandon` (Heat's abandon), only its records: every physical resource is left. */
@@ -668,6 +728,60 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
     }
   }
 
+  private async runSnapshot(stack: HeatStackEntity, snapshot: HeatSnapshotEntity): Promise<void> {
+    const deadline = this.deadline(stack);
+    const env = environmentOf(stack);
+    let failure: unknown;
+    try {
+      const rows = await this.rowsOf(stack.id);
+      const graph = dependencyGraph(bindStack(stack, rows), env);
+      failure = await this.schedule(
+        graph.names.filter((name) => rows.has(name)),
+        (name) => graph.requirements(name),
+        (name) => this.snapshotResource(stack, env, rows.get(name) as HeatResourceEntity, deadline),
+        deadline,
+      );
+    } catch (error) {
+      failure = error;
+    }
+    const status = failure === undefined ? 'COMPLETE' : 'FAILED';
+    const reason =
+      failure === undefined
+        ? 'Stack SNAPSHOT completed successfully'
+        : failure instanceof TimeoutError
+          ? 'Snapshot timed out'
+          : `Resource SNAPSHOT failed: ${(failure as Error).message}`;
+    const data = await this.abandonData(stack);
+    data.status = status;
+    Object.assign(snapshot, { data, status, statusReason: reason, updatedAt: nowIso() });
+    await this.store.snapshots.save(snapshot);
+    await this.store.setStackState(stack, 'SNAPSHOT', status, reason);
+  }
+
+  /** Heat's Resource.snapshot: SNAPSHOT_IN_PROGRESS, the type's snapshot if it has one, SNAPSHOT_COMPLETE. */
+  private async snapshotResource(
+    stack: HeatStackEntity,
+    env: StackEnvironment,
+    row: HeatResourceEntity,
+    deadline: number,
+  ): Promise<void> {
+    const type = rowType(env, row.type, stack.files);
+    await this.store.setResourceState(row, 'SNAPSHOT', 'IN_PROGRESS', 'state changed');
+    try {
+      const kept = await type?.snapshot?.(this.context(stack, row, deadline), stateOf(row));
+      await this.store.setResourceState(
+        row,
+        'SNAPSHOT',
+        'COMPLETE',
+        'state changed',
+        kept ? { data: { ...(row.data as JsonMap), ...kept } } : {},
+      );
+    } catch (error) {
+      await this.store.setResourceState(row, 'SNAPSHOT', 'FAILED', failureReason(error, row.name));
+      throw new Error(failureReason(error, row.name));
+    }
+  }
+
   /**
    * Heat's Resource.adopt (handle_adopt): the resource takes over the physical id, data and metadata of its
    * entry in the abandon data, creating nothing; a nested-stack resource makes its nested stack adopt the
@@ -882,7 +996,7 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
     template: JsonMap,
     env: StackEnvironment,
     files: Record<string, string>,
-    action: 'UPDATE' | 'ROLLBACK' = 'UPDATE',
+    action: 'UPDATE' | 'ROLLBACK' | 'RESTORE' = 'UPDATE',
   ): Promise<void> {
     const deadline = this.deadline(stack);
     const oldTemplate = stack.template as JsonMap;
@@ -984,7 +1098,7 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
       failure instanceof ForcedCancel
         ? failure.message
         : failure instanceof TimeoutError
-          ? `${action === 'UPDATE' ? 'Update' : 'Rollback'} timed out`
+          ? `${action.charAt(0)}${action.slice(1).toLowerCase()} timed out`
           : `Resource ${action} failed: ${(failure as Error).message}`;
     await this.store.setStackState(stack, action, 'FAILED', reason);
     const rollback =
@@ -1069,6 +1183,7 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
     { abandon = false, action = 'DELETE' }: { abandon?: boolean; action?: 'DELETE' | 'ROLLBACK' } = {},
   ): Promise<void> {
     const deadline = this.deadline(stack);
+    await this.deleteAllSnapshots(stack);
     const rows = await this.store.resources.findBy({ stackId: stack.id });
     let failure = await this.deleteAll(
       stack,
@@ -1213,6 +1328,20 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
     await this.store.setStackState(child, 'DELETE', 'IN_PROGRESS', 'Stack DELETE started');
     await this.track(child.id, () => this.runDelete(child, async () => undefined));
     if (!child.deletedAt) throw new NestedStackFailure(child.statusReason, child.id);
+  }
+
+  /**
+   * Heat's delete_all_snapshots, at the start of a stack's delete (or abandon): each snapshot's images and its
+   * record go. One that cannot be cleaned up is logged and its record removed all the same, so that it does
+   * not keep the stack.
+   */
+  private async deleteAllSnapshots(stack: HeatStackEntity): Promise<void> {
+    for (const snapshot of await this.store.snapshots.findBy({ stackId: stack.id })) {
+      await this.deleteSnapshotData(stack, snapshot).catch((error: unknown) =>
+        this.log.warn({ err: error, stack: stack.id, snapshot: snapshot.id }, 'snapshot data not deleted'),
+      );
+      await this.store.snapshots.delete({ id: snapshot.id });
+    }
   }
 
   /** A nested stack's abandon inside its parent's: its records go, its physical resources stay. */

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Optional } from '@nestjs/common';
-import { AuthContext, authorize, canActOnProject, canReadProject } from '@novum/auth';
+import { AuthContext, authorize, canActOnProject, canReadProject, isAdmin } from '@novum/auth';
 import { BadRequestError, ConflictError, NOVUM_CONFIG, NotFoundError, NovumConfig } from '@novum/common';
-import { HeatEventEntity, HeatResourceEntity, HeatStackEntity, nowIso } from '@novum/db';
+import { HeatEventEntity, HeatResourceEntity, HeatSnapshotEntity, HeatStackEntity, nowIso } from '@novum/db';
 import {
   BoundTemplate,
   checkNesting,
@@ -42,11 +42,15 @@ export interface StackRequest {
 }
 
 /** The settings of Heat's engine the stack API follows (Heat's enable_stack_abandon, enable_stack_adopt...). */
-export type StackPolicy = Pick<NovumConfig, 'heatEnableStackAbandon' | 'heatEnableStackAdopt'>;
+export type StackPolicy = Pick<
+  NovumConfig,
+  'heatEnableStackAbandon' | 'heatEnableStackAdopt' | 'heatMaxSnapshotsPerStack'
+>;
 
 const DEFAULT_POLICY: StackPolicy = {
   heatEnableStackAbandon: true,
   heatEnableStackAdopt: true,
+  heatMaxSnapshotsPerStack: 32,
 };
 
 /**
@@ -599,6 +603,123 @@ export class StackService {
     }
     await this.store.setStackState(stack, stackAction, 'IN_PROGRESS', `Stack ${stackAction} started`);
     this.engine.act(stack, stackAction);
+  }
+
+  /**
+   * Heat's stack_snapshot: a snapshot record (CREATE_IN_PROGRESS, no data yet) answered at once, while the
+   * engine snapshots the stack (SNAPSHOT_IN_PROGRESS). Refused while an action is in progress (409) and, for
+   * non-admins, past NOVUM_HEAT_MAX_SNAPSHOTS_PER_STACK (400 RequestLimitExceeded).
+   */
+  async snapshot(auth: AuthContext, stack: HeatStackEntity, body: unknown): Promise<HeatSnapshotEntity> {
+    authorize('stacks:snapshot', canActOnProject(auth, stack.projectId));
+    if (body !== undefined && body !== null && (typeof body !== 'object' || Array.isArray(body)))
+      throw new BadRequestError('The request body must be a JSON object.');
+    const name = ((body ?? {}) as { name?: unknown }).name ?? null;
+    if (name !== null && (typeof name !== 'string' || name.length > 255))
+      throw new BadRequestError('The snapshot name must be a string of at most 255 characters.');
+    if (stack.deletedAt)
+      throw new NotFoundError(`The Stack (${stack.name}) could not be found.`, 'EntityNotFound');
+    if (stack.status === 'IN_PROGRESS' || this.engine.busy(stack.id)) {
+      throw new ConflictError(
+        `Stack ${stack.name} already has an action (${stack.action}) in progress.`,
+        'ActionInProgress',
+      );
+    }
+    const limit = this.policy.heatMaxSnapshotsPerStack;
+    if (!isAdmin(auth) && limit >= 0 && (await this.store.snapshots.countBy({ stackId: stack.id })) >= limit)
+      throw new BadRequestError(
+        `Request limit exceeded: You have reached the maximum snapshots per stack, ${limit}. Please delete some snapshots.`,
+        'RequestLimitExceeded',
+      );
+    const snapshot = Object.assign(new HeatSnapshotEntity(), {
+      id: randomUUID(),
+      stackId: stack.id,
+      name,
+      projectId: auth.projectId ?? stack.projectId,
+      action: 'CREATE',
+      status: 'IN_PROGRESS',
+      statusReason: null,
+      data: null,
+      createdAt: nowIso(),
+      updatedAt: null,
+    });
+    await this.store.snapshots.save(snapshot);
+    await this.store.setStackState(stack, 'SNAPSHOT', 'IN_PROGRESS', 'Stack SNAPSHOT started');
+    this.engine.snapshot(stack, snapshot);
+    return snapshot;
+  }
+
+  async snapshots(auth: AuthContext, stack: HeatStackEntity): Promise<HeatSnapshotEntity[]> {
+    authorize('stacks:list_snapshots', canReadProject(auth, stack.projectId));
+    return this.store.snapshots.find({ where: { stackId: stack.id }, order: { createdAt: 'ASC' } });
+  }
+
+  /** A snapshot of the stack, as Heat's snapshot_get_by_stack finds it (its two 404s). */
+  async snapshotOf(auth: AuthContext, stack: HeatStackEntity, id: string): Promise<HeatSnapshotEntity> {
+    authorize('stacks:show_snapshot', canReadProject(auth, stack.projectId));
+    const snapshot = await this.store.snapshots.findOneBy({ id });
+    if (!snapshot || snapshot.projectId !== stack.projectId)
+      throw new NotFoundError(`Snapshot with id ${id} not found`, 'NotFound');
+    if (snapshot.stackId !== stack.id)
+      throw new NotFoundError(
+        `The Snapshot (${id}) for Stack (${stack.name}) could not be found.`,
+        'SnapshotNotFound',
+      );
+    return snapshot;
+  }
+
+  /**
+   * Heat's delete_snapshot: what the snapshot made (servers' images) is deleted, then the record; one still
+   * being taken cannot be (400 NotSupported). Done before the answer (Heat does it in the background).
+   */
+  async deleteSnapshot(auth: AuthContext, stack: HeatStackEntity, id: string): Promise<void> {
+    const snapshot = await this.snapshotOf(auth, stack, id);
+    authorize('stacks:delete_snapshot', canActOnProject(auth, stack.projectId));
+    if (snapshot.action === 'CREATE' && snapshot.status === 'IN_PROGRESS')
+      throw new BadRequestError('Deleting in-progress snapshot is not supported.', 'NotSupported');
+    Object.assign(snapshot, {
+      action: 'DELETE',
+      status: 'IN_PROGRESS',
+      statusReason: 'Snapshot delete started',
+      updatedAt: nowIso(),
+    });
+    await this.store.snapshots.save(snapshot);
+    try {
+      await this.engine.deleteSnapshotData(stack, snapshot);
+    } catch (error) {
+      Object.assign(snapshot, {
+        status: 'FAILED',
+        statusReason: (error as Error).message,
+        updatedAt: nowIso(),
+      });
+      await this.store.snapshots.save(snapshot);
+      throw error;
+    }
+    await this.store.snapshots.delete({ id: snapshot.id });
+  }
+
+  /**
+   * Heat's stack_restore: the stack is updated back to the snapshot's template, environment and files
+   * (RESTORE_IN_PROGRESS → RESTORE_COMPLETE; servers restored from their snapshot images), never rolled back.
+   * Only a COMPLETE snapshot can be restored (400 NotSupported).
+   */
+  async restore(auth: AuthContext, stack: HeatStackEntity, id: string): Promise<void> {
+    const snapshot = await this.snapshotOf(auth, stack, id);
+    authorize('stacks:restore_snapshot', canActOnProject(auth, stack.projectId));
+    if (snapshot.status !== 'COMPLETE')
+      throw new BadRequestError('Restoring incomplete snapshot is not supported.', 'NotSupported');
+    if (stack.deletedAt)
+      throw new NotFoundError(`The Stack (${stack.name}) could not be found.`, 'EntityNotFound');
+    if (stack.status === 'IN_PROGRESS' || this.engine.busy(stack.id)) {
+      throw new ConflictError(
+        `Stack ${stack.name} already has an action (${stack.action}) in progress.`,
+        'ActionInProgress',
+      );
+    }
+    const { template, env, files } = this.engine.restoreInput(stack, snapshot);
+    await this.checkCustomConstraints(auth, this.bindForValidation(stack, template, env, files));
+    await this.store.setStackState(stack, 'RESTORE', 'IN_PROGRESS', 'Stack RESTORE started');
+    this.engine.update(stack, template, env, files, 'RESTORE');
   }
 
   /** The live nested stacks of a stack (its template resources', groups' and OS::Heat::Stack resources'). */

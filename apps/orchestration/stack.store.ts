@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
-import { HeatEventEntity, HeatResourceEntity, HeatStackEntity, nowIso } from '@novum/db';
+import { HeatEventEntity, HeatResourceEntity, HeatSnapshotEntity, HeatStackEntity, nowIso } from '@novum/db';
 import { DataSource, Repository } from 'typeorm';
 
 /** The orchestration tables, and the one way state changes are written: with their event. */
@@ -9,11 +9,13 @@ export class StackStore {
   readonly stacks: Repository<HeatStackEntity>;
   readonly resources: Repository<HeatResourceEntity>;
   readonly events: Repository<HeatEventEntity>;
+  readonly snapshots: Repository<HeatSnapshotEntity>;
 
   constructor(dataSource: DataSource) {
     this.stacks = dataSource.getRepository(HeatStackEntity);
     this.resources = dataSource.getRepository(HeatResourceEntity);
     this.events = dataSource.getRepository(HeatEventEntity);
+    this.snapshots = dataSource.getRepository(HeatSnapshotEntity);
   }
 
   async setStackState(stack: HeatStackEntity, action: string, status: string, reason: string): Promise<void> {

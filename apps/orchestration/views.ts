@@ -1,5 +1,5 @@
 import { FaultStyle, HTTP_TITLES } from '@novum/common';
-import { HeatEventEntity, HeatResourceEntity, HeatStackEntity } from '@novum/db';
+import { HeatEventEntity, HeatResourceEntity, HeatSnapshotEntity, HeatStackEntity } from '@novum/db';
 import { BoundTemplate, displayParameter, Json } from '@novum/hot';
 
 const EXPLANATIONS: Record<number, string> = {
@@ -143,5 +143,18 @@ export function eventView(base: string, stack: HeatStackEntity, event: HeatEvent
       { href: `${stackUrl}/resources/${encodeURIComponent(event.resourceName)}`, rel: 'resource' },
       { href: stackUrl, rel: 'stack' },
     ],
+  };
+}
+
+/** Heat's format_snapshot. */
+export function snapshotView(snapshot: HeatSnapshotEntity) {
+  return {
+    id: snapshot.id,
+    name: snapshot.name,
+    action: snapshot.action,
+    status: snapshot.status,
+    status_reason: snapshot.statusReason,
+    data: snapshot.data,
+    creation_time: heatTime(snapshot.createdAt),
   };
 }

@@ -44,6 +44,7 @@ export interface NovumConfig {
   heatWaitconditionServerUrl: string;
   heatEnableStackAbandon: boolean;
   heatEnableStackAdopt: boolean;
+  heatMaxSnapshotsPerStack: number;
   ports: {
     identity: number;
     compute: number;
@@ -381,6 +382,13 @@ export const SETTINGS: Settings = {
       "Whether `openstack stack adopt` may make a stack of existing resources from abandon data (Heat's enable_stack_adopt, off by default in Heat, on here)",
     default: 'true',
     parse: bool,
+  },
+  heatMaxSnapshotsPerStack: {
+    env: 'NOVUM_HEAT_MAX_SNAPSHOTS_PER_STACK',
+    describe:
+      "Snapshots a stack may have at once, for non-admins (Heat's max_snapshots_per_stack; -1: unlimited)",
+    default: '32',
+    parse: atLeastMinusOne,
   },
 
   ports: {

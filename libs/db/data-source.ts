@@ -21,6 +21,7 @@ import { Orchestration1764700000000 } from './migrations/1764700000000-orchestra
 import { NestedStacks1764710000000 } from './migrations/1764710000000-nested-stacks';
 import { ConsoleAuthTokens1764720000000 } from './migrations/1764720000000-console-auth-tokens';
 import { SoftwareConfigs1764760000000 } from './migrations/1764760000000-software-configs';
+import { StackSnapshots1764780000000 } from './migrations/1764780000000-stack-snapshots';
 
 export const ENTITIES = [
   ...IDENTITY_ENTITIES,
@@ -45,6 +46,7 @@ export const MIGRATIONS = [
   NestedStacks1764710000000,
   ConsoleAuthTokens1764720000000,
   SoftwareConfigs1764760000000,
+  StackSnapshots1764780000000,
 ];
 
 export interface DatabaseSettings {

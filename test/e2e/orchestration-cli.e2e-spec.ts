@@ -489,6 +489,72 @@ describe('orchestration with /usr/bin/openstack', () => {
     expect((await openstack(demo, 'network', 'show', netId)).code).not.toBe(0);
   }, 120_000);
 
+  it('snapshots a stack and restores it (openstack stack snapshot create/list/show/restore/delete)', async () => {
+    const file = join(cloud.dataDir, 'snapshotted.yaml');
+    writeFileSync(
+      file,
+      [
+        'heat_template_version: 2021-04-16',
+        'parameters:',
+        '  length: {type: number, default: 8}',
+        'resources:',
+        '  net: {type: OS::Neutron::Net}',
+        '  subnet: {type: OS::Neutron::Subnet, properties: {network: {get_resource: net}, cidr: 192.168.79.0/24}}',
+        '  server:',
+        '    type: OS::Nova::Server',
+        '    properties: {name: snap-server, image: cirros-heat, flavor: m1.tiny, networks: [{network: {get_resource: net}}]}',
+        '  secret: {type: OS::Heat::RandomString, properties: {length: {get_param: length}}}',
+        '',
+      ].join('\n'),
+    );
+    await waitedJson(demo, 'stack', 'create', '-t', file, '--wait', 'snapped');
+    const serverId = (await openstackJson(demo, 'stack', 'resource', 'show', 'snapped', 'server'))
+      .physical_resource_id;
+    const created = await openstackJson(demo, 'stack', 'snapshot', 'create', '--name', 'first', 'snapped');
+    expect(created).toMatchObject({ name: 'first', status: 'IN_PROGRESS' });
+    expect((await openstackSettledStack(demo, 'snapped', 60_000)).stack_status).toBe('SNAPSHOT_COMPLETE');
+    const listed = await openstackJson<any[]>(demo, 'stack', 'snapshot', 'list', 'snapped');
+    expect(listed).toEqual([
+      expect.objectContaining({
+        id: created.ID,
+        name: 'first',
+        status: 'COMPLETE',
+        status_reason: 'Stack SNAPSHOT completed successfully',
+      }),
+    ]);
+    const shown = (await openstackJson(demo, 'stack', 'snapshot', 'show', 'snapped', created.ID)).snapshot;
+    expect(shown.data).toMatchObject({ name: 'snapped', action: 'SNAPSHOT', status: 'COMPLETE' });
+    const imageId = shown.data.resources.server.resource_data.snapshot_image_id;
+    expect(shown.data.resources.server.resource_id).toBe(serverId);
+    expect(await openstackJson(demo, 'image', 'show', imageId)).toMatchObject({ status: 'active' });
+
+    await waitedJson(demo, 'stack', 'update', '-t', file, '--parameter', 'length=12', '--wait', 'snapped');
+    await openstackOk(demo, 'stack', 'snapshot', 'restore', 'snapped', created.ID);
+    const restored = await openstackSettledStack(demo, 'snapped', 90_000);
+    expect(restored).toMatchObject({
+      stack_status: 'RESTORE_COMPLETE',
+      stack_status_reason: 'Stack RESTORE completed successfully',
+    });
+    const newServerId = (await openstackJson(demo, 'stack', 'resource', 'show', 'snapped', 'server'))
+      .physical_resource_id;
+    expect(newServerId).not.toBe(serverId);
+    expect(JSON.stringify((await openstackJson(demo, 'server', 'show', newServerId)).image)).toContain(
+      imageId,
+    );
+    expect((await openstack(demo, 'server', 'show', serverId)).code).not.toBe(0);
+    const secret = await openstackJson(demo, 'stack', 'resource', 'show', 'snapped', 'secret');
+    const attributes =
+      typeof secret.attributes === 'string' ? JSON.parse(secret.attributes) : secret.attributes;
+    expect(attributes.value).toHaveLength(8);
+
+    const missing = await openstack(demo, 'stack', 'snapshot', 'show', 'snapped', 'nope');
+    expect(missing.stderr).toContain('Snapshot ID <nope> not found for stack <snapped>');
+    await openstackOk(demo, 'stack', 'snapshot', 'delete', '--yes', 'snapped', created.ID);
+    expect(await openstackJson<any[]>(demo, 'stack', 'snapshot', 'list', 'snapped')).toEqual([]);
+    expect((await openstack(demo, 'image', 'show', imageId)).code).not.toBe(0);
+    await openstackOk(demo, 'stack', 'delete', '--yes', '--wait', 'snapped');
+  }, 240_000);
+
   it("answers bad templates and other projects' stacks with Heat's fault body", async () => {
     const issued = (await openstackJson(demo, 'token', 'issue')) as { id: string; project_id: string };
     const token = issued.id;
@@ -539,6 +605,19 @@ describe('orchestration with /usr/bin/openstack', () => {
     const foreignAbandon = await call('DELETE', `${altBase}/stacks/mine/${stack.id}/abandon`, tokenAlt.id);
     expect(foreignAbandon.status).toBe(404);
     expect(((await foreignAbandon.json()) as any).error.type).toBe('EntityNotFound');
+    const foreignSnapshot = await call(
+      'POST',
+      `${altBase}/stacks/mine/${stack.id}/snapshots`,
+      tokenAlt.id,
+      {},
+    );
+    expect(foreignSnapshot.status).toBe(404);
+    const unknownSnapshot = await call('GET', `${base}/stacks/mine/${stack.id}/snapshots/nope`, token);
+    expect(unknownSnapshot.status).toBe(404);
+    expect(((await unknownSnapshot.json()) as any).error).toMatchObject({
+      type: 'NotFound',
+      message: 'Snapshot with id nope not found',
+    });
     const badAdopt = await call('POST', `${base}/stacks`, token, {
       stack_name: 'adopted',
       adopt_stack_data: '{"resources": {}}',

@@ -24,7 +24,7 @@ import { OrchestrationErrorFilter } from '../hot-error.filter';
 import { RESOURCE_TYPES } from '../resources/registry';
 import { typeSchema } from '../resources/types';
 import { stackActionOf, StackRequest, StackService } from '../stack.service';
-import { eventView, outputsOf, resourceView, stackDetail, stackSummary } from '../views';
+import { eventView, outputsOf, resourceView, snapshotView, stackDetail, stackSummary } from '../views';
 
 type QueryMap = Record<string, string | string[]>;
 
@@ -297,6 +297,73 @@ export class StacksController {
   ) {
     checkTenant(auth, tenant);
     return this.stacks.export(auth, () => this.identify(auth, tenant, name, id));
+  }
+
+  /** Heat's stack snapshot: 200 with the new snapshot (CREATE_IN_PROGRESS), taken in the background. */
+  @Post(':name/:id/snapshots')
+  @HttpCode(200)
+  async snapshot(
+    @Auth() auth: AuthContext,
+    @Param('tenant') tenant: string,
+    @Param('name') name: string,
+    @Param('id') id: string,
+    @Body() body: unknown,
+  ) {
+    const stack = await this.identify(auth, tenant, name, id);
+    return snapshotView(await this.stacks.snapshot(auth, stack, body));
+  }
+
+  @Get(':name/:id/snapshots')
+  async snapshots(
+    @Auth() auth: AuthContext,
+    @Param('tenant') tenant: string,
+    @Param('name') name: string,
+    @Param('id') id: string,
+  ) {
+    const stack = await this.identify(auth, tenant, name, id);
+    return { snapshots: (await this.stacks.snapshots(auth, stack)).map(snapshotView) };
+  }
+
+  @Get(':name/:id/snapshots/:snapshot')
+  async showSnapshot(
+    @Auth() auth: AuthContext,
+    @Param('tenant') tenant: string,
+    @Param('name') name: string,
+    @Param('id') id: string,
+    @Param('snapshot') snapshotId: string,
+  ) {
+    const stack = await this.identify(auth, tenant, name, id);
+    return { snapshot: snapshotView(await this.stacks.snapshotOf(auth, stack, snapshotId)) };
+  }
+
+  @Delete(':name/:id/snapshots/:snapshot')
+  @HttpCode(204)
+  async deleteSnapshot(
+    @Auth() auth: AuthContext,
+    @Param('tenant') tenant: string,
+    @Param('name') name: string,
+    @Param('id') id: string,
+    @Param('snapshot') snapshotId: string,
+  ) {
+    await this.stacks.deleteSnapshot(auth, await this.identify(auth, tenant, name, id), snapshotId);
+  }
+
+  /** Heat's restore_snapshot: 202 with webob's Accepted body, as Heat answers it. */
+  @Post(':name/:id/snapshots/:snapshot/restore')
+  @HttpCode(202)
+  async restoreSnapshot(
+    @Auth() auth: AuthContext,
+    @Param('tenant') tenant: string,
+    @Param('name') name: string,
+    @Param('id') id: string,
+    @Param('snapshot') snapshotId: string,
+  ) {
+    await this.stacks.restore(auth, await this.identify(auth, tenant, name, id), snapshotId);
+    return {
+      code: '202 Accepted',
+      message: 'The request is accepted for processing.<br /><br />\n\n\n',
+      title: 'Accepted',
+    };
   }
 
   @Put(':name/:id/preview')

@@ -202,6 +202,64 @@ async function checkServer(ctx: ActionContext, state: ResourceState): Promise<vo
     throw new ResourceActionError('Error', `'status': expected 'ACTIVE', got '${status}'`);
 }
 
+/** Nova's task states of a server whose image is still being taken (Heat's check_snapshot_complete). */
+const IMAGE_TASK_STATES = new Set([
+  'image_uploading',
+  'image_snapshot_pending',
+  'image_snapshot',
+  'image_pending_upload',
+]);
+
+/**
+ * Heat's Server.handle_snapshot and check_snapshot_complete: Nova's createImage of the server (named as the
+ * resource's physical name), then a wait until Glance has the image `active` and the server no longer has
+ * an image task; the image's id is what the stack snapshot keeps (`snapshot_image_id`).
+ */
+async function snapshotServer(ctx: ActionContext, state: ResourceState): Promise<JsonMap> {
+  if (state.physicalId === null)
+    throw new ResourceActionError('Error', `Cannot snapshot ${state.name}, resource_id not set`);
+  const id = state.physicalId;
+  const cloud = await ctx.cloud();
+  const { image_id: imageId } = await cloud.request<{ image_id: string }>(
+    'compute',
+    'POST',
+    `/servers/${id}/action`,
+    { createImage: { name: ctx.physicalName } },
+    { 'OpenStack-API-Version': 'compute 2.45', 'X-OpenStack-Nova-API-Version': '2.45' },
+  );
+  for (;;) {
+    const image = await cloud.request<NovaObject>('image', 'GET', `/v2/images/${imageId}`);
+    const status = String(image.status ?? '').toLowerCase();
+    if (status === 'active') {
+      const server = await getServer(cloud, id);
+      if (!IMAGE_TASK_STATES.has(String(server?.['OS-EXT-STS:task_state'] ?? '')))
+        return { snapshot_image_id: imageId };
+    } else if (['killed', 'deleted', 'error'].includes(status)) {
+      throw new ResourceActionError('Error', status);
+    }
+    await ctx.sleep(500);
+  }
+}
+
+/** Heat's Server.handle_delete_snapshot: the snapshot's image goes (already gone is fine). */
+async function deleteServerSnapshot(ctx: ActionContext, entry: JsonMap): Promise<void> {
+  const data = isMap(entry.resource_data ?? null) ? (entry.resource_data as JsonMap) : {};
+  const imageId = data.snapshot_image_id;
+  if (typeof imageId !== 'string' || !imageId) return;
+  try {
+    await (await ctx.cloud()).request('image', 'DELETE', `/v2/images/${encodeURIComponent(imageId)}`);
+  } catch (error) {
+    if (!(error instanceof CloudError && error.status === 404)) throw error;
+  }
+}
+
+/** Heat's Server.handle_restore: the server is restored from its snapshot's image. */
+function restoreServer(properties: JsonMap, entry: JsonMap): JsonMap {
+  const data = isMap(entry.resource_data ?? null) ? (entry.resource_data as JsonMap) : {};
+  const imageId = data.snapshot_image_id;
+  return typeof imageId === 'string' && imageId ? { ...properties, image: imageId } : properties;
+}
+
 /** What servers and the container resources (servers too) do on a stack's suspend, resume and check. */
 export const serverActions: Pick<ResourceType, 'suspend' | 'resume' | 'check'> = {
   suspend: (ctx, state) => suspendOrResume(ctx, state, 'suspend'),
@@ -366,6 +424,9 @@ export const server: ResourceType = {
     }
   },
   ...serverActions,
+  snapshot: snapshotServer,
+  deleteSnapshot: deleteServerSnapshot,
+  restore: restoreServer,
   attribute: (state, name) => serverAttribute(state, name),
   implicitRequirements: (self, others) => {
     const networks = Array.isArray(self.properties.networks) ? self.properties.networks : [];

@@ -155,6 +155,16 @@ export interface ResourceType {
   resume?(ctx: ActionContext, state: ResourceState): Promise<JsonMap | void>;
   /** Heat's handle_check: throws when the physical resource is missing or not in its expected state. */
   check?(ctx: ActionContext, state: ResourceState): Promise<void>;
+  /**
+   * Heat's handle_snapshot (with check_snapshot_complete), in a stack snapshot: what the resource keeps of
+   * its snapshot, added to its data and so to the snapshot's (a server's `snapshot_image_id`). Absent: the
+   * snapshot only moves the resource's state.
+   */
+  snapshot?(ctx: ActionContext, state: ResourceState): Promise<JsonMap | void>;
+  /** Heat's handle_delete_snapshot: removes what a snapshot made, given the resource's entry in its data. */
+  deleteSnapshot?(ctx: ActionContext, entry: JsonMap): Promise<void>;
+  /** Heat's handle_restore: the template properties a restore gives the resource, from its snapshot entry. */
+  restore?(properties: JsonMap, entry: JsonMap): JsonMap;
   attribute(state: ResourceState, name: string): Json;
   /** get_resource: the physical id unless the type says otherwise (RandomString gives its value). */
   reference?(state: ResourceState): Json;

@@ -78,4 +78,28 @@ export class HeatEventEntity {
   @Column({ name: 'created_at', ...isoTimestamp }) createdAt: string;
 }
 
-export const ORCHESTRATION_ENTITIES = [HeatStackEntity, HeatResourceEntity, HeatEventEntity];
+/**
+ * A stack snapshot (Heat's `snapshot` table): the stack's abandon data when it was taken, with what each
+ * resource's snapshot made (a server's image id), for a restore; CREATE or DELETE × IN_PROGRESS, COMPLETE, FAILED.
+ */
+@Entity('heat_snapshot')
+@Index(['stackId'])
+export class HeatSnapshotEntity {
+  @PrimaryColumn({ type: 'varchar', length: 36 }) id: string;
+  @Column({ name: 'stack_id', type: 'varchar', length: 36 }) stackId: string;
+  @Column({ type: 'varchar', length: 255, nullable: true }) name: string | null;
+  @Column({ name: 'project_id', type: 'varchar', length: 64 }) projectId: string;
+  @Column({ type: 'varchar', length: 32 }) action: string;
+  @Column({ type: 'varchar', length: 32 }) status: string;
+  @Column({ name: 'status_reason', type: 'text', nullable: true }) statusReason: string | null;
+  @Column({ type: 'simple-json', nullable: true }) data: Record<string, unknown> | null;
+  @Column({ name: 'created_at', ...isoTimestamp }) createdAt: string;
+  @Column({ name: 'updated_at', ...isoTimestamp, nullable: true }) updatedAt: string | null;
+}
+
+export const ORCHESTRATION_ENTITIES = [
+  HeatStackEntity,
+  HeatResourceEntity,
+  HeatEventEntity,
+  HeatSnapshotEntity,
+];
