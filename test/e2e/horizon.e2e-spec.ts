@@ -10,12 +10,14 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
+import { createConnection, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Browser, BrowserServer, Locator, Page } from 'playwright-core';
 import { missingVmPrerequisites, VM_IMAGE_BANNER, vmTestImage } from '../../libs/virt/testing/vm-image';
 import { CloudHandle, startCloud, testMode, waitForHttp } from './support/cloud';
 import {
+  containerHostLeftovers,
   hostTestSkip,
   missingHostTools,
   removeContainerLeftovers,
@@ -50,6 +52,29 @@ const containers = !missingHostTools([RUNTIME, 'busybox', 'setfattr'], 'runc bus
 const vms = containers && !missingVmPrerequisites();
 /** The Glance image of the tiny VM of ops/images/build-vm-busybox.sh. */
 const VM_IMAGE = 'tiny';
+/** demo's key pair, made in Horizon and given to the instances by the wizard. */
+const KEY_PAIR = 'horizon-key';
+
+/** A guest as the host sees it, through its driver's own tools. */
+interface GuestOnHost {
+  /** The process that runs the guest (the container's init, or QEMU), undefined while none does. */
+  pid(): number | undefined;
+  /** Whether the guest's code runs: the container is running, the VM's shell answers on its serial console. */
+  runs(): Promise<boolean>;
+  /** Whether the guest is held: the container is frozen, the VM's shell does not answer though QEMU lives. */
+  paused(): Promise<boolean>;
+  /** What of the guest is left on the host ([] once it is deleted). */
+  leftovers(): string[];
+}
+
+/** Whether a process has ended (gone, or a zombie its parent has not reaped yet). */
+function processGone(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].startsWith('Z');
+  } catch {
+    return true;
+  }
+}
 
 /**
  * The real Horizon (Debian's openstack-dashboard and heat-dashboard, served by ops/horizon/serve.sh) against a
@@ -167,6 +192,12 @@ const VM_IMAGE = 'tiny';
       // The only network demo may boot on is allocated by the wizard itself.
       await wizard.locator('tr', { hasText: 'private' }).first().waitFor();
       await screenshot(page, `${name}-wizard-networks`);
+      await step('Key Pair');
+      // As the only key pair, the wizard allocates it itself.
+      await wizard.locator('tr', { hasText: KEY_PAIR }).first().waitFor();
+      const available = wizard.locator('tr', { hasText: KEY_PAIR }).locator('button.fa-arrow-up');
+      if (await available.count()) await available.first().click();
+      await screenshot(page, `${name}-wizard-key-pair`);
       await assertNoErrors(page, 'the Launch Instance wizard');
       await wizard.locator('button.finish').click();
       await wizard.waitFor({ state: 'detached' });
@@ -178,7 +209,11 @@ const VM_IMAGE = 'tiny';
       await assertNoErrors(page, 'the instance table after the launch');
       await screenshot(page, `${name}-active`);
       const server = await openstackJson(demo, 'server', 'show', name);
-      expect(server).toMatchObject({ status: 'ACTIVE', flavor: expect.stringContaining(size) });
+      expect(server).toMatchObject({
+        status: 'ACTIVE',
+        flavor: expect.stringContaining(size),
+        key_name: KEY_PAIR,
+      });
       return { row, server };
     };
 
@@ -207,6 +242,170 @@ const VM_IMAGE = 'tiny';
         if (image.status !== 'active') await new Promise((r) => setTimeout(r, 500));
       } while (image.status !== 'active' && Date.now() < deadline);
       return image;
+    };
+
+    /** The instances the wizard launched, for the Network Topology page and the deletes. */
+    const launched: { name: string; uuid: string; guest?: GuestOnHost }[] = [];
+
+    /** The instance's Log tab, reloaded until it shows `text`: it shows the console as it is when it loads. */
+    const logTabShows = async (page: Page, uuid: string, text: string, name: string) => {
+      const log = `/project/instances/${uuid}/?tab=instance_details__log`;
+      const deadline = Date.now() + 60_000;
+      await page.goto(HORIZON + log);
+      while (!(await page.locator('pre.logs').innerText()).includes(text) && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 1_000));
+        await page.reload();
+      }
+      expect(await page.locator('pre.logs').innerText()).toContain(text);
+      await assertNoErrors(page, `the Log tab of ${name}`);
+      await screenshot(page, name);
+    };
+
+    /** A container as runc sees it. */
+    const containerOnHost = (uuid: string): GuestOnHost => ({
+      pid: () => runtimeState(cloud, uuid)?.pid,
+      runs: async () => runtimeState(cloud, uuid)?.status === 'running',
+      paused: async () => runtimeState(cloud, uuid)?.status === 'paused',
+      leftovers: () => containerHostLeftovers(cloud, [uuid]),
+    });
+
+    const vmDir = (uuid: string) => join(cloud.dataDir, 'kvm', 'instances', uuid);
+
+    /** The live QEMU of a guest: its pid, when the process exists (not a zombie) and runs this guest. */
+    const qemuOf = (uuid: string): number | undefined => {
+      const pidFile = join(vmDir(uuid), 'qemu.pid');
+      const pid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) : 0;
+      if (!pid || processGone(pid)) return undefined;
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(uuid) ? pid : undefined;
+      } catch {
+        return undefined;
+      }
+    };
+
+    /**
+     * Whether the guest's shell answers a command typed on its serial console within `withinMs`. QEMU's serial
+     * socket takes one client, and the agent only holds it while someone uses the serial console. The command is
+     * typed again every two seconds: a guest still booting misses some, and one resumed after a pause may first
+     * read the half of an earlier command that its UART kept.
+     */
+    const shellAnswers = (uuid: string, withinMs: number) =>
+      new Promise<boolean>((answered) => {
+        const deadline = Date.now() + withinMs;
+        let output = '';
+        let socket: Socket | undefined;
+        let typed = 0;
+        const finish = (result: boolean) => {
+          clearInterval(typing);
+          socket?.destroy();
+          answered(result);
+        };
+        const type = () => {
+          if (Date.now() >= deadline) return finish(false);
+          if (!socket || socket.destroyed) {
+            socket = createConnection(join(vmDir(uuid), 'serial.sock'));
+            socket.on('data', (data) => {
+              output += data.toString('latin1');
+              // The answer, not the echo of the command (which shows `$((...))`).
+              if (/novum-probe-\d+-answered/.test(output)) finish(true);
+            });
+            socket.on('error', () => socket?.destroy());
+          }
+          socket.write(`echo novum-probe-$((${++typed} + 1000))-answered\n`);
+        };
+        const typing = setInterval(type, 2_000);
+        type();
+      });
+
+    /** A QEMU guest as the host sees it: its process, and its shell on the serial console. */
+    const vmOnHost = (uuid: string): GuestOnHost => ({
+      pid: () => qemuOf(uuid),
+      runs: () => shellAnswers(uuid, 60_000),
+      paused: async () => qemuOf(uuid) !== undefined && !(await shellAnswers(uuid, 5_000)),
+      leftovers: () => (existsSync(vmDir(uuid)) ? [vmDir(uuid)] : []),
+    });
+
+    /**
+     * Stop, Start, Soft Reboot, Pause and Resume from the instance's Actions menu, then Create Snapshot. Each
+     * settles in the table (its status, and no task), in the API, and on the host: whether the guest has a
+     * process, a new one or the same, and whether it runs, is paused or is stopped.
+     */
+    const runActions = async (page: Page, row: Locator, name: string, uuid: string, guest?: GuestOnHost) => {
+      // The action; the Status and Power State columns and the API's status after it; the guest's process on
+      // the host (none, a new one or the same as before) and whether it runs.
+      const steps: [
+        string,
+        string,
+        string,
+        string,
+        'none' | 'new' | 'same',
+        'stopped' | 'running' | 'paused',
+      ][] = [
+        ['Shut Off Instance', 'Shutoff', 'Shut Down', 'SHUTOFF', 'none', 'stopped'],
+        ['Start Instance', 'Active', 'Running', 'ACTIVE', 'new', 'running'],
+        // Both drivers reboot softly by stopping the guest cleanly and starting it afresh.
+        ['Soft Reboot Instance', 'Active', 'Running', 'ACTIVE', 'new', 'running'],
+        ['Pause Instance', 'Paused', 'Paused', 'PAUSED', 'same', 'paused'],
+        ['Resume Instance', 'Active', 'Running', 'ACTIVE', 'same', 'running'],
+      ];
+      await openPage(page, '/project/instances/', `${name}-before-actions`);
+      // Settled: the status shown, no task in the Task column (after the zone), and the power state.
+      const settled = (shown: string, power: string) =>
+        page
+          .locator(`#instances tr[data-display="${name}"]`, {
+            hasText: new RegExp(`${shown}\\s+\\S+\\s+None\\s+${power}`),
+          })
+          .waitFor({ timeout: 90_000 });
+      const onHost = async (action: string, before: number | undefined, expected: string) => {
+        const pid = guest!.pid();
+        let runs = 'stopped';
+        if (pid !== undefined && expected === 'paused')
+          runs = (await guest!.paused()) ? 'paused' : 'not paused';
+        else if (pid !== undefined) runs = (await guest!.runs()) ? 'running' : 'not answering';
+        return {
+          action,
+          process: pid === undefined ? 'none' : pid === before ? 'same' : 'new',
+          previousGone: before === undefined || pid === before || processGone(before),
+          runs,
+        };
+      };
+      for (const [action, shown, power, status, process, runs] of steps) {
+        const before = guest?.pid();
+        await rowAction(page, row, action);
+        await settled(shown, power);
+        await assertNoErrors(page, `the instance table after ${action}`);
+        await screenshot(page, `${name}-${action.toLowerCase().replace(/ /g, '-')}`);
+        expect({ action, status: (await openstackJson(demo, 'server', 'show', uuid)).status }).toEqual({
+          action,
+          status,
+        });
+        if (guest)
+          expect(await onHost(action, before, runs)).toEqual({ action, process, previousGone: true, runs });
+      }
+
+      const before = guest?.pid();
+      const snapshot = `${name}-snap`;
+      await rowAction(page, row, 'Create Snapshot', false);
+      await page.locator('.modal-dialog #id_name').fill(snapshot);
+      await page.locator('.modal-footer .btn-primary').click();
+      await page.waitForURL(/\/project\/images\//);
+      await assertNoErrors(page, 'the snapshot form');
+      expect(await activeImage(snapshot)).toMatchObject({
+        status: 'active',
+        properties: expect.objectContaining({ image_type: 'snapshot', instance_uuid: uuid }),
+      });
+      await openPage(page, '/project/images/', `${name}-snapshot`);
+      await page.locator('tr', { hasText: snapshot }).filter({ hasText: 'Active' }).first().waitFor();
+      // The guest ran on through its snapshot.
+      await openPage(page, '/project/instances/', `${name}-after-snapshot`);
+      await settled('Active', 'Running');
+      if (guest)
+        expect(await onHost('Create Snapshot', before, 'running')).toEqual({
+          action: 'Create Snapshot',
+          process: 'same',
+          previousGone: true,
+          runs: 'running',
+        });
     };
 
     beforeAll(async () => {
@@ -288,14 +487,8 @@ const VM_IMAGE = 'tiny';
         // A failed test's QEMU guests, which outlive the cloud as they outlive an agent restart.
         const guests = join(cloud.dataDir, 'kvm', 'instances');
         for (const uuid of existsSync(guests) ? readdirSync(guests) : []) {
-          const pidFile = join(guests, uuid, 'qemu.pid');
-          const pid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) : 0;
-          if (
-            pid &&
-            existsSync(`/proc/${pid}/cmdline`) &&
-            readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(uuid)
-          )
-            process.kill(pid, 'SIGKILL');
+          const pid = qemuOf(uuid);
+          if (pid) process.kill(pid, 'SIGKILL');
         }
         await cloud.destroy();
       }
@@ -347,93 +540,51 @@ const VM_IMAGE = 'tiny';
       await page.context().close();
     });
 
-    it('launches an instance with the Launch Instance wizard, sees it Active, and deletes it', async () => {
+    it('creates a key pair with Create Key Pair', async () => {
       const page = await login('demo');
-      const { row, server } = await launchInstance(page, 'horizon-one', image, flavor);
-      if (containers) expect(runtimeState(cloud, server.id)?.status).toBe('running');
+      await openPage(page, '/project/key_pairs/', 'key-pairs-before-create');
+      await page.locator('button, a', { hasText: 'Create Key Pair' }).first().click();
+      await page.locator('.modal-dialog #name').fill(KEY_PAIR);
+      await page.locator('.modal-footer .btn-primary', { hasText: 'Create Key Pair' }).click();
+      await page.locator('tr', { hasText: KEY_PAIR }).first().waitFor();
+      await assertNoErrors(page, 'the key pair form');
+      await screenshot(page, 'key-pair-created');
+      const keypair = await openstackJson(demo, 'keypair', 'show', KEY_PAIR);
+      expect(keypair).toMatchObject({ name: KEY_PAIR, type: 'ssh' });
+      await page.context().close();
+    });
 
-      await openPage(page, `/project/instances/${server.id}/?tab=instance_details__log`, 'instance-log');
-      expect(await page.locator('pre.logs').count()).toBe(1);
-
-      await openPage(page, '/project/instances/', 'instances-before-actions');
-      const steps: [string, string, string, string | undefined][] = [
-        ['Shut Off Instance', 'Shutoff', 'SHUTOFF', undefined],
-        ['Start Instance', 'Active', 'ACTIVE', 'running'],
-        ['Soft Reboot Instance', 'Active', 'ACTIVE', 'running'],
-        ['Pause Instance', 'Paused', 'PAUSED', 'paused'],
-        ['Resume Instance', 'Active', 'ACTIVE', 'running'],
-      ];
-      for (const [action, shown, status, container] of steps) {
-        await rowAction(page, row, action);
-        // Settled: the status shown, and no task in the Task column (after the zone).
-        await page
-          .locator('#instances tr[data-display="horizon-one"]', {
-            hasText: new RegExp(`${shown}\\s+\\S+\\s+None`),
-          })
-          .waitFor({ timeout: 90_000 });
-        await assertNoErrors(page, `the instance table after ${action}`);
-        await screenshot(page, action.toLowerCase().replace(/ /g, '-'));
-        expect({ action, status: (await openstackJson(demo, 'server', 'show', server.id)).status }).toEqual({
-          action,
-          status,
-        });
-        if (containers && container)
-          expect({ action, state: runtimeState(cloud, server.id)?.status }).toEqual({
-            action,
-            state: container,
-          });
-      }
-
-      await rowAction(page, row, 'Create Snapshot', false);
-      await page.locator('.modal-dialog #id_name').fill('horizon-snap');
-      await page.locator('.modal-footer .btn-primary').click();
-      await page.waitForURL(/\/project\/images\//);
-      await assertNoErrors(page, 'the snapshot form');
-      expect(await activeImage('horizon-snap')).toMatchObject({ status: 'active' });
-      await openPage(page, '/project/images/', 'images-with-snapshot');
-      await page.locator('tr', { hasText: 'horizon-snap' }).first().waitFor();
-
-      await deleteInstance(page, row, 'horizon-one');
-      if (containers) expect(runtimeState(cloud, server.id)).toBeUndefined();
+    it('launches a container instance with the wizard, shows its console on the Log tab, and runs its Actions', async () => {
+      const page = await login('demo');
+      const name = 'horizon-one';
+      const { row, server } = await launchInstance(page, name, image, flavor);
+      const guest = containers ? containerOnHost(server.id) : undefined;
+      launched.push({ name, uuid: server.id, guest });
+      if (guest) expect(await guest.runs()).toBe(true);
+      // The image's command greets with the container's hostname, the server's name.
+      await logTabShows(page, server.id, containers ? `hello from ${name}` : '', `${name}-log`);
+      await runActions(page, row, name, server.id, guest);
       await page.context().close();
     });
 
     (vms ? it : it.skip)(
-      'launches an instance with a KVM flavour, shows its boot on the Log tab, and deletes it',
+      'launches an instance with a KVM flavour, shows its boot on the Log tab, and runs its Actions',
       async () => {
         const page = await login('demo');
-        const { row, server } = await launchInstance(page, 'horizon-vm', VM_IMAGE, 'm1.tiny');
-        expect(existsSync(join(cloud.dataDir, 'kvm', 'instances', server.id, 'qemu.pid'))).toBe(true);
-        // The Log tab shows the console as it is when the page loads; TCG boots the guest in seconds.
-        const log = `/project/instances/${server.id}/?tab=instance_details__log`;
-        const deadline = Date.now() + 60_000;
-        await page.goto(HORIZON + log);
-        while (
-          !(await page.locator('pre.logs').innerText()).includes(VM_IMAGE_BANNER) &&
-          Date.now() < deadline
-        )
-          await page.reload();
-        expect(await page.locator('pre.logs').innerText()).toContain(VM_IMAGE_BANNER);
-        await assertNoErrors(page, 'the Log tab of the VM');
-        await screenshot(page, 'horizon-vm-log');
-        await deleteInstance(page, row, 'horizon-vm');
-        expect(existsSync(join(cloud.dataDir, 'kvm', 'instances', server.id))).toBe(false);
+        const name = 'horizon-vm';
+        const { row, server } = await launchInstance(page, name, VM_IMAGE, 'm1.tiny');
+        const guest = vmOnHost(server.id);
+        launched.push({ name, uuid: server.id, guest });
+        expect(guest.pid()).toBeDefined();
+        // TCG boots the guest in seconds; its init prints the banner on the serial console.
+        await logTabShows(page, server.id, VM_IMAGE_BANNER, `${name}-log`);
+        await runActions(page, row, name, server.id, guest);
         await page.context().close();
       },
     );
 
-    it('creates a key pair, a network and its subnet, and shows them on the Network Topology page', async () => {
+    it('creates a network and its subnet, and shows them and the instances on the Network Topology page', async () => {
       const page = await login('demo');
-      await openPage(page, '/project/key_pairs/', 'key-pairs-before-create');
-      await page.locator('button, a', { hasText: 'Create Key Pair' }).first().click();
-      await page.locator('.modal-dialog #name').fill('horizon-key');
-      await page.locator('.modal-footer .btn-primary', { hasText: 'Create Key Pair' }).click();
-      await page.locator('tr', { hasText: 'horizon-key' }).first().waitFor();
-      await assertNoErrors(page, 'the key pair form');
-      await screenshot(page, 'key-pair-created');
-      const keypair = await openstackJson(demo, 'keypair', 'show', 'horizon-key');
-      expect(keypair).toMatchObject({ name: 'horizon-key', type: 'ssh' });
-
       await openPage(page, '/project/networks/', 'networks-before-create');
       await page.locator('a, button', { hasText: 'Create Network' }).first().click();
       const form = page.locator('.modal-dialog');
@@ -451,8 +602,36 @@ const VM_IMAGE = 'tiny';
 
       await openPage(page, '/project/network_topology/', 'network-topology');
       await page.locator('text=horizon-net').first().waitFor();
+      const privateNet = await openstackJson(demo, 'network', 'show', 'private');
+      // Each instance drawn on `private`; hovering it opens its balloon with its full name and status.
+      for (const { name, uuid } of launched) {
+        const device = page.locator(`g.network[id="id_${privateNet.id}"] g.device[id="id_${uuid}"]`);
+        // (Its icon: the middle of the whole device is its port's line, which takes no pointer.)
+        await device.locator('.icon').hover();
+        await page.locator('.topologyBalloon', { hasText: name }).filter({ hasText: 'Active' }).waitFor();
+        await screenshot(page, `network-topology-${name}`);
+      }
       await assertNoErrors(page, 'the network topology');
-      await screenshot(page, 'network-topology-drawn');
+      await page.context().close();
+    });
+
+    it('deletes the instances from their Actions menus: gone from the table, the API and the host', async () => {
+      expect(launched.length).toBeGreaterThan(0);
+      const page = await login('demo');
+      for (const { name, guest } of launched) {
+        const pid = guest?.pid();
+        await deleteInstance(page, instanceRow(page, name), name);
+        if (guest)
+          expect({
+            name,
+            processGone: pid === undefined || processGone(pid),
+            left: guest.leftovers(),
+          }).toEqual({
+            name,
+            processGone: true,
+            left: [],
+          });
+      }
       await page.context().close();
     });
 
