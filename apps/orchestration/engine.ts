@@ -30,6 +30,7 @@ import {
   TemplateResource,
   validateLiteralProperties,
   validateProperties,
+  validateUpdatePolicy,
 } from './resources/types';
 import { StackStore } from './stack.store';
 
@@ -198,6 +199,16 @@ export function bindStack(
   });
 }
 
+/** The resource's evaluated update_policy checked against its type's schema; undefined for types without one. */
+function updatePolicyOf(type: ResourceType, bound: BoundTemplate, name: string): JsonMap | undefined {
+  if (!type.updatePolicy) return undefined;
+  return validateUpdatePolicy(type.updatePolicy, bound.updatePolicy(name), [
+    'resources',
+    name,
+    'update_policy',
+  ]);
+}
+
 /** The message of a type name that resolves to nothing: a missing template file, or an unknown type. */
 function unknownType(env: StackEnvironment, name: string, path: (string | number)[]): HotError {
   const target = registryTarget(env.resource_registry, name) ?? name;
@@ -232,6 +243,15 @@ export function validateStack(bound: BoundTemplate, env: StackEnvironment): void
     }
     const refusal = type.validate?.(raw);
     if (refusal) throw new HotError(refusal, [...path, 'properties']);
+    if (type.updatePolicy && isMap(snippet.updatePolicy)) {
+      const policyPath = [...path, 'update_policy'];
+      for (const key of Object.keys(snippet.updatePolicy)) {
+        if (!(key in type.updatePolicy))
+          throw new HotError(`Unknown Property ${key}`, policyPath, 'Property error');
+      }
+      const policyType = { ...type, properties: type.updatePolicy, anyProperties: false };
+      validateLiteralProperties(policyType, snippet.updatePolicy, policyPath);
+    }
   }
 }
 
@@ -570,12 +590,16 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
     this.running.set(stackId, task);
   }
 
-  /** What a resource action may use; `adopt`: the abandon data of the resources its nested stack adopts. */
+  /**
+   * What a resource action may use; `adopt`: the abandon data of the resources its nested stack adopts;
+   * `updatePolicy`: the resource's checked update_policy.
+   */
   private context(
     stack: HeatStackEntity,
     row: HeatResourceEntity,
     deadline: number,
     adopt?: JsonMap,
+    updatePolicy?: JsonMap,
   ): ActionContext {
     // Stable for the resource's life, so an in-place update keeps a defaulted name.
     const physicalName = `${stack.name}-${row.name}-${physicalSuffix(row.id)}`.slice(0, 255);
@@ -585,6 +609,7 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
       stackId: stack.id,
       physicalName,
       nested: this.nestedStacks(stack, physicalName, deadline, adopt),
+      ...(updatePolicy ? { updatePolicy } : {}),
       softwareConfig: (id) => this.softwareConfig(stack.projectId, id),
       created: async (physicalId, data = {}) => {
         row.physicalId = physicalId;
@@ -714,7 +739,10 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
         'properties',
       ]);
       row.properties = properties;
-      const result = await type.create(this.context(stack, row, deadline), properties);
+      const result = await type.create(
+        this.context(stack, row, deadline, undefined, updatePolicyOf(type, bound, row.name)),
+        properties,
+      );
       await this.store.setResourceState(row, 'CREATE', 'COMPLETE', 'state changed', {
         physicalId: result.physicalId,
         data: result.data,
@@ -1051,7 +1079,7 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
             await this.store.setResourceState(existing, 'UPDATE', 'IN_PROGRESS', 'state changed');
             try {
               const result = await (type.update as NonNullable<ResourceType['update']>)(
-                this.context(stack, existing, deadline),
+                this.context(stack, existing, deadline, undefined, updatePolicyOf(type, bound, name)),
                 stateOf(existing),
                 properties,
               );

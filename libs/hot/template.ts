@@ -238,6 +238,14 @@ export class BoundTemplate implements EvalScope {
     return isMap(value) ? value : {};
   }
 
+  /** The resource's update_policy with its functions evaluated (Heat's ResourceDefinition.update_policy). */
+  updatePolicy(name: string): JsonMap {
+    const snippet = this.resource(name);
+    if (!snippet) return {};
+    const value = evaluate(snippet.updatePolicy, this, ['resources', name, 'update_policy']);
+    return isMap(value) ? value : {};
+  }
+
   metadata(name: string): JsonMap {
     const snippet = this.resource(name);
     if (!snippet) return {};

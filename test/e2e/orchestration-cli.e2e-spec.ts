@@ -555,6 +555,47 @@ describe('orchestration with /usr/bin/openstack', () => {
     await openstackOk(demo, 'stack', 'delete', '--yes', '--wait', 'snapped');
   }, 240_000);
 
+  it('rolls a ResourceGroup of servers over in batches (update_policy rolling_update)', async () => {
+    const template = (suffix: string) =>
+      [
+        'heat_template_version: 2021-04-16',
+        'resources:',
+        '  net: {type: OS::Neutron::Net}',
+        '  subnet: {type: OS::Neutron::Subnet, properties: {network: {get_resource: net}, cidr: 192.168.81.0/24}}',
+        '  group:',
+        '    type: OS::Heat::ResourceGroup',
+        '    depends_on: subnet',
+        '    update_policy: {rolling_update: {max_batch_size: 1, pause_time: 1}}',
+        '    properties:',
+        '      count: 2',
+        '      resource_def:',
+        '        type: OS::Nova::Server',
+        `        properties: {name: roll-%index%-${suffix}, image: cirros-heat, flavor: m1.tiny, networks: [{network: {get_resource: net}}]}`,
+        '',
+      ].join('\n');
+    const file = join(cloud.dataDir, 'rolling.yaml');
+    writeFileSync(file, template('a'));
+    await waitedJson(demo, 'stack', 'create', '-t', file, '--wait', 'rolling');
+    const nestedId = (await openstackJson(demo, 'stack', 'resource', 'show', 'rolling', 'group'))
+      .physical_resource_id;
+    const before = await openstackJson<any[]>(demo, 'stack', 'event', 'list', nestedId);
+    writeFileSync(file, template('b'));
+    const updated = await waitedJson(demo, 'stack', 'update', '-t', file, '--wait', 'rolling');
+    expect(updated.stack_status).toBe('UPDATE_COMPLETE');
+    const events = (await openstackJson<any[]>(demo, 'stack', 'event', 'list', nestedId))
+      .slice(before.length)
+      .map((e) => `${e.resource_name} ${e.resource_status}`);
+    const nestedName = events
+      .find((e) => e.endsWith(' UPDATE_IN_PROGRESS') && !/^\d /.test(e))
+      ?.split(' ')[0];
+    // One nested update per batch; member 1 done before member 0 starts.
+    expect(events.filter((e) => e === `${nestedName} UPDATE_IN_PROGRESS`)).toHaveLength(2);
+    expect(events.indexOf('1 UPDATE_COMPLETE')).toBeLessThan(events.indexOf('0 UPDATE_IN_PROGRESS'));
+    const names = (await openstackJson<any[]>(demo, 'server', 'list', '--name', '^roll-')).map((s) => s.Name);
+    expect(names.sort()).toEqual(['roll-0-b', 'roll-1-b']);
+    await openstackOk(demo, 'stack', 'delete', '--yes', '--wait', 'rolling');
+  }, 240_000);
+
   it("answers bad templates and other projects' stacks with Heat's fault body", async () => {
     const issued = (await openstackJson(demo, 'token', 'issue')) as { id: string; project_id: string };
     const token = issued.id;

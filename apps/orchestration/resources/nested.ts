@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import {
+  deepEqual,
   HotError,
   HotTemplate,
   isMap,
@@ -283,6 +284,118 @@ function groupTemplate(properties: JsonMap, names: string[]): JsonMap {
   return { heat_template_version: '2015-04-30', resources };
 }
 
+/** One member's definition in the group's nested template (its index substituted). */
+function memberDefinition(properties: JsonMap, name: string): JsonMap {
+  return (groupTemplate(properties, [name]).resources as JsonMap)[name] as JsonMap;
+}
+
+/** Member names in the order of their index (the order they were made). */
+function byIndex(names: string[]): string[] {
+  return [...names].sort((a, b) => Number(a) - Number(b) || a.localeCompare(b));
+}
+
+/**
+ * Heat's rolling_update.next_batch, as ResourceGroup._get_batches runs it: for each batch the group's size
+ * during it and how many members get the new definition, until every member of the target size has it;
+ * with min_in_service the group grows above its size first so that as many stay in service.
+ */
+export function groupBatches(
+  target: number,
+  current: number,
+  batchSize: number,
+  minInService: number,
+): [number, number][] {
+  const batches: [number, number][] = [];
+  let updated = 0;
+  while (!(updated >= current && current === target) && batches.length < 10_000) {
+    const effectiveMin = Math.min(minInService, target, current);
+    const effectiveBatch = Math.min(batchSize, Math.max(target - updated, 0));
+    const capacity = effectiveBatch + Math.max(Math.min(current, target - effectiveBatch), effectiveMin);
+    batches.push([capacity, effectiveBatch]);
+    updated += effectiveBatch - Math.max(capacity - Math.max(current, target), 0);
+    current = capacity;
+  }
+  return batches;
+}
+
+/**
+ * Heat's ResourceGroup._assemble_for_rolling_update with scaling member_definitions: the nested template of
+ * one batch, `capacity` members of which at most `updates` get the new definition (new members first, then
+ * existing ones from the highest index down); members beyond the size, or removed, go first.
+ */
+function batchTemplate(
+  properties: JsonMap,
+  blacklist: Set<string>,
+  current: Map<string, JsonMap>,
+  capacity: number,
+  updates: number,
+): JsonMap {
+  const target = properties.count as number;
+  const names = memberNames(capacity, blacklist);
+  const priority = (name: string) => {
+    const index = names.indexOf(name);
+    if (index < 0) return 0;
+    return index < target ? target - index : capacity;
+  };
+  const ordered = [...current.entries()].sort(([a], [b]) => priority(a) - priority(b));
+  const old = capacity > 0 ? ordered.slice(-capacity) : [];
+  const fresh = names.filter((name) => !current.has(name));
+  let replace = updates - (capacity - Math.min(old.length, capacity));
+  const resources: JsonMap = {};
+  for (let i = 0; i < capacity; i++) {
+    if (i < old.length) {
+      const [name, definition] = old[i];
+      const wanted = memberDefinition(properties, name);
+      if (replace > 0 && !deepEqual(definition, wanted)) {
+        replace--;
+        resources[name] = wanted;
+      } else resources[name] = definition;
+    } else {
+      const name = fresh.shift();
+      if (name === undefined) break;
+      resources[name] = memberDefinition(properties, name);
+    }
+  }
+  return { heat_template_version: '2015-04-30', resources };
+}
+
+/**
+ * Heat's ResourceGroup._replace: the group's nested stack created or updated batch by batch (groupBatches),
+ * with `pauseSeconds` between batches; `current` holds the members' definitions before it. The outcome of the
+ * last batch, and the member names it left, or undefined when there was no batch to run.
+ */
+async function inBatches(
+  ctx: ActionContext,
+  stackId: string | null,
+  properties: JsonMap,
+  blacklist: Set<string>,
+  current: Map<string, JsonMap>,
+  policy: { minInService: number; batchSize: number; pauseSeconds: number },
+): Promise<{ result: NestedStackResult; names: string[] } | undefined> {
+  const batches = groupBatches(
+    properties.count as number,
+    current.size,
+    policy.batchSize,
+    policy.minInService,
+  );
+  let outcome: { result: NestedStackResult; names: string[] } | undefined;
+  for (const [index, [capacity, updates]] of batches.entries()) {
+    const template = batchTemplate(properties, blacklist, current, capacity, updates);
+    const spec = { template, parameters: {} };
+    const result = stackId ? await nestedOf(ctx).update(stackId, spec) : await nestedOf(ctx).create(spec);
+    stackId = result.stackId;
+    current = new Map(Object.entries(template.resources as Record<string, JsonMap>));
+    outcome = { result, names: byIndex([...current.keys()]) };
+    if (index < batches.length - 1 && policy.pauseSeconds > 0) await ctx.sleep(policy.pauseSeconds * 1000);
+  }
+  return outcome;
+}
+
+const nonNegative = (value: Json) =>
+  (value as number) < 0 ? `${String(value)} is out of range (min: 0, max: None)` : null;
+const positive = (value: Json) =>
+  (value as number) < 1 ? `${String(value)} is out of range (min: 1, max: None)` : null;
+
 function groupData(result: NestedStackResult, names: string[], blacklist: Set<string>): JsonMap {
   return {
     ...dataOf(result),
@@ -399,6 +512,50 @@ export const resourceGroup: ResourceType = {
     },
     removed_rsrc_list: { description: 'A list of removed resource names.' },
   },
+  updatePolicy: {
+    rolling_update: {
+      type: 'map',
+      description: 'Rolling update of the members when resource_def changes.',
+      schema: {
+        min_in_service: {
+          type: 'integer',
+          description: 'The minimum number of resources in service while rolling updates are being executed.',
+          default: 0,
+          check: nonNegative,
+        },
+        max_batch_size: {
+          type: 'integer',
+          description: 'The maximum number of resources to replace at once.',
+          default: 1,
+          check: positive,
+        },
+        pause_time: {
+          type: 'number',
+          description: 'The number of seconds to wait between batches of updates.',
+          default: 0,
+          check: nonNegative,
+        },
+      },
+    },
+    batch_create: {
+      type: 'map',
+      description: 'Creation of the members in batches.',
+      schema: {
+        max_batch_size: {
+          type: 'integer',
+          description: 'The maximum number of resources to create at once.',
+          default: 1,
+          check: positive,
+        },
+        pause_time: {
+          type: 'number',
+          description: 'The number of seconds to wait between batches.',
+          default: 0,
+          check: nonNegative,
+        },
+      },
+    },
+  },
   anyAttributes: true,
   memberType: (properties) => {
     const definition = properties.resource_def;
@@ -408,6 +565,20 @@ export const resourceGroup: ResourceType = {
   },
   async create(ctx, properties) {
     const blacklist = blacklistOf(undefined, properties);
+    const batch = ctx.updatePolicy?.batch_create as JsonMap | null | undefined;
+    if (batch && (properties.count as number) > 0) {
+      // Heat's batch_create: the nested stack grows by max_batch_size members at a time.
+      const batched = await inBatches(ctx, null, properties, blacklist, new Map(), {
+        minInService: 0,
+        batchSize: batch.max_batch_size as number,
+        pauseSeconds: batch.pause_time as number,
+      });
+      if (batched)
+        return {
+          physicalId: batched.result.stackId,
+          data: groupData(batched.result, batched.names, blacklist),
+        };
+    }
     const names = memberNames(properties.count as number, blacklist);
     const result = await nestedOf(ctx).create({ template: groupTemplate(properties, names), parameters: {} });
     return { physicalId: result.stackId, data: groupData(result, names, blacklist) };
@@ -417,6 +588,28 @@ export const resourceGroup: ResourceType = {
       properties.removal_policies_mode === 'update'
         ? blacklistOf({ ...state, data: { ...state.data, blacklist: [] } }, properties)
         : blacklistOf(state, properties);
+    const rolling = ctx.updatePolicy?.rolling_update as JsonMap | null | undefined;
+    if (rolling && !deepEqual(state.properties.resource_def ?? null, properties.resource_def ?? null)) {
+      // Heat's rolling_update, only when resource_def changes: members replaced max_batch_size at a time.
+      const current = byIndex(groupNames(state).filter((name) => !blacklist.has(name)));
+      const batched = await inBatches(
+        ctx,
+        state.physicalId,
+        properties,
+        blacklist,
+        new Map(current.map((name) => [name, memberDefinition(state.properties, name)])),
+        {
+          minInService: rolling.min_in_service as number,
+          batchSize: rolling.max_batch_size as number,
+          pauseSeconds: rolling.pause_time as number,
+        },
+      );
+      if (batched)
+        return {
+          physicalId: batched.result.stackId,
+          data: groupData(batched.result, batched.names, blacklist),
+        };
+    }
     const names = memberNames(properties.count as number, blacklist);
     const result = await nestedOf(ctx).update(state.physicalId as string, {
       template: groupTemplate(properties, names),

@@ -48,6 +48,11 @@ export interface ActionContext {
   created?(physicalId: string, data?: JsonMap): Promise<void>;
   /** Nested stacks of this resource (template resources, OS::Heat::Stack, ResourceGroup). */
   nested?: NestedStacks;
+  /**
+   * The resource's update_policy checked against its type's schema, defaults filled in (a group's
+   * `rolling_update` and `batch_create`), on a create or update; absent for types without one, and on adopt.
+   */
+  updatePolicy?: JsonMap;
 }
 
 /** A nested stack as a resource asks for it: its template, parameters and how its environment differs. */
@@ -116,6 +121,8 @@ export interface ResourceType {
   description: string;
   properties: Record<string, PropertySchema>;
   attributes: Record<string, AttributeSchema>;
+  /** The schema of the resource's update_policy (Heat's update_policy_schema), for types that have one. */
+  updatePolicy?: Record<string, PropertySchema>;
   /** Any properties accepted without a schema (OS::Heat::None). */
   anyProperties?: boolean;
   /**
@@ -184,6 +191,15 @@ const TYPE_NAMES: Record<PropertyType, string> = {
 export function validateProperties(type: ResourceType, given: JsonMap, path: (string | number)[]): JsonMap {
   if (type.anyProperties) return given;
   return validateMap(type.properties, given, path);
+}
+
+/** A resource's update_policy checked and completed against its type's schema (Heat's messages and path). */
+export function validateUpdatePolicy(
+  schema: Record<string, PropertySchema>,
+  given: JsonMap,
+  path: (string | number)[],
+): JsonMap {
+  return validateMap(schema, given, path);
 }
 
 function validateMap(
