@@ -35,8 +35,8 @@ npx --no-install jest --selectProjects unit --json --outputFile="$results/unit.j
 # Two jest runs at once, one per core, each one file at a time: the host tests beside the other embedded tests
 # (so no two host tests ever share the host: they check that nothing of Novum's is left on it), then the
 # production run in the place of whichever ends first. Every test has its own ports, data dir, database and vhost.
-HOST_TESTS='test/e2e/((container|kvm)-|horizon\.e2e)'
-ONCE_ONLY_TESTS='test/e2e/((container|kvm)-|[a-z-]+-cli\.e2e|horizon\.e2e)'
+HOST_TESTS='test/e2e/((container|kvm)-|horizon\.e2e|multihost\.e2e)'
+ONCE_ONLY_TESTS='test/e2e/((container|kvm)-|[a-z-]+-cli\.e2e|horizon\.e2e|multihost\.e2e)'
 # The fuzzing tests (random bodies, paths and templates at every API, looking for a 5xx) run in the production
 # pass only: PostgreSQL is the stricter of the two databases (lengths, types, encodings), where a request that
 # slips past validation fails first.

@@ -17,7 +17,7 @@ export interface ViewContext {
   /** os_compute_api:servers:show:host_status (admin). */
   hostStatus: boolean;
   /** Whether each host's compute service is UP, for host_status. */
-  hostState?: (host: string) => 'UP' | 'DOWN' | 'MAINTENANCE' | 'UNKNOWN';
+  hostState?: (host: string) => 'UP' | 'DOWN' | 'MAINTENANCE' | 'UNKNOWN' | '';
   /** os_compute_api:os-flavor-extra-specs:index (reader): extra specs in the 2.47 flavor. */
   flavorExtraSpecs: boolean;
   isAdmin: boolean;

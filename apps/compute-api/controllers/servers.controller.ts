@@ -54,11 +54,14 @@ export class ServersController {
       const services = await this.servers.store.services.findBy({ binary: 'nova-compute' });
       const now = Date.now();
       const byHost = new Map(services.map((s) => [s.host, s]));
+      // Nova's _get_instance_host_status: DOWN is an admin's word (forced down), MAINTENANCE a disabled
+      // service, UNKNOWN one that stopped reporting (a host cut off or crashed), '' a host with no service.
       ctx.hostState = (host) => {
         const service = byHost.get(host);
-        if (!service) return 'UNKNOWN';
-        if (!isServiceUp(service, now, this.config.serviceDownTimeSeconds)) return 'DOWN';
-        return service.disabled ? 'MAINTENANCE' : 'UP';
+        if (!service) return '';
+        if (service.forcedDown) return 'DOWN';
+        if (service.disabled) return 'MAINTENANCE';
+        return isServiceUp(service, now, this.config.serviceDownTimeSeconds) ? 'UP' : 'UNKNOWN';
       };
     }
     if (instance && v.atLeast('2.71')) {

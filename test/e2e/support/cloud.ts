@@ -89,9 +89,12 @@ export function launchService(
   env: Record<string, string>,
   logFile: string,
   user?: { uid: number; gid: number },
+  /** A command the service runs under (`[wrapper, ...args]`, which ends by exec'ing node with `main`). */
+  wrapper: readonly string[] = [],
 ): ServiceProcess {
   const out = openSync(logFile, 'a');
-  const child = spawn(process.execPath, [main], {
+  const [command, ...args] = [...wrapper, process.execPath, main];
+  const child = spawn(command, args, {
     env: { ...process.env, ...env },
     stdio: ['ignore', out, out],
     ...user,

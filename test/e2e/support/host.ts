@@ -67,10 +67,14 @@ export async function startContainerCloud(
   return { cloud, admin, demo };
 }
 
-export const runtimeRoot = (cloud: CloudHandle) => join(cloud.dataDir, 'containers', 'runtime');
+export const runtimeRoot = (cloud: Pick<CloudHandle, 'dataDir'>) =>
+  join(cloud.dataDir, 'containers', 'runtime');
 
 /** `runc state` of a server's container, or undefined when the runtime does not know it. */
-export function runtimeState(cloud: CloudHandle, uuid: string): { status: string; pid: number } | undefined {
+export function runtimeState(
+  cloud: Pick<CloudHandle, 'dataDir'>,
+  uuid: string,
+): { status: string; pid: number } | undefined {
   try {
     return JSON.parse(
       execFileSync(RUNTIME, ['--root', runtimeRoot(cloud), 'state', `novum-${uuid}`], {
@@ -90,13 +94,13 @@ export const cgroupPath = (controller: string, uuid: string, file?: string) =>
 export const readTrimmed = (path: string) => readFileSync(path, 'utf8').trim();
 
 /** The mount table's lines for mounts under the cloud's data dir. */
-export const mountsOf = (cloud: CloudHandle) =>
+export const mountsOf = (cloud: Pick<CloudHandle, 'dataDir'>) =>
   readFileSync('/proc/self/mountinfo', 'utf8')
     .split('\n')
     .filter((line) => line.includes(cloud.dataDir));
 
 /** The nftables table (bridge and inet) of the cloud's host network. */
-export const nftTableOf = (cloud: CloudHandle) =>
+export const nftTableOf = (cloud: Pick<CloudHandle, 'dataDir'>) =>
   `novum_${createHash('sha256').update(join(cloud.dataDir, 'host-network')).digest('hex').slice(0, 8)}`;
 
 const quietly = (command: string, ...args: string[]) => {
@@ -111,7 +115,7 @@ const quietly = (command: string, ...args: string[]) => {
  * After a failed test: the containers of the cloud's data dir, their mounts, loop devices and network
  * namespaces, and the cloud's nft tables, all removed before the cloud is destroyed.
  */
-export function removeContainerLeftovers(cloud: CloudHandle): void {
+export function removeContainerLeftovers(cloud: Pick<CloudHandle, 'dataDir'>): void {
   const instances = join(cloud.dataDir, 'containers', 'instances');
   for (const uuid of existsSync(instances) ? readdirSync(instances) : []) {
     quietly(RUNTIME, '--root', runtimeRoot(cloud), 'delete', '--force', `novum-${uuid}`);
@@ -139,7 +143,10 @@ export function removeContainerLeftovers(cloud: CloudHandle): void {
  * directories, runtime states, cgroups, network namespaces, and mounts and loop devices under the data dir
  * (empty when everything is gone).
  */
-export function containerHostLeftovers(cloud: CloudHandle, uuids: readonly string[]): string[] {
+export function containerHostLeftovers(
+  cloud: Pick<CloudHandle, 'dataDir'>,
+  uuids: readonly string[],
+): string[] {
   const instances = join(cloud.dataDir, 'containers', 'instances');
   const left = (existsSync(instances) ? readdirSync(instances) : []).map((uuid) => `instance ${uuid}`);
   if (existsSync(runtimeRoot(cloud)))

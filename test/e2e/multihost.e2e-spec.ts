@@ -1,0 +1,343 @@
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createBackends, entryPoint, launchService, ServiceProcess, waitForHttp } from './support/cloud';
+import {
+  containerHostLeftovers,
+  hostTestSkip,
+  missingHostTools,
+  removeContainerLeftovers,
+  RUNTIME,
+} from './support/host';
+import { openstackJson, openstackOk } from './support/openstack';
+
+/**
+ * Issue 9's deployment on one machine: three hosts as network namespaces (ops/multihost/netns-hosts.sh), each
+ * running its own compute agent on the container driver, with its own bridges, VXLAN devices, firewall and
+ * guests; the API services and the conductor on the machine; one PostgreSQL database and one RabbitMQ vhost,
+ * which the hosts reach through the script's relay on the management bridge. A Neutron network is a VXLAN
+ * segment between the hosts' bridges.
+ */
+jest.setTimeout(240_000);
+
+const SCRIPT = resolve(__dirname, '../../ops/multihost/netns-hosts.sh');
+const PORT = 27100;
+const HOSTS = 3;
+
+const skip = hostTestSkip(
+  'multi-host',
+  missingHostTools(
+    [RUNTIME, 'busybox', 'setfattr', 'ip', 'nft', 'nsenter', 'unshare', 'rabbitmqctl'],
+    'runc busybox-static attr iproute2 nftables util-linux rabbitmq-server',
+  ),
+);
+
+const sh = (command: string, args: readonly string[], env: Record<string, string> = {}) =>
+  execFileSync(command, args, {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+(skip ? describe.skip : describe)(
+  `three namespace hosts on one VXLAN overlay${skip ? ` (skipped: ${skip})` : ''}`,
+  () => {
+    // A deployment of its own beside any other on the machine: names and addresses drawn for this run.
+    const tag = randomBytes(1).toString('hex');
+    const netnsEnv = {
+      NOVUM_NETNS_PREFIX: `novumn${tag}`,
+      NOVUM_NETNS_SUBNET: `10.233.${parseInt(tag, 16)}`,
+    };
+    const prefix = netnsEnv.NOVUM_NETNS_PREFIX;
+    const bridgeIp = `${netnsEnv.NOVUM_NETNS_SUBNET}.1`;
+    const hostName = (i: number) => `mh${i}`;
+    const netnsOf = (i: number) => `${prefix}${i}`;
+    // As netns-hosts.sh lays them out: each host's data dir, and its own /run/netns as the machine sees it.
+    const dataDirOf = (i: number) => `/run/novum-multihost/${prefix}/${netnsOf(i)}/data`;
+    const netnsDirOf = (i: number) => `/run/novum-multihost/${prefix}/${netnsOf(i)}/netns`;
+    const indexOf = (host: string) => Number(host.replace(/^mh/, ''));
+
+    let controller: string;
+    let log: string;
+    let backends: Awaited<ReturnType<typeof createBackends>> | undefined;
+    const processes = new Map<string, ServiceProcess>();
+    let admin: Record<string, string>;
+    let demo: Record<string, string>;
+    const servers: Record<string, { id: string; ip: string; host: string }> = {};
+    const networks: Record<string, { id: string; vni: number }> = {};
+    const logTail = () => (log && existsSync(log) ? readFileSync(log, 'utf8').slice(-4000) : '');
+
+    // Into a server's container (its mount, uts, ipc, net and pid namespaces) from the machine: the runtime's
+    // state is in its host's data dir.
+    const inside = (name: string, ...args: string[]) => {
+      const root = join(dataDirOf(indexOf(servers[name].host)), 'containers', 'runtime');
+      const { pid } = JSON.parse(sh(RUNTIME, ['--root', root, 'state', `novum-${servers[name].id}`]));
+      return sh('nsenter', [
+        ...['-t', String(pid), '-m', '-u', '-i', '-n', '-p', '-r', '-w'],
+        ...['/bin/busybox', ...args],
+      ]);
+    };
+    const pings = (from: string, address: string) => {
+      try {
+        inside(from, 'ping', '-c', '1', '-W', '1', address);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const eventually = async (check: () => boolean, seconds = 20) => {
+      const deadline = Date.now() + seconds * 1000;
+      while (!check()) {
+        if (Date.now() > deadline) return false;
+        await sleep(300);
+      }
+      return true;
+    };
+    const hostLinks = (i: number) =>
+      sh('ip', ['-n', netnsOf(i), '-br', 'link'])
+        .split('\n')
+        .map((line) => line.split(/[\s@]/)[0])
+        .filter(Boolean);
+
+    /** Each compute host's state once they are all as wanted (or as they are at the deadline). */
+    async function computeStates(wanted: Record<string, string>, timeoutMs = 60_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const services = await openstackJson<{ Binary: string; Host: string; State: string }[]>(
+          admin,
+          ...['compute', 'service', 'list', '--service', 'nova-compute'],
+        );
+        const states = Object.fromEntries(
+          services.map((s) => [s.Host, s.State]).sort(([a], [b]) => a.localeCompare(b)),
+        );
+        if (Date.now() > deadline || JSON.stringify(states) === JSON.stringify(wanted)) return states;
+        await sleep(1000);
+      }
+    }
+
+    beforeAll(async () => {
+      controller = mkdtempSync(join(tmpdir(), 'novum-e2e-'));
+      log = join(controller, 'services.log');
+      sh('bash', [SCRIPT, 'up', String(HOSTS)], netnsEnv);
+      backends = await createBackends(randomBytes(4).toString('hex'));
+      const shared = {
+        NOVUM_LOG_LEVEL: process.env.MULTIHOST_LOG_LEVEL ?? 'warn',
+        NOVUM_IDENTITY_PORT: String(PORT),
+        NOVUM_COMPUTE_PORT: String(PORT + 1),
+        NOVUM_IMAGE_PORT: String(PORT + 2),
+        NOVUM_NETWORK_PORT: String(PORT + 3),
+        NOVUM_ORCHESTRATION_PORT: String(PORT + 4),
+        NOVUM_SERIALPROXY_PORT: String(PORT + 5),
+        NOVUM_IDENTITY_URL: `http://${bridgeIp}:${PORT}/identity`,
+        NOVUM_SERVICE_PASSWORD: randomBytes(12).toString('base64url'),
+        NOVUM_AUTH_ENCRYPTION_KEY: randomBytes(32).toString('base64url'),
+        NOVUM_REPORT_INTERVAL: '2',
+        NOVUM_SERVICE_DOWN_TIME: '6',
+      };
+      // The controller's services on the machine, listening on the management bridge only.
+      const controllerEnv = {
+        ...backends.env,
+        ...shared,
+        NOVUM_DATA_DIR: controller,
+        NOVUM_BIND_ADDRESS: bridgeIp,
+        NOVUM_PUBLIC_HOST: bridgeIp,
+      };
+      for (const app of ['identity', 'image', 'network', 'compute-api', 'conductor']) {
+        processes.set(app, launchService(entryPoint(app), controllerEnv, log));
+      }
+      // Each host's agent in its namespace, reaching PostgreSQL and RabbitMQ through the bridge's relay.
+      for (let i = 1; i <= HOSTS; i++) {
+        const agentEnv = {
+          ...shared,
+          ...netnsEnv,
+          DATABASE_URL: backends.env.DATABASE_URL.replace('127.0.0.1:', `${bridgeIp}:`),
+          AMQP_URL: backends.env.AMQP_URL.replace('127.0.0.1:', `${bridgeIp}:`),
+          NOVUM_HOST: hostName(i),
+          NOVUM_DATA_DIR: dataDirOf(i),
+          NOVUM_TUNNEL_IP: `${netnsEnv.NOVUM_NETNS_SUBNET}.${10 + i}`,
+          NOVUM_COMPUTE_DRIVERS: 'container',
+          NOVUM_CONTAINER_RUNTIME: RUNTIME,
+        };
+        processes.set(
+          hostName(i),
+          launchService(entryPoint('compute'), agentEnv, log, undefined, ['bash', SCRIPT, 'exec', String(i)]),
+        );
+      }
+      const died = Promise.race(
+        [...processes.entries()].map(([name, p]) =>
+          p.exited.then((code) => {
+            throw new Error(`${name} exited with ${code} during start; log:\n${logTail()}`);
+          }),
+        ),
+      );
+      const apis = ['identity/v3', 'compute/v2.1', 'image', 'network'].map(
+        (path, i) => `http://${bridgeIp}:${PORT + [0, 1, 2, 3][i]}/${path}`,
+      );
+      await Promise.race([Promise.all(apis.map((url) => waitForHttp(url, 90_000))), died]);
+      const cloudsYaml = join(controller, 'clouds.yaml');
+      admin = { OS_CLIENT_CONFIG_FILE: cloudsYaml, OS_CLOUD: 'novum-admin' };
+      demo = { OS_CLIENT_CONFIG_FILE: cloudsYaml, OS_CLOUD: 'novum-demo' };
+      const archive = join(controller, 'busybox.tar');
+      execFileSync(resolve(__dirname, '../../ops/images/build-busybox.sh'), [archive], { stdio: 'ignore' });
+      await openstackOk(
+        admin,
+        ...['image', 'create', '--disk-format', 'raw', '--container-format', 'docker', '--public'],
+        ...['--file', archive, 'busybox'],
+      );
+    }, 240_000);
+
+    afterAll(async () => {
+      // After a failure: whatever the hosts still hold, then the hosts themselves.
+      for (let i = 1; i <= HOSTS; i++) await processes.get(hostName(i))?.stop();
+      for (let i = 1; i <= HOSTS; i++) {
+        if (existsSync(dataDirOf(i))) removeContainerLeftovers({ dataDir: dataDirOf(i) });
+      }
+      await Promise.all([...processes.values()].map((p) => p.stop()));
+      try {
+        sh('bash', [SCRIPT, 'down'], netnsEnv);
+      } catch (error) {
+        console.error(`netns-hosts.sh down: ${(error as Error).message}`);
+      }
+      await backends?.drop();
+      if (process.env.NOVUM_E2E_KEEP_LOG && log && existsSync(log))
+        writeFileSync(process.env.NOVUM_E2E_KEEP_LOG, readFileSync(log));
+      if (controller) rmSync(controller, { recursive: true, force: true });
+    }, 120_000);
+
+    it('lists the three namespace hosts up', async () => {
+      expect(await computeStates({ mh1: 'up', mh2: 'up', mh3: 'up' })).toEqual({
+        mh1: 'up',
+        mh2: 'up',
+        mh3: 'up',
+      });
+    });
+
+    it('spreads an anti-affinity group of containers over the three hosts', async () => {
+      for (const name of ['net-a', 'net-b']) {
+        const { id } = await openstackJson<{ id: string }>(demo, 'network', 'create', name);
+        // Both networks have the same addresses: only their segments keep them apart.
+        await openstackOk(
+          demo,
+          ...['subnet', 'create', '--network', name, '--subnet-range', '10.78.1.0/24', `${name}-subnet`],
+        );
+        const shown = await openstackJson<Record<string, unknown>>(admin, 'network', 'show', id);
+        expect(shown).toMatchObject({ 'provider:network_type': 'vxlan', mtu: 1450 });
+        networks[name] = { id, vni: shown['provider:segmentation_id'] as number };
+      }
+      const group = await openstackJson<{ id: string }>(
+        demo,
+        ...['server', 'group', 'create', '--policy', 'anti-affinity', 'spread'],
+      );
+      const create = (name: string, network: string, ip: string, ...extra: string[]) =>
+        openstackJson<{ id: string }>(
+          demo,
+          ...['server', 'create', '--flavor', 'c1.tiny', '--image', 'busybox'],
+          ...['--nic', `net-id=${networks[network].id},v4-fixed-ip=${ip}`, ...extra, '--wait', name],
+        );
+      const wanted: [string, string, string, string[]][] = [
+        ['a1', 'net-a', '10.78.1.11', ['--hint', `group=${group.id}`]],
+        ['a2', 'net-a', '10.78.1.12', ['--hint', `group=${group.id}`]],
+        ['a3', 'net-a', '10.78.1.13', ['--hint', `group=${group.id}`]],
+        ['b1', 'net-b', '10.78.1.21', []],
+      ];
+      for (const [name, network, ip, extra] of wanted) {
+        const { id } = await create(name, network, ip, ...extra);
+        const shown = await openstackJson<Record<string, string>>(admin, 'server', 'show', id);
+        expect(shown.status).toBe('ACTIVE');
+        servers[name] = { id, ip, host: shown['OS-EXT-SRV-ATTR:host'] };
+      }
+      expect(new Set(['a1', 'a2', 'a3'].map((name) => servers[name].host))).toEqual(
+        new Set(['mh1', 'mh2', 'mh3']),
+      );
+    });
+
+    it('joins each host with guests of a VXLAN network to it with the network’s VNI, and to no other', () => {
+      const net = (name: string) => networks[name].id.replace(/-/g, '').slice(0, 9);
+      for (let i = 1; i <= HOSTS; i++) {
+        const links = hostLinks(i);
+        const guests = Object.values(servers).filter((s) => s.host === hostName(i));
+        expect(links).toContain(`novumx${net('net-a')}`);
+        const details = sh('ip', ['-n', netnsOf(i), '-d', 'link', 'show', `novumx${net('net-a')}`]);
+        expect(details).toContain(`vxlan id ${networks['net-a'].vni} `);
+        expect(details).toContain(`local ${netnsEnv.NOVUM_NETNS_SUBNET}.${10 + i} `);
+        expect(details).toContain(`master novumbr${net('net-a').slice(0, 8)}`);
+        // A host has net-b's device only where a net-b guest is.
+        expect(links.includes(`novumx${net('net-b')}`)).toBe(guests.some((s) => s === servers.b1));
+      }
+      // The machine itself carries no guest bridge or tunnel: the hosts do.
+      const machine = sh('ip', ['-br', 'link']);
+      expect(machine).not.toContain(`novumx${net('net-a')}`);
+    });
+
+    it('carries traffic between hosts on one network, and none between networks', async () => {
+      expect(servers.a1.host).not.toBe(servers.a2.host);
+      expect(await eventually(() => pings('a1', servers.a2.ip))).toBe(true);
+      expect(await eventually(() => pings('a2', servers.a3.ip))).toBe(true);
+      expect(await eventually(() => pings('a3', servers.a1.ip))).toBe(true);
+      // b1 is on another network with the same addresses: nothing of net-a reaches it, nor it net-a.
+      expect(pings('a1', servers.b1.ip)).toBe(false);
+      expect(pings('a2', servers.b1.ip)).toBe(false);
+      expect(pings('b1', servers.a1.ip)).toBe(false);
+      // Each host filters its own ports: a rule-less group admits nothing from the other hosts.
+      await openstackOk(demo, 'security', 'group', 'create', 'closed');
+      await openstackOk(demo, 'server', 'remove', 'security', 'group', servers.a2.id, 'default');
+      await openstackOk(demo, 'server', 'add', 'security', 'group', servers.a2.id, 'closed');
+      expect(await eventually(() => !pings('a1', servers.a2.ip))).toBe(true);
+      // a1's host learnt that a2 left the group a1 admits.
+      expect(await eventually(() => !pings('a2', servers.a1.ip))).toBe(true);
+      await openstackOk(demo, 'server', 'remove', 'security', 'group', servers.a2.id, 'closed');
+      await openstackOk(demo, 'server', 'add', 'security', 'group', servers.a2.id, 'default');
+      expect(await eventually(() => pings('a1', servers.a2.ip))).toBe(true);
+    });
+
+    it('reports a host cut from the network as down, keeps its servers, and takes it back', async () => {
+      const cut = indexOf(servers.a3.host);
+      const states = (state: string) =>
+        Object.fromEntries([1, 2, 3].map((i) => [hostName(i), i === cut ? state : 'up']));
+      sh('ip', ['link', 'set', 'dev', netnsOf(cut), 'down']);
+      try {
+        expect(await computeStates(states('down'))).toEqual(states('down'));
+        // Its server is still there, as Nova shows it: its host's status unknown, not deleted or errored.
+        const shown = await openstackJson<Record<string, string>>(
+          admin,
+          ...['--os-compute-api-version', '2.16', 'server', 'show', servers.a3.id],
+        );
+        expect(shown).toMatchObject({ status: 'ACTIVE', host_status: 'UNKNOWN' });
+        const listed = await openstackJson<{ ID: string }[]>(demo, 'server', 'list');
+        expect(listed.map((s) => s.ID)).toEqual(
+          expect.arrayContaining(Object.values(servers).map((s) => s.id)),
+        );
+        // Its guest runs on, unreachable from the other hosts.
+        expect(pings('a1', servers.a3.ip)).toBe(false);
+      } finally {
+        sh('ip', ['link', 'set', 'dev', netnsOf(cut), 'up']);
+      }
+      expect(await computeStates(states('up'))).toEqual(states('up'));
+      expect(await eventually(() => pings('a1', servers.a3.ip), 30)).toBe(true);
+      const shown = await openstackJson<Record<string, string>>(
+        admin,
+        ...['--os-compute-api-version', '2.16', 'server', 'show', servers.a3.id],
+      );
+      expect(shown).toMatchObject({ status: 'ACTIVE', host_status: 'UP' });
+    });
+
+    it('deletes the servers and leaves nothing of them on any host', async () => {
+      await openstackOk(demo, 'server', 'delete', '--wait', ...Object.values(servers).map((s) => s.id));
+      for (let i = 1; i <= HOSTS; i++) {
+        expect(
+          containerHostLeftovers(
+            { dataDir: dataDirOf(i) },
+            Object.values(servers).map((s) => s.id),
+          ),
+        ).toEqual([]);
+        // No bridge, tunnel, veth or metadata link of a guest network is left in the host, nor a namespace
+        // of a guest or of a network's metadata service.
+        expect(hostLinks(i).filter((name) => name.startsWith('novum'))).toEqual([]);
+        expect(readdirSync(netnsDirOf(i))).toEqual([]);
+      }
+    });
+  },
+);
