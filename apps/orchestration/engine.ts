@@ -403,6 +403,16 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
       );
       this.log.warn({ stack: stack.id }, 'stack left in progress by a stopped engine marked FAILED');
     }
+    // A snapshot being taken or deleted when the engine stopped would otherwise stay IN_PROGRESS for good
+    // (and could never be deleted).
+    for (const snapshot of await this.store.snapshots.findBy({ status: 'IN_PROGRESS' })) {
+      Object.assign(snapshot, {
+        status: 'FAILED',
+        statusReason: `Engine went down during snapshot ${snapshot.action}`,
+        updatedAt: nowIso(),
+      });
+      await this.store.snapshots.save(snapshot);
+    }
   }
 
   async onApplicationShutdown(): Promise<void> {

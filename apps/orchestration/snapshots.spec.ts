@@ -206,6 +206,21 @@ describe('orchestration: stack snapshots and restore (Heat)', () => {
     expect(await store.snapshots.countBy({ stackId: stack.id })).toBe(0);
   });
 
+  it('marks a snapshot an engine stopped in the middle of FAILED, so it can be deleted', async () => {
+    const stack = await create('interrupted');
+    const taken = await stacks.snapshot(auth, stack, { name: 'cut' });
+    await settled(stack.id);
+    await store.snapshots.update({ id: taken.id }, { status: 'IN_PROGRESS', data: null });
+    await new Engine(store, offlineIdentity()).onModuleInit();
+    expect(await stacks.snapshotOf(auth, stack, taken.id)).toMatchObject({
+      action: 'CREATE',
+      status: 'FAILED',
+      statusReason: 'Engine went down during snapshot CREATE',
+    });
+    await stacks.deleteSnapshot(auth, stack, taken.id);
+    expect(await stacks.snapshots(auth, stack)).toEqual([]);
+  });
+
   it("refuses what Heat refuses: a busy stack, a snapshot too many, another stack's, an incomplete one", async () => {
     const stack = await create('strict');
     const other = await create('other');
