@@ -425,6 +425,20 @@ describe(`orchestration fuzzing (seed ${SEED})`, () => {
       ['PATCH', `${stackPath}/preview`, { parameters: { size: 6 } }],
       ['POST', `${stackPath}/resources/secret/signal`, { data: 'x', status: 'SUCCESS' }],
       ['POST', `${stackPath}/actions`, { suspend: null }],
+      [
+        'POST',
+        `/v1/${project}/stacks`,
+        {
+          stack_name: 'fuzz-adopt',
+          adopt_stack_data: {
+            template: VALID_TEMPLATE,
+            resources: {},
+            environment: { parameters: { size: 4 } },
+          },
+          files: FILES,
+        },
+      ],
+      ['POST', `${stackPath}/snapshots`, { name: 'fuzz-snapshot' }],
     ];
     await pool(COUNT, 6, async (i) => {
       const [method, path, body] = rng.pick(targets);
@@ -490,6 +504,10 @@ describe(`orchestration fuzzing (seed ${SEED})`, () => {
       '/signal',
       '/preview',
       '/actions',
+      '/snapshots',
+      '/snapshots/x/restore',
+      '/export',
+      '/abandon',
       '/x',
     ];
     const params = [
