@@ -25,6 +25,11 @@ describe('faults', () => {
       driverError: Object.assign(new Error('connect'), { code: 'ECONNREFUSED' }),
     });
     expect(toFault(lost)).toMatchObject({ status: 503, headers: { 'retry-after': '5' } });
+    // PostgreSQL's "sorry, too many clients already" (53300): every connection slot taken, for now.
+    const full = Object.assign(new Error('query failed'), {
+      driverError: Object.assign(new Error('sorry, too many clients already'), { code: '53300' }),
+    });
+    expect(toFault(full).status).toBe(503);
     const bug = toFault(new TypeError("Cannot read properties of undefined (reading 'id')"));
     expect(bug.status).toBe(500);
     expect(bug.message).not.toContain('undefined');

@@ -39,13 +39,22 @@ export function toFault(error: unknown): Fault & { headers: Record<string, strin
   };
 }
 
-/** A lost database (or other backend) connection: the request may succeed later, so 503, not 500. */
+/**
+ * A lost database (or other backend) connection, or one the database has no room for: the request may
+ * succeed later, so 503, not 500.
+ */
 const UNAVAILABLE_CODES = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
   'ETIMEDOUT',
   'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  // PostgreSQL: too many connections, out of resources, an administrator's or a crash's shutdown, starting up.
+  '53300',
+  '53000',
   '57P01',
+  '57P02',
   '57P03',
   '08000',
   '08003',
