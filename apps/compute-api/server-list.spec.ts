@@ -30,6 +30,8 @@ describe('listServers on SQLite', () => {
   let dataSource: DataSource;
   /** Every live server, in creation order. */
   let all: InstanceEntity[];
+  /** A server of project p, deleted. */
+  let gone: string;
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'novum-server-list-'));
@@ -50,8 +52,8 @@ describe('listServers on SQLite', () => {
         { createdAt: instance.createdAt, host: instance.host },
       );
     }
-    const gone = await records.createInstances({ ...spec, projectId: 'p' }, { requestId: 'r3' });
-    await repository.update({ uuid: gone[0].uuid }, { deletedAt: new Date().toISOString() });
+    [{ uuid: gone }] = await records.createInstances({ ...spec, projectId: 'p' }, { requestId: 'r3' });
+    await repository.update({ uuid: gone }, { deletedAt: new Date().toISOString() });
   });
 
   afterAll(async () => {
@@ -99,6 +101,17 @@ describe('listServers on SQLite', () => {
       ),
     );
     expect(named.next).toBe(named.instances[2].uuid);
+  });
+
+  it('pages on from a marker deleted since, as Nova finds a marker among deleted servers', async () => {
+    // The deleted server sorts between the fifth and the sixth live one.
+    await dataSource
+      .getRepository(InstanceEntity)
+      .update({ uuid: gone }, { createdAt: new Date(Date.UTC(2026, 0, 1, 0, 0, 4, 500)).toISOString() });
+    const after = await asAdmin({ limit: '3', marker: gone });
+    expect(uuids(after.instances)).toEqual(uuids(newestFirst().slice(4, 7)));
+    const filtered = await asAdmin({ name: '^vm', limit: '3', marker: gone });
+    expect(uuids(filtered.instances)).toEqual(uuids(newestFirst().slice(4, 7)));
   });
 
   it('answers 400 for an unknown marker', async () => {

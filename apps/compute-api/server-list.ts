@@ -195,7 +195,12 @@ export async function listServers(
         .getMany(),
       keys,
     );
-    const { page, next } = pageOf(ordered, query);
+    const { page, next } = pageOf(
+      ordered,
+      query,
+      keys,
+      await markerOutside(dataSource, ordered, query, fields),
+    );
     if (!page.length) return { instances: [], next };
     const rows = new Map((await qb.andWhereInIds(page.map((i) => i.uuid)).getMany()).map((i) => [i.uuid, i]));
     // A server deleted between the two reads is left out of the page.
@@ -239,8 +244,31 @@ export async function listServers(
     });
   }
 
-  const { page, next } = pageOf(sortInstances(instances, keys), query);
+  const sorted = sortInstances(instances, keys);
+  const fields: (keyof InstanceEntity)[] = ['uuid', ...keys.map((key) => key.field)];
+  const { page, next } = pageOf(sorted, query, keys, await markerOutside(dataSource, sorted, query, fields));
   return { instances: page, next };
+}
+
+/**
+ * The marker's sort keys when it is not among the listed servers: Nova looks the marker up among deleted
+ * servers too (`read_deleted='yes'`), so a client paging through a list whose last server was deleted meanwhile
+ * gets the servers after it rather than a 400.
+ */
+async function markerOutside(
+  dataSource: DataSource,
+  listed: Partial<InstanceEntity>[],
+  query: NovaQueryParams,
+  fields: (keyof InstanceEntity)[],
+): Promise<Partial<InstanceEntity> | undefined> {
+  if (query.marker === undefined || listed.some((i) => i.uuid === query.marker)) return undefined;
+  const row = await dataSource
+    .getRepository(InstanceEntity)
+    .createQueryBuilder('i')
+    .select([...new Set(fields)].map((f) => `i.${f}`))
+    .where('i.uuid = :marker', { marker: query.marker })
+    .getOne();
+  return row ?? undefined;
 }
 
 interface SortKey {
@@ -251,28 +279,41 @@ interface SortKey {
 
 /** Nova's order: by each key in turn (nulls first ascending, last descending), then by uuid. */
 function sortInstances<T extends Partial<InstanceEntity>>(instances: T[], keys: SortKey[]): T[] {
-  return instances.sort((a, b) => {
-    for (const { field, dir } of keys) {
-      const x = a[field] as unknown;
-      const y = b[field] as unknown;
-      if (x === y) continue;
-      if (x === null || x === undefined) return -dir;
-      if (y === null || y === undefined) return dir;
-      return (x < y ? -1 : 1) * dir;
-    }
-    return 0;
-  });
+  return instances.sort((a, b) => compareInstances(a, b, keys));
+}
+
+function compareInstances(a: Partial<InstanceEntity>, b: Partial<InstanceEntity>, keys: SortKey[]): number {
+  for (const { field, dir } of keys) {
+    const x = a[field] as unknown;
+    const y = b[field] as unknown;
+    if (x === y) continue;
+    if (x === null || x === undefined) return -dir;
+    if (y === null || y === undefined) return dir;
+    return (x < y ? -1 : 1) * dir;
+  }
+  return 0;
 }
 
 /** The page after `marker`, at most `limit` (Nova's max_limit) long, and the next page's marker. */
-function pageOf<T extends { uuid: string }>(
+function pageOf<T extends Partial<InstanceEntity> & { uuid: string }>(
   instances: T[],
   query: NovaQueryParams,
+  keys: SortKey[],
+  /** The marker's row when it is not in the list (a deleted server), or undefined. */
+  outside: Partial<InstanceEntity> | undefined,
 ): { page: T[]; next?: string } {
   if (query.marker !== undefined) {
-    const at = instances.findIndex((i) => i.uuid === query.marker);
-    if (at < 0) throw new BadRequestError(`marker [${query.marker}] not found`);
-    instances = instances.slice(at + 1);
+    let start: number;
+    if (outside) {
+      // The page starts with the first server that sorts after the marker.
+      const after = instances.findIndex((i) => compareInstances(i, outside, keys) > 0);
+      start = after < 0 ? instances.length : after;
+    } else {
+      const at = instances.findIndex((i) => i.uuid === query.marker);
+      if (at < 0) throw new BadRequestError(`marker [${query.marker}] not found`);
+      start = at + 1;
+    }
+    instances = instances.slice(start);
   }
   let limit: number | undefined;
   if (query.limit !== undefined) {
