@@ -8,6 +8,7 @@ import { resolve } from 'node:path';
 export interface NovumConfig {
   dataDir: string;
   databaseUrl: string | undefined;
+  databasePoolSize: number;
   amqpUrl: string | undefined;
   host: string;
   bindAddress: string;
@@ -125,6 +126,13 @@ export const SETTINGS: Settings = {
     describe: '`postgres://user@host:5432/db` switches from the embedded SQLite file to PostgreSQL',
     default: undefined,
     parse: urlWith('postgres:', 'postgresql:'),
+  },
+  databasePoolSize: {
+    env: 'NOVUM_DATABASE_POOL_SIZE',
+    describe:
+      "PostgreSQL connections each process may hold (Nova's `[database] max_pool_size`); every process of a deployment together must stay under the server's `max_connections`",
+    default: '20',
+    parse: positiveInt,
   },
   amqpUrl: {
     env: 'AMQP_URL',

@@ -52,6 +52,8 @@ export const MIGRATIONS = [
 export interface DatabaseSettings {
   dataDir: string;
   databaseUrl?: string;
+  /** PostgreSQL connections this process may hold (20 when unset). */
+  databasePoolSize?: number;
 }
 
 export function dataSourceOptions(settings: DatabaseSettings): DataSourceOptions {
@@ -68,7 +70,7 @@ export function dataSourceOptions(settings: DatabaseSettings): DataSourceOptions
       ...common,
       type: 'postgres',
       url: settings.databaseUrl,
-      extra: { max: 20, connectionTimeoutMillis: 5000 },
+      extra: { max: settings.databasePoolSize ?? 20, connectionTimeoutMillis: 5000 },
     };
   }
   mkdirSync(settings.dataDir, { recursive: true });
