@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { missingVmPrerequisites, vmTestImage } from '../../libs/virt/testing/vm-image';
 import { createBackends, entryPoint, launchService, ServiceProcess, waitForHttp } from './support/cloud';
 import {
   containerHostLeftovers,
@@ -18,7 +19,7 @@ import { openstackJson, openstackOk } from './support/openstack';
  * running its own compute agent on the container driver, with its own bridges, VXLAN devices, firewall and
  * guests; the API services and the conductor on the machine; one PostgreSQL database and one RabbitMQ vhost,
  * which the hosts reach through the script's relay on the management bridge. A Neutron network is a VXLAN
- * segment between the hosts' bridges.
+ * segment between the hosts' bridges. The hosts run both drivers: containers, and a QEMU guest (TCG here).
  */
 jest.setTimeout(240_000);
 
@@ -31,7 +32,7 @@ const skip = hostTestSkip(
   missingHostTools(
     [RUNTIME, 'busybox', 'setfattr', 'ip', 'nft', 'nsenter', 'unshare', 'rabbitmqctl'],
     'runc busybox-static attr iproute2 nftables util-linux rabbitmq-server',
-  ),
+  ) ?? missingVmPrerequisites(),
 );
 
 const sh = (command: string, args: readonly string[], env: Record<string, string> = {}) =>
@@ -158,8 +159,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
           NOVUM_HOST: hostName(i),
           NOVUM_DATA_DIR: dataDirOf(i),
           NOVUM_TUNNEL_IP: `${netnsEnv.NOVUM_NETNS_SUBNET}.${10 + i}`,
-          NOVUM_COMPUTE_DRIVERS: 'container',
+          NOVUM_COMPUTE_DRIVERS: 'container,kvm',
           NOVUM_CONTAINER_RUNTIME: RUNTIME,
+          NOVUM_KVM_ACCEL: 'tcg',
         };
         processes.set(
           hostName(i),
@@ -186,6 +188,11 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
         admin,
         ...['image', 'create', '--disk-format', 'raw', '--container-format', 'docker', '--public'],
         ...['--file', archive, 'busybox'],
+      );
+      await openstackOk(
+        admin,
+        ...['image', 'create', '--disk-format', 'qcow2', '--container-format', 'bare', '--public'],
+        ...['--file', vmTestImage(), 'tiny'],
       );
     }, 240_000);
 
@@ -293,6 +300,47 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
       expect(await eventually(() => pings('a1', servers.a2.ip))).toBe(true);
     });
 
+    it('boots a KVM guest on another host than a container of its network, and each reaches the other', async () => {
+      // The image's init runs user data from the config drive: the guest takes its address and pings a1.
+      const userData = join(controller, 'vm-user-data');
+      writeFileSync(
+        userData,
+        [
+          '#!/bin/sh',
+          'ip link set eth0 up',
+          'ip addr add 10.78.1.30/24 dev eth0',
+          'reached=no',
+          'for attempt in $(seq 1 30); do',
+          `  if ping -c 1 -W 1 ${servers.a1.ip} >/dev/null 2>&1; then reached=yes; break; fi`,
+          'done',
+          'echo "vm-reached-a1=$reached"',
+          '',
+        ].join('\n'),
+      );
+      const { id } = await openstackJson<{ id: string }>(
+        demo,
+        ...['server', 'create', '--flavor', 'm1.tiny', '--image', 'tiny', '--user-data', userData],
+        ...['--nic', `net-id=${networks['net-a'].id},v4-fixed-ip=10.78.1.30`],
+        ...['--hint', `different_host=${servers.a1.id}`, '--wait', 'vm1'],
+      );
+      const shown = await openstackJson<Record<string, string>>(admin, 'server', 'show', id);
+      expect(shown.status).toBe('ACTIVE');
+      servers.vm1 = { id, ip: '10.78.1.30', host: shown['OS-EXT-SRV-ATTR:host'] };
+      expect(servers.vm1.host).not.toBe(servers.a1.host);
+      // Its QEMU runs in its host: the tap is there, not on the machine.
+      expect(hostLinks(indexOf(servers.vm1.host)).filter((name) => name.startsWith('novumt'))).toHaveLength(
+        1,
+      );
+      let log = '';
+      const deadline = Date.now() + 150_000;
+      while (Date.now() < deadline && !/vm-reached-a1=\w+/.test(log)) {
+        await sleep(2000);
+        log = await openstackOk(demo, 'console', 'log', 'show', id).catch(() => '');
+      }
+      expect(log).toContain('vm-reached-a1=yes');
+      expect(await eventually(() => pings('a1', servers.vm1.ip))).toBe(true);
+    });
+
     it('reports a host cut from the network as down, keeps its servers, and takes it back', async () => {
       const cut = indexOf(servers.a3.host);
       const states = (state: string) =>
@@ -327,6 +375,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
     it('deletes the servers and leaves nothing of them on any host', async () => {
       await openstackOk(demo, 'server', 'delete', '--wait', ...Object.values(servers).map((s) => s.id));
       for (let i = 1; i <= HOSTS; i++) {
+        // No QEMU guest's files either.
+        const vms = join(dataDirOf(i), 'kvm', 'instances');
+        expect(existsSync(vms) ? readdirSync(vms) : []).toEqual([]);
         expect(
           containerHostLeftovers(
             { dataDir: dataDirOf(i) },
