@@ -59,3 +59,7 @@ OPENSTACK_NEUTRON_NETWORK = {
     'physical_networks': [],
 }
 OPENSTACK_ENABLE_PASSWORD_RETRIEVE = False
+
+# The instance's Console tab shows the serial console page of this same dashboard in an iframe: Django's
+# default X-Frame-Options (DENY) would blank it. Other sites still may not frame the dashboard.
+X_FRAME_OPTIONS = 'SAMEORIGIN'

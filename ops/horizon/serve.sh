@@ -32,6 +32,17 @@ chmod 0755 "$DIR" "$DIR/run"
 chown www-data:www-data "$DIR/sessions"
 chmod 0700 "$DIR/sessions"
 MODULES=/usr/lib/apache2/modules
+# Debian's collected static tree has no horizon/lib/angular: xstatic's angular and angular_schema_form name the
+# same directory, and collectstatic copies it under the second name only. The serial console page (an
+# instance's Console tab) loads angular.js from the first, so it is served from the package's directory.
+ANGULAR=/usr/share/javascript/angular.js
+ANGULAR_ALIAS=
+if [ ! -e /var/lib/openstack-dashboard/static/horizon/lib/angular ] && [ -f $ANGULAR/angular.js ]; then
+  ANGULAR_ALIAS="Alias /static/horizon/lib/angular/ $ANGULAR/
+<Directory $ANGULAR>
+  Require all granted
+</Directory>"
+fi
 cat > "$DIR/apache2.conf" <<CONF
 # Written by ops/horizon/serve.sh; rewritten at each start.
 ServerRoot /etc/apache2
@@ -59,6 +70,7 @@ WSGIDaemonProcess novum-horizon user=www-data group=www-data processes=2 threads
 WSGIProcessGroup novum-horizon
 WSGIApplicationGroup %{GLOBAL}
 WSGIScriptAlias / /usr/share/openstack-dashboard/wsgi.py process-group=novum-horizon
+$ANGULAR_ALIAS
 Alias /static /var/lib/openstack-dashboard/static/
 <Directory /usr/share/openstack-dashboard>
   Require all granted

@@ -578,6 +578,31 @@ function processGone(pid: number): boolean {
         expect(guest.pid()).toBeDefined();
         // TCG boots the guest in seconds; its init prints the banner on the serial console.
         await logTabShows(page, server.id, VM_IMAGE_BANNER, `${name}-log`);
+
+        // The Console tab: Horizon's serial console (term.js over the serial proxy's websocket) in a frame. What
+        // is typed there reaches the guest's shell, whose answer shows in the terminal and in the console log.
+        await openPage(
+          page,
+          `/project/instances/${server.id}/?tab=instance_details__console`,
+          `${name}-console`,
+        );
+        const terminal = page.frameLocator('#console_embed');
+        await terminal.locator('text=Status: Open').waitFor();
+        await terminal.locator('.terminal').click();
+        const answer = '42-typed-in-horizon';
+        const deadline = Date.now() + 30_000;
+        let shown = '';
+        do {
+          // (A shell still starting misses the first lines.)
+          await page.keyboard.type('echo $((6*7))-typed-in-horizon\n');
+          await new Promise((r) => setTimeout(r, 1_000));
+          shown = await terminal.locator('.terminal').innerText();
+        } while (!shown.includes(answer) && Date.now() < deadline);
+        expect(shown).toContain(answer);
+        await assertNoErrors(page, 'the Console tab of the VM');
+        await screenshot(page, `${name}-console-typed`);
+        expect(await openstackOk(demo, 'console', 'log', 'show', server.id)).toContain(answer);
+
         await runActions(page, row, name, server.id, guest);
         await page.context().close();
       },
