@@ -19,7 +19,9 @@ fi
 if ! answers 5672; then
   log "RabbitMQ"
   command -v rabbitmq-server >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server >/dev/null; }
-  rabbitmq-server -detached
+  # Every AMQP connection and quorum queue holds files; started without systemd, the broker would get the shell's
+  # 1,024 (about 900 clients), so it gets the limit of RabbitMQ's own unit (LimitNOFILE=65536), or the most allowed.
+  (ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; rabbitmq-server -detached)
   wait_for 5672
   rabbitmqctl await_startup >/dev/null
 fi

@@ -13,7 +13,14 @@ export class ComputeAgentModule {
   static forRoot(config: NovumConfig, options: AgentOptions): DynamicModule {
     return {
       module: ComputeAgentModule,
-      imports: [DbModule.forRoot(config), BusModule.forRoot({ amqpUrl: config.amqpUrl })],
+      imports: [
+        DbModule.forRoot(config),
+        BusModule.forRoot({
+          amqpUrl: config.amqpUrl,
+          // Many fake hosts in one process: one connection for all, not one each (a broker allows ~1,000).
+          shareConnection: config.fakeHosts > 1,
+        }),
+      ],
       providers: [
         { provide: AGENT_OPTIONS, useValue: options },
         {

@@ -2,7 +2,7 @@ import { DynamicModule, Module } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { BUS_TRANSPORT, MessageBus } from './bus';
 import { InProcessTransport } from './in-process.transport';
-import { RabbitMqTransport } from './rabbitmq.transport';
+import { RabbitMqTransport, sharedRabbitMqTransport } from './rabbitmq.transport';
 import { BusTransport } from './transport';
 
 export interface BusModuleOptions {
@@ -10,6 +10,11 @@ export interface BusModuleOptions {
   amqpUrl?: string;
   /** Prefix of RabbitMQ queue and exchange names (default `novum`). */
   prefix?: string;
+  /**
+   * Share one RabbitMQ connection with the other applications of this process that ask for it (a process of
+   * many fake compute hosts); otherwise the application has a connection of its own.
+   */
+  shareConnection?: boolean;
 }
 
 @Module({})
@@ -23,9 +28,12 @@ export class BusModule {
         {
           provide: BUS_TRANSPORT,
           useFactory: async (): Promise<BusTransport> => {
-            const transport = options.amqpUrl
-              ? new RabbitMqTransport(options.amqpUrl, { prefix: options.prefix })
-              : new InProcessTransport();
+            const { amqpUrl, prefix, shareConnection } = options;
+            const transport = !amqpUrl
+              ? new InProcessTransport()
+              : shareConnection
+                ? sharedRabbitMqTransport(amqpUrl, { prefix })
+                : new RabbitMqTransport(amqpUrl, { prefix });
             await transport.start();
             return transport;
           },

@@ -5,7 +5,8 @@ import { randomUUID } from 'node:crypto';
 import { BUS_TRANSPORT, MessageBus } from './bus';
 import { BusModule } from './bus.module';
 import { BusConsumer, RpcMethod } from './decorators';
-import { RabbitMqTransport } from './rabbitmq.transport';
+import { RabbitMqTransport, sharedRabbitMqTransport } from './rabbitmq.transport';
+import { BusClosedError, BusTransport } from './transport';
 import {
   TestVhost,
   rabbitmqctl,
@@ -202,5 +203,101 @@ describe('RabbitMqTransport', () => {
 
     expect(runs).toBe(1);
     expect(await depth(queue)).toMatchObject({ messageCount: 0, consumerCount: 0 });
+  });
+
+  describe('a connection shared by the applications of a process', () => {
+    /** The connections of this spec's vhost the broker has open (rabbitmqctl lists every vhost's). */
+    const connections = async () =>
+      (await rabbitmqctl('list_connections', '-q', '--no-table-headers', 'vhost'))
+        .split('\n')
+        .filter((row) => row.trim() === vhost.name).length;
+    let hosts: string[];
+    beforeEach(() => {
+      hosts = ['host-1', 'host-2', 'host-3'].map((host) => `shared.${randomUUID()}.${host}`);
+    });
+    const shares: BusTransport[] = [];
+    const share = async (logger = silentLogger) => {
+      const transport = sharedRabbitMqTransport(vhost.url, { prefix, logger });
+      shares.push(transport);
+      await transport.start();
+      return transport;
+    };
+    afterEach(async () => {
+      await Promise.all(shares.splice(0).map((t) => t.close()));
+    });
+
+    it('carries the queues of N applications on one connection, each queue consumed by its own', async () => {
+      const handled: Record<string, unknown[]> = {};
+      for (const queue of hosts) {
+        handled[queue] = [];
+        await (await share()).serve(queue, async (method, payload) => void handled[queue].push(payload));
+      }
+      await waitFor('one connection', async () => (await connections()) === 1);
+
+      const client = await open();
+      for (const [n, queue] of hosts.entries()) await client.cast(queue, 'work', n);
+      await waitFor('every cast handled', () => hosts.every((queue) => handled[queue].length === 1));
+      expect(hosts.map((queue) => handled[queue])).toEqual([[0], [1], [2]]);
+      for (const queue of hosts) expect(await depth(queue)).toMatchObject({ consumerCount: 1 });
+    });
+
+    it('acks a message only after its handler, and closing one share stops its consumer alone', async () => {
+      const [first, second] = [await share(), await share()];
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      const runs: string[] = [];
+      await first.serve(hosts[0], async (method) => {
+        runs.push(method);
+        await gate;
+      });
+      await second.serve(hosts[1], async (method) => method);
+      const client = await open();
+      await client.cast(hosts[0], 'slow', {});
+      await waitFor('the handler to start', () => runs.length === 1);
+
+      const closing = first.close();
+      let closed = false;
+      void closing.then(() => (closed = true));
+      await sleep(100);
+      await client.cast(hosts[0], 'after the close', {});
+      await sleep(200);
+      expect(closed).toBe(false);
+      release();
+      await closing;
+
+      expect(runs).toEqual(['slow']);
+      // The first message acked once its handler returned; the one cast after the close waits for a consumer.
+      await waitFor('the ack', async () => (await depth(hosts[0])).messageCount === 1);
+      expect(await client.call(hosts[1], 'still served', {}, 5_000)).toBe('still served');
+      expect(await connections()).toBe(2);
+      await expect(first.cast(hosts[1], 'work', {})).rejects.toBeInstanceOf(BusClosedError);
+      await second.close();
+      await waitFor('the shared connection closed', async () => (await connections()) === 1);
+    });
+
+    it('subscribes every application again when the shared connection is dropped', async () => {
+      const { logger, messages } = recordingLogger();
+      const answers: string[] = [];
+      const events: string[] = [];
+      for (const queue of hosts) {
+        const transport = await share(logger);
+        await transport.serve(queue, async () => queue);
+        await transport.subscribe(queue, async (event) => void events.push(event));
+      }
+      const client = await open();
+
+      await rabbitmqctl('close_all_connections', '-p', vhost.name, 'spec: dropping connections');
+      for (const queue of hosts) {
+        answers.push(await client.call<string>(queue, 'ping', {}, 10_000));
+        await client.publish(queue, `event of ${queue}`, {});
+      }
+      await waitFor('every event', () => events.length === hosts.length);
+
+      expect(answers).toEqual(hosts);
+      expect(events.sort()).toEqual(hosts.map((queue) => `event of ${queue}`).sort());
+      expect(messages.filter((m) => m === 'connected to RabbitMQ')).toHaveLength(2);
+      for (const queue of hosts) expect(await depth(queue)).toMatchObject({ consumerCount: 1 });
+      expect(await connections()).toBe(2);
+    });
   });
 });

@@ -35,7 +35,8 @@ interface Session {
   open: boolean;
   /** Destinations already declared on this connection, so each is asserted once. */
   declared: Map<string, Promise<unknown>>;
-  consumerTags: string[];
+  /** The consumer tag of each subscription attached on this connection. */
+  consumers: Map<Subscription, string>;
 }
 
 /**
@@ -69,6 +70,8 @@ interface Subscription {
    * gets every event (same id) in its own queue.
    */
   dedupeScope: string;
+  /** Its handlers still running, awaited before the subscription's consumer is gone for good. */
+  running: Set<Promise<void>>;
 }
 
 interface OutgoingMessage {
@@ -199,11 +202,52 @@ export class RabbitMqTransport implements BusTransport {
   }
 
   serve(queue: string, handler: RpcHandler): Promise<void> {
-    return this.register({ kind: 'queue', name: queue, handler, dedupeScope: `queue:${queue}` });
+    return this.register(queueSubscription(queue, handler));
   }
 
   subscribe(topic: string, handler: EventHandler): Promise<void> {
-    return this.register({ kind: 'topic', name: topic, handler, dedupeScope: `topic:${randomUUID()}` });
+    return this.register(topicSubscription(topic, handler));
+  }
+
+  /**
+   * A share of this transport's connection for one of the applications of a process (see
+   * `sharedRabbitMqTransport`). Closing it cancels only the consumers it registered, once their handlers in
+   * flight finished, and then calls `release`; a reconnect of the connection attaches them with all others.
+   */
+  lease(release: () => Promise<void>): BusTransport {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the lease's methods are its own object's
+    const transport = this;
+    const own: Subscription[] = [];
+    let closing: Promise<void> | undefined;
+    const assertOpen = () => {
+      if (closing) throw new BusClosedError();
+    };
+    const register = async (subscription: Subscription) => {
+      assertOpen();
+      own.push(subscription);
+      await transport.register(subscription);
+    };
+    return {
+      start: () => transport.start(),
+      close() {
+        closing ??= transport.unregister(own).then(release);
+        return closing;
+      },
+      async call<T = unknown>(queue: string, method: string, payload: unknown, timeoutMs?: number) {
+        assertOpen();
+        return transport.call<T>(queue, method, payload, timeoutMs);
+      },
+      async cast(queue, method, payload) {
+        assertOpen();
+        return transport.cast(queue, method, payload);
+      },
+      async publish(topic, event, payload) {
+        assertOpen();
+        return transport.publish(topic, event, payload);
+      },
+      serve: (queue, handler) => register(queueSubscription(queue, handler)),
+      subscribe: (topic, handler) => register(topicSubscription(topic, handler)),
+    };
   }
 
   private queueName(queue: string): string {
@@ -269,7 +313,7 @@ export class RabbitMqTransport implements BusTransport {
       await connection.close().catch(() => undefined);
       throw error;
     }
-    const session: Session = { connection, channel, open: true, declared: new Map(), consumerTags: [] };
+    const session: Session = { connection, channel, open: true, declared: new Map(), consumers: new Map() };
     connection.on('close', () => this.lost(session));
     channel.on('error', (error: Error) => this.logger.warn({ err: error }, 'RabbitMQ channel error'));
     // Ahead of amqplib's own listener, which fails the pending confirms: they must see the session closed
@@ -279,7 +323,7 @@ export class RabbitMqTransport implements BusTransport {
       await channel.prefetch(PREFETCH);
       await channel.assertQueue(this.replyQueue, { exclusive: true, autoDelete: true });
       await channel.consume(this.replyQueue, (message) => message && this.onReply(message), { noAck: true });
-      for (const subscription of this.subscriptions) await this.attach(subscription, session);
+      for (const subscription of [...this.subscriptions]) await this.attach(subscription, session);
       if (!session.open) throw new Error('The connection closed while it was being set up');
     } catch (error) {
       await this.discard(session);
@@ -321,7 +365,7 @@ export class RabbitMqTransport implements BusTransport {
     await this.connecting;
     const session = this.session;
     if (session) {
-      await Promise.allSettled(session.consumerTags.map((tag) => session.channel.cancel(tag)));
+      await Promise.allSettled([...session.consumers.values()].map((tag) => session.channel.cancel(tag)));
       // Handlers in flight may still reply and cast; what they send goes out before the connection closes.
       await Promise.allSettled(this.inFlight.values());
       await Promise.allSettled(this.outbox.values());
@@ -450,7 +494,27 @@ export class RabbitMqTransport implements BusTransport {
       queue,
       (message) => void this.deliver(subscription, session, message),
     );
-    session.consumerTags.push(consumerTag);
+    session.consumers.set(subscription, consumerTag);
+    // A lease closed while a reconnect was attaching it.
+    if (!this.subscriptions.includes(subscription)) await this.detach(subscription, session);
+  }
+
+  /** Stops consuming for these subscriptions alone, then waits for their handlers still running. */
+  private async unregister(subscriptions: readonly Subscription[]): Promise<void> {
+    for (const subscription of subscriptions) {
+      const index = this.subscriptions.indexOf(subscription);
+      if (index >= 0) this.subscriptions.splice(index, 1);
+    }
+    const session = this.session;
+    if (session) await Promise.allSettled(subscriptions.map((s) => this.detach(s, session)));
+    await Promise.allSettled(subscriptions.flatMap((s) => [...s.running]));
+  }
+
+  private async detach(subscription: Subscription, session: Session): Promise<void> {
+    const tag = session.consumers.get(subscription);
+    if (tag === undefined) return;
+    session.consumers.delete(subscription);
+    if (session.open) await session.channel.cancel(tag);
   }
 
   private async deliver(
@@ -481,7 +545,9 @@ export class RabbitMqTransport implements BusTransport {
     }
     const handling = this.handle(subscription, message, id);
     this.inFlight.set(key, handling);
+    subscription.running.add(handling);
     await handling;
+    subscription.running.delete(handling);
     this.inFlight.delete(key);
     this.handled.add(key);
     if (this.handled.size > DEDUPE_WINDOW) this.handled.delete(this.handled.values().next().value!);
@@ -533,6 +599,39 @@ export class RabbitMqTransport implements BusTransport {
       // The channel is already going down; the broker redelivers and the dedupe window acks the copy.
     }
   }
+}
+
+function queueSubscription(queue: string, handler: RpcHandler): Subscription {
+  return { kind: 'queue', name: queue, handler, dedupeScope: `queue:${queue}`, running: new Set() };
+}
+
+function topicSubscription(topic: string, handler: EventHandler): Subscription {
+  return { kind: 'topic', name: topic, handler, dedupeScope: `topic:${randomUUID()}`, running: new Set() };
+}
+
+const shared = new Map<string, { transport: RabbitMqTransport; users: number }>();
+
+/**
+ * The applications of one process that ask for it share one RabbitMQ connection (and its confirm channel), as
+ * they share one database pool: a process running many fake compute hosts would otherwise open a connection
+ * per host, and a broker allows only so many. Every application still consumes its own queues, each
+ * consumer with its own prefetch and acks; the connection closes when the last application closes its share.
+ */
+export function sharedRabbitMqTransport(url: string, options: RabbitMqTransportOptions = {}): BusTransport {
+  const key = `${options.prefix ?? 'novum'} ${url}`;
+  let entry = shared.get(key);
+  if (!entry) {
+    entry = { transport: new RabbitMqTransport(url, options), users: 0 };
+    shared.set(key, entry);
+  }
+  const share = entry;
+  share.users += 1;
+  return share.transport.lease(async () => {
+    share.users -= 1;
+    if (share.users > 0) return;
+    if (shared.get(key) === share) shared.delete(key);
+    await share.transport.close();
+  });
 }
 
 function isPermanent(error: unknown): boolean {
