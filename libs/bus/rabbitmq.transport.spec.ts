@@ -241,6 +241,29 @@ describe('RabbitMqTransport', () => {
       for (const queue of hosts) expect(await depth(queue)).toMatchObject({ consumerCount: 1 });
     });
 
+    it('is what BusModule.forRoot({ shareConnection }) gives the applications of a process', async () => {
+      const application = async (queue: string) => {
+        const app = await Test.createTestingModule({
+          imports: [BusModule.forRoot({ amqpUrl: vhost.url, prefix, shareConnection: true })],
+        }).compile();
+        await app.init();
+        await app.get(MessageBus).serve(queue, { host: async () => queue });
+        return app;
+      };
+      const [first, second] = [await application(hosts[0]), await application(hosts[1])];
+      try {
+        expect(await connections()).toBe(1);
+        await first.close();
+        const client = await open();
+        expect(await client.call(hosts[1], 'host', {}, 5_000)).toBe(hosts[1]);
+        expect(await depth(hosts[0])).toMatchObject({ consumerCount: 0 });
+      } finally {
+        await first.close();
+        await second.close();
+      }
+      await waitFor('the shared connection closed', async () => (await connections()) === 1);
+    });
+
     it('acks a message only after its handler, and closing one share stops its consumer alone', async () => {
       const [first, second] = [await share(), await share()];
       let release!: () => void;
