@@ -618,6 +618,28 @@ export class ContainerDriver implements ComputeDriver {
     record.suspended = suspended;
     await this.save(record);
     await mustRun(this.runtime, this.runtimeArgs('pause', ContainerDriver.containerId(record.uuid)));
+    await this.untilFrozen(record.uuid);
+  }
+
+  /**
+   * The freezer may still be FREEZING when the runtime's `pause` returns (crun does not wait for a loaded
+   * machine's tasks to stop): paused means frozen, so wait for it (cgroup v1 `freezer.state`, v2 `frozen 1`).
+   */
+  private async untilFrozen(uuid: string, timeoutMs = 10_000): Promise<void> {
+    const relative = ContainerDriver.cgroupPath(uuid);
+    const v1 = join('/sys/fs/cgroup/freezer', relative, 'freezer.state');
+    const v2 = join('/sys/fs/cgroup', relative, 'cgroup.events');
+    const frozen = async () => {
+      const state = await readFile(v1, 'utf8').catch(() => undefined);
+      if (state !== undefined) return state.trim() === 'FROZEN';
+      const events = await readFile(v2, 'utf8').catch(() => undefined);
+      return events === undefined || /^frozen 1$/m.test(events);
+    };
+    const deadline = Date.now() + timeoutMs;
+    while (!(await frozen())) {
+      if (Date.now() > deadline) throw new DriverError(`the container of ${uuid} did not freeze`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
   }
 
   private async thaw(instance: InstanceRef, operation: 'unpause' | 'resume', from: PowerState) {
