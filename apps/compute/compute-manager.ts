@@ -351,6 +351,7 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
   }
 
   async onModuleDestroy(): Promise<void> {
+    await this.options.network?.stop?.();
     clearInterval(this.syncTimer);
     clearInterval(this.periodicTimer);
     await this.heartbeat.stop();

@@ -13,6 +13,7 @@ import {
   Vif,
 } from '@novum/virt';
 import { AGENT_OPTIONS, AgentOptions } from './compute-manager';
+import { NeutronRouterSync } from './router-sync';
 import { ServiceCallError, ServiceClient } from './service-client';
 
 /** The agent's side of guest networking: ports as drivers need them, and the host's filters kept current. */
@@ -26,6 +27,8 @@ export interface GuestNetworking {
   /** Re-reads groups and rules of every port on this host soon (several requests make one refresh). */
   scheduleRefresh(): void;
   refresh(): Promise<void>;
+  /** Ends periodic work (at agent stop). */
+  stop?(): Promise<void>;
 }
 
 interface NeutronPort {
@@ -92,6 +95,8 @@ export class NeutronGuestNetworking implements GuestNetworking {
     private readonly host: string,
     private readonly hostNetwork: HostNetwork,
     private readonly api: ServiceClient,
+    /** This host's L3 agent, when it serves the routers. */
+    private readonly routers?: NeutronRouterSync,
   ) {}
 
   async start(): Promise<void> {
@@ -100,6 +105,11 @@ export class NeutronGuestNetworking implements GuestNetworking {
     await this.refresh().catch((error) =>
       this.log.warn({ err: error }, 'could not refresh the guest port filters at start'),
     );
+    this.routers?.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.routers?.stop();
   }
 
   async vifsFor(instance: InstanceEntity): Promise<Vif[]> {
@@ -188,6 +198,7 @@ export class NeutronGuestNetworking implements GuestNetworking {
   }
 
   scheduleRefresh(): void {
+    this.routers?.schedule();
     this.dirty = true;
     if (this.refreshTimer || this.refreshing) return;
     this.refreshTimer = setTimeout(() => {

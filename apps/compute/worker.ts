@@ -14,6 +14,7 @@ import { HostNetwork } from '@novum/virt';
 import { AgentOptions } from './compute-manager';
 import { ComputeAgentModule } from './compute.module';
 import { agentHosts, createDrivers } from './drivers';
+import { NeutronRouterSync } from './router-sync';
 import { NeutronGuestNetworking } from './guest-network';
 import { SerialConsoleRelay } from './serial-console-relay';
 import { glanceImageUpload } from './image-upload';
@@ -42,9 +43,15 @@ export async function startAgent(
         tunnel: config.tunnelIp ? { localIp: config.tunnelIp, group: config.vxlanGroup } : undefined,
       })
     : undefined;
+  const networkApi = serviceClient(credential, 'network');
   const guestNetworking =
     hostNetwork &&
-    new NeutronGuestNetworking(options.host, hostNetwork, serviceClient(credential, 'network'));
+    new NeutronGuestNetworking(
+      options.host,
+      hostNetwork,
+      networkApi,
+      config.l3Agent ? new NeutronRouterSync(hostNetwork, networkApi) : undefined,
+    );
   const app = await NestFactory.createApplicationContext(
     ComputeAgentModule.forRoot(config, {
       drivers: createDrivers(config.computeDrivers, options.host, config.fakeHostSize, {

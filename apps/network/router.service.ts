@@ -86,6 +86,7 @@ export class RouterService {
         'Invalid input for operation: routes cannot be set on router create.',
         'InvalidInput',
       );
+    if (!input.external_gateway_info?.network_id) input.external_gateway_info = undefined;
     const gateway = input.external_gateway_info
       ? await this.checkGateway(auth, input.external_gateway_info)
       : undefined;
@@ -108,7 +109,7 @@ export class RouterService {
       authorize('create_router:external_gateway_info:external_fixed_ips', isAdmin(auth));
     }
     // An invisible network does not exist for the caller; a visible one that is not external is a bad gateway.
-    const network = await this.networks.getNetwork(auth, info.network_id);
+    const network = await this.networks.getNetwork(auth, info.network_id!);
     if (!network.external) {
       throw new BadRequestError(
         `Bad router request: Network ${info.network_id} is not a valid external network.`,
@@ -167,6 +168,8 @@ export class RouterService {
       });
     }
     if (input.external_gateway_info !== undefined) {
+      // Neutron's _update_router_gw_info: gateway info without a network clears the gateway.
+      if (!input.external_gateway_info?.network_id) input.external_gateway_info = null;
       const gateway = input.external_gateway_info
         ? await this.checkGateway(auth, input.external_gateway_info)
         : undefined;

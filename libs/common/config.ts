@@ -29,6 +29,7 @@ export interface NovumConfig {
   serialProxyclientAddress: string;
   tunnelIp: string | undefined;
   vxlanGroup: string;
+  l3Agent: boolean;
   consoleTokenTtlSeconds: number;
   fakeHosts: number;
   fakeHostSize: { vcpus: number; memoryMb: number; localGb: number };
@@ -270,6 +271,13 @@ export const SETTINGS: Settings = {
       "Multicast group the hosts' VXLAN devices flood unknown destinations to (Neutron's `[vxlan] vxlan_group`)",
     default: '224.0.0.1',
     parse: text,
+  },
+  l3Agent: {
+    env: 'NOVUM_L3_AGENT',
+    describe:
+      "Whether this compute host serves the cloud's routers and floating IPs (Neutron's L3 agent): true on exactly one host of a deployment",
+    default: 'true',
+    parse: bool,
   },
   consoleTokenTtlSeconds: {
     env: 'NOVUM_CONSOLE_TOKEN_TTL',

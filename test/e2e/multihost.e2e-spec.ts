@@ -159,6 +159,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
           NOVUM_HOST: hostName(i),
           NOVUM_DATA_DIR: dataDirOf(i),
           NOVUM_TUNNEL_IP: `${netnsEnv.NOVUM_NETNS_SUBNET}.${10 + i}`,
+          // One host serves the routers, as Neutron's L3 agent on a network node.
+          NOVUM_L3_AGENT: i === 1 ? 'true' : 'false',
           NOVUM_COMPUTE_DRIVERS: 'container,kvm',
           NOVUM_CONTAINER_RUNTIME: RUNTIME,
           NOVUM_KVM_ACCEL: 'tcg',

@@ -291,7 +291,8 @@ export class ExternalFixedIpInput {
   @IsOptional() @IsString() @MaxLength(64) ip_address?: string;
 }
 export class GatewayInput {
-  @IsString() @MaxLength(64) network_id: string;
+  /** Absent (`{}`, as `openstack router unset --external-gateway` sends): the gateway is cleared, as in Neutron. */
+  @IsOptional() @IsString() @MaxLength(64) network_id?: string;
   @IsOptional() @IsBoolean() enable_snat?: boolean;
   @IsOptional()
   @IsArray()

@@ -233,6 +233,22 @@ describe('renderRuleset', () => {
     expect(renderRuleset('novum_t', [unknown, open, secured], metadata)).not.toContain('tunnel');
   });
 
+  it("hands what a router forwards to the destination port's ingress rules, like a tunnel, and keeps it from the metadata devices", () => {
+    const metadata = [{ devname: 'novumm111111111', bridge: 'novumbr11111111' }];
+    const routers = [{ devname: 'novumr111111111', bridge: 'novumbr11111111' }];
+    const withRouter = renderRuleset('novum_t', [unknown, open, secured], metadata, [], routers);
+    expect(chainOf(withRouter, 'bridge', 'prerouting')[1]).toContain('"novumr111111111" : goto from_router');
+    expect(chainOf(withRouter, 'bridge', 'from_router')).toEqual(['meta mark set 0xa5ffd000', 'accept']);
+    expect(chainOf(withRouter, 'bridge', 'to_router')).toEqual(['meta mark set meta mark | 0x00000ffd']);
+    expect(chainOf(withRouter, 'bridge', 'forward').slice(1, 3)).toEqual([
+      'iifname { "novumr111111111" } oifname { "novumm111111111" } drop',
+      'iifname { "novumm111111111" } oifname { "novumr111111111" } drop',
+    ]);
+    const forward = chainOf(withRouter, 'inet', 'forward');
+    expect(forward.at(-2)).toContain('0x00000ffd : accept');
+    expect(forward.find((line) => line.includes('jump egress_'))).not.toContain('0x00ffd000');
+  });
+
   const nft = (() => {
     try {
       execFileSync('sh', ['-c', 'command -v nft'], { stdio: 'ignore' });
@@ -252,6 +268,7 @@ describe('renderRuleset', () => {
           [unknown, open, secured],
           [{ devname: 'novumm111111111', bridge: 'novumbr11111111' }],
           [{ devname: 'novumx111111111', bridge: 'novumbr11111111' }],
+          [{ devname: 'novumr111111111', bridge: 'novumbr11111111' }],
         ),
       );
       execFileSync('nft', ['-c', '-f', join(dir, 'rules.nft')], { stdio: 'pipe' });

@@ -46,6 +46,12 @@ export interface TunnelDevice {
   bridge: string;
 }
 
+/** A router's port on this host (the host end of its veth into the router's namespace, on the network's bridge). */
+export interface RouterDevice {
+  devname: string;
+  bridge: string;
+}
+
 /**
  * Packet marks carry port identity from the bridge family (which knows the ports but has no conntrack on
  * this kernel) to the inet family (which br_netfilter feeds with bridged IP traffic, with conntrack, but
@@ -56,11 +62,13 @@ export const MARK_TAG = 0xa5000000;
 const MARK_TAG_MASK = 0xff000000;
 const SOURCE_MASK = 0x00fff000;
 const DESTINATION_MASK = 0x00000fff;
-export const MAX_PORTS = 4093;
+export const MAX_PORTS = 4092;
 /** The port index all metadata devices share in the marks (no guest port has it). */
 const METADATA_INDEX = 0xfff;
 /** The port index all tunnel devices share: the guest ports of other hosts, whose own hosts filter them. */
 const TUNNEL_INDEX = 0xffe;
+/** The port index all router devices share: what a router forwards passes the destination port's ingress rules. */
+const ROUTER_INDEX = 0xffd;
 
 const hex = (n: number) => `0x${(n >>> 0).toString(16).padStart(8, '0')}`;
 
@@ -236,6 +244,9 @@ function chain(name: string, lines: string[]): string[] {
  *   sending host applied its port's anti-spoofing and egress), as Neutron's firewalls split the work between
  *   hosts. A host's metadata service serves only its own guests: nothing crosses between a tunnel and a
  *   metadata device.
+ * - The router devices (routers' ports on the networks): like a tunnel, a router is trusted to send what it
+ *   forwards (from other networks, or NATed from outside) and the destination port's ingress rules decide;
+ *   what guests send to it has passed their egress rules. Routers do not reach the metadata devices.
  *
  * With no ports, the script only removes the tables.
  */
@@ -244,6 +255,7 @@ export function renderRuleset(
   ports: readonly FirewallPort[],
   metadata: readonly MetadataDevice[] = [],
   tunnels: readonly TunnelDevice[] = [],
+  routers: readonly RouterDevice[] = [],
 ): string {
   if (ports.length > MAX_PORTS) throw new Error(`More than ${MAX_PORTS} guest ports on one host.`);
   const sorted = [...ports].sort((a, b) => a.devname.localeCompare(b.devname));
@@ -258,7 +270,13 @@ export function renderRuleset(
   const bridges = [...new Set(sorted.map((port) => port.bridge))].sort();
   const metadataDevices = [...new Set(metadata.map((device) => quote(device.devname)))].sort();
   const tunnelDevices = [...new Set(tunnels.map((device) => quote(device.devname)))].sort();
-  const devices = [...sorted.map((port) => quote(port.devname)), ...metadataDevices, ...tunnelDevices];
+  const routerDevices = [...new Set(routers.map((device) => quote(device.devname)))].sort();
+  const devices = [
+    ...sorted.map((port) => quote(port.devname)),
+    ...metadataDevices,
+    ...tunnelDevices,
+    ...routerDevices,
+  ];
 
   out.push(`table bridge ${table} {`);
   out.push(
@@ -268,6 +286,7 @@ export function renderRuleset(
         ...indexed.map(({ port, index }) => `${quote(port.devname)} : goto from_${index}`),
         ...metadataDevices.map((device) => `${device} : goto from_metadata`),
         ...tunnelDevices.map((device) => `${device} : goto from_tunnel`),
+        ...routerDevices.map((device) => `${device} : goto from_router`),
       ].join(', ')} }`,
     ]),
   );
@@ -285,11 +304,15 @@ export function renderRuleset(
   if (tunnelDevices.length) {
     out.push(...chain('from_tunnel', [`meta mark set ${hex(MARK_TAG | (TUNNEL_INDEX << 12))}`, 'accept']));
   }
+  if (routerDevices.length) {
+    out.push(...chain('from_router', [`meta mark set ${hex(MARK_TAG | (ROUTER_INDEX << 12))}`, 'accept']));
+  }
+  const apart = [...tunnelDevices, ...routerDevices];
   const crossing =
-    tunnelDevices.length && metadataDevices.length
+    apart.length && metadataDevices.length
       ? [
-          `iifname { ${tunnelDevices.join(', ')} } oifname { ${metadataDevices.join(', ')} } drop`,
-          `iifname { ${metadataDevices.join(', ')} } oifname { ${tunnelDevices.join(', ')} } drop`,
+          `iifname { ${apart.join(', ')} } oifname { ${metadataDevices.join(', ')} } drop`,
+          `iifname { ${metadataDevices.join(', ')} } oifname { ${apart.join(', ')} } drop`,
         ]
       : [];
   out.push(
@@ -300,6 +323,7 @@ export function renderRuleset(
         ...indexed.map(({ port, index }) => `${quote(port.devname)} : goto to_${index}`),
         ...metadataDevices.map((device) => `${device} : goto to_metadata`),
         ...tunnelDevices.map((device) => `${device} : goto to_tunnel`),
+        ...routerDevices.map((device) => `${device} : goto to_router`),
       ].join(', ')} }`,
     ]),
   );
@@ -310,6 +334,9 @@ export function renderRuleset(
   }
   if (tunnelDevices.length) {
     out.push(...chain('to_tunnel', [`meta mark set meta mark | ${hex(TUNNEL_INDEX)}`]));
+  }
+  if (routerDevices.length) {
+    out.push(...chain('to_router', [`meta mark set meta mark | ${hex(ROUTER_INDEX)}`]));
   }
   out.push(
     ...chain('input', [
@@ -368,6 +395,8 @@ export function renderRuleset(
         ...(metadataDevices.length ? [`${hex(METADATA_INDEX)} : jump metadata_in`] : []),
         // The destination's host applies its ingress rules.
         ...(tunnelDevices.length ? [`${hex(TUNNEL_INDEX)} : accept`] : []),
+        // A router forwards what passed the source port's egress rules.
+        ...(routerDevices.length ? [`${hex(ROUTER_INDEX)} : accept`] : []),
       ].join(', ')} }`,
       'drop',
     ]),

@@ -333,6 +333,104 @@ describe('HostNetwork', () => {
     ).rejects.toThrow('No network device of this host has the tunnel address 10.9.0.99.');
   });
 
+  it('serves a router: its namespace, a veth per port on its network’s bridge with MAC and addresses, routes and NAT', async () => {
+    const host = fakeHost();
+    const network = new HostNetwork({ stateDir: dir, ...host.hooks, tableName: 'novum_t' });
+    const ROUTER = 'rrrrrrrr-0000-0000-0000-000000000001';
+    const EXT = 'eeeeeeee-0000-0000-0000-000000000001';
+    const spec = {
+      id: ROUTER,
+      interfaces: [
+        {
+          portId: 'i1234567-89ab-cdef-0000-000000000001',
+          networkId: NETWORK,
+          macAddress: 'fa:16:3e:00:00:01',
+          addresses: ['10.0.0.1/24'],
+          mtu: 1450,
+        },
+      ],
+      gateway: {
+        portId: 'g1234567-89ab-cdef-0000-000000000001',
+        networkId: EXT,
+        macAddress: 'fa:16:3e:00:00:02',
+        addresses: ['172.24.4.3/24'],
+        nexthop: '172.24.4.1',
+      },
+      snat: true,
+      floatingIps: [{ floating: '172.24.4.10', fixed: '10.0.0.5' }],
+      routes: [],
+    };
+    await network.syncRouters([spec]);
+    const ns = `novum-r-${ROUTER}`;
+    const c = host.commands;
+    expect(c).toContain(`ip netns add ${ns}`);
+    expect(c).toContain(`ip netns exec ${ns} sysctl -qw net.ipv4.ip_forward=1`);
+    expect(c).toContain(
+      `ip link add novumri12345678 mtu 1450 type veth peer name qr-i1234567-89 mtu 1450 netns ${ns}`,
+    );
+    expect(c).toContain(`ip -n ${ns} link set dev qr-i1234567-89 address fa:16:3e:00:00:01`);
+    expect(c).toContain(`ip -n ${ns} addr add 10.0.0.1/24 dev qr-i1234567-89`);
+    expect(c).toContain(
+      `ip link add novumrg12345678 mtu 1500 type veth peer name qg-g1234567-89 mtu 1500 netns ${ns}`,
+    );
+    // The gateway holds the floating IP too; the default route goes to the external subnet's gateway.
+    expect(c).toContain(`ip -n ${ns} addr add 172.24.4.3/24 dev qg-g1234567-89`);
+    expect(c).toContain(`ip -n ${ns} addr add 172.24.4.10/32 dev qg-g1234567-89`);
+    expect(c).toContain(`ip -n ${ns} route replace default via 172.24.4.1 dev qg-g1234567-89`);
+    expect(c).toContain(`ip netns exec ${ns} nft -f ${join(dir, `router-${ROUTER}.nft`)}`);
+    expect(readFileSync(join(dir, `router-${ROUTER}.nft`), 'utf8')).toContain(
+      'ip daddr 172.24.4.10 dnat to 10.0.0.5',
+    );
+    // Both ends join their bridges once the firewall knows them (a router forwards; ingress rules decide).
+    const nft = c.indexOf(`nft -f ${join(dir, 'ruleset.nft')}`);
+    expect(nft).toBeGreaterThan(-1);
+    expect(c.indexOf('ip link set dev novumri12345678 master novumbr5e1d2c3b up')).toBeGreaterThan(nft);
+    expect(c).toContain('ip link set dev novumrg12345678 master novumbreeeeeeee up');
+
+    // Again: nothing is made twice.
+    host.commands.length = 0;
+    await network.syncRouters([spec]);
+    expect(host.commands.filter((command) => / add /.test(command) && !command.includes('addr'))).toEqual([]);
+
+    // The router goes: its devices, its namespace, and the bridges only it used.
+    host.commands.length = 0;
+    await network.syncRouters([]);
+    expect(host.commands).toEqual(
+      expect.arrayContaining([
+        'ip link delete dev novumri12345678',
+        'ip link delete dev novumrg12345678',
+        `ip netns delete ${ns}`,
+        'ip link delete dev novumbr5e1d2c3b',
+        'ip link delete dev novumbreeeeeeee',
+      ]),
+    );
+    expect(host.links.size).toBe(0);
+  });
+
+  it('keeps a bridge a guest still uses when a router leaves it, and the other way round', async () => {
+    const host = fakeHost();
+    const network = new HostNetwork({ stateDir: dir, ...host.hooks, tableName: 'novum_t' });
+    await network.plugContainer(UUID, [vif(PORT)]);
+    const spec = {
+      id: 'r2',
+      interfaces: [
+        { portId: 'i2', networkId: NETWORK, macAddress: 'fa:16:3e:00:00:09', addresses: ['10.0.0.1/24'] },
+      ],
+      snat: true,
+      floatingIps: [],
+      routes: [],
+    };
+    await network.syncRouters([spec]);
+    expect(rulesetFile()).toContain('"novumri2" : goto from_router');
+    await network.syncRouters([]);
+    expect(host.links.has('novumbr5e1d2c3b')).toBe(true);
+    await network.syncRouters([spec]);
+    await network.unplugInstance(UUID);
+    expect(host.links.has('novumbr5e1d2c3b')).toBe(true);
+    await network.syncRouters([]);
+    expect(host.links.has('novumbr5e1d2c3b')).toBe(false);
+  });
+
   it('plugs and unplugs a VM tap on the bridge', async () => {
     const host = fakeHost();
     const network = new HostNetwork({ stateDir: dir, ...host.hooks });

@@ -3,7 +3,15 @@ import { access, mkdir, readFile, readlink, rename, writeFile } from 'node:fs/pr
 import { join } from 'node:path';
 import { DriverError, Vif } from '../driver';
 import { CommandResult, runCommand } from '../container/host-commands';
-import { FirewallPort, MetadataDevice, PortFilter, renderRuleset, TunnelDevice } from './firewall';
+import {
+  FirewallPort,
+  MetadataDevice,
+  PortFilter,
+  renderRuleset,
+  RouterDevice,
+  TunnelDevice,
+} from './firewall';
+import { renderRouterNat, RouterPortSpec, RouterSpec } from './router-nat';
 import {
   bridgeName,
   METADATA_ADDRESS,
@@ -12,6 +20,9 @@ import {
   metadataVethPeerName,
   NETNS_DIR,
   netnsName,
+  routerNetnsName,
+  routerPortName,
+  routerVethName,
   tapName,
   tunnelName,
   vethName,
@@ -87,8 +98,20 @@ export interface PluggedPort {
   vni?: number;
 }
 
+/** A router port plugged on this host: a veth from its network's bridge into the router's namespace. */
+interface PluggedRouterPort {
+  portId: string;
+  kind: 'interface' | 'gateway';
+  devname: string;
+  bridge: string;
+  networkId: string;
+  vni?: number;
+}
+
 interface State {
   ports: PluggedPort[];
+  /** The routers this host serves (absent in states written before routers). */
+  routers?: { id: string; ports: PluggedRouterPort[] }[];
 }
 
 const DEFAULT_MTU = 1500;
@@ -109,7 +132,18 @@ function vethPort(instanceUuid: string, vif: Vif, known?: PluggedPort): PluggedP
   };
 }
 
-function vniOf(vif: Vif): number | undefined {
+function routerPort(kind: PluggedRouterPort['kind'], port: RouterPortSpec): PluggedRouterPort {
+  return {
+    portId: port.portId,
+    kind,
+    devname: routerVethName(port.portId),
+    bridge: bridgeName(port.networkId),
+    networkId: port.networkId,
+    vni: vniOf({ segment: port.segment }),
+  };
+}
+
+function vniOf(vif: Pick<Vif, 'segment'>): number | undefined {
   const segment = vif.segment;
   return segment?.networkType === 'vxlan' && segment.segmentationId ? segment.segmentationId : undefined;
 }
@@ -400,8 +434,16 @@ export class HostNetwork {
     state.ports = state.ports.filter((port) => !gone.has(port.portId));
     await this.save(state);
     await this.applyFirewall(state);
-    for (const [networkId, bridge] of this.networksOf(ports)) {
-      if (state.ports.some((port) => port.bridge === bridge)) continue;
+    await this.pruneBridges(state, this.networksOf(ports));
+  }
+
+  /** The bridges of these networks that neither a guest port nor a router port uses any more go, with theirs. */
+  private async pruneBridges(state: State, networks: Map<string, string>): Promise<void> {
+    const routerBridges = new Set(
+      (state.routers ?? []).flatMap((router) => router.ports.map((p) => p.bridge)),
+    );
+    for (const [networkId, bridge] of networks) {
+      if (state.ports.some((port) => port.bridge === bridge) || routerBridges.has(bridge)) continue;
       await this.removeMetadata(networkId);
       await this.removeTunnel(networkId);
       await this.allowThroughHostFirewall(bridge, false);
@@ -410,6 +452,115 @@ export class HostNetwork {
         this.fail('ip link delete', deleted);
       }
     }
+  }
+
+  /**
+   * Makes this host serve exactly these routers (Neutron's legacy L3 agent): each in a namespace
+   * `novum-r-<id>` with IP forwarding, a veth per port from the network's bridge (`qr-...` for interfaces,
+   * `qg-...` for the gateway, with the port's MAC and addresses, the floating IPs on the gateway too), the
+   * default route via the external subnet's gateway, the router's extra routes, and its NAT as nftables
+   * rules inside the namespace. Routers and ports no longer given are removed, with the bridges only they used.
+   */
+  syncRouters(routers: readonly RouterSpec[]): Promise<void> {
+    return this.serial(async () => {
+      const state = await this.load();
+      const before = state.routers ?? [];
+      const wanted = routers.map((spec) => ({
+        id: spec.id,
+        ports: [
+          ...spec.interfaces.map((port) => routerPort('interface', port)),
+          ...(spec.gateway ? [routerPort('gateway', spec.gateway)] : []),
+        ],
+      }));
+      const keep = new Set(wanted.flatMap((router) => router.ports.map((port) => port.devname)));
+      const stale = before.flatMap((router) => router.ports).filter((port) => !keep.has(port.devname));
+      const gone = before.filter((router) => !wanted.some((w) => w.id === router.id));
+      // The firewall knows every router device before one joins a bridge, and none that is going.
+      state.routers = wanted;
+      await this.save(state);
+      await this.applyFirewall(state);
+      for (const port of stale) {
+        const deleted = await this.run('ip', ['link', 'delete', 'dev', port.devname]);
+        if (deleted.code !== 0 && !/cannot find device|does not exist/i.test(deleted.stderr)) {
+          this.fail('ip link delete', deleted);
+        }
+      }
+      for (const router of gone) {
+        const deleted = await this.run('ip', ['netns', 'delete', routerNetnsName(router.id)]);
+        if (deleted.code !== 0 && !/no such file/i.test(deleted.stderr))
+          this.fail('ip netns delete', deleted);
+      }
+      await this.pruneBridges(state, new Map(stale.map((port) => [port.networkId, port.bridge])));
+      for (const spec of routers) await this.plugRouter(spec);
+    });
+  }
+
+  private async plugRouter(spec: RouterSpec): Promise<void> {
+    const netns = routerNetnsName(spec.id);
+    if (!(await this.netnsExists(netns))) {
+      const created = await this.run('ip', ['netns', 'add', netns]);
+      if (created.code !== 0 && !/exists/i.test(created.stderr)) this.fail('ip netns add', created);
+      await this.batch(undefined, [
+        ['netns', 'exec', netns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1'],
+        ['netns', 'exec', netns, 'sysctl', '-qw', 'net.ipv6.conf.all.forwarding=1'],
+      ]);
+      await this.batch(netns, [['link', 'set', 'dev', 'lo', 'up']]);
+    }
+    const ports: [PluggedRouterPort['kind'], RouterPortSpec][] = [
+      ...spec.interfaces.map((port) => ['interface', port] as [PluggedRouterPort['kind'], RouterPortSpec]),
+      ...(spec.gateway ? [['gateway', spec.gateway] as [PluggedRouterPort['kind'], RouterPortSpec]] : []),
+    ];
+    for (const [kind, port] of ports) {
+      const plugged = routerPort(kind, port);
+      const inner = routerPortName(kind, port.portId);
+      const mtu = port.mtu ?? DEFAULT_MTU;
+      await this.ensureBridge(plugged.bridge, mtu);
+      if (!(await this.linkExists(plugged.devname))) {
+        await this.batch(undefined, [
+          [
+            ...['link', 'add', plugged.devname, 'mtu', String(mtu), 'type', 'veth'],
+            ...['peer', 'name', inner, 'mtu', String(mtu), 'netns', netns],
+          ],
+        ]);
+        await this.batch(netns, [
+          ['link', 'set', 'dev', inner, 'address', port.macAddress],
+          ['link', 'set', 'dev', inner, 'up'],
+        ]);
+      }
+      if ((await this.masterOf(plugged.devname)) !== plugged.bridge) await this.attach(plugged);
+      await this.ensureTunnel(plugged, mtu);
+      // The gateway also holds the floating IPs, so that the external network's ARP finds them here.
+      const wanted = [
+        ...port.addresses,
+        ...(kind === 'gateway' ? spec.floatingIps.map((fip) => `${fip.floating}/32`) : []),
+      ];
+      await this.reconcileAddresses(netns, inner, wanted);
+    }
+    const routes: string[][] = [];
+    const gatewayDevice = spec.gateway ? routerPortName('gateway', spec.gateway.portId) : '';
+    if (spec.gateway?.nexthop) {
+      routes.push(['route', 'replace', 'default', 'via', spec.gateway.nexthop, 'dev', gatewayDevice]);
+    }
+    for (const route of spec.routes)
+      routes.push(['route', 'replace', route.destination, 'via', route.nexthop]);
+    if (routes.length) await this.batch(netns, routes);
+    const script = join(this.options.stateDir, `router-${spec.id}.nft`);
+    await writeFile(script, renderRouterNat(spec, gatewayDevice || 'none'));
+    await this.mustRun('ip', ['netns', 'exec', netns, 'nft', '-f', script]);
+  }
+
+  /** The device's addresses become exactly these (CIDR notation), adding before removing. */
+  private async reconcileAddresses(netns: string, device: string, wanted: readonly string[]): Promise<void> {
+    const shown = await this.run('ip', ['-n', netns, '-o', 'addr', 'show', 'dev', device, 'scope', 'global']);
+    const current = [...shown.stdout.matchAll(/\binet6? (\S+)/g)].map((match) => match[1]);
+    const lines: string[][] = [];
+    for (const address of wanted) {
+      if (!current.includes(address)) lines.push(['addr', 'add', address, 'dev', device]);
+    }
+    for (const address of current) {
+      if (!wanted.includes(address)) lines.push(['addr', 'del', address, 'dev', device]);
+    }
+    if (lines.length) await this.batch(netns, lines);
   }
 
   /**
@@ -564,8 +715,9 @@ export class HostNetwork {
     }
   }
 
-  private async applyFirewall(state?: State): Promise<void> {
-    const plugged = (state ?? (await this.load())).ports;
+  private async applyFirewall(given?: State): Promise<void> {
+    const state = given ?? (await this.load());
+    const plugged = state.ports;
     const ports: FirewallPort[] = plugged;
     const metadata: MetadataDevice[] = this.options.metadata
       ? [...this.networksOf(plugged)].map(([networkId, bridge]) => ({
@@ -573,14 +725,21 @@ export class HostNetwork {
           bridge,
         }))
       : [];
+    const routerPorts = (state.routers ?? []).flatMap((router) => router.ports);
     const tunnels: TunnelDevice[] = this.options.tunnel
       ? [
           ...new Map(
-            plugged.filter((port) => port.vni !== undefined).map((port) => [port.networkId, port.bridge]),
+            [...plugged, ...routerPorts]
+              .filter((port) => port.vni !== undefined)
+              .map((port) => [port.networkId, port.bridge]),
           ),
         ].map(([networkId, bridge]) => ({ devname: tunnelName(networkId), bridge }))
       : [];
-    const ruleset = renderRuleset(this.tableName, ports, metadata, tunnels);
+    const routers: RouterDevice[] = routerPorts.map((port) => ({
+      devname: port.devname,
+      bridge: port.bridge,
+    }));
+    const ruleset = renderRuleset(this.tableName, ports, metadata, tunnels, routers);
     // A change that changes no rule (a port's status, a group's description) costs no `nft` run.
     if (ruleset === this.applied) return;
     const script = join(this.options.stateDir, 'ruleset.nft');

@@ -1,4 +1,5 @@
 export * from './firewall';
 export * from './host-network';
 export * from './names';
+export * from './router-nat';
 export * from './plugin-rpc';

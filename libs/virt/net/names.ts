@@ -66,3 +66,18 @@ export function metadataVethName(networkId: string): string {
 export function metadataVethPeerName(networkId: string): string {
   return `novumq${compact(networkId).slice(0, 9)}`;
 }
+
+/** The network namespace of a router on the host that serves it (Neutron's `qrouter-<id>`). */
+export function routerNetnsName(routerId: string): string {
+  return `novum-r-${routerId}`;
+}
+
+/** The host end, on its network's bridge, of a router port's veth: `novumr` + 9 hex digits of the port id. */
+export function routerVethName(portId: string): string {
+  return `novumr${compact(portId).slice(0, 9)}`;
+}
+
+/** A router port's device inside the router's namespace: Neutron's `qr-` (interfaces) or `qg-` (gateway). */
+export function routerPortName(kind: 'interface' | 'gateway', portId: string): string {
+  return `${kind === 'gateway' ? 'qg' : 'qr'}-${portId.slice(0, 11)}`;
+}

@@ -135,6 +135,15 @@ export function removeContainerLeftovers(cloud: Pick<CloudHandle, 'dataDir'>): v
     quietly('ip', 'link', 'delete', `novumm${networkId.replace(/-/g, '').slice(0, 9)}`);
     quietly('ip', 'netns', 'delete', `novum-md-${networkId}`);
   }
+  // The routers the cloud's L3 agent served: their namespaces, their ports' veths and bridges.
+  const routers: { id: string; ports: { devname: string; bridge: string }[] }[] = existsSync(plugged)
+    ? (JSON.parse(readFileSync(plugged, 'utf8')).routers ?? [])
+    : [];
+  for (const router of routers) {
+    quietly('ip', 'netns', 'delete', `novum-r-${router.id}`);
+    for (const port of router.ports) quietly('ip', 'link', 'delete', port.devname);
+    for (const port of router.ports) quietly('ip', 'link', 'delete', port.bridge);
+  }
   for (const family of ['inet', 'bridge']) quietly('nft', 'delete', 'table', family, nftTableOf(cloud));
 }
 

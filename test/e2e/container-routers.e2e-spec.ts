@@ -1,0 +1,209 @@
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { CloudHandle, testMode } from './support/cloud';
+import {
+  hostTestSkip,
+  missingHostTools,
+  removeContainerLeftovers,
+  RUNTIME,
+  runtimeRoot,
+  startContainerCloud,
+} from './support/host';
+import { openstackJson, openstackOk } from './support/openstack';
+
+jest.setTimeout(180_000);
+
+const skip = hostTestSkip(
+  'routers',
+  missingHostTools(
+    [RUNTIME, 'busybox', 'setfattr', 'ip', 'nft', 'nsenter'],
+    'runc busybox-static attr iproute2 nftables util-linux',
+  ),
+);
+
+const sh = (command: string, ...args: string[]) =>
+  execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+const quietly = (command: string, ...args: string[]) => {
+  try {
+    sh(command, ...args);
+  } catch {
+    /* already gone */
+  }
+};
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Routers and floating IPs carrying traffic (the L3 agent of the all-in-one's compute host, NOVUM_L3_AGENT):
+ * container servers on two project networks joined by a router, the router's gateway on the external
+ * network `public`, where a namespace the test makes stands for the outside world (172.24.4.1, the external
+ * subnet's gateway).
+ */
+(skip ? describe.skip : describe)(
+  `routers and floating IPs with /usr/bin/openstack (${testMode()}${skip ? `; skipped: ${skip}` : ''})`,
+  () => {
+    let cloud: CloudHandle;
+    let admin: Record<string, string>;
+    let demo: Record<string, string>;
+    const outside = `novum-out-${randomBytes(3).toString('hex')}`;
+    const outsideLink = `novumo${randomBytes(3).toString('hex')}`;
+    const servers: Record<string, { id: string; ip: string }> = {};
+    let routerId: string;
+    let publicId: string;
+    let fip: string;
+
+    const inside = (name: string, ...args: string[]) => {
+      const { pid } = JSON.parse(
+        sh(RUNTIME, '--root', runtimeRoot(cloud), 'state', `novum-${servers[name].id}`),
+      );
+      return sh(
+        'nsenter',
+        '-t',
+        String(pid),
+        '-m',
+        '-u',
+        '-i',
+        '-n',
+        '-p',
+        '-r',
+        '-w',
+        '/bin/busybox',
+        ...args,
+      );
+    };
+    const pings = (from: string, address: string) => {
+      try {
+        if (from === 'outside')
+          sh('ip', 'netns', 'exec', outside, 'busybox', 'ping', '-c', '1', '-W', '1', address);
+        else inside(from, 'ping', '-c', '1', '-W', '1', address);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const eventually = async (check: () => boolean, seconds = 30) => {
+      const deadline = Date.now() + seconds * 1000;
+      while (!check()) {
+        if (Date.now() > deadline) return false;
+        await sleep(300);
+      }
+      return true;
+    };
+    const routerNs = () => `novum-r-${routerId}`;
+    const namespaces = () => sh('ip', 'netns', 'list');
+
+    beforeAll(async () => {
+      ({ cloud, admin, demo } = await startContainerCloud(27200));
+      publicId = (await openstackJson<{ id: string }>(admin, 'network', 'show', 'public')).id;
+      for (const [name, cidr] of [
+        ['net-r1', '10.80.1.0/24'],
+        ['net-r2', '10.80.2.0/24'],
+      ]) {
+        await openstackOk(demo, 'network', 'create', name);
+        await openstackOk(
+          demo,
+          'subnet',
+          'create',
+          '--network',
+          name,
+          '--subnet-range',
+          cidr,
+          `${name}-subnet`,
+        );
+      }
+      for (const [name, network, ip] of [
+        ['c1', 'net-r1', '10.80.1.11'],
+        ['c2', 'net-r2', '10.80.2.12'],
+      ]) {
+        const { id: netId } = await openstackJson<{ id: string }>(demo, 'network', 'show', network);
+        const { id } = await openstackJson<{ id: string }>(
+          demo,
+          ...['server', 'create', '--flavor', 'c1.tiny', '--image', 'busybox'],
+          ...['--nic', `net-id=${netId},v4-fixed-ip=${ip}`, '--wait', name],
+        );
+        servers[name] = { id, ip };
+      }
+    }, 240_000);
+
+    afterAll(async () => {
+      quietly('ip', 'netns', 'delete', outside);
+      quietly('ip', 'link', 'delete', outsideLink);
+      if (!cloud) return;
+      removeContainerLeftovers(cloud);
+      if (routerId) quietly('ip', 'netns', 'delete', routerNs());
+      await cloud.destroy();
+    }, 60_000);
+
+    it('routes between two project networks through a router’s interfaces', async () => {
+      expect(pings('c1', servers.c2.ip)).toBe(false);
+      routerId = (await openstackJson<{ id: string }>(demo, 'router', 'create', 'r')).id;
+      await openstackOk(demo, 'router', 'add', 'subnet', 'r', 'net-r1-subnet');
+      await openstackOk(demo, 'router', 'add', 'subnet', 'r', 'net-r2-subnet');
+      // The L3 agent makes the router's namespace with an interface on each network, the subnets' gateways.
+      const addresses = () =>
+        namespaces().includes(routerNs()) ? sh('ip', '-n', routerNs(), '-o', 'addr', 'show') : '';
+      expect(
+        await eventually(
+          () => addresses().includes('inet 10.80.1.1/24') && addresses().includes('inet 10.80.2.1/24'),
+        ),
+      ).toBe(true);
+      expect(await eventually(() => pings('c1', servers.c2.ip))).toBe(true);
+      expect(pings('c2', servers.c1.ip)).toBe(true);
+    });
+
+    it('takes the guests out through the gateway with source NAT, and a floating IP in', async () => {
+      await openstackOk(admin, 'router', 'set', '--external-gateway', 'public', routerId);
+      const shown = await openstackJson<{
+        external_gateway_info: { external_fixed_ips: { ip_address: string }[] };
+      }>(admin, 'router', 'show', routerId);
+      const gatewayIp = shown.external_gateway_info.external_fixed_ips[0].ip_address;
+      // The outside world: the external subnet's gateway, on the external network's bridge.
+      const bridge = `novumbr${publicId.replace(/-/g, '').slice(0, 8)}`;
+      expect(await eventually(() => sh('ip', '-br', 'link').includes(bridge))).toBe(true);
+      sh('ip', 'netns', 'add', outside);
+      sh('ip', 'link', 'add', outsideLink, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', outside);
+      sh('ip', 'link', 'set', outsideLink, 'master', bridge, 'up');
+      sh('ip', '-n', outside, 'addr', 'add', '172.24.4.1/24', 'dev', 'eth0');
+      sh('ip', '-n', outside, 'link', 'set', 'eth0', 'up');
+      sh('ip', '-n', outside, 'link', 'set', 'lo', 'up');
+      expect(await eventually(() => pings('outside', gatewayIp))).toBe(true);
+      // Out: the guest reaches the outside, which sees the router's address (it has no route to 10.80/16).
+      expect(await eventually(() => pings('c1', '172.24.4.1'))).toBe(true);
+      expect(pings('outside', servers.c1.ip)).toBe(false);
+
+      // In: a floating IP, once the guest's security group lets ICMP in from anywhere.
+      fip = (await openstackJson<{ floating_ip_address: string }>(demo, 'floating', 'ip', 'create', 'public'))
+        .floating_ip_address;
+      await openstackOk(demo, 'server', 'add', 'floating', 'ip', 'c1', fip);
+      await openstackOk(
+        demo,
+        'security',
+        'group',
+        'rule',
+        'create',
+        '--protocol',
+        'icmp',
+        '--ingress',
+        'default',
+      );
+      expect(await eventually(() => pings('outside', fip))).toBe(true);
+      expect(pings('outside', servers.c2.ip)).toBe(false);
+      await openstackOk(demo, 'server', 'remove', 'floating', 'ip', 'c1', fip);
+      expect(await eventually(() => !pings('outside', fip))).toBe(true);
+    });
+
+    it('removes the router’s namespace and devices with it', async () => {
+      const ports = await openstackJson<{ ID: string }[]>(admin, 'port', 'list', '--router', routerId);
+      const devices = ports.map((port) => `novumr${port.ID.replace(/-/g, '').slice(0, 9)}`);
+      expect(devices).toHaveLength(3);
+      const links = () => sh('ip', '-br', 'link');
+      for (const device of devices) expect(links()).toContain(device);
+      await openstackOk(admin, 'router', 'unset', '--external-gateway', routerId);
+      await openstackOk(demo, 'router', 'remove', 'subnet', 'r', 'net-r1-subnet');
+      await openstackOk(demo, 'router', 'remove', 'subnet', 'r', 'net-r2-subnet');
+      await openstackOk(demo, 'router', 'delete', 'r');
+      expect(await eventually(() => !namespaces().includes(routerNs()))).toBe(true);
+      for (const device of devices) expect(links()).not.toContain(device);
+      expect(pings('c1', servers.c2.ip)).toBe(false);
+    });
+  },
+);
