@@ -53,6 +53,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
       NOVUM_NETNS_SUBNET: `10.233.${parseInt(tag, 16)}`,
     };
     const prefix = netnsEnv.NOVUM_NETNS_PREFIX;
+    /** The outside world of the external network (a namespace of the machine's). */
+    const outside = `${netnsEnv.NOVUM_NETNS_PREFIX}-outside`;
     const bridgeIp = `${netnsEnv.NOVUM_NETNS_SUBNET}.1`;
     const hostName = (i: number) => `mh${i}`;
     const netnsOf = (i: number) => `${prefix}${i}`;
@@ -206,6 +208,11 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
       }
       await Promise.all([...processes.values()].map((p) => p.stop()));
       try {
+        sh('ip', ['netns', 'delete', outside]);
+      } catch {
+        /* not made, or deleted by its test */
+      }
+      try {
         sh('bash', [SCRIPT, 'down'], netnsEnv);
       } catch (error) {
         console.error(`netns-hosts.sh down: ${(error as Error).message}`);
@@ -341,6 +348,72 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
       }
       expect(log).toContain('vm-reached-a1=yes');
       expect(await eventually(() => pings('a1', servers.vm1.ip))).toBe(true);
+    });
+
+    it('routes a guest of another host out through the router on the L3 host, and a floating IP in', async () => {
+      // mh1 serves the routers; the guest is elsewhere, so its traffic crosses the overlay to the router.
+      const guest = ['a1', 'a2', 'a3'].find((name) => servers[name].host !== 'mh1')!;
+      const publicId = (await openstackJson<{ id: string }>(admin, 'network', 'show', 'public')).id;
+      const router = (await openstackJson<{ id: string }>(demo, 'router', 'create', 'r')).id;
+      await openstackOk(demo, 'router', 'add', 'subnet', 'r', 'net-a-subnet');
+      await openstackOk(admin, 'router', 'set', '--external-gateway', 'public', router);
+      const routerNs = join(netnsDirOf(1), `novum-r-${router}`);
+      expect(await eventually(() => existsSync(routerNs), 30)).toBe(true);
+      // The outside world: a namespace on mh1's bridge of the external network, as its subnet's gateway.
+      const bridge = `novumbr${publicId.replace(/-/g, '').slice(0, 8)}`;
+      expect(await eventually(() => hostLinks(1).includes(bridge), 30)).toBe(true);
+      sh('ip', ['netns', 'add', outside]);
+      sh('ip', [
+        '-n',
+        netnsOf(1),
+        'link',
+        'add',
+        'novumout',
+        'type',
+        'veth',
+        'peer',
+        'name',
+        'eth0',
+        'netns',
+        outside,
+      ]);
+      sh('ip', ['-n', netnsOf(1), 'link', 'set', 'novumout', 'master', bridge, 'up']);
+      sh('ip', ['-n', outside, 'addr', 'add', '172.24.4.1/24', 'dev', 'eth0']);
+      sh('ip', ['-n', outside, 'link', 'set', 'eth0', 'up']);
+      const fromOutside = (address: string) => {
+        try {
+          sh('ip', ['netns', 'exec', outside, 'busybox', 'ping', '-c', '1', '-W', '1', address]);
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      expect(await eventually(() => pings(guest, '172.24.4.1'), 30)).toBe(true);
+      const fip = (
+        await openstackJson<{ floating_ip_address: string }>(demo, 'floating', 'ip', 'create', 'public')
+      ).floating_ip_address;
+      await openstackOk(demo, 'server', 'add', 'floating', 'ip', servers[guest].id, fip);
+      await openstackOk(
+        demo,
+        'security',
+        'group',
+        'rule',
+        'create',
+        '--protocol',
+        'icmp',
+        '--ingress',
+        'default',
+      );
+      expect(await eventually(() => fromOutside(fip), 30)).toBe(true);
+      expect(fromOutside(servers[guest].ip)).toBe(false);
+      // Taken down in the order Neutron requires; the router's namespace goes from mh1.
+      await openstackOk(demo, 'server', 'remove', 'floating', 'ip', servers[guest].id, fip);
+      await openstackOk(demo, 'floating', 'ip', 'delete', fip);
+      await openstackOk(admin, 'router', 'unset', '--external-gateway', router);
+      await openstackOk(demo, 'router', 'remove', 'subnet', 'r', 'net-a-subnet');
+      await openstackOk(demo, 'router', 'delete', 'r');
+      expect(await eventually(() => !existsSync(routerNs), 30)).toBe(true);
+      sh('ip', ['netns', 'delete', outside]);
     });
 
     it('reports a host cut from the network as down, keeps its servers, and takes it back', async () => {
