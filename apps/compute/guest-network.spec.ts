@@ -153,7 +153,7 @@ describe('NeutronGuestNetworking', () => {
         networkId: NET,
         bridge: 'novumbrfrombind',
         mtu: 1450,
-        segment: { networkType: 'vxlan', segmentationId: 1234 },
+        segment: { networkType: 'vxlan', segmentationId: 1234, physicalNetwork: null },
         fixedIps: [
           {
             address: '10.0.0.5',

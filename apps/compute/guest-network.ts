@@ -48,12 +48,17 @@ interface NeutronNetwork {
   mtu?: number;
   'provider:network_type'?: string | null;
   'provider:segmentation_id'?: number | null;
+  'provider:physical_network'?: string | null;
 }
 
 function segmentOf(network: NeutronNetwork | undefined): Vif['segment'] {
   const networkType = network?.['provider:network_type'];
   if (!networkType) return undefined;
-  return { networkType, segmentationId: network['provider:segmentation_id'] ?? null };
+  return {
+    networkType,
+    segmentationId: network['provider:segmentation_id'] ?? null,
+    physicalNetwork: network['provider:physical_network'] ?? null,
+  };
 }
 
 interface NeutronSubnet {

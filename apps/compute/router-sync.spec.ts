@@ -55,7 +55,13 @@ function fakeNeutron(): ServiceClient & { paths: string[] } {
     '/v2.0/networks?id=net-1&id=ext': {
       networks: [
         { id: 'net-1', mtu: 1450, 'provider:network_type': 'vxlan', 'provider:segmentation_id': 77 },
-        { id: 'ext', mtu: 1500, 'provider:network_type': 'flat', 'provider:segmentation_id': null },
+        {
+          id: 'ext',
+          mtu: 1500,
+          'provider:network_type': 'flat',
+          'provider:segmentation_id': null,
+          'provider:physical_network': 'physnet1',
+        },
       ],
     },
   };
@@ -86,7 +92,7 @@ describe('NeutronRouterSync', () => {
               macAddress: 'fa:16:3e:00:00:01',
               addresses: ['10.0.0.1/24'],
               mtu: 1450,
-              segment: { networkType: 'vxlan', segmentationId: 77 },
+              segment: { networkType: 'vxlan', segmentationId: 77, physicalNetwork: null },
             },
           ],
           gateway: {
@@ -95,7 +101,7 @@ describe('NeutronRouterSync', () => {
             macAddress: 'fa:16:3e:00:00:02',
             addresses: ['172.24.4.3/24'],
             mtu: 1500,
-            segment: { networkType: 'flat', segmentationId: null },
+            segment: { networkType: 'flat', segmentationId: null, physicalNetwork: 'physnet1' },
             nexthop: '172.24.4.1',
           },
           snat: true,

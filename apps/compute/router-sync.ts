@@ -28,6 +28,7 @@ interface NeutronNetwork {
   mtu?: number;
   'provider:network_type'?: string | null;
   'provider:segmentation_id'?: number | null;
+  'provider:physical_network'?: string | null;
 }
 
 interface NeutronFloatingIp {
@@ -148,7 +149,11 @@ export class NeutronRouterSync {
         }),
         mtu: network?.mtu,
         segment: type
-          ? { networkType: type, segmentationId: network?.['provider:segmentation_id'] ?? null }
+          ? {
+              networkType: type,
+              segmentationId: network?.['provider:segmentation_id'] ?? null,
+              physicalNetwork: network?.['provider:physical_network'] ?? null,
+            }
           : undefined,
       };
     };

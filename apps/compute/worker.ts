@@ -41,6 +41,7 @@ export async function startAgent(
         stateDir: join(config.dataDir, 'host-network'),
         metadata,
         tunnel: config.tunnelIp ? { localIp: config.tunnelIp, group: config.vxlanGroup } : undefined,
+        physicalInterfaces: config.physicalInterfaces,
       })
     : undefined;
   const networkApi = serviceClient(credential, 'network');

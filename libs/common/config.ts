@@ -30,6 +30,7 @@ export interface NovumConfig {
   tunnelIp: string | undefined;
   vxlanGroup: string;
   l3Agent: boolean;
+  physicalInterfaces: Record<string, string>;
   consoleTokenTtlSeconds: number;
   fakeHosts: number;
   fakeHostSize: { vcpus: number; memoryMb: number; localGb: number };
@@ -278,6 +279,25 @@ export const SETTINGS: Settings = {
       "Whether this compute host serves the cloud's routers and floating IPs (Neutron's L3 agent): true on exactly one host of a deployment",
     default: 'true',
     parse: bool,
+  },
+  physicalInterfaces: {
+    env: 'NOVUM_PHYSICAL_INTERFACE_MAPPINGS',
+    describe:
+      "This compute host's interface of each physical network, `physnet1:eth1,physnet2:eth2` (Neutron linuxbridge's physical_interface_mappings): flat and VLAN networks on it leave the host there",
+    default: '',
+    parse: (raw) => {
+      const mappings: Record<string, string> = {};
+      for (const pair of raw
+        .split(',')
+        .map((item) => item.trim())
+        .filter(Boolean)) {
+        const [network, device, ...rest] = pair.split(':');
+        if (!network || !device || rest.length || !/^[A-Za-z0-9_.@-]{1,15}$/.test(device))
+          throw new Error(`must be physnet:interface pairs separated by commas, not ${pair}`);
+        mappings[network] = device;
+      }
+      return mappings;
+    },
   },
   consoleTokenTtlSeconds: {
     env: 'NOVUM_CONSOLE_TOKEN_TTL',

@@ -97,7 +97,7 @@ export interface Vif {
   /** The port's security groups and port security, for the host's firewall (libs/virt/net). */
   filter?: PortFilter;
   /** The network's segment (Neutron's provider attributes): a `vxlan` one spans hosts that have a tunnel address. */
-  segment?: { networkType: string; segmentationId: number | null };
+  segment?: { networkType: string; segmentationId: number | null; physicalNetwork?: string | null };
 }
 
 export type NetworkInfo = readonly Vif[];

@@ -92,7 +92,16 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
     const namespaces = () => sh('ip', 'netns', 'list');
 
     beforeAll(async () => {
-      ({ cloud, admin, demo } = await startContainerCloud(27200));
+      // The outside world, made first: the host's interface of physnet1 (where `public` is) leads to it.
+      sh('ip', 'netns', 'add', outside);
+      sh('ip', 'link', 'add', outsideLink, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', outside);
+      sh('ip', 'link', 'set', outsideLink, 'up');
+      sh('ip', '-n', outside, 'addr', 'add', '172.24.4.1/24', 'dev', 'eth0');
+      sh('ip', '-n', outside, 'link', 'set', 'eth0', 'up');
+      sh('ip', '-n', outside, 'link', 'set', 'lo', 'up');
+      ({ cloud, admin, demo } = await startContainerCloud(27200, {
+        NOVUM_PHYSICAL_INTERFACE_MAPPINGS: `physnet1:${outsideLink}`,
+      }));
       publicId = (await openstackJson<{ id: string }>(admin, 'network', 'show', 'public')).id;
       for (const [name, cidr] of [
         ['net-r1', '10.80.1.0/24'],
@@ -156,15 +165,11 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
         external_gateway_info: { external_fixed_ips: { ip_address: string }[] };
       }>(admin, 'router', 'show', routerId);
       const gatewayIp = shown.external_gateway_info.external_fixed_ips[0].ip_address;
-      // The outside world: the external subnet's gateway, on the external network's bridge.
+      // The agent put the host's physnet1 interface on the external network's bridge, with the gateway.
       const bridge = `novumbr${publicId.replace(/-/g, '').slice(0, 8)}`;
-      expect(await eventually(() => sh('ip', '-br', 'link').includes(bridge))).toBe(true);
-      sh('ip', 'netns', 'add', outside);
-      sh('ip', 'link', 'add', outsideLink, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', outside);
-      sh('ip', 'link', 'set', outsideLink, 'master', bridge, 'up');
-      sh('ip', '-n', outside, 'addr', 'add', '172.24.4.1/24', 'dev', 'eth0');
-      sh('ip', '-n', outside, 'link', 'set', 'eth0', 'up');
-      sh('ip', '-n', outside, 'link', 'set', 'lo', 'up');
+      expect(
+        await eventually(() => sh('ip', '-o', 'link', 'show', outsideLink).includes(`master ${bridge}`)),
+      ).toBe(true);
       expect(await eventually(() => pings('outside', gatewayIp))).toBe(true);
       // Out: the guest reaches the outside, which sees the router's address (it has no route to 10.80/16).
       expect(await eventually(() => pings('c1', '172.24.4.1'))).toBe(true);
@@ -202,6 +207,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
       await openstackOk(demo, 'router', 'remove', 'subnet', 'r', 'net-r2-subnet');
       await openstackOk(demo, 'router', 'delete', 'r');
       expect(await eventually(() => !namespaces().includes(routerNs()))).toBe(true);
+      // The external network's bridge went with its last port; the host's interface stays, off it.
+      expect(await eventually(() => !sh('ip', '-o', 'link', 'show', outsideLink).includes('master'))).toBe(
+        true,
+      );
       for (const device of devices) expect(links()).not.toContain(device);
       expect(pings('c1', servers.c2.ip)).toBe(false);
     });

@@ -80,7 +80,8 @@ function fakeHost(options: { iptablesDrop?: boolean } = {}) {
     if (args[0] === 'link' && args[1] === 'show')
       return links.has(args[3]) ? ok() : fail('Device does not exist');
     if (args[0] === 'link' && args[1] === 'add') {
-      links.add(args[2] === 'name' ? args[3] : args[2]);
+      const named = args.indexOf('name');
+      links.add(named > 1 && named < 5 ? args[named + 1] : args[2]);
       return ok();
     }
     if (args[0] === 'tuntap') {
@@ -320,6 +321,41 @@ describe('HostNetwork', () => {
     expect(readFileSync(join(dir, 'flat', 'ruleset.nft'), 'utf8')).not.toContain('tunnel');
   });
 
+  it("puts a flat network's physical interface on its bridge, and a VLAN network's subinterface of it", async () => {
+    const host = fakeHost();
+    const network = new HostNetwork({
+      stateDir: dir,
+      ...host.hooks,
+      tableName: 'novum_t',
+      physicalInterfaces: { physnet1: 'eth1' },
+    });
+    const VLAN_NET = '77777777-0000-0000-0000-000000000000';
+    await network.plugContainer(UUID, [
+      vif(PORT, { segment: { networkType: 'flat', segmentationId: 0, physicalNetwork: 'physnet1' } }),
+      vif('bbbbbbbb-0000-0000-0000-000000000000', {
+        networkId: VLAN_NET,
+        segment: { networkType: 'vlan', segmentationId: 42, physicalNetwork: 'physnet1' },
+      }),
+      vif('cccccccc-0000-0000-0000-000000000000', {
+        networkId: '88888888-0000-0000-0000-000000000000',
+        segment: { networkType: 'flat', segmentationId: 0, physicalNetwork: 'physnet9' },
+      }),
+    ]);
+    expect(host.commands).toContain('ip link set dev eth1 master novumbr5e1d2c3b up');
+    expect(host.commands).toContain('ip link add link eth1 name novumu777777770 type vlan id 42');
+    expect(host.commands).toContain('ip link set dev novumu777777770 master novumbr77777777 up');
+    // An unmapped physical network stays on the host.
+    expect(host.commands.filter((c) => c.includes('novumbr88888888') && c.includes(' master '))).toEqual([
+      'ip link set dev novumvcccccccc0 master novumbr88888888 up',
+    ]);
+    // What comes in from them passes the destination port's ingress rules, as from a tunnel.
+    expect(rulesetFile()).toContain('"eth1" : goto from_tunnel');
+    expect(rulesetFile()).toContain('"novumu777777770" : goto from_tunnel');
+    await network.unplugInstance(UUID);
+    expect(host.commands).toContain('ip link delete dev novumu777777770');
+    expect(host.commands).not.toContain('ip link delete dev eth1');
+  });
+
   it('refuses a tunnel address no device of the host has', async () => {
     const host = fakeHost();
     const network = new HostNetwork({
@@ -405,6 +441,40 @@ describe('HostNetwork', () => {
       ]),
     );
     expect(host.links.size).toBe(0);
+  });
+
+  it('removes the external network’s bridge when the gateway goes, with the physical interface on it', async () => {
+    const host = fakeHost();
+    const network = new HostNetwork({
+      stateDir: dir,
+      ...host.hooks,
+      tableName: 'novum_t',
+      physicalInterfaces: { physnet1: 'eth1' },
+    });
+    await network.plugContainer(UUID, [vif(PORT)]);
+    const gateway = {
+      portId: 'g2',
+      networkId: 'eeeeeeee-0000-0000-0000-000000000002',
+      macAddress: 'fa:16:3e:00:00:08',
+      addresses: ['172.24.4.3/24'],
+      nexthop: '172.24.4.1',
+      segment: { networkType: 'flat', segmentationId: null, physicalNetwork: 'physnet1' },
+    };
+    const base = {
+      id: 'r3',
+      interfaces: [
+        { portId: 'i3', networkId: NETWORK, macAddress: 'fa:16:3e:00:00:09', addresses: ['10.0.0.1/24'] },
+      ],
+      snat: true,
+      routes: [],
+    };
+    await network.syncRouters([
+      { ...base, gateway, floatingIps: [{ floating: '172.24.4.10', fixed: '10.0.0.5' }] },
+    ]);
+    expect(host.commands).toContain('ip link set dev eth1 master novumbreeeeeeee up');
+    await network.syncRouters([{ ...base, gateway, floatingIps: [] }]);
+    await network.syncRouters([{ ...base, floatingIps: [] }]);
+    expect(host.links.has('novumbreeeeeeee')).toBe(false);
   });
 
   it('keeps a bridge a guest still uses when a router leaves it, and the other way round', async () => {

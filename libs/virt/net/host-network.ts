@@ -26,6 +26,7 @@ import {
   tapName,
   tunnelName,
   vethName,
+  vlanName,
   vethPeerName,
 } from './names';
 
@@ -53,6 +54,11 @@ export interface HostNetworkOptions {
   metadata?: MetadataListeners;
   /** This host's end of the overlay: absent, a VXLAN network stays on this host (one-host clouds). */
   tunnel?: TunnelOptions;
+  /**
+   * The host interface of each physical network (Neutron linuxbridge's `physical_interface_mappings`): a flat
+   * network's bridge takes the interface itself, a VLAN network's a `novumu<network>` subinterface of it.
+   */
+  physicalInterfaces?: Record<string, string>;
 }
 
 /**
@@ -96,6 +102,8 @@ export interface PluggedPort {
   filter?: PortFilter;
   /** The VXLAN network id of the port's network, if it is a VXLAN network. */
   vni?: number;
+  /** The physical network and VLAN id (0: flat) of the port's network, if it is a flat or VLAN network. */
+  physical?: { network: string; vlan: number };
 }
 
 /** A router port plugged on this host: a veth from its network's bridge into the router's namespace. */
@@ -106,6 +114,7 @@ interface PluggedRouterPort {
   bridge: string;
   networkId: string;
   vni?: number;
+  physical?: { network: string; vlan: number };
 }
 
 interface State {
@@ -129,6 +138,7 @@ function vethPort(instanceUuid: string, vif: Vif, known?: PluggedPort): PluggedP
     ips: vif.fixedIps.map((ip) => ip.address),
     filter: vif.filter ?? known?.filter,
     vni: vniOf(vif),
+    physical: physicalOf(vif),
   };
 }
 
@@ -140,7 +150,17 @@ function routerPort(kind: PluggedRouterPort['kind'], port: RouterPortSpec): Plug
     bridge: bridgeName(port.networkId),
     networkId: port.networkId,
     vni: vniOf({ segment: port.segment }),
+    physical: physicalOf({ segment: port.segment }),
   };
+}
+
+function physicalOf(vif: Pick<Vif, 'segment'>): PluggedPort['physical'] {
+  const segment = vif.segment;
+  if (!segment?.physicalNetwork) return undefined;
+  if (segment.networkType === 'flat') return { network: segment.physicalNetwork, vlan: 0 };
+  if (segment.networkType === 'vlan' && segment.segmentationId)
+    return { network: segment.physicalNetwork, vlan: segment.segmentationId };
+  return undefined;
 }
 
 function vniOf(vif: Pick<Vif, 'segment'>): number | undefined {
@@ -359,6 +379,7 @@ export class HostNetwork {
         ips: vif.fixedIps.map((ip) => ip.address),
         filter: vif.filter ?? known?.filter,
         vni: vniOf(vif),
+        physical: physicalOf(vif),
       };
       state.ports = [...state.ports.filter((p) => p.portId !== vif.id), port];
       await this.ensureBridge(bridge, mtu);
@@ -594,9 +615,10 @@ export class HostNetwork {
    * a VXLAN one), so that its guests reach the network's guests on other hosts. Idempotent.
    */
   private async ensureTunnel(
-    port: Pick<PluggedPort, 'networkId' | 'bridge' | 'vni'>,
+    port: Pick<PluggedPort, 'networkId' | 'bridge' | 'vni' | 'physical'>,
     mtu: number,
   ): Promise<void> {
+    await this.ensureUplink(port);
     const tunnel = this.options.tunnel;
     if (!tunnel || port.vni === undefined) return;
     const devname = tunnelName(port.networkId);
@@ -612,7 +634,41 @@ export class HostNetwork {
     if ((await this.masterOf(devname)) !== port.bridge) await this.attach({ devname, bridge: port.bridge });
   }
 
+  /**
+   * A flat or VLAN network's way off this host: its physical network's interface on the bridge (flat), or a
+   * VLAN subinterface of it (`novumu<network>`, VLAN id = the segmentation id). Idempotent; nothing for a
+   * physical network this host has no interface for.
+   */
+  private async ensureUplink(port: Pick<PluggedPort, 'networkId' | 'bridge' | 'physical'>): Promise<void> {
+    const devname = this.uplinkOf(port);
+    if (!devname || !port.physical) return;
+    if (port.physical.vlan && !(await this.linkExists(devname))) {
+      const parent = this.options.physicalInterfaces![port.physical.network];
+      const added = await this.run('ip', [
+        ...['link', 'add', 'link', parent, 'name', devname, 'type', 'vlan', 'id', String(port.physical.vlan)],
+      ]);
+      if (added.code !== 0 && !/exists/i.test(added.stderr)) this.fail('ip link add (vlan)', added);
+    }
+    if ((await this.masterOf(devname)) !== port.bridge) {
+      await this.mustRun('ip', ['link', 'set', 'dev', devname, 'master', port.bridge, 'up']);
+    }
+  }
+
+  /** The device that carries the network off this host (the interface, or its VLAN subinterface), if any. */
+  private uplinkOf(port: Pick<PluggedPort, 'networkId' | 'physical'>): string | undefined {
+    const parent = port.physical && this.options.physicalInterfaces?.[port.physical.network];
+    if (!parent || !port.physical) return undefined;
+    return port.physical.vlan ? vlanName(port.networkId) : parent;
+  }
+
   private async removeTunnel(networkId: string): Promise<void> {
+    // A VLAN subinterface is Novum's and goes; a flat network's interface leaves the bridge with it.
+    if (await this.linkExists(vlanName(networkId))) {
+      const gone = await this.run('ip', ['link', 'delete', 'dev', vlanName(networkId)]);
+      if (gone.code !== 0 && !/cannot find device|does not exist/i.test(gone.stderr)) {
+        this.fail('ip link delete', gone);
+      }
+    }
     const devname = tunnelName(networkId);
     if (!(await this.linkExists(devname))) return;
     const deleted = await this.run('ip', ['link', 'delete', 'dev', devname]);
@@ -735,6 +791,15 @@ export class HostNetwork {
           ),
         ].map(([networkId, bridge]) => ({ devname: tunnelName(networkId), bridge }))
       : [];
+    // A physical network's interface is trusted as a tunnel is: the destination port's ingress rules decide.
+    for (const [devname, bridge] of new Map(
+      [...plugged, ...routerPorts].flatMap((port) => {
+        const uplink = this.uplinkOf(port);
+        return uplink ? [[uplink, port.bridge] as [string, string]] : [];
+      }),
+    )) {
+      tunnels.push({ devname, bridge });
+    }
     const routers: RouterDevice[] = routerPorts.map((port) => ({
       devname: port.devname,
       bridge: port.bridge,

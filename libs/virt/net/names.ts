@@ -14,6 +14,11 @@ export function tunnelName(networkId: string): string {
   return `novumx${compact(networkId).slice(0, 9)}`;
 }
 
+/** A VLAN network's subinterface of its physical network's host interface: `novumu` + 9 hex digits of its id. */
+export function vlanName(networkId: string): string {
+  return `novumu${compact(networkId).slice(0, 9)}`;
+}
+
 /** The host end of a container port's veth pair: `novumv` + the first 9 hex digits of the port id. */
 export function vethName(portId: string): string {
   return `novumv${compact(portId).slice(0, 9)}`;

@@ -9,7 +9,7 @@ export interface RouterPortSpec {
   addresses: string[];
   mtu?: number;
   /** The network's segment: a VXLAN one reaches the router from other hosts. */
-  segment?: { networkType: string; segmentationId: number | null };
+  segment?: { networkType: string; segmentationId: number | null; physicalNetwork?: string | null };
 }
 
 /** What the host that serves a router makes of it (Neutron's legacy L3 agent's router info). */
