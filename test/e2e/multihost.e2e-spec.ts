@@ -1,10 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { missingVmPrerequisites, vmTestImage } from '../../libs/virt/testing/vm-image';
-import { createBackends, entryPoint, launchService, ServiceProcess, waitForHttp } from './support/cloud';
 import {
   containerHostLeftovers,
   hostTestSkip,
@@ -12,6 +10,7 @@ import {
   removeContainerLeftovers,
   RUNTIME,
 } from './support/host';
+import { MultihostDeployment } from './support/multihost';
 import { openstackJson, openstackOk } from './support/openstack';
 
 /**
@@ -23,7 +22,6 @@ import { openstackJson, openstackOk } from './support/openstack';
  */
 jest.setTimeout(240_000);
 
-const SCRIPT = resolve(__dirname, '../../ops/multihost/netns-hosts.sh');
 const PORT = 27100;
 const HOSTS = 3;
 
@@ -48,30 +46,28 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
   () => {
     // A deployment of its own beside any other on the machine: names and addresses drawn for this run.
     const tag = randomBytes(1).toString('hex');
-    const netnsEnv = {
-      NOVUM_NETNS_PREFIX: `novumn${tag}`,
-      NOVUM_NETNS_SUBNET: `10.233.${parseInt(tag, 16)}`,
-    };
-    const prefix = netnsEnv.NOVUM_NETNS_PREFIX;
+    const deployment = new MultihostDeployment({
+      port: PORT,
+      hosts: HOSTS,
+      prefix: `novumn${tag}`,
+      subnet: `10.233.${parseInt(tag, 16)}`,
+      logLevel: process.env.MULTIHOST_LOG_LEVEL,
+      agentEnv: {
+        NOVUM_COMPUTE_DRIVERS: 'container,kvm',
+        NOVUM_CONTAINER_RUNTIME: RUNTIME,
+        NOVUM_KVM_ACCEL: 'tcg',
+      },
+      // One host serves the routers, as Neutron's L3 agent on a network node.
+      hostEnv: (i) => ({ NOVUM_L3_AGENT: i === 1 ? 'true' : 'false' }),
+    });
+    const { hostName, netnsOf, dataDirOf, netnsDirOf, indexOf, netnsEnv } = deployment;
     /** The outside world of the external network (a namespace of the machine's). */
     const outside = `${netnsEnv.NOVUM_NETNS_PREFIX}-outside`;
-    const bridgeIp = `${netnsEnv.NOVUM_NETNS_SUBNET}.1`;
-    const hostName = (i: number) => `mh${i}`;
-    const netnsOf = (i: number) => `${prefix}${i}`;
-    // As netns-hosts.sh lays them out: each host's data dir, and its own /run/netns as the machine sees it.
-    const dataDirOf = (i: number) => `/run/novum-multihost/${prefix}/${netnsOf(i)}/data`;
-    const netnsDirOf = (i: number) => `/run/novum-multihost/${prefix}/${netnsOf(i)}/netns`;
-    const indexOf = (host: string) => Number(host.replace(/^mh/, ''));
 
-    let controller: string;
-    let log: string;
-    let backends: Awaited<ReturnType<typeof createBackends>> | undefined;
-    const processes = new Map<string, ServiceProcess>();
     let admin: Record<string, string>;
     let demo: Record<string, string>;
     const servers: Record<string, { id: string; ip: string; host: string }> = {};
     const networks: Record<string, { id: string; vni: number }> = {};
-    const logTail = () => (log && existsSync(log) ? readFileSync(log, 'utf8').slice(-4000) : '');
 
     // Into a server's container (its mount, uts, ipc, net and pid namespaces) from the machine: the runtime's
     // state is in its host's data dir.
@@ -122,71 +118,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
     }
 
     beforeAll(async () => {
-      controller = mkdtempSync(join(tmpdir(), 'novum-e2e-'));
-      log = join(controller, 'services.log');
-      sh('bash', [SCRIPT, 'up', String(HOSTS)], netnsEnv);
-      backends = await createBackends(randomBytes(4).toString('hex'));
-      const shared = {
-        NOVUM_LOG_LEVEL: process.env.MULTIHOST_LOG_LEVEL ?? 'warn',
-        NOVUM_IDENTITY_PORT: String(PORT),
-        NOVUM_COMPUTE_PORT: String(PORT + 1),
-        NOVUM_IMAGE_PORT: String(PORT + 2),
-        NOVUM_NETWORK_PORT: String(PORT + 3),
-        NOVUM_ORCHESTRATION_PORT: String(PORT + 4),
-        NOVUM_SERIALPROXY_PORT: String(PORT + 5),
-        NOVUM_IDENTITY_URL: `http://${bridgeIp}:${PORT}/identity`,
-        NOVUM_SERVICE_PASSWORD: randomBytes(12).toString('base64url'),
-        NOVUM_AUTH_ENCRYPTION_KEY: randomBytes(32).toString('base64url'),
-        NOVUM_REPORT_INTERVAL: '2',
-        NOVUM_SERVICE_DOWN_TIME: '6',
-      };
-      // The controller's services on the machine, listening on the management bridge only.
-      const controllerEnv = {
-        ...backends.env,
-        ...shared,
-        NOVUM_DATA_DIR: controller,
-        NOVUM_BIND_ADDRESS: bridgeIp,
-        NOVUM_PUBLIC_HOST: bridgeIp,
-      };
-      for (const app of ['identity', 'image', 'network', 'compute-api', 'conductor']) {
-        processes.set(app, launchService(entryPoint(app), controllerEnv, log));
-      }
-      // Each host's agent in its namespace, reaching PostgreSQL and RabbitMQ through the bridge's relay.
-      for (let i = 1; i <= HOSTS; i++) {
-        const agentEnv = {
-          ...shared,
-          ...netnsEnv,
-          DATABASE_URL: backends.env.DATABASE_URL.replace('127.0.0.1:', `${bridgeIp}:`),
-          AMQP_URL: backends.env.AMQP_URL.replace('127.0.0.1:', `${bridgeIp}:`),
-          NOVUM_HOST: hostName(i),
-          NOVUM_DATA_DIR: dataDirOf(i),
-          NOVUM_TUNNEL_IP: `${netnsEnv.NOVUM_NETNS_SUBNET}.${10 + i}`,
-          // One host serves the routers, as Neutron's L3 agent on a network node.
-          NOVUM_L3_AGENT: i === 1 ? 'true' : 'false',
-          NOVUM_COMPUTE_DRIVERS: 'container,kvm',
-          NOVUM_CONTAINER_RUNTIME: RUNTIME,
-          NOVUM_KVM_ACCEL: 'tcg',
-        };
-        processes.set(
-          hostName(i),
-          launchService(entryPoint('compute'), agentEnv, log, undefined, ['bash', SCRIPT, 'exec', String(i)]),
-        );
-      }
-      const died = Promise.race(
-        [...processes.entries()].map(([name, p]) =>
-          p.exited.then((code) => {
-            throw new Error(`${name} exited with ${code} during start; log:\n${logTail()}`);
-          }),
-        ),
-      );
-      const apis = ['identity/v3', 'compute/v2.1', 'image', 'network'].map(
-        (path, i) => `http://${bridgeIp}:${PORT + [0, 1, 2, 3][i]}/${path}`,
-      );
-      await Promise.race([Promise.all(apis.map((url) => waitForHttp(url, 90_000))), died]);
-      const cloudsYaml = join(controller, 'clouds.yaml');
-      admin = { OS_CLIENT_CONFIG_FILE: cloudsYaml, OS_CLOUD: 'novum-admin' };
-      demo = { OS_CLIENT_CONFIG_FILE: cloudsYaml, OS_CLOUD: 'novum-demo' };
-      const archive = join(controller, 'busybox.tar');
+      await deployment.start();
+      admin = { OS_CLIENT_CONFIG_FILE: deployment.cloudsYaml, OS_CLOUD: 'novum-admin' };
+      demo = { OS_CLIENT_CONFIG_FILE: deployment.cloudsYaml, OS_CLOUD: 'novum-demo' };
+      const archive = join(deployment.controller, 'busybox.tar');
       execFileSync(resolve(__dirname, '../../ops/images/build-busybox.sh'), [archive], { stdio: 'ignore' });
       await openstackOk(
         admin,
@@ -201,26 +136,17 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
     }, 240_000);
 
     afterAll(async () => {
-      // After a failure: whatever the hosts still hold, then the hosts themselves.
-      for (let i = 1; i <= HOSTS; i++) await processes.get(hostName(i))?.stop();
-      for (let i = 1; i <= HOSTS; i++) {
-        if (existsSync(dataDirOf(i))) removeContainerLeftovers({ dataDir: dataDirOf(i) });
-      }
-      await Promise.all([...processes.values()].map((p) => p.stop()));
-      try {
-        sh('ip', ['netns', 'delete', outside]);
-      } catch {
-        /* not made, or deleted by its test */
-      }
-      try {
-        sh('bash', [SCRIPT, 'down'], netnsEnv);
-      } catch (error) {
-        console.error(`netns-hosts.sh down: ${(error as Error).message}`);
-      }
-      await backends?.drop();
-      if (process.env.NOVUM_E2E_KEEP_LOG && log && existsSync(log))
-        writeFileSync(process.env.NOVUM_E2E_KEEP_LOG, readFileSync(log));
-      if (controller) rmSync(controller, { recursive: true, force: true });
+      // After a failure: whatever the hosts still hold, once their agents stopped; then the hosts themselves.
+      await deployment.destroy(() => {
+        for (let i = 1; i <= HOSTS; i++) {
+          if (existsSync(dataDirOf(i))) removeContainerLeftovers({ dataDir: dataDirOf(i) });
+        }
+        try {
+          sh('ip', ['netns', 'delete', outside]);
+        } catch {
+          /* not made, or deleted by its test */
+        }
+      });
     }, 120_000);
 
     it('lists the three namespace hosts up', async () => {
@@ -311,7 +237,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
     it('boots a KVM guest on another host than a container of its network, and each reaches the other', async () => {
       // The image's init runs user data from the config drive: the guest takes its address and pings a1.
-      const userData = join(controller, 'vm-user-data');
+      const userData = join(deployment.controller, 'vm-user-data');
       writeFileSync(
         userData,
         [

@@ -26,6 +26,8 @@ export interface MultihostOptions {
   subnet: string;
   /** Each agent's own settings on top of the shared ones (its drivers, for one). */
   agentEnv: Record<string, string>;
+  /** Settings of host i alone (1-based), on top of agentEnv. */
+  hostEnv?: (i: number) => Record<string, string>;
   logLevel?: string;
   /** Settings of every service, on top of the defaults below. */
   sharedEnv?: Record<string, string>;
@@ -134,6 +136,7 @@ export class MultihostDeployment {
         NOVUM_DATA_DIR: this.dataDirOf(i),
         NOVUM_TUNNEL_IP: this.tunnelIpOf(i),
         ...this.options.agentEnv,
+        ...this.options.hostEnv?.(i),
       };
       this.processes.set(
         this.hostName(i),
