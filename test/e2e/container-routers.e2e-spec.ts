@@ -2,8 +2,10 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { CloudHandle, testMode } from './support/cloud';
 import {
+  eventually,
   hostTestSkip,
   missingHostTools,
+  pingsFrom,
   removeContainerLeftovers,
   RUNTIME,
   runtimeRoot,
@@ -30,7 +32,6 @@ const quietly = (command: string, ...args: string[]) => {
     /* already gone */
   }
 };
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Routers and floating IPs carrying traffic (the L3 agent of the all-in-one's compute host, NOVUM_L3_AGENT):
@@ -51,42 +52,14 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
     let publicId: string;
     let fip: string;
 
-    const inside = (name: string, ...args: string[]) => {
-      const { pid } = JSON.parse(
-        sh(RUNTIME, '--root', runtimeRoot(cloud), 'state', `novum-${servers[name].id}`),
-      );
-      return sh(
-        'nsenter',
-        '-t',
-        String(pid),
-        '-m',
-        '-u',
-        '-i',
-        '-n',
-        '-p',
-        '-r',
-        '-w',
-        '/bin/busybox',
-        ...args,
-      );
-    };
     const pings = (from: string, address: string) => {
+      if (from !== 'outside') return pingsFrom(runtimeRoot(cloud), servers[from].id, address);
       try {
-        if (from === 'outside')
-          sh('ip', 'netns', 'exec', outside, 'busybox', 'ping', '-c', '1', '-W', '1', address);
-        else inside(from, 'ping', '-c', '1', '-W', '1', address);
+        sh('ip', 'netns', 'exec', outside, 'busybox', 'ping', '-c', '1', '-W', '1', address);
         return true;
       } catch {
         return false;
       }
-    };
-    const eventually = async (check: () => boolean, seconds = 30) => {
-      const deadline = Date.now() + seconds * 1000;
-      while (!check()) {
-        if (Date.now() > deadline) return false;
-        await sleep(300);
-      }
-      return true;
     };
     const routerNs = () => `novum-r-${routerId}`;
     const namespaces = () => sh('ip', 'netns', 'list');

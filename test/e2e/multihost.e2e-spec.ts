@@ -5,7 +5,9 @@ import { join, resolve } from 'node:path';
 import { missingVmPrerequisites, vmTestImage } from '../../libs/virt/testing/vm-image';
 import {
   containerHostLeftovers,
+  eventually,
   hostTestSkip,
+  pingsFrom,
   missingHostTools,
   removeContainerLeftovers,
   RUNTIME,
@@ -69,32 +71,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
     const servers: Record<string, { id: string; ip: string; host: string }> = {};
     const networks: Record<string, { id: string; vni: number }> = {};
 
-    // Into a server's container (its mount, uts, ipc, net and pid namespaces) from the machine: the runtime's
-    // state is in its host's data dir.
-    const inside = (name: string, ...args: string[]) => {
-      const root = join(dataDirOf(indexOf(servers[name].host)), 'containers', 'runtime');
-      const { pid } = JSON.parse(sh(RUNTIME, ['--root', root, 'state', `novum-${servers[name].id}`]));
-      return sh('nsenter', [
-        ...['-t', String(pid), '-m', '-u', '-i', '-n', '-p', '-r', '-w'],
-        ...['/bin/busybox', ...args],
-      ]);
-    };
-    const pings = (from: string, address: string) => {
-      try {
-        inside(from, 'ping', '-c', '1', '-W', '1', address);
-        return true;
-      } catch {
-        return false;
-      }
-    };
-    const eventually = async (check: () => boolean, seconds = 20) => {
-      const deadline = Date.now() + seconds * 1000;
-      while (!check()) {
-        if (Date.now() > deadline) return false;
-        await sleep(300);
-      }
-      return true;
-    };
+    const runtimeRootOf = (name: string) =>
+      join(dataDirOf(indexOf(servers[name].host)), 'containers', 'runtime');
+    const pings = (from: string, address: string) =>
+      pingsFrom(runtimeRootOf(from), servers[from].id, address);
     const hostLinks = (i: number) =>
       sh('ip', ['-n', netnsOf(i), '-br', 'link'])
         .split('\n')

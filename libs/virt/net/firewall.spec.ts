@@ -1,7 +1,4 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { nftCanCheck, nftCheck } from '../testing/nft';
 import { FirewallPort, MARK_TAG, renderRuleset, ruleMatch, SecurityRule } from './firewall';
 
 const GROUP = 'aaaaaaaa-1111-2222-3333-444444444444';
@@ -249,20 +246,10 @@ describe('renderRuleset', () => {
     expect(forward.find((line) => line.includes('jump egress_'))).not.toContain('0x00ffd000');
   });
 
-  const nft = (() => {
-    try {
-      execFileSync('sh', ['-c', 'command -v nft'], { stdio: 'ignore' });
-      return process.getuid?.() === 0;
-    } catch {
-      return false;
-    }
-  })();
   // The kernel's own parser, where this runs as root with nft (ops/test.sh installs it): a check, not a load.
-  (nft ? it : it.skip)('is a script nft accepts', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'novum-nft-'));
-    try {
-      writeFileSync(
-        join(dir, 'rules.nft'),
+  (nftCanCheck ? it : it.skip)('is a script nft accepts', () => {
+    expect(() =>
+      nftCheck(
         renderRuleset(
           'novum_t',
           [unknown, open, secured],
@@ -270,10 +257,7 @@ describe('renderRuleset', () => {
           [{ devname: 'novumx111111111', bridge: 'novumbr11111111' }],
           [{ devname: 'novumr111111111', bridge: 'novumbr11111111' }],
         ),
-      );
-      execFileSync('nft', ['-c', '-f', join(dir, 'rules.nft')], { stdio: 'pipe' });
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+      ),
+    ).not.toThrow();
   });
 });

@@ -172,3 +172,40 @@ export function containerHostLeftovers(
   }
   return left;
 }
+
+/**
+ * Busybox run in a container from the host, as the host's root: into its mount, uts, ipc, net and pid
+ * namespaces (`runc exec` would join its user namespace first, and from there may not enter a network
+ * namespace the host made). `runtimeRootDir`: the runtime state dir of the agent that made the container.
+ */
+export function busyboxIn(runtimeRootDir: string, uuid: string, ...args: string[]): string {
+  const run = (command: string, ...rest: string[]) =>
+    execFileSync(command, rest, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const { pid } = JSON.parse(run(RUNTIME, '--root', runtimeRootDir, 'state', `novum-${uuid}`));
+  return run(
+    'nsenter',
+    ...['-t', String(pid), '-m', '-u', '-i', '-n', '-p', '-r', '-w'],
+    '/bin/busybox',
+    ...args,
+  );
+}
+
+/** Whether one ICMP echo from the container gets its answer within a second. */
+export function pingsFrom(runtimeRootDir: string, uuid: string, address: string): boolean {
+  try {
+    busyboxIn(runtimeRootDir, uuid, 'ping', '-c', '1', '-W', '1', address);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether the check holds within the time (polled every 300 ms). */
+export async function eventually(check: () => boolean, seconds = 20): Promise<boolean> {
+  const deadline = Date.now() + seconds * 1000;
+  while (!check()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((resolveWait) => setTimeout(resolveWait, 300));
+  }
+  return true;
+}
