@@ -54,13 +54,9 @@ export type Usage = Record<string, number>;
 export class QuotaService {
   constructor(private readonly store: ComputeStore) {}
 
-  // The reads of limits and usage go out together: under load each sequential query waits its turn in the
-  // API's event loop again (issue 9's load benchmark, GET /limits).
   async classLimits(className: string): Promise<Record<string, number>> {
-    const [rows, own] = await Promise.all([
-      this.store.quotaClasses.findBy({ className: 'default' }),
-      className === 'default' ? [] : this.store.quotaClasses.findBy({ className }),
-    ]);
+    const rows = await this.store.quotaClasses.findBy({ className: 'default' });
+    const own = className === 'default' ? [] : await this.store.quotaClasses.findBy({ className });
     return {
       ...DEFAULT_QUOTAS,
       ...Object.fromEntries([...rows, ...own].map((row) => [row.resource, row.hardLimit])),
@@ -68,29 +64,25 @@ export class QuotaService {
   }
 
   async limits(projectId: string): Promise<Record<string, number>> {
-    const [defaults, rows] = await Promise.all([
-      this.classLimits('default'),
-      this.store.quotas.findBy({ projectId }),
-    ]);
+    const defaults = await this.classLimits('default');
+    const rows = await this.store.quotas.findBy({ projectId });
     return { ...defaults, ...Object.fromEntries(rows.map((row) => [row.resource, row.hardLimit])) };
   }
 
   /** Usage of a project (key pairs belong to users: the caller's own count). */
   async usage(projectId: string, userId?: string): Promise<Usage> {
-    const [serverGroups, keyPairs, byFlavor] = await Promise.all([
-      this.store.serverGroups.countBy({ projectId }),
-      userId ? this.store.keyPairs.countBy({ userId }) : 0,
-      // Counted per distinct flavor copy in the database: a create must not load every server of the project.
-      this.store.dataSource
-        .getRepository(InstanceEntity)
-        .createQueryBuilder('i')
-        .select('i.flavor', 'flavor')
-        .addSelect('COUNT(*)', 'servers')
-        .where('i.project_id = :projectId', { projectId })
-        .andWhere('i.deleted_at IS NULL')
-        .groupBy('i.flavor')
-        .getRawMany<{ flavor: string; servers: number | string }>(),
-    ]);
+    const serverGroups = await this.store.serverGroups.countBy({ projectId });
+    const keyPairs = userId ? await this.store.keyPairs.countBy({ userId }) : 0;
+    // Counted per distinct flavor copy in the database: a create must not load every server of the project.
+    const byFlavor: { flavor: string; servers: number | string }[] = await this.store.dataSource
+      .getRepository(InstanceEntity)
+      .createQueryBuilder('i')
+      .select('i.flavor', 'flavor')
+      .addSelect('COUNT(*)', 'servers')
+      .where('i.project_id = :projectId', { projectId })
+      .andWhere('i.deleted_at IS NULL')
+      .groupBy('i.flavor')
+      .getRawMany();
     let instances = 0;
     let cores = 0;
     let ram = 0;

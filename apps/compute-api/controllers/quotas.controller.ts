@@ -23,10 +23,8 @@ export class QuotaSetsController {
   @Get(':project/detail')
   async detail(@Auth() auth: AuthContext, @Param('project') project: string, @Microversion() v: ApiVersion) {
     allow('os_compute_api:os-quota-sets:detail', canReadProject(auth, project));
-    const [limits, used] = await Promise.all([
-      this.quotas.limits(project),
-      this.quotas.usage(project, auth.projectId === project ? auth.userId : undefined),
-    ]);
+    const limits = await this.quotas.limits(project);
+    const used = await this.quotas.usage(project, auth.projectId === project ? auth.userId : undefined);
     const detail = Object.fromEntries(
       quotaSetResources(v).map((r) => [r, { limit: limits[r], in_use: used[r] ?? 0, reserved: 0 }]),
     );
@@ -96,10 +94,8 @@ export class LimitsController {
   @Get()
   async show(@Auth() auth: AuthContext, @NovaQuery() query: NovaQueryParams, @Microversion() v: ApiVersion) {
     const project = query.tenant_id !== undefined && isAdmin(auth) ? query.tenant_id : (auth.projectId ?? '');
-    const [limits, used] = await Promise.all([
-      this.quotas.limits(project),
-      this.quotas.usage(project, auth.userId),
-    ]);
+    const limits = await this.quotas.limits(project);
+    const used = await this.quotas.usage(project, auth.userId);
     const absolute: Record<string, number> = {
       maxTotalInstances: limits.instances,
       maxTotalCores: limits.cores,
