@@ -30,6 +30,8 @@ describe('faults', () => {
       driverError: Object.assign(new Error('sorry, too many clients already'), { code: '53300' }),
     });
     expect(toFault(full).status).toBe(503);
+    // Every connection of the process's own pool busy past the wait pg-pool allows.
+    expect(toFault(new Error('timeout exceeded when trying to connect')).status).toBe(503);
     const bug = toFault(new TypeError("Cannot read properties of undefined (reading 'id')"));
     expect(bug.status).toBe(500);
     expect(bug.message).not.toContain('undefined');

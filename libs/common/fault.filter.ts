@@ -69,7 +69,10 @@ function isUnavailable(error: unknown): boolean {
     if (typeof link.code === 'string' && UNAVAILABLE_CODES.has(link.code)) return true;
     if (
       typeof link.message === 'string' &&
-      /Connection terminated|connection timeout|Connection is closed/i.test(link.message)
+      // pg-pool's wait for a free connection of the process's pool ran out: busy now, not broken.
+      /Connection terminated|connection timeout|Connection is closed|timeout exceeded when trying to connect/i.test(
+        link.message,
+      )
     ) {
       return true;
     }
