@@ -10,7 +10,8 @@
  *   npx tsx test/bench/scale.ts [hosts, default 1000] [servers, default 10000]
  *
  * BENCH_PORT_BASE (default 28000) the cloud's ports; BENCH_AGENT_PROCESSES the compute processes (default: one
- * per 400 hosts; each holds a pool of 20 PostgreSQL connections); BENCH_CLIENTS (default 8) concurrent API
+ * per 400 hosts); BENCH_AGENT_POOL_SIZE (default 10) the PostgreSQL connections each of them holds, so that
+ * the all-in-one's 20 and theirs stay under the server's 100 beside other users; BENCH_CLIENTS (default 8) concurrent API
  * clients, each sending `POST /servers` with min_count = max_count = BENCH_BATCH (default 50); BENCH_READS
  * (default 20) requests per latency figure. NOVUM_DIST picks the build (default dist/).
  */
@@ -25,6 +26,7 @@ const HOSTS = Number(process.argv[2] ?? 1000);
 const SERVERS = Number(process.argv[3] ?? 10000);
 const PORT_BASE = Number(process.env.BENCH_PORT_BASE ?? 28000);
 const PROCESSES = Number(process.env.BENCH_AGENT_PROCESSES ?? Math.max(1, Math.ceil((HOSTS - 1) / 400)));
+const AGENT_POOL_SIZE = process.env.BENCH_AGENT_POOL_SIZE ?? '10';
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 8);
 const BATCH = Number(process.env.BENCH_BATCH ?? 50);
 const READS = Number(process.env.BENCH_READS ?? 20);
@@ -140,7 +142,12 @@ async function main(): Promise<void> {
       agents.push(
         launchService(
           entryPoint('compute'),
-          { ...cloud.env, NOVUM_HOST: `scale-p${i + 1}`, NOVUM_FAKE_HOSTS: String(hosts) },
+          {
+            ...cloud.env,
+            NOVUM_HOST: `scale-p${i + 1}`,
+            NOVUM_FAKE_HOSTS: String(hosts),
+            NOVUM_DATABASE_POOL_SIZE: AGENT_POOL_SIZE,
+          },
           join(cloud.dataDir, `compute-${i + 1}.log`),
         ),
       ),
