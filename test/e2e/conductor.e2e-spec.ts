@@ -31,14 +31,23 @@ async function node(plane: ControlPlane, name: string): Promise<ComputeNodeEntit
     .findOneByOrFail({ hypervisorHostname: plane.hostName(name) });
 }
 
+/**
+ * The instance's action events once each has its result (or as they are after 10 s): an agent finishes an
+ * event after it saved the instance's new state, as Nova's wrap_instance_event does, so a settled instance
+ * may still have its last event open for a moment.
+ */
 async function eventsOf(plane: ControlPlane, uuid: string) {
-  const events = [];
-  for (const action of await plane.records.actions(uuid)) {
-    for (const event of await plane.records.events(action.id)) {
-      events.push({ action: action.action, event: event.event, result: event.result, host: event.host });
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const events = [];
+    for (const action of await plane.records.actions(uuid)) {
+      for (const event of await plane.records.events(action.id)) {
+        events.push({ action: action.action, event: event.event, result: event.result, host: event.host });
+      }
     }
+    if (events.every((event) => event.result !== null) || Date.now() > deadline) return events;
+    await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  return events;
 }
 
 describe('conductor, scheduler and compute agent', () => {
