@@ -6,6 +6,7 @@ import {
   hostTestSkip,
   missingHostTools,
   pingsFrom,
+  pingsFromNetns,
   removeContainerLeftovers,
   RUNTIME,
   runtimeRoot,
@@ -52,15 +53,10 @@ const quietly = (command: string, ...args: string[]) => {
     let publicId: string;
     let fip: string;
 
-    const pings = (from: string, address: string) => {
-      if (from !== 'outside') return pingsFrom(runtimeRoot(cloud), servers[from].id, address);
-      try {
-        sh('ip', 'netns', 'exec', outside, 'busybox', 'ping', '-c', '1', '-W', '1', address);
-        return true;
-      } catch {
-        return false;
-      }
-    };
+    const pings = (from: string, address: string) =>
+      from === 'outside'
+        ? pingsFromNetns(outside, address)
+        : pingsFrom(runtimeRoot(cloud), servers[from].id, address);
     const routerNs = () => `novum-r-${routerId}`;
     const namespaces = () => sh('ip', 'netns', 'list');
 

@@ -200,6 +200,18 @@ export function pingsFrom(runtimeRootDir: string, uuid: string, address: string)
   }
 }
 
+/** Whether one ICMP echo from a network namespace of the machine's (`ip netns` name) gets its answer in a second. */
+export function pingsFromNetns(netns: string, address: string): boolean {
+  try {
+    execFileSync('ip', ['netns', 'exec', netns, 'busybox', 'ping', '-c', '1', '-W', '1', address], {
+      stdio: 'ignore',
+    });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Whether the check holds within the time (polled every 300 ms). */
 export async function eventually(check: () => boolean, seconds = 20): Promise<boolean> {
   const deadline = Date.now() + seconds * 1000;
