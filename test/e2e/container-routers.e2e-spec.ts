@@ -183,5 +183,16 @@ const quietly = (command: string, ...args: string[]) => {
       for (const device of devices) expect(links()).not.toContain(device);
       expect(pings('c1', servers.c2.ip)).toBe(false);
     });
+
+    it('leaves no bridge of the networks once their servers are gone too', async () => {
+      const bridges = ['net-r1', 'net-r2'].map(async (name) => {
+        const { id } = await openstackJson<{ id: string }>(demo, 'network', 'show', name);
+        return `novumbr${id.replace(/-/g, '').slice(0, 8)}`;
+      });
+      const names = await Promise.all(bridges);
+      for (const bridge of names) expect(sh('ip', '-br', 'link')).toContain(bridge);
+      await openstackOk(demo, 'server', 'delete', '--wait', servers.c1.id, servers.c2.id);
+      for (const bridge of names) expect(sh('ip', '-br', 'link')).not.toContain(bridge);
+    });
   },
 );

@@ -128,13 +128,15 @@ export function removeContainerLeftovers(cloud: Pick<CloudHandle, 'dataDir'>): v
   }
   // The metadata namespace of each network the cloud plugged ports of (and its veth into the bridge).
   const plugged = join(cloud.dataDir, 'host-network', 'ports.json');
-  const ports: { networkId: string }[] = existsSync(plugged)
+  const ports: { networkId: string; bridge: string }[] = existsSync(plugged)
     ? JSON.parse(readFileSync(plugged, 'utf8')).ports
     : [];
   for (const networkId of new Set(ports.map((port) => port.networkId))) {
     quietly('ip', 'link', 'delete', `novumm${networkId.replace(/-/g, '').slice(0, 9)}`);
     quietly('ip', 'netns', 'delete', `novum-md-${networkId}`);
   }
+  // The bridges of those networks (and their tunnels): their ports went with the namespaces.
+  for (const bridge of new Set(ports.map((port) => port.bridge))) quietly('ip', 'link', 'delete', bridge);
   // The routers the cloud's L3 agent served: their namespaces, their ports' veths and bridges.
   const routers: { id: string; ports: { devname: string; bridge: string }[] }[] = existsSync(plugged)
     ? (JSON.parse(readFileSync(plugged, 'utf8')).routers ?? [])
