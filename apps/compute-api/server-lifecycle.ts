@@ -9,7 +9,6 @@ import {
   NOVUM_CONFIG,
   NovumConfig,
 } from '@novum/common';
-import { RemoteError } from '@novum/bus';
 import { ConsoleAuthTokens, NO_VALID_HOST } from '@novum/compute';
 import { InstanceEntity } from '@novum/db';
 import { TaskState, VmState } from '@novum/virt';
@@ -601,14 +600,8 @@ export class ServerLifecycleActions {
       vmStates: [VmState.ACTIVE],
       task: TaskState.UPDATING_PASSWORD,
     });
-    await this.rpc
-      .setAdminPassword(instance.host!, { ...this.request(instance), newPassword: password })
-      .catch((error: unknown) => {
-        // The agent's 409 (a driver without the operation, Nova's SetAdminPasswdNotSupported) comes back
-        // as a RemoteError with that status; anything else stays a 500.
-        if (error instanceof RemoteError && error.status === 409) throw new ConflictError(error.message);
-        throw error;
-      });
+    // The agent's 409 (a driver without the operation, Nova's SetAdminPasswdNotSupported) is the answer.
+    await this.rpc.setAdminPassword(instance.host!, { ...this.request(instance), newPassword: password });
   }
 
   async securityGroup(auth: AuthContext, instance: InstanceEntity, body: unknown, add: boolean) {
@@ -671,20 +664,7 @@ export class ServerLifecycleActions {
     if (![VmState.ACTIVE, VmState.PAUSED, VmState.RESCUED].includes(instance.vmState as never)) {
       throw invalidState('get_serial_console', instance);
     }
-    const endpoint = await this.rpc
-      .getSerialConsole(instance.host, { instanceUuid: instance.uuid })
-      .catch((error: unknown) => {
-        if (error instanceof RemoteError && error.status && [400, 404, 409, 501].includes(error.status)) {
-          const type = {
-            400: 'HTTPBadRequest',
-            404: 'HTTPNotFound',
-            409: 'HTTPConflict',
-            501: 'HTTPNotImplemented',
-          };
-          throw new ApiError(error.status, error.message, type[error.status as keyof typeof type]);
-        }
-        throw error;
-      });
+    const endpoint = await this.rpc.getSerialConsole(instance.host, { instanceUuid: instance.uuid });
     const { url } = await new ConsoleAuthTokens(this.servers.store.dataSource).authorize({
       instanceUuid: instance.uuid,
       consoleType: 'serial',

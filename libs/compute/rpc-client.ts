@@ -1,4 +1,5 @@
-import { MessageBus } from '@novum/bus';
+import { MessageBus, RemoteError } from '@novum/bus';
+import { ApiError } from '@novum/common';
 import {
   BuildAndRunInstanceRequest,
   BuildInstancesRequest,
@@ -32,6 +33,9 @@ type InstanceMethod =
   | 'suspend_instance'
   | 'resume_instance';
 
+/** The statuses an agent's call refuses with that the caller's API passes on. */
+const AGENT_REFUSALS = [400, 404, 409, 501];
+
 /** Typed sends of the contract in contract.ts, for the compute API, the conductor and the agent. */
 export class ComputeRpcClient {
   constructor(private readonly bus: MessageBus) {}
@@ -54,7 +58,7 @@ export class ComputeRpcClient {
   }
 
   getConsoleOutput(host: string, request: ConsoleOutputRequest, timeoutMs = 30_000): Promise<string> {
-    return this.bus.call<string>(computeQueue(host), ComputeMethod.GET_CONSOLE_OUTPUT, request, timeoutMs);
+    return this.agentCall<string>(host, ComputeMethod.GET_CONSOLE_OUTPUT, request, timeoutMs);
   }
 
   /** Set task_state `rebuilding` (vm_state active, stopped or error) and write the new image_ref first. */
@@ -149,22 +153,34 @@ export class ComputeRpcClient {
 
   /** A call, no task_state: 404 when the instance is not on the host, 409 when the driver cannot. */
   getSerialConsole(host: string, request: InstanceCallRequest, timeoutMs = 30_000): Promise<ConsoleEndpoint> {
-    return this.bus.call<ConsoleEndpoint>(
-      computeQueue(host),
-      ComputeMethod.GET_SERIAL_CONSOLE,
-      request,
-      timeoutMs,
-    );
+    return this.agentCall<ConsoleEndpoint>(host, ComputeMethod.GET_SERIAL_CONSOLE, request, timeoutMs);
   }
 
   /** A call, no task_state: the 2.48 diagnostics (in this codebase's casing). */
   getDiagnostics(host: string, request: InstanceCallRequest, timeoutMs = 30_000): Promise<Diagnostics> {
-    return this.bus.call<Diagnostics>(computeQueue(host), ComputeMethod.GET_DIAGNOSTICS, request, timeoutMs);
+    return this.agentCall<Diagnostics>(host, ComputeMethod.GET_DIAGNOSTICS, request, timeoutMs);
   }
 
   /** A call: set task_state `updating_password` first; 409 when the driver cannot (task back to none). */
   setAdminPassword(host: string, request: SetAdminPasswordRequest, timeoutMs = 30_000): Promise<void> {
-    return this.bus.call<void>(computeQueue(host), ComputeMethod.SET_ADMIN_PASSWORD, request, timeoutMs);
+    return this.agentCall<void>(host, ComputeMethod.SET_ADMIN_PASSWORD, request, timeoutMs);
+  }
+
+  /**
+   * A call the compute API answers with: the agent's refusal (the instance is not there, its state or its
+   * driver does not allow it) comes back as a RemoteError with that status and is rethrown as the API
+   * error Nova answers (InstanceNotFound 404, InstanceInvalidState 409, NotImplementedError 501); anything
+   * else stays as it came.
+   */
+  private async agentCall<T>(host: string, method: string, request: object, timeoutMs: number): Promise<T> {
+    try {
+      return await this.bus.call<T>(computeQueue(host), method, request, timeoutMs);
+    } catch (error) {
+      if (error instanceof RemoteError && error.status && AGENT_REFUSALS.includes(error.status)) {
+        throw new ApiError(error.status, error.message);
+      }
+      throw error;
+    }
   }
 
   /** Between agents: the source host's part of a cross-host resize; answers the guest's power state. */
