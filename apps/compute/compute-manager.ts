@@ -20,6 +20,7 @@ import {
   confirmMigrationClaim,
   ConsoleAuthTokens,
   ConsoleOutputRequest,
+  DiskOffer,
   DRIVER_EXTRA_SPEC,
   errorMessage,
   InstanceCallRequest,
@@ -67,6 +68,7 @@ import {
   TaskState,
   VmState,
 } from '@novum/virt';
+import { DiskTransfer, fetchDisks, FetchOptions } from './disk-transfer';
 import type { GuestNetworking } from './guest-network';
 import type { SerialConsoleRelay } from './serial-console-relay';
 
@@ -94,6 +96,13 @@ export interface AgentOptions {
   network?: GuestNetworking;
   /** Where console proxies reach this host's serial consoles; absent: the drivers' own endpoints are given. */
   serialConsoleRelay?: SerialConsoleRelay;
+  /**
+   * Serves this host's exported disks to the destination of a cross-host cold migration or resize; absent:
+   * such a guest is made again from its image on the destination, without what it wrote.
+   */
+  diskTransfer?: DiskTransfer;
+  /** How a destination bounds the fetch of a guest's disks. */
+  diskFetch?: FetchOptions;
 }
 
 /** Uploads a snapshot's data to the queued image `imageId`. */
@@ -297,6 +306,7 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
     await this.reconcile();
     await this.heartbeat.start();
     await this.options.serialConsoleRelay?.listen((uuid) => this.connectSerialConsole(uuid));
+    await this.options.diskTransfer?.listen();
     await this.bus.serve(computeQueue(this.host), {
       [ComputeMethod.BUILD_AND_RUN_INSTANCE]: (p) =>
         this.buildAndRunInstance(checkRequest.buildAndRunInstance(p)),
@@ -361,6 +371,7 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
 
   async onApplicationShutdown(): Promise<void> {
     await this.options.serialConsoleRelay?.close();
+    await this.options.diskTransfer?.close();
     for (const driver of this.options.drivers) await driver.close();
   }
 
@@ -568,8 +579,9 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
    * Nova's prep_resize + resize_instance + finish_resize on the destination (this host): resize_prep →
    * resize_migrating → resize_migrated → resize_finish → `resized` on the new flavor, the old flavor kept in
    * system_metadata. On the same host the driver resizes in place; from another host the source powers its
-   * guest off (kept for a revert) and this host spawns the guest anew. A failure frees the destination
-   * claim and leaves the instance as it was, with a fault.
+   * guest off (kept for a revert) and exports its disks (Nova's migrate_disk_and_power_off), and this host
+   * fetches them from the source's disk transfer and spawns the guest on them. A failure frees the
+   * destination claim and leaves the instance as it was, with a fault.
    */
   async resizeInstance(request: ResizeInstanceRequest): Promise<void> {
     await this.exclusive(request.instanceUuid, async () => {
@@ -602,10 +614,11 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
         } else {
           await this.rpc.migrationSource(source, this.sourceRequest(instance, request, 'power_off'));
           sourceOff = true;
+          const offer = await this.rpc.exportDisks(source, this.sourceRequest(instance, request, 'power_off'));
           await this.step(instance, TaskState.RESIZE_MIGRATING, TaskState.RESIZE_MIGRATED);
           await this.step(instance, TaskState.RESIZE_MIGRATED, TaskState.RESIZE_FINISH);
           if (!(await this.hasGuest(driver, instance.uuid))) {
-            await driver.spawn(this.instanceSpec(resized), this.imageFor(instance), [], { powerOn });
+            await this.spawnMigrated(driver, this.instanceSpec(resized), this.imageFor(instance), offer, powerOn);
           }
         }
         const { state } = await driver.getInfo(instance);
@@ -724,8 +737,43 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
     });
   }
 
+  /**
+   * Spawns a migrated guest on the disks the source offers (fetched, checked for size and SHA-256 as they
+   * stream in); without an offer (the source's driver or agent cannot export) from its image, as before.
+   */
+  private async spawnMigrated(
+    driver: ComputeDriver,
+    spec: InstanceSpec,
+    image: ImageSource,
+    offer: DiskOffer | null,
+    powerOn: boolean,
+  ): Promise<void> {
+    if (!offer) {
+      this.log.warn(
+        { instance: spec.uuid },
+        "the source cannot export the guest's disks: it is made again from its image",
+      );
+      await driver.spawn(spec, image, [], { powerOn });
+      return;
+    }
+    if (!driver.capabilities.migrateDisks) {
+      throw new ConflictError(`The ${driver.name} driver of ${this.host} cannot import a guest's disks.`);
+    }
+    const started = Date.now();
+    const data = await fetchDisks(offer, this.options.diskFetch);
+    try {
+      await driver.spawn(spec, image, [], { powerOn, migratedDisks: { format: offer.format, data } });
+    } finally {
+      data.destroy();
+    }
+    this.log.info(
+      { instance: spec.uuid, bytes: offer.sizeBytes, ms: Date.now() - started, format: offer.format },
+      "the guest's disks came from the source",
+    );
+  }
+
   /** The source host's part of a cross-host resize (a call from the destination's agent). */
-  async migrationSource(request: MigrationSourceRequest): Promise<PowerState> {
+  async migrationSource(request: MigrationSourceRequest): Promise<PowerState | DiskOffer | null> {
     const instance = await this.records.get(request.instanceUuid);
     const meta = instance?.systemMetadata ?? {};
     if (
@@ -738,6 +786,12 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
     const flavor = JSON.parse(meta[SysMeta.OLD_FLAVOR]) as InstanceFlavor;
     const old = { ...instance, flavor };
     const driver = this.driverFor(old);
+    if (request.step === 'export_disks') {
+      const transfer = this.options.diskTransfer;
+      if (!transfer || !driver.capabilities.migrateDisks) return null;
+      return transfer.offer(instance.uuid, await driver.exportDisks(instance));
+    }
+    await this.options.diskTransfer?.withdraw(instance.uuid);
     if (request.step === 'destroy') {
       await driver.destroy(instance, [], { destroyDisks: true });
       return PowerState.NOSTATE;

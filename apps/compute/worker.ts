@@ -17,6 +17,7 @@ import { agentHosts, createDrivers } from './drivers';
 import { NeutronRouterSync } from './router-sync';
 import { NeutronGuestNetworking } from './guest-network';
 import { SerialConsoleRelay } from './serial-console-relay';
+import { DiskTransfer } from './disk-transfer';
 import { glanceImageUpload } from './image-upload';
 import { GuestMetadataService, hostMetadataResolver, orchestrationForwarder } from './metadata-service';
 import { ServiceCredential, serviceClient } from './service-client';
@@ -74,6 +75,7 @@ export async function startAgent(
         address: config.serialProxyclientAddress,
         ticketSeconds: config.consoleTokenTtlSeconds,
       }),
+      diskTransfer: new DiskTransfer({ address: config.serialProxyclientAddress }),
       ...options,
     }),
     { logger: new PinoNestLogger() },

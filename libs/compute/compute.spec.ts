@@ -240,8 +240,11 @@ describe('checkRequest', () => {
     });
     const migrationId = randomUUID();
     expect(checkRequest.migrationSource({ ...base, migrationId, step: 'destroy' }).step).toBe('destroy');
+    expect(checkRequest.migrationSource({ ...base, migrationId, step: 'export_disks' }).step).toBe(
+      'export_disks',
+    );
     expect(() => checkRequest.migrationSource({ ...base, migrationId, step: 'boom' })).toThrow(
-      'step must be power_off, power_on or destroy',
+      'step must be power_off, power_on, destroy or export_disks',
     );
   });
 });

@@ -125,11 +125,25 @@ export interface InstanceCallRequest {
 
 /**
  * `migration_source` (a call between agents, not for the API): what a cross-host resize needs of the
- * source host's guest. Answers the guest's power state afterwards.
+ * source host's guest. Answers the guest's power state afterwards; `export_disks` (the guest off) answers
+ * the DiskOffer of its disks, or null when its driver cannot export them.
  */
 export interface MigrationSourceRequest extends InstanceRequest {
   migrationId: string;
-  step: 'power_off' | 'power_on' | 'destroy';
+  step: 'power_off' | 'power_on' | 'destroy' | 'export_disks';
+}
+
+/** Where and how the destination of a cross-host resize fetches the guest's exported disks, once. */
+export interface DiskOffer {
+  /** The source agent's disk transfer listener. */
+  host: string;
+  port: number;
+  /** Admits one fetch of these disks until it expires (sent as the first line). */
+  ticket: string;
+  /** The driver's export format (DiskExport.format). */
+  format: string;
+  sizeBytes: number;
+  sha256: string;
 }
 
 export interface ConsoleOutputRequest {
@@ -351,8 +365,10 @@ export const checkRequest = {
       migrationId: 'uuid',
       step: 'string',
     });
-    if (!['power_off', 'power_on', 'destroy'].includes(request.step)) {
-      throw new MalformedRequestError('migration_source: step must be power_off, power_on or destroy');
+    if (!['power_off', 'power_on', 'destroy', 'export_disks'].includes(request.step)) {
+      throw new MalformedRequestError(
+        'migration_source: step must be power_off, power_on, destroy or export_disks',
+      );
     }
     return request;
   },

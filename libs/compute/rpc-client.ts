@@ -8,6 +8,7 @@ import {
   ConductorMethod,
   CONDUCTOR_QUEUE,
   ConsoleOutputRequest,
+  DiskOffer,
   InstanceCallRequest,
   InstanceRequest,
   MigrateServerRequest,
@@ -186,5 +187,22 @@ export class ComputeRpcClient {
   /** Between agents: the source host's part of a cross-host resize; answers the guest's power state. */
   migrationSource(host: string, request: MigrationSourceRequest, timeoutMs = 120_000): Promise<number> {
     return this.bus.call<number>(computeQueue(host), ComputeMethod.MIGRATION_SOURCE, request, timeoutMs);
+  }
+
+  /**
+   * Between agents: the source's guest (powered off) exports its disks and offers them for one fetch; null
+   * when its driver cannot. Exporting copies the disks, so it may take a while.
+   */
+  exportDisks(
+    host: string,
+    request: Omit<MigrationSourceRequest, 'step'>,
+    timeoutMs = 900_000,
+  ): Promise<DiskOffer | null> {
+    return this.bus.call<DiskOffer | null>(
+      computeQueue(host),
+      ComputeMethod.MIGRATION_SOURCE,
+      { ...request, step: 'export_disks' },
+      timeoutMs,
+    );
   }
 }

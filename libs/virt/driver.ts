@@ -121,6 +121,31 @@ export interface SpawnOptions {
   blockDeviceInfo?: BlockDeviceInfo;
   /** False leaves the guest defined but SHUTDOWN (Nova's `power_on`). Default true. */
   powerOn?: boolean;
+  /**
+   * The disks of the guest on another host (a cross-host cold migration or resize, Nova's
+   * migrate_disk_and_power_off): the guest is made on them instead of fresh ones from the image.
+   */
+  migratedDisks?: MigratedDisks;
+}
+
+/**
+ * A stopped guest's disks packed for another host of the same driver (exportDisks): what the guest wrote
+ * (the kvm root overlay and ephemeral disk, the container's writable layer), not what the destination makes
+ * again from the image or the flavour (base image, image layers, swap, config drive).
+ */
+export interface DiskExport {
+  /** What the data is (`<driver>-...`); a driver refuses to import a format of another. */
+  format: string;
+  /** The packed disks; may be opened more than once (to hash them, then to send them). */
+  open(): Readable;
+  /** Removes the packed copy; the guest and its own disks stay (a revert boots them again). */
+  dispose(): Promise<void>;
+}
+
+/** Disks exported on another host, arriving as a stream (checked by the caller for size and digest). */
+export interface MigratedDisks {
+  format: string;
+  data: Readable;
 }
 
 export type RebootType = 'SOFT' | 'HARD';
@@ -222,6 +247,8 @@ export interface DriverCapabilities {
   diagnostics: boolean;
   /** Declared now so the API can refuse os-migrateLive per driver; its operations join the contract later. */
   liveMigration: boolean;
+  /** exportDisks and spawn's migratedDisks: a cross-host cold migration or resize carries the disks. */
+  migrateDisks: boolean;
 }
 
 /**
@@ -288,6 +315,11 @@ export interface ComputeDriver {
     networkInfo: NetworkInfo,
     options?: { powerOn?: boolean; timeoutSeconds?: number },
   ): Promise<void>;
+  /**
+   * Packs the disks of a SHUTDOWN guest for spawn's `migratedDisks` on another host; the guest stays as
+   * it is. InstanceInvalidState for a guest that runs, is rescued or has a resize pending.
+   */
+  exportDisks(instance: InstanceRef): Promise<DiskExport>;
   /** Drops what revert needs; the new flavour stays. */
   confirmResize(instance: InstanceRef): Promise<void>;
   /** Back to the flavour and disk from before the resize. */
@@ -338,6 +370,7 @@ export const CAPABILITY_OPERATIONS: Readonly<Record<keyof DriverCapabilities, re
   triggerCrashDump: ['triggerCrashDump'],
   diagnostics: ['getDiagnostics'],
   liveMigration: [],
+  migrateDisks: ['exportDisks'],
 };
 
 /** Nova's `convert_version_to_int`: each dotted part in its own thousand. */

@@ -672,10 +672,14 @@ describe('compute agent: rebuild, resize, rescue, shelve, snapshot, soft delete 
     expect((await plane.records.latestFault(uuid))?.message).toBe(NO_VALID_HOST);
 
     await plane.startAgent('mig-2');
+    // What the guest wrote on its disk goes with it (over the source's disk transfer), and stays on the
+    // source until confirm.
+    one.writeDisk(uuid, 'written on mig-1\n');
     const placed = await migrate(uuid);
     expect(await plane.settled(uuid)).toMatchObject({ vmState: 'resized', host: plane.hostName('mig-2') });
-    expect(one.inspect(uuid)?.state).toBe(PowerState.SHUTDOWN);
-    expect(two.inspect(uuid)?.state).toBe(PowerState.RUNNING);
+    expect(one.inspect(uuid)).toMatchObject({ state: PowerState.SHUTDOWN, disk: 'written on mig-1\n' });
+    expect(two.inspect(uuid)).toMatchObject({ state: PowerState.RUNNING, disk: 'written on mig-1\n' });
+    two.writeDisk(uuid, 'written on mig-2 before the revert\n');
     expect(await allocations(placed!.migrationId)).toEqual([
       expect.objectContaining({ nodeUuid: (await node(plane, 'mig-2')).uuid }),
     ]);
@@ -688,13 +692,23 @@ describe('compute agent: rebuild, resize, rescue, shelve, snapshot, soft delete 
       powerState: PowerState.RUNNING,
     });
     expect(two.inspect(uuid)).toBeUndefined();
-    expect(one.inspect(uuid)?.state).toBe(PowerState.RUNNING);
+    expect(one.inspect(uuid)).toMatchObject({ state: PowerState.RUNNING, disk: 'written on mig-1\n' });
     expect(await node(plane, 'mig-2')).toMatchObject({ vcpusUsed: 0 });
 
+    one.writeDisk(uuid, 'written on mig-1 after the revert\n');
     await migrate(uuid);
     expect(await plane.settled(uuid)).toMatchObject({ vmState: 'resized', host: plane.hostName('mig-2') });
     await plane.act(uuid, ComputeMethod.CONFIRM_RESIZE, TaskState.RESIZE_CONFIRMING, 'confirmResize');
     expect(await plane.settled(uuid)).toMatchObject({ vmState: 'active', host: plane.hostName('mig-2') });
+    expect(two.inspect(uuid)?.disk).toBe('written on mig-1\nwritten on mig-1 after the revert\n');
+    expect(one.inspect(uuid)).toBeUndefined();
+
+    // Disks that cannot be exported fail the migration: the guest runs on where it was, nothing elsewhere.
+    two.failNext('exportDisks');
+    await migrate(uuid);
+    expect(await plane.settled(uuid)).toMatchObject({ vmState: 'active', host: plane.hostName('mig-2') });
+    expect((await plane.records.latestFault(uuid))?.message).toBe('Injected failure of exportDisks.');
+    expect(two.inspect(uuid)?.state).toBe(PowerState.RUNNING);
     expect(one.inspect(uuid)).toBeUndefined();
     expect(await node(plane, 'mig-1')).toMatchObject({ vcpusUsed: 0 });
     expect(await node(plane, 'mig-2')).toMatchObject({ vcpusUsed: 1, memoryMbUsed: 512 });

@@ -30,6 +30,7 @@ import {
   ConsoleEndpoint,
   CpuInfo,
   Diagnostics,
+  DiskExport,
   DriverCapabilities,
   DriverError,
   DriverOperation,
@@ -121,6 +122,7 @@ const CAPABILITIES: DriverCapabilities = {
   triggerCrashDump: false,
   diagnostics: false,
   liveMigration: false,
+  migrateDisks: false,
 };
 const UNSUPPORTED = new Set(
   (Object.keys(CAPABILITY_OPERATIONS) as (keyof DriverCapabilities)[])
@@ -539,6 +541,10 @@ export class ContainerDriver implements ComputeDriver {
 
   async triggerCrashDump(instance: InstanceRef): Promise<void> {
     this.unsupported('triggerCrashDump', instance);
+  }
+
+  async exportDisks(instance: InstanceRef): Promise<DiskExport> {
+    this.unsupported('exportDisks', instance);
   }
 
   async getDiagnostics(instance: InstanceRef): Promise<Diagnostics> {

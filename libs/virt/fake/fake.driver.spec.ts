@@ -66,7 +66,7 @@ async function used(driver: FakeDriver) {
 
 describe('FakeDriver', () => {
   describe('contract', () => {
-    describeDriverContract(() => new FakeDriver());
+    describeDriverContract(() => new FakeDriver(), { peer: () => new FakeDriver() });
   });
 
   describe('contract without optional capabilities', () => {
@@ -84,6 +84,7 @@ describe('FakeDriver', () => {
             attachInterface: false,
             triggerCrashDump: false,
             diagnostics: false,
+            migrateDisks: false,
           },
         }),
     );
@@ -419,6 +420,26 @@ describe('FakeDriver', () => {
       driver.simulateLoss(guest.uuid);
       await expect(driver.getConsoleOutput(guest)).rejects.toBeInstanceOf(InstanceNotFound);
       expect(() => driver.simulateLoss(guest.uuid)).toThrow(InstanceNotFound);
+    });
+  });
+
+  it("carries what a guest wrote to its disk to another host's fake", async () => {
+    const [source, destination] = [new FakeDriver(), new FakeDriver()];
+    const guest = instance();
+    await source.spawn(guest, image, []);
+    source.writeDisk(guest.uuid, 'hello from the source\n');
+    await source.powerOff(guest);
+    const exported = await source.exportDisks(guest);
+    await destination.spawn(guest, image, [], {
+      migratedDisks: { format: exported.format, data: exported.open() },
+    });
+    expect(destination.inspect(guest.uuid)).toMatchObject({
+      disk: 'hello from the source\n',
+      state: PowerState.RUNNING,
+    });
+    expect(source.inspect(guest.uuid)).toMatchObject({
+      disk: 'hello from the source\n',
+      state: PowerState.SHUTDOWN,
     });
   });
 

@@ -4,6 +4,7 @@ import {
   ComputeDriver,
   ConsoleEndpoint,
   Diagnostics,
+  DiskExport,
   DriverCapabilities,
   DriverError,
   DriverOperation,
@@ -51,6 +52,8 @@ export interface FakeGuestView {
   rescued: boolean;
   resizePending: boolean;
   portIds: string[];
+  /** What the guest wrote to its disk (writeDisk), carried by exportDisks to another host. */
+  disk: string;
 }
 
 interface FakeGuest {
@@ -65,9 +68,13 @@ interface FakeGuest {
   /** Set while a resize awaits confirm or revert. */
   flavorBeforeResize?: FlavorSpec;
   interfaces: Map<string, Vif>;
+  disk: string;
   console: string[];
   bootedAt: number;
 }
+
+/** The format of the fake's exported disk: the guest's disk text as UTF-8. */
+export const FAKE_DISK_FORMAT = 'fake-disk';
 
 /** Bounded like a real console ring buffer, so long benchmarks do not grow without limit. */
 const CONSOLE_MAX_LINES = 200;
@@ -87,6 +94,7 @@ const ALL_CAPABILITIES: DriverCapabilities = {
   triggerCrashDump: true,
   diagnostics: true,
   liveMigration: false,
+  migrateDisks: true,
 };
 
 const { RUNNING, PAUSED, SHUTDOWN, CRASHED, SUSPENDED } = PowerState;
@@ -94,6 +102,17 @@ const { RUNNING, PAUSED, SHUTDOWN, CRASHED, SUSPENDED } = PowerState;
 /** Operations still accepted while a guest is rescued or has a resize pending, as Nova's API allows. */
 const RESCUE_EXITS: readonly DriverOperation[] = ['unrescue', 'triggerCrashDump'];
 const RESIZE_EXITS: readonly DriverOperation[] = ['confirmResize', 'revertResize', 'triggerCrashDump'];
+
+/** The disk text of another fake's export; another driver's format is refused. */
+async function importDisk(disks: { format: string; data: Readable }): Promise<string> {
+  if (disks.format !== FAKE_DISK_FORMAT) {
+    disks.data.destroy();
+    throw new DriverError(`The fake driver cannot import disks of format ${disks.format}.`);
+  }
+  const chunks: Buffer[] = [];
+  for await (const chunk of disks.data) chunks.push(Buffer.from(chunk as Uint8Array));
+  return Buffer.concat(chunks).toString('utf8');
+}
 
 const diskGb = (flavor: FlavorSpec) => flavor.rootGb + flavor.ephemeralGb + Math.ceil(flavor.swapMb / 1024);
 const isActive = (state: PowerState) => state === RUNNING || state === PAUSED;
@@ -169,6 +188,11 @@ export class FakeDriver implements ComputeDriver {
     this.remove(this.guest(uuid));
   }
 
+  /** What the guest writes to its disk, for a test to find again after a migration. */
+  writeDisk(uuid: string, text: string): void {
+    this.guest(uuid).disk += text;
+  }
+
   inspect(uuid: string): FakeGuestView | undefined {
     const guest = this.guests.get(uuid);
     if (!guest) return undefined;
@@ -179,6 +203,7 @@ export class FakeDriver implements ComputeDriver {
       rescued: guest.rescued,
       resizePending: guest.flavorBeforeResize !== undefined,
       portIds: [...guest.interfaces.keys()],
+      disk: guest.disk,
     };
   }
 
@@ -232,6 +257,8 @@ export class FakeDriver implements ComputeDriver {
   ): Promise<void> {
     await this.begin('spawn', instance.uuid);
     if (this.guests.has(instance.uuid)) throw new InstanceExists(instance.uuid);
+    const disk = options.migratedDisks ? await importDisk(options.migratedDisks) : '';
+    if (this.guests.has(instance.uuid)) throw new InstanceExists(instance.uuid);
     const guest: FakeGuest = {
       uuid: instance.uuid,
       name: instance.name,
@@ -242,12 +269,16 @@ export class FakeDriver implements ComputeDriver {
       state: SHUTDOWN,
       rescued: false,
       interfaces: new Map(networkInfo.map((vif) => [vif.id, vif])),
+      disk,
       console: [],
       bootedAt: 0,
     };
     this.guests.set(guest.uuid, guest);
     this.claim(guest.flavor);
-    this.log(guest, `spawn: ${guest.name} from image ${image.id} on ${this.hostname}`);
+    this.log(
+      guest,
+      `spawn: ${guest.name} from ${options.migratedDisks ? 'migrated disks' : 'image'} ${image.id} on ${this.hostname}`,
+    );
     if (options.powerOn ?? true) this.boot(guest);
   }
 
@@ -360,6 +391,15 @@ export class FakeDriver implements ComputeDriver {
     this.setState(guest, SHUTDOWN);
     this.log(guest, `resize: ${newFlavor.vcpus} vCPUs, ${newFlavor.memoryMb} MB`);
     if (options.powerOn ?? true) this.boot(guest);
+  }
+
+  async exportDisks(instance: InstanceRef): Promise<DiskExport> {
+    await this.begin('exportDisks', instance.uuid);
+    const guest = this.guest(instance.uuid);
+    this.expect(guest, 'exportDisks', [SHUTDOWN, CRASHED]);
+    const data = Buffer.from(guest.disk, 'utf8');
+    this.log(guest, `export disks: ${data.length} bytes`);
+    return { format: FAKE_DISK_FORMAT, open: () => Readable.from([data]), dispose: async () => undefined };
   }
 
   async confirmResize(instance: InstanceRef): Promise<void> {

@@ -25,6 +25,7 @@ import {
   ConsoleUnavailable,
   CpuInfo,
   Diagnostics,
+  DiskExport,
   DriverCapabilities,
   DriverError,
   DriverOperation,
@@ -108,6 +109,7 @@ const CAPABILITIES: DriverCapabilities = {
   triggerCrashDump: false,
   diagnostics: true,
   liveMigration: false,
+  migrateDisks: false,
 };
 /** What a guest accepts while a resize awaits confirm or revert, and while it is rescued. */
 const RESIZE_EXITS: readonly DriverOperation[] = ['confirmResize', 'revertResize', 'triggerCrashDump'];
@@ -666,6 +668,10 @@ export class KvmDriver implements ComputeDriver {
 
   async detachInterface(instance: InstanceRef, _vif: Vif): Promise<void> {
     this.unsupported('detachInterface', instance);
+  }
+
+  async exportDisks(instance: InstanceRef): Promise<DiskExport> {
+    this.unsupported('exportDisks', instance);
   }
 
   async triggerCrashDump(instance: InstanceRef): Promise<void> {

@@ -10,6 +10,7 @@ import {
   CAPABILITY_OPERATIONS,
   ComputeDriver,
   DriverCapabilities,
+  DriverError,
   DriverOperation,
   FlavorSpec,
   ImageSource,
@@ -34,6 +35,11 @@ export interface DriverContractFixtures {
   /** A port the driver can hot-plug (a bridge that exists on this host, for kvm). */
   extraVif?: () => Vif;
   host?: string;
+  /**
+   * The same driver on another host (its own data dir), to spawn exported disks on: the disk migration tests
+   * run when the driver offers migrateDisks and this is given.
+   */
+  peer?: () => ComputeDriver;
   /** Per test; real guests take seconds to boot. */
   timeoutMs?: number;
 }
@@ -91,6 +97,7 @@ export function describeDriverContract(
   const extraVif = fixtures.extraVif ?? testVif;
   const timeout = fixtures.timeoutMs ?? 5_000;
   const made = new Set<string>();
+  const peer = driver.capabilities.migrateDisks ? fixtures.peer?.() : undefined;
 
   const spec = (): InstanceSpec => {
     const uuid = randomUUID();
@@ -121,13 +128,21 @@ export function describeDriverContract(
     if (supports(capability)) test(title, body);
   };
 
-  beforeAll(() => driver.init(fixtures.host ?? 'contract-host'), timeout);
+  beforeAll(async () => {
+    await driver.init(fixtures.host ?? 'contract-host');
+    await peer?.init(`${fixtures.host ?? 'contract-host'}-peer`);
+  }, timeout);
   afterEach(async () => {
     const uuids = [...made];
     made.clear();
-    await Promise.all(uuids.map((uuid) => driver.destroy({ uuid }, networkInfo(), { destroyDisks: true })));
+    for (const each of peer ? [driver, peer] : [driver]) {
+      await Promise.all(uuids.map((uuid) => each.destroy({ uuid }, networkInfo(), { destroyDisks: true })));
+    }
   }, timeout);
-  afterAll(() => driver.close(), timeout);
+  afterAll(async () => {
+    await driver.close();
+    await peer?.close();
+  }, timeout);
 
   describe('host', () => {
     test('names itself and reports the host it runs on', async () => {
@@ -334,6 +349,56 @@ export function describeDriverContract(
     });
   });
 
+  describe('disk migration', () => {
+    const testWithPeer = (title: string, body: (other: ComputeDriver) => Promise<void>) => {
+      if (peer) test(title, () => body(peer));
+    };
+
+    testWithPeer(
+      "spawns a stopped guest's exported disks on another host, the source keeping its guest",
+      async (other) => {
+        const instance = await spawned();
+        await driver.powerOff(instance, { timeoutSeconds: 0 });
+        const exported = await driver.exportDisks(instance);
+        expect(exported.format).toEqual(expect.any(String));
+        await other.spawn({ ...instance, flavor: largerFlavor }, image(), networkInfo(), {
+          migratedDisks: { format: exported.format, data: exported.open() },
+        });
+        await exported.dispose();
+        expect((await other.getInfo(instance)).state).toBe(PowerState.RUNNING);
+        expect(await stateOf(instance)).toBe(PowerState.SHUTDOWN);
+        await driver.powerOn(instance, networkInfo());
+        expect(await stateOf(instance)).toBe(PowerState.RUNNING);
+      },
+    );
+
+    testWithPeer('refuses to export the disks of a running guest', async () => {
+      const instance = await spawned();
+      await expect(driver.exportDisks(instance)).rejects.toBeInstanceOf(InstanceInvalidState);
+      expect(await stateOf(instance)).toBe(PowerState.RUNNING);
+    });
+
+    testWithPeer('refuses disks of another format, or a broken stream, leaving nothing', async (other) => {
+      const instance = await spawned({ powerOn: false });
+      const exported = await driver.exportDisks(instance);
+      await expect(
+        other.spawn(instance, image(), networkInfo(), {
+          migratedDisks: { format: `${exported.format}-other`, data: exported.open() },
+        }),
+      ).rejects.toBeInstanceOf(DriverError);
+      expect(await other.listInstances()).not.toContain(instance.uuid);
+
+      const broken = new Readable({ read() {} });
+      const spawning = other.spawn(instance, image(), networkInfo(), {
+        migratedDisks: { format: exported.format, data: broken },
+      });
+      broken.destroy(new Error('the transfer broke off'));
+      await expect(spawning).rejects.toBeInstanceOf(Error);
+      expect(await other.listInstances()).not.toContain(instance.uuid);
+      await exported.dispose();
+    });
+  });
+
   describe('snapshot', () => {
     testIf('snapshot', 'uploads the guest once, leaving its power state as it was', async () => {
       const instance = await spawned();
@@ -439,6 +504,7 @@ export function describeDriverContract(
         detachInterface: (instance) => driver.detachInterface(instance, vif),
         triggerCrashDump: (instance) => driver.triggerCrashDump(instance),
         getDiagnostics: (instance) => driver.getDiagnostics(instance),
+        exportDisks: (instance) => driver.exportDisks(instance),
       };
       test(`rejects ${unsupported.join(', ')} with NotSupportedByDriver`, async () => {
         const instance = await spawned();
