@@ -230,6 +230,19 @@ export interface Diagnostics {
 }
 
 /**
+ * Where the destination of a live migration waits (preLiveMigration's answer, handed to the source's
+ * liveMigration): QEMU's incoming migration on `address:migrationPort` and, for the disks of a host without
+ * shared storage, an NBD server on `address:nbdPort` exporting each disk (by the source's node name) writable.
+ */
+export interface LiveMigrationTarget {
+  address: string;
+  migrationPort: number;
+  nbdPort?: number;
+  /** The disks the destination exports for the source to copy into (root, ephemeral, swap). */
+  disks: string[];
+}
+
+/**
  * What a driver can do beyond the operations every driver has. An operation whose capability is false
  * rejects with NotSupportedByDriver; the API checks first so that users get Nova's fault instead.
  */
@@ -245,7 +258,7 @@ export interface DriverCapabilities {
   attachInterface: boolean;
   triggerCrashDump: boolean;
   diagnostics: boolean;
-  /** Declared now so the API can refuse os-migrateLive per driver; its operations join the contract later. */
+  /** Live migration between hosts of the same driver (os-migrateLive), disks copied (block migration). */
   liveMigration: boolean;
   /** exportDisks and spawn's migratedDisks: a cross-host cold migration or resize carries the disks. */
   migrateDisks: boolean;
@@ -351,6 +364,32 @@ export interface ComputeDriver {
   /** Sends an NMI to a RUNNING guest. */
   triggerCrashDump(instance: InstanceRef): Promise<void>;
   getDiagnostics(instance: InstanceRef): Promise<Diagnostics>;
+  /**
+   * On the destination (Nova's pre_live_migration): the guest made as spawn makes it (image, disks, config
+   * drive, ports), its hypervisor waiting for the incoming state and disks at an address on `listenAddress`.
+   * Idempotent while the migration is pending: a second call answers the same target.
+   */
+  preLiveMigration(
+    instance: InstanceSpec,
+    image: ImageSource,
+    networkInfo: NetworkInfo,
+    options: { listenAddress: string },
+  ): Promise<LiveMigrationTarget>;
+  /**
+   * On the source (Nova's live_migration): copies the disks and the running state to the target; resolves
+   * once the destination has all of it, the guest stopped here (not yet removed: postLiveMigration). On a
+   * failure the guest runs on here as before and the promise rejects.
+   */
+  liveMigration(instance: InstanceRef, target: LiveMigrationTarget): Promise<void>;
+  /** On the destination once the source is done: the guest runs (stays paused with `paused`). */
+  postLiveMigrationAtDestination(instance: InstanceRef, options?: { paused?: boolean }): Promise<void>;
+  /** On the source after a migration: everything of the guest goes (process, ports, cgroup, files). */
+  postLiveMigration(instance: InstanceRef, networkInfo: NetworkInfo): Promise<void>;
+  /**
+   * On the destination after a failed migration: what preLiveMigration made goes; a guest that is not an
+   * incoming migration's is left alone.
+   */
+  rollbackLiveMigrationAtDestination(instance: InstanceRef, networkInfo: NetworkInfo): Promise<void>;
 }
 
 export type DriverOperation = {
@@ -369,7 +408,13 @@ export const CAPABILITY_OPERATIONS: Readonly<Record<keyof DriverCapabilities, re
   attachInterface: ['attachInterface', 'detachInterface'],
   triggerCrashDump: ['triggerCrashDump'],
   diagnostics: ['getDiagnostics'],
-  liveMigration: [],
+  liveMigration: [
+    'preLiveMigration',
+    'liveMigration',
+    'postLiveMigrationAtDestination',
+    'postLiveMigration',
+    'rollbackLiveMigrationAtDestination',
+  ],
   migrateDisks: ['exportDisks'],
 };
 

@@ -43,6 +43,7 @@ import {
   InstanceNotFound,
   InstanceRef,
   InstanceSpec,
+  LiveMigrationTarget,
   NetworkInfo,
   NotSupportedByDriver,
   RebootType,
@@ -549,6 +550,34 @@ export class ContainerDriver implements ComputeDriver {
 
   async getDiagnostics(instance: InstanceRef): Promise<Diagnostics> {
     this.unsupported('getDiagnostics', instance);
+  }
+
+  async preLiveMigration(
+    instance: InstanceSpec,
+    _image: ImageSource,
+    _networkInfo: NetworkInfo,
+    _options: { listenAddress: string },
+  ): Promise<LiveMigrationTarget> {
+    this.unsupported('preLiveMigration', instance);
+  }
+
+  async liveMigration(instance: InstanceRef, _target: LiveMigrationTarget): Promise<void> {
+    this.unsupported('liveMigration', instance);
+  }
+
+  async postLiveMigrationAtDestination(
+    instance: InstanceRef,
+    _options?: { paused?: boolean },
+  ): Promise<void> {
+    this.unsupported('postLiveMigrationAtDestination', instance);
+  }
+
+  async postLiveMigration(instance: InstanceRef, _networkInfo: NetworkInfo): Promise<void> {
+    this.unsupported('postLiveMigration', instance);
+  }
+
+  async rollbackLiveMigrationAtDestination(instance: InstanceRef, _networkInfo: NetworkInfo): Promise<void> {
+    this.unsupported('rollbackLiveMigrationAtDestination', instance);
   }
 
   private unsupported(operation: DriverOperation, _instance: InstanceRef): never {

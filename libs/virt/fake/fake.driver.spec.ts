@@ -332,7 +332,7 @@ describe('FakeDriver', () => {
       const driver = new FakeDriver({ capabilities: { pause: false }, delays: { pause: 10_000 } });
       driver.failNext('pause');
       await expect(driver.pause({ uuid: randomUUID() })).rejects.toBeInstanceOf(NotSupportedByDriver);
-      expect(driver.capabilities).toMatchObject({ pause: false, suspend: true, liveMigration: false });
+      expect(driver.capabilities).toMatchObject({ pause: false, suspend: true, liveMigration: true });
     });
   });
 

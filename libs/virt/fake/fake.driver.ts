@@ -17,6 +17,7 @@ import {
   InstanceNotFound,
   InstanceRef,
   InstanceSpec,
+  LiveMigrationTarget,
   NetworkInfo,
   NotSupportedByDriver,
   RebootType,
@@ -68,6 +69,10 @@ interface FakeGuest {
   /** Set while a resize awaits confirm or revert. */
   flavorBeforeResize?: FlavorSpec;
   interfaces: Map<string, Vif>;
+  /** The destination of a live migration not finished yet. */
+  incoming?: LiveMigrationTarget;
+  /** The source of a live migration that has completed: the guest is on the destination now. */
+  migratedAway?: boolean;
   disk: string;
   console: string[];
   bootedAt: number;
@@ -93,11 +98,14 @@ const ALL_CAPABILITIES: DriverCapabilities = {
   attachInterface: true,
   triggerCrashDump: true,
   diagnostics: true,
-  liveMigration: false,
+  liveMigration: true,
   migrateDisks: true,
 };
 
 const { RUNNING, PAUSED, SHUTDOWN, CRASHED, SUSPENDED } = PowerState;
+
+/** Live migrations between the fakes of one process: the source's console, for the destination to go on with. */
+const LIVE_MIGRATIONS = new Map<string, { console: string[] }>();
 
 /** Operations still accepted while a guest is rescued or has a resize pending, as Nova's API allows. */
 const RESCUE_EXITS: readonly DriverOperation[] = ['unrescue', 'triggerCrashDump'];
@@ -514,6 +522,75 @@ export class FakeDriver implements ComputeDriver {
       ],
       memory: { maximumMb: guest.flavor.memoryMb, usedMb: running ? guest.flavor.memoryMb : 0 },
     };
+  }
+
+  /** The guest made as spawn makes it, stopped, waiting for the migrated one (a fake address: nothing listens). */
+  async preLiveMigration(
+    instance: InstanceSpec,
+    image: ImageSource,
+    networkInfo: NetworkInfo,
+    options: { listenAddress: string },
+  ): Promise<LiveMigrationTarget> {
+    await this.begin('preLiveMigration', instance.uuid);
+    const existing = this.guests.get(instance.uuid);
+    if (existing?.incoming) return existing.incoming;
+    if (existing) throw new InstanceExists(instance.uuid);
+    await this.spawn(instance, image, networkInfo, { powerOn: false });
+    const target: LiveMigrationTarget = {
+      address: options.listenAddress,
+      migrationPort: 49152,
+      nbdPort: 49153,
+      disks: ['root'],
+    };
+    this.guest(instance.uuid).incoming = target;
+    return target;
+  }
+
+  async liveMigration(instance: InstanceRef, _target: LiveMigrationTarget): Promise<void> {
+    await this.begin('liveMigration', instance.uuid);
+    const guest = this.guest(instance.uuid);
+    this.expect(guest, 'liveMigration', [RUNNING, PAUSED]);
+    LIVE_MIGRATIONS.set(guest.uuid, { console: [...guest.console] });
+    guest.migratedAway = true;
+    this.log(guest, `live migration: left ${this.hostname}`);
+  }
+
+  async postLiveMigrationAtDestination(
+    instance: InstanceRef,
+    options: { paused?: boolean } = {},
+  ): Promise<void> {
+    await this.begin('postLiveMigrationAtDestination', instance.uuid);
+    const guest = this.guest(instance.uuid);
+    if (!guest.incoming) return;
+    const carried = LIVE_MIGRATIONS.get(guest.uuid);
+    LIVE_MIGRATIONS.delete(guest.uuid);
+    if (carried) guest.console = carried.console;
+    delete guest.incoming;
+    this.setState(guest, options.paused ? PAUSED : RUNNING);
+    guest.bootedAt = Date.now();
+    this.log(guest, `live migration: arrived on ${this.hostname}`);
+  }
+
+  /** Removes the guest that migrated away; one that has not stays (InstanceInvalidState). */
+  async postLiveMigration(instance: InstanceRef, _networkInfo: NetworkInfo): Promise<void> {
+    await this.begin('postLiveMigration', instance.uuid);
+    const guest = this.guests.get(instance.uuid);
+    if (!guest) return;
+    if (!guest.migratedAway) {
+      throw new InstanceInvalidState(
+        guest.uuid,
+        'postLiveMigration',
+        guest.state,
+        'It has not migrated away.',
+      );
+    }
+    this.remove(guest);
+  }
+
+  async rollbackLiveMigrationAtDestination(instance: InstanceRef, _networkInfo: NetworkInfo): Promise<void> {
+    await this.begin('rollbackLiveMigrationAtDestination', instance.uuid);
+    const guest = this.guests.get(instance.uuid);
+    if (guest?.incoming) this.remove(guest);
   }
 
   private get hostname(): string {

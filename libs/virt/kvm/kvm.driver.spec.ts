@@ -350,6 +350,109 @@ if (skip) {
       expect(await driver.listInstances()).not.toContain(guest.uuid);
     }, 30_000);
 
+    describe('live migration', () => {
+      // A second host on this machine: its own data dir (no shared storage), QEMU over loopback.
+      const destDir = join(work, 'dest');
+      const dest = new KvmDriver({ dataDir: destDir, accel: 'tcg', powerOffSeconds: 2 });
+      const destInstance = (uuid: string) => join(destDir, 'kvm', 'instances', uuid);
+      const consoleOf = async (on: KvmDriver, uuid: string, text: string, timeoutMs = 60_000) => {
+        const deadline = Date.now() + timeoutMs;
+        let output = '';
+        while (Date.now() < deadline) {
+          output = await on.getConsoleOutput({ uuid });
+          if (output.includes(text)) return output;
+          await new Promise((r) => setTimeout(r, 200));
+        }
+        throw new Error(`no "${text}" on the console of ${uuid}:\n${output.slice(-2000)}`);
+      };
+      /** The guest's uptime in its newest heartbeat line. */
+      const lastTick = (output: string) => Number([...output.matchAll(/tick ([\d.]+)/g)].pop()?.[1] ?? 0);
+      /** Bytes of a disk (qcow2, through its backing file) read on the host, the guest's QEMU holding it. */
+      const readDisk = (file: string, offset: number, length: number) =>
+        execFileSync('qemu-io', ['-r', '-U', '-f', 'qcow2', '-c', `read -v ${offset} ${length}`, file], {
+          encoding: 'utf8',
+        });
+      let moving: InstanceSpec;
+
+      beforeAll(() => dest.init('kvm-dest'), 30_000);
+      afterAll(async () => {
+        for (const uuid of await dest.listInstances()) await dest.destroy({ uuid }, []);
+        await dest.close();
+      }, 60_000);
+
+      it('moves a running guest with its disks to another host; the guest runs on there', async () => {
+        moving = spec({
+          hostname: 'vm-moving',
+          userData: Buffer.from(
+            [
+              '#!/bin/sh',
+              'echo LM-ROOT-MARK | dd of=/dev/vda bs=512 seek=100000 conv=fsync 2>/dev/null',
+              'echo LM-EPH-MARK | dd of=/dev/vdb conv=fsync 2>/dev/null',
+              'echo marks-written',
+              '(while true; do echo "tick $(cut -d" " -f1 /proc/uptime)"; sleep 1; done) &',
+            ].join('\n') + '\n',
+          ).toString('base64'),
+        });
+        await driver.spawn(moving, tiny(), []);
+        await consoleOf(driver, moving.uuid, 'tick ');
+        const sourcePid = pidOf(moving.uuid);
+
+        const started = Date.now();
+        const target = await dest.preLiveMigration(moving, tiny(), [], { listenAddress: '127.0.0.1' });
+        expect(target).toMatchObject({ address: '127.0.0.1', disks: ['root', 'ephemeral0', 'swap'] });
+        // A redelivered request finds the same destination waiting.
+        expect(await dest.preLiveMigration(moving, tiny(), [], { listenAddress: '127.0.0.1' })).toEqual(
+          target,
+        );
+        expect((await dest.getInfo(moving)).state).toBe(PowerState.PAUSED);
+        await driver.liveMigration(moving, target);
+        const before = lastTick(await driver.getConsoleOutput(moving));
+        await dest.postLiveMigrationAtDestination(moving);
+        await driver.postLiveMigration(moving, []);
+        process.stdout.write(
+          `live migration of a TCG guest (128 MiB, 3 disks): ${Date.now() - started} ms\n`,
+        );
+
+        // Gone from the source: process, files.
+        expect(alive(sourcePid)).toBe(false);
+        expect(existsSync(dir(moving.uuid))).toBe(false);
+        expect(await driver.listInstances()).not.toContain(moving.uuid);
+        // Running on the destination, the same guest (no new boot), its clock going on.
+        expect((await dest.getInfo(moving)).state).toBe(PowerState.RUNNING);
+        const destPid = Number(readFileSync(join(destInstance(moving.uuid), 'qemu.pid'), 'utf8'));
+        expect(readFileSync(`/proc/${destPid}/cmdline`, 'utf8').split('\0')).toContain(moving.uuid);
+        await new Promise((r) => setTimeout(r, 3000));
+        const after = await consoleOf(dest, moving.uuid, 'tick ');
+        expect(lastTick(after)).toBeGreaterThan(before);
+        expect(after).not.toContain(VM_IMAGE_BANNER);
+        // What the guest wrote before is in the destination's disks (qemu-io shows '-' as '.').
+        expect(readDisk(join(destInstance(moving.uuid), 'disk'), 51_200_000, 12)).toContain('LM.ROOT.MARK');
+        expect(readDisk(join(destInstance(moving.uuid), 'disk.eph0'), 0, 11)).toContain('LM.EPH.MARK');
+      }, 180_000);
+
+      it('refuses to remove a guest that has not migrated away', async () => {
+        await expect(dest.postLiveMigration(moving, [])).rejects.toThrow(/has not migrated away/);
+        expect((await dest.getInfo(moving)).state).toBe(PowerState.RUNNING);
+      });
+
+      it('rolls back when the destination fails: the guest runs on where it was, the destination is cleaned', async () => {
+        const target = await driver.preLiveMigration(moving, tiny(), [], { listenAddress: '127.0.0.1' });
+        // The destination's QEMU dies before the copy.
+        process.kill(pidOf(moving.uuid), 'SIGKILL');
+        await expect(dest.liveMigration(moving, target)).rejects.toThrow();
+        await driver.rollbackLiveMigrationAtDestination(moving, []);
+        expect(existsSync(dir(moving.uuid))).toBe(false);
+        expect((await dest.getInfo(moving)).state).toBe(PowerState.RUNNING);
+        const before = lastTick(await dest.getConsoleOutput(moving));
+        await new Promise((r) => setTimeout(r, 3000));
+        expect(lastTick(await dest.getConsoleOutput(moving))).toBeGreaterThan(before);
+        // A rollback never removes a guest that is not an incoming migration's.
+        await dest.rollbackLiveMigrationAtDestination(moving, []);
+        expect((await dest.getInfo(moving)).state).toBe(PowerState.RUNNING);
+        await dest.destroy(moving, []);
+      }, 120_000);
+    });
+
     describe('image cache', () => {
       const raw = Buffer.alloc(1024 * 1024);
       const rawImage = (overrides: Partial<ImageSource>) =>

@@ -12,7 +12,7 @@ import {
   truncate,
   writeFile,
 } from 'node:fs/promises';
-import { createConnection } from 'node:net';
+import { createConnection, createServer } from 'node:net';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
@@ -38,6 +38,7 @@ import {
   InstanceNotFound,
   InstanceRef,
   InstanceSpec,
+  LiveMigrationTarget,
   NetworkInfo,
   NotSupportedByDriver,
   RebootType,
@@ -81,6 +82,8 @@ export interface KvmDriverOptions {
   runAs?: string;
   /** Plugs each port as a tap on its network's bridge before QEMU opens it; without it, guests get no NIC. */
   network?: TapNetwork;
+  /** How long a live migration (disk copy and state) may take before it is cancelled (Nova's completion timeout). */
+  liveMigrationTimeoutSeconds?: number;
 }
 
 /** What the driver keeps of a guest on disk, so that a restarted agent finds it. */
@@ -95,6 +98,8 @@ interface GuestRecord {
   oldFlavor?: FlavorSpec;
   /** Rescued: the rescue image boots from `disk.rescue`, the guest's own root disk second. */
   rescue?: { imageId: string };
+  /** The destination of a live migration not finished yet: QEMU waits there for the state and disks. */
+  incoming?: LiveMigrationTarget;
 }
 
 const CAPABILITIES: DriverCapabilities = {
@@ -108,7 +113,7 @@ const CAPABILITIES: DriverCapabilities = {
   attachInterface: false,
   triggerCrashDump: false,
   diagnostics: true,
-  liveMigration: false,
+  liveMigration: true,
   migrateDisks: false,
 };
 /** What a guest accepts while a resize awaits confirm or revert, and while it is rescued. */
@@ -758,6 +763,208 @@ export class KvmDriver implements ComputeDriver {
     return diagnostics;
   }
 
+  /**
+   * The destination of a live migration, as libvirt makes it for hosts without shared storage: the guest's
+   * disks made as spawn makes them (an overlay on this host's copy of the image, blank ephemeral and swap
+   * disks, the config drive), its ports plugged, QEMU started paused with `-incoming defer`, then listening
+   * for the state (migrate-incoming) and serving its disks writable over NBD (nbd-server-start,
+   * block-export-add) for the source's mirror jobs.
+   */
+  async preLiveMigration(
+    instance: InstanceSpec,
+    image: ImageSource,
+    networkInfo: NetworkInfo,
+    options: { listenAddress: string },
+  ): Promise<LiveMigrationTarget> {
+    const existing = await this.record(instance.uuid).catch(() => undefined);
+    if (existing?.incoming && (await this.livePid(instance.uuid))) return existing.incoming;
+    if (existing) throw new InstanceExists(instance.uuid);
+    // A half-made directory of an earlier attempt (no record) goes first.
+    await this.remove(instance.uuid);
+    await mkdir(this.dir(instance.uuid));
+    try {
+      const record: GuestRecord = {
+        uuid: instance.uuid,
+        name: instance.name,
+        hostname: instance.hostname,
+        flavor: instance.flavor,
+        imageId: image.id,
+        vifs: [...networkInfo],
+      };
+      await this.createDisks(record, image);
+      await this.writeConfigDrive(instance, networkInfo, {});
+      const paths = this.paths(record.uuid, record.flavor);
+      const disks = ['root'];
+      if (paths.ephemeralDisk) disks.push('ephemeral0');
+      if (paths.swapDisk) disks.push('swap');
+      const [migrationPort, nbdPort] = await freePorts(options.listenAddress, 2);
+      const target: LiveMigrationTarget = { address: options.listenAddress, migrationPort, nbdPort, disks };
+      record.incoming = target;
+      await this.save(record);
+      await this.start(record, undefined, true);
+      const client = await this.qmp(record.uuid);
+      await client.execute('migrate-incoming', { uri: `tcp:${uriHost(target.address)}:${migrationPort}` });
+      await client.execute('nbd-server-start', {
+        addr: { type: 'inet', data: { host: target.address, port: String(nbdPort) } },
+      });
+      for (const disk of disks) {
+        await client.execute('block-export-add', {
+          type: 'nbd',
+          id: `migrate-${disk}`,
+          'node-name': disk,
+          name: disk,
+          writable: true,
+        });
+      }
+      return target;
+    } catch (error) {
+      await this.remove(instance.uuid).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /**
+   * The source of a live migration, libvirt's way for non-shared storage (QEMU 7.2's `blk` migration
+   * capability is deprecated and gone from 9.1): each disk mirrored into the destination's NBD export
+   * (blockdev-mirror, `sync: top`: the destination has the image the root overlay is based on;
+   * `write-blocking`: the guest's writes reach both once the copy is in step), then, all mirrors ready, the
+   * RAM and device state sent with `migrate`; once that completes (the guest stopped here), the mirrors are
+   * cancelled, which ends them in step without switching this QEMU to the copies. A failure cancels
+   * everything and lets the guest run on here.
+   */
+  async liveMigration(instance: InstanceRef, target: LiveMigrationTarget): Promise<void> {
+    const record = await this.record(instance.uuid, 'liveMigration');
+    const state = await this.stateOf(record.uuid);
+    if (state !== RUNNING && state !== PAUSED) {
+      throw new InstanceInvalidState(record.uuid, 'liveMigration', state);
+    }
+    const paths = this.paths(record.uuid, record.flavor);
+    const disks = ['root'];
+    if (paths.ephemeralDisk) disks.push('ephemeral0');
+    if (paths.swapDisk) disks.push('swap');
+    if (target.nbdPort && disks.join() !== target.disks.join()) {
+      throw new DriverError(
+        `The destination offers the disks ${target.disks.join(', ')}; the guest has ${disks.join(', ')}.`,
+      );
+    }
+    const client = await this.qmp(record.uuid);
+    const wasRunning = (await this.qemuStatus(record.uuid)) === 'running';
+    const deadline = Date.now() + (this.options.liveMigrationTimeoutSeconds ?? 800) * 1000;
+    const jobs: string[] = [];
+    const nodes: string[] = [];
+    const jobErrors = new Map<string, string>();
+    const onEvent = (event: { event: string; data?: Record<string, unknown> }) => {
+      const device = event.data?.device;
+      if (typeof device !== 'string') return;
+      if (event.event === 'BLOCK_JOB_ERROR')
+        jobErrors.set(device, `I/O error (${String(event.data?.operation)})`);
+      if (event.event === 'BLOCK_JOB_COMPLETED' && typeof event.data?.error === 'string') {
+        jobErrors.set(device, event.data.error);
+      }
+    };
+    client.on('event', onEvent);
+    try {
+      if (target.nbdPort) {
+        for (const disk of disks) {
+          const node = `migrate-${disk}-target`;
+          await client.execute('blockdev-add', {
+            driver: 'nbd',
+            'node-name': node,
+            server: { type: 'inet', host: target.address, port: String(target.nbdPort) },
+            export: disk,
+          });
+          nodes.push(node);
+          await client.execute('blockdev-mirror', {
+            'job-id': `migrate-${disk}`,
+            device: disk,
+            target: node,
+            sync: 'top',
+            'copy-mode': 'write-blocking',
+          });
+          jobs.push(`migrate-${disk}`);
+        }
+        await waitMirrors(client, jobs, jobErrors, deadline);
+      }
+      // Nova's live_migration_bandwidth 0: as fast as it goes (QEMU's default is 32 MiB/s).
+      await client.execute('migrate-set-parameters', { 'max-bandwidth': 10 * GIB });
+      await client.execute('migrate', { uri: `tcp:${uriHost(target.address)}:${target.migrationPort}` });
+      for (;;) {
+        const info = await client.execute<{ status?: string; 'error-desc'?: string }>('query-migrate');
+        if (info.status === 'completed') break;
+        if (info.status === 'failed' || info.status === 'cancelled') {
+          throw new DriverError(`Live migration failed: ${info['error-desc'] ?? info.status}`);
+        }
+        if (Date.now() > deadline) throw new DriverError('Live migration did not complete in time.');
+        await sleep(100);
+      }
+      for (const job of jobs) await client.execute('block-job-cancel', { device: job });
+      await waitJobsGone(client, jobs, deadline);
+      jobs.length = 0;
+      for (const node of nodes)
+        await client.execute('blockdev-del', { 'node-name': node }).catch(() => undefined);
+    } catch (error) {
+      await client.execute('migrate_cancel').catch(() => undefined);
+      for (const job of jobs) {
+        await client.execute('block-job-cancel', { device: job, force: true }).catch(() => undefined);
+      }
+      await waitJobsGone(client, jobs, Date.now() + 30_000).catch(() => undefined);
+      for (const node of nodes)
+        await client.execute('blockdev-del', { 'node-name': node }).catch(() => undefined);
+      // A migration that failed after the switch-over left the guest stopped here: it runs on.
+      if (wasRunning && (await this.qemuStatus(record.uuid).catch(() => undefined)) !== 'running') {
+        await client.execute('cont').catch(() => undefined);
+      }
+      if (error instanceof DriverError) throw error;
+      throw new DriverError(`Live migration of ${record.uuid} failed: ${(error as Error).message}`, {
+        cause: error,
+      });
+    } finally {
+      client.off('event', onEvent);
+    }
+  }
+
+  /** The migrated guest runs here: the NBD server goes, the guest continues (unless it was paused). */
+  async postLiveMigrationAtDestination(
+    instance: InstanceRef,
+    options: { paused?: boolean } = {},
+  ): Promise<void> {
+    const record = await this.record(instance.uuid);
+    if (!record.incoming) return;
+    const client = await this.qmp(record.uuid);
+    await client.execute('nbd-server-stop').catch(() => undefined);
+    const deadline = Date.now() + 60_000;
+    while ((await this.qemuStatus(record.uuid)) === 'inmigrate') {
+      if (Date.now() > deadline) throw new DriverError(`The migration of ${record.uuid} has not arrived.`);
+      await sleep(50);
+    }
+    if (!options.paused) await client.execute('cont');
+    delete record.incoming;
+    await this.save(record);
+  }
+
+  /** Only a guest that migrated away (QEMU in `postmigrate`, or no QEMU) is removed: never the only copy. */
+  async postLiveMigration(instance: InstanceRef, _networkInfo: NetworkInfo): Promise<void> {
+    const status = await this.qemuStatus(instance.uuid).catch(() => undefined);
+    if (status !== undefined && status !== 'postmigrate') {
+      const record = await this.record(instance.uuid).catch(() => undefined);
+      if (record) {
+        throw new InstanceInvalidState(
+          instance.uuid,
+          'postLiveMigration',
+          powerStateOf(status),
+          'It has not migrated away.',
+        );
+      }
+    }
+    await this.remove(instance.uuid);
+  }
+
+  async rollbackLiveMigrationAtDestination(instance: InstanceRef, _networkInfo: NetworkInfo): Promise<void> {
+    const record = await this.record(instance.uuid).catch(() => undefined);
+    if (record && !record.incoming) return;
+    await this.remove(instance.uuid);
+  }
+
   private unsupported(operation: DriverOperation, _instance: InstanceRef): never {
     if (UNSUPPORTED.has(operation)) throw new NotSupportedByDriver(operation, this.name);
     throw new DriverError(`The kvm driver has no ${operation}.`);
@@ -967,7 +1174,7 @@ export class KvmDriver implements ComputeDriver {
   }
 
   /** Starts the guest's QEMU (restoring `incomingState` when given) and waits until the guest runs. */
-  private async start(record: GuestRecord, incomingState?: string): Promise<void> {
+  private async start(record: GuestRecord, incomingState?: string, incomingMigration = false): Promise<void> {
     const paths = this.paths(record.uuid, record.flavor, record.rescue !== undefined);
     await rm(paths.pidfile, { force: true });
     await rm(paths.qmpSocket, { force: true });
@@ -981,6 +1188,7 @@ export class KvmDriver implements ComputeDriver {
       vifs: await this.plugVifs(record),
       sandbox: this.options.sandbox ?? true,
       incomingStateFile: incomingState,
+      incomingMigration,
       runAs: this.qemuUser && runAsArgs(this.qemuUser.name, this.qemuVersion),
     });
     if (this.qemuUser) await prepareGuestDir(this.dir(record.uuid), this.qemuUser);
@@ -1123,6 +1331,61 @@ export class KvmDriver implements ComputeDriver {
     }
     await truncate(file, 0);
     await writeFile(file, keep, { flag: 'a' });
+  }
+}
+
+/** A host address in a QEMU URI (`tcp:[::1]:port` for IPv6). */
+function uriHost(address: string): string {
+  return address.includes(':') ? `[${address}]` : address;
+}
+
+/** Ports free on `address` now (the OS picks them; QEMU takes them a moment later). */
+async function freePorts(address: string, count: number): Promise<number[]> {
+  const servers = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const server = createServer();
+      servers.push(server);
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(0, address, () => resolve());
+      });
+    }
+    return servers.map((server) => (server.address() as { port: number }).port);
+  } finally {
+    for (const server of servers) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
+
+/** Waits until each mirror job is ready (in step with its target); a job that ended or failed rejects. */
+async function waitMirrors(
+  client: QmpClient,
+  jobs: string[],
+  errors: Map<string, string>,
+  deadline: number,
+): Promise<void> {
+  for (;;) {
+    const running =
+      await client.execute<{ device: string; ready: boolean; status?: string }[]>('query-block-jobs');
+    for (const job of jobs) {
+      const error = errors.get(job);
+      if (error) throw new DriverError(`Copying the disk ${job} to the destination failed: ${error}`);
+      if (!running.some((info) => info.device === job)) {
+        throw new DriverError(`Copying the disk ${job} to the destination ended early.`);
+      }
+    }
+    if (running.filter((info) => jobs.includes(info.device)).every((info) => info.ready)) return;
+    if (Date.now() > deadline) throw new DriverError('The disks did not reach the destination in time.');
+    await sleep(100);
+  }
+}
+
+async function waitJobsGone(client: QmpClient, jobs: string[], deadline: number): Promise<void> {
+  while (jobs.length > 0) {
+    const running = await client.execute<{ device: string }[]>('query-block-jobs');
+    if (!running.some((info) => jobs.includes(info.device))) return;
+    if (Date.now() > deadline) throw new DriverError('The disk copies did not end in time.');
+    await sleep(50);
   }
 }
 

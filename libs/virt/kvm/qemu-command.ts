@@ -41,6 +41,8 @@ export interface QemuCommandInput {
   sandbox: boolean;
   /** Starts paused, restoring the state a suspend saved in this file (`-incoming`). */
   incomingStateFile?: string;
+  /** Starts paused, waiting for a live migration's state (`-incoming defer`: migrate-incoming names the address). */
+  incomingMigration?: boolean;
   /** QEMU's arguments to drop to an unprivileged user once set up (`runAsArgs`); none: it stays as it is. */
   runAs?: string[];
 }
@@ -148,6 +150,8 @@ export function qemuArgs(input: QemuCommandInput): string[] {
   if (input.runAs) args.push(...input.runAs);
   if (input.incomingStateFile) {
     args.push('-S', '-incoming', `exec:cat ${shellQuote(input.incomingStateFile)}`);
+  } else if (input.incomingMigration) {
+    args.push('-S', '-incoming', 'defer');
   }
   return args;
 }

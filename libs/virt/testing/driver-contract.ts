@@ -504,6 +504,14 @@ export function describeDriverContract(
         detachInterface: (instance) => driver.detachInterface(instance, vif),
         triggerCrashDump: (instance) => driver.triggerCrashDump(instance),
         getDiagnostics: (instance) => driver.getDiagnostics(instance),
+        preLiveMigration: (instance) =>
+          driver.preLiveMigration(instance, image(), [], { listenAddress: '127.0.0.1' }),
+        liveMigration: (instance) =>
+          driver.liveMigration(instance, { address: '127.0.0.1', migrationPort: 1, disks: [] }),
+        postLiveMigrationAtDestination: (instance) => driver.postLiveMigrationAtDestination(instance),
+        postLiveMigration: (instance) => driver.postLiveMigration(instance, []),
+        rollbackLiveMigrationAtDestination: (instance) =>
+          driver.rollbackLiveMigrationAtDestination(instance, []),
         exportDisks: (instance) => driver.exportDisks(instance),
       };
       test(`rejects ${unsupported.join(', ')} with NotSupportedByDriver`, async () => {
