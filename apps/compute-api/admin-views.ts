@@ -143,7 +143,38 @@ export function aggregateView(a: AggregateView, v: ApiVersion, created = false):
   return view;
 }
 
-const LIVE_MIGRATION_IN_PROGRESS = ['queued', 'preparing', 'running', 'post-migrating'];
+export const LIVE_MIGRATION_IN_PROGRESS = ['queued', 'preparing', 'running', 'post-migrating'];
+
+/**
+ * Nova's server-migrations item (2.23; `uuid` 2.59, `user_id`/`project_id` 2.80). The byte counters are
+ * null: the agent does not report a copy's progress.
+ */
+export function serverMigrationView(m: MigrationEntity, v: ApiVersion): Record<string, unknown> {
+  const view: Record<string, unknown> = {
+    created_at: novaTime(m.createdAt),
+    dest_compute: m.destCompute,
+    dest_host: m.destHost,
+    dest_node: m.destNode,
+    disk_processed_bytes: null,
+    disk_remaining_bytes: null,
+    disk_total_bytes: null,
+    id: m.id,
+    memory_processed_bytes: null,
+    memory_remaining_bytes: null,
+    memory_total_bytes: null,
+    server_uuid: m.instanceUuid,
+    source_compute: m.sourceCompute,
+    source_node: m.sourceNode,
+    status: m.status,
+    updated_at: m.updatedAt ? novaTime(m.updatedAt) : null,
+  };
+  if (v.atLeast('2.59')) view.uuid = m.uuid;
+  if (v.atLeast('2.80')) {
+    view.user_id = m.userId;
+    view.project_id = m.projectId;
+  }
+  return view;
+}
 
 /** Nova's `GET /os-migrations` item: `migration_type` and `links` 2.23, `uuid` 2.59, `user_id`/`project_id` 2.80. */
 export function migrationView(m: MigrationEntity, v: ApiVersion, root: string): Record<string, unknown> {

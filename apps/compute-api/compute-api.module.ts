@@ -10,7 +10,7 @@ import { AggregateService } from './aggregate.service';
 import { AggregatesController } from './controllers/aggregates.controller';
 import { AvailabilityZonesController } from './controllers/availability-zones.controller';
 import { HypervisorsController } from './controllers/hypervisors.controller';
-import { MigrationsController } from './controllers/migrations.controller';
+import { MigrationsController, ServerMigrationsController } from './controllers/migrations.controller';
 import { SimpleTenantUsageController } from './controllers/usage.controller';
 import { HypervisorService } from './hypervisor.service';
 import { FlavorsController } from './controllers/flavors.controller';
@@ -73,6 +73,7 @@ export class ComputeApiModule {
         AggregatesController,
         SimpleTenantUsageController,
         MigrationsController,
+        ServerMigrationsController,
         ServersController,
         ServerActionsController,
         ServerResourcesController,

@@ -9,7 +9,7 @@ import {
   NOVUM_CONFIG,
   NovumConfig,
 } from '@novum/common';
-import { ConsoleAuthTokens, NO_VALID_HOST } from '@novum/compute';
+import { ConsoleAuthTokens, DRIVER_EXTRA_SPEC, NO_VALID_HOST } from '@novum/compute';
 import { InstanceEntity } from '@novum/db';
 import { TaskState, VmState } from '@novum/virt';
 import type { FastifyReply } from 'fastify';
@@ -44,6 +44,17 @@ import {
 import { serverView } from './server-view';
 
 const member = (auth: AuthContext) => hasRole(auth, 'member') || isAdmin(auth);
+
+/** Nova's parameter_types.boolean (strutils' strict strings) as a boolean; 400 for anything else. */
+const NOVA_TRUE = ['true', '1', 'on', 'yes'];
+const NOVA_FALSE = ['false', '0', 'off', 'no'];
+function novaBoolean(field: string, value: unknown): boolean {
+  if (typeof value === 'boolean') return value;
+  const text = typeof value === 'string' ? value.toLowerCase() : undefined;
+  if (text !== undefined && NOVA_TRUE.includes(text)) return true;
+  if (text !== undefined && NOVA_FALSE.includes(text)) return false;
+  throw invalid(field, value, `${JSON.stringify(value)} is not of type 'boolean', 'string'`);
+}
 
 /** An action body that may be null or `{}` but nothing else. */
 function emptyBody(name: string, body: unknown): void {
@@ -339,6 +350,82 @@ export class ServerLifecycleActions {
       }
     }
     await this.migrateServer(auth, instance, 'migrate');
+  }
+
+  /**
+   * Nova's os-migrateLive (admin): the server moves to another host while it runs (ACTIVE or PAUSED; 409
+   * otherwise), status MIGRATING meanwhile. Body per microversion as Nova's schemas: `host` (null: the
+   * scheduler picks) and `block_migration` always, `disk_over_commit` below 2.25 (booleans, or Nova's
+   * boolean strings), `block_migration` may be `auto` from 2.25, `force` from 2.30 to 2.67. Every host here
+   * has its own storage, so the disks are always copied whatever `block_migration` says. Below 2.34 the
+   * conductor's pre-checks answer: a 400 for an unknown or unusable host; from 2.34 the answer is 202 at once
+   * and a failed pre-check shows as the migration's `error` and the instance's fault, as Nova's async API.
+   */
+  async migrateLive(auth: AuthContext, instance: InstanceEntity, body: unknown, v: ApiVersion) {
+    allow('os_compute_api:os-migrate-server:migrate_live', isAdmin(auth));
+    const args = requireObject('os-migrateLive', body);
+    const allowed = ['host', 'block_migration'];
+    if (!v.atLeast('2.25')) allowed.push('disk_over_commit');
+    if (v.atLeast('2.30') && !v.atLeast('2.68')) allowed.push('force');
+    onlyKeys('os-migrateLive', args, allowed);
+    for (const required of v.atLeast('2.25') ? ['block_migration', 'host'] : allowed) {
+      if (!(required in args)) throw invalid('os-migrateLive', args, `'${required}' is a required property`);
+    }
+    const host = args.host === null ? undefined : checkString('host', args.host, 1, 255);
+    let blockMigration: boolean | undefined;
+    if (v.atLeast('2.25')) {
+      if (args.block_migration !== 'auto' && typeof args.block_migration !== 'boolean') {
+        throw invalid(
+          'block_migration',
+          args.block_migration,
+          `${JSON.stringify(args.block_migration)} is not one of [True, False, 'auto']`,
+        );
+      }
+      blockMigration = args.block_migration === 'auto' ? undefined : args.block_migration;
+    } else {
+      blockMigration = novaBoolean('block_migration', args.block_migration);
+      novaBoolean('disk_over_commit', args.disk_over_commit);
+    }
+    const force = args.force === undefined ? false : novaBoolean('force', args.force);
+    if (force && !host) throw new BadRequestError("Can't force to a non-provided destination");
+    this.servers.checkLocked(auth, instance);
+    if (instance.vmState !== VmState.ACTIVE && instance.vmState !== VmState.PAUSED) {
+      throw invalidState('os-migrateLive', instance);
+    }
+    // The container driver cannot move a running container (its capability is false on every host).
+    if (instance.flavor.extra_specs?.[DRIVER_EXTRA_SPEC] === 'container') {
+      throw new BadRequestError(
+        'Migration pre-check error: the container driver cannot live-migrate servers.',
+      );
+    }
+    if (host !== undefined) {
+      if (!(await this.servers.computeHost(host))) {
+        throw new BadRequestError(`Compute host ${host} could not be found.`);
+      }
+      if (host === instance.host) throw new BadRequestError("The target host can't be the same one.");
+    }
+    await this.servers.beginTask(auth, instance, {
+      action: 'os-migrateLive',
+      instanceAction: 'live-migration',
+      vmStates: [VmState.ACTIVE, VmState.PAUSED],
+      task: TaskState.MIGRATING,
+    });
+    try {
+      await this.rpc.liveMigrateInstance({
+        ...this.request(instance),
+        ...(host ? { host } : {}),
+        ...(blockMigration === undefined ? {} : { blockMigration }),
+        ...(force ? { force } : {}),
+      });
+    } catch (error) {
+      // From 2.34 the pre-checks are the conductor's business: the migration and the fault tell.
+      if (v.atLeast('2.34')) return;
+      const status = (error as { status?: number }).status;
+      const message = error instanceof Error ? error.message : String(error);
+      if (status === 400 || message.includes(NO_VALID_HOST)) throw new BadRequestError(message);
+      if (error instanceof ApiError) throw error;
+      throw new ConflictError(`The live migration could not start: ${message}`);
+    }
   }
 
   private async migrateServer(

@@ -26,6 +26,8 @@ import {
   InstanceCallRequest,
   InstanceRecords,
   InstanceRequest,
+  LiveMigrationDestinationRequest,
+  LiveMigrationRequest,
   MigrationSourceRequest,
   RebootInstanceRequest,
   RebuildInstanceRequest,
@@ -59,6 +61,7 @@ import {
   InstanceNotFound,
   InstanceInvalidState,
   InstanceSpec,
+  LiveMigrationTarget,
   NETWORK_PLUGIN_QUEUE,
   NetworkInfo,
   NotSupportedByDriver,
@@ -103,6 +106,11 @@ export interface AgentOptions {
   diskTransfer?: DiskTransfer;
   /** How a destination bounds the fetch of a guest's disks. */
   diskFetch?: FetchOptions;
+  /**
+   * NOVUM_LIVE_MIGRATION_INBOUND_ADDR (else NOVUM_TUNNEL_IP, else 127.0.0.1): where the guests of live
+   * migrations to this host arrive.
+   */
+  liveMigrationAddress?: string;
 }
 
 /** Uploads a snapshot's data to the queued image `imageId`. */
@@ -321,6 +329,9 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
       [ComputeMethod.REVERT_RESIZE]: (p) =>
         this.revertResize(checkRequest.instance(p, ComputeMethod.REVERT_RESIZE)),
       [ComputeMethod.MIGRATION_SOURCE]: (p) => this.migrationSource(checkRequest.migrationSource(p)),
+      [ComputeMethod.LIVE_MIGRATION]: (p) => this.liveMigration(checkRequest.liveMigration(p)),
+      [ComputeMethod.LIVE_MIGRATION_DESTINATION]: (p) =>
+        this.liveMigrationDestination(checkRequest.liveMigrationDestination(p)),
       [ComputeMethod.RESCUE_INSTANCE]: (p) => this.rescueInstance(checkRequest.rescue(p)),
       [ComputeMethod.UNRESCUE_INSTANCE]: (p) =>
         this.unrescueInstance(checkRequest.instance(p, ComputeMethod.UNRESCUE_INSTANCE)),
@@ -799,6 +810,184 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
     if (request.step === 'power_off') await driver.powerOff(instance);
     else await driver.powerOn(this.instanceSpec(old), []);
     return (await driver.getInfo(instance)).state;
+  }
+
+  /**
+   * Nova's live_migration and _post_live_migration on the source host (cast by the conductor, task_state
+   * `migrating`): the destination prepares the guest (`pre`), the driver copies the disks and the running
+   * state there, then the guest goes from here (process, ports, files), the claim moves (this host's
+   * allocation dropped), the instance's host and node become the destination's, and the destination lets
+   * the guest run on (`post`, which ends the task). Before the copy has completed, a failure rolls back: the
+   * destination's guest goes, the guest runs on here, the migration is `error` (preparing) or `failed` (the
+   * copy), the task ends with a fault. Once it has completed, a failure is the instance's ERROR, as Nova's.
+   */
+  async liveMigration(request: LiveMigrationRequest): Promise<void> {
+    await this.exclusive(request.instanceUuid, async () => {
+      const instance = await this.records.get(request.instanceUuid);
+      if (!this.mine(instance) || instance.taskState !== TaskState.MIGRATING) return;
+      const migration = await this.dataSource
+        .getRepository(MigrationEntity)
+        .findOneBy({ uuid: request.migrationId, instanceUuid: instance.uuid });
+      // A redelivered cast finds its migration under way or done: nothing to do again.
+      if (!migration || migration.status !== 'accepted' || !migration.destCompute) return;
+      const dest = migration.destCompute;
+      const eventId = await this.start(instance, request, 'compute_live_migration', 'live-migration');
+      const driver = this.driverFor(instance);
+      const paused = instance.vmState === VmState.PAUSED;
+      const destRequest = (step: LiveMigrationDestinationRequest['step']) => ({
+        instanceUuid: instance.uuid,
+        requestId: request.requestId,
+        migrationId: request.migrationId,
+        step,
+        ...(step === 'post' ? { paused } : {}),
+      });
+      await setMigrationStatus(this.dataSource, request.migrationId, 'queued');
+      let copying = false;
+      try {
+        if (!driver.capabilities.liveMigration) {
+          throw new NotSupportedByDriver('liveMigration', driver.name);
+        }
+        await setMigrationStatus(this.dataSource, request.migrationId, 'preparing');
+        const target = await this.rpc.liveMigrationDestination<LiveMigrationTarget>(dest, destRequest('pre'));
+        await setMigrationStatus(this.dataSource, request.migrationId, 'running');
+        copying = true;
+        const started = Date.now();
+        await driver.liveMigration(instance, target);
+        this.log.info(
+          { instance: instance.uuid, dest, ms: Date.now() - started },
+          'the guest has live-migrated',
+        );
+      } catch (error) {
+        this.log.warn({ err: error, instance: instance.uuid, dest }, 'live migration failed; rolling back');
+        await this.bestEffort(instance, 'rolling back the destination of a live migration', () =>
+          this.rpc.liveMigrationDestination(dest, destRequest('rollback')),
+        );
+        // The destination may have bound the ports to itself: back to this host.
+        const network = driver.name === 'fake' ? undefined : this.options.network;
+        if (network) {
+          await this.bestEffort(instance, 'binding the ports back', () => network.vifsFor(instance));
+        }
+        await release(this.dataSource, request.migrationId);
+        await setMigrationStatus(this.dataSource, request.migrationId, copying ? 'failed' : 'error');
+        await this.records.finishEvent(eventId, error);
+        await this.records.update(
+          instance.uuid,
+          { taskState: null, powerState: await this.currentPowerState(instance) },
+          { taskState: [TaskState.MIGRATING] },
+        );
+        await this.records.addFault(instance.uuid, {
+          code: 500,
+          message: errorMessage(error),
+          host: this.host,
+        });
+        return;
+      }
+      try {
+        await driver.postLiveMigration(instance, []);
+        await this.releasePorts(instance);
+        await confirmMigrationClaim(this.dataSource, instance.uuid, request.migrationId);
+        await this.records.update(
+          instance.uuid,
+          { host: dest, node: migration.destNode ?? dest },
+          { taskState: [TaskState.MIGRATING], host: this.host },
+        );
+        await this.rpc.liveMigrationDestination(dest, destRequest('post'));
+        await setMigrationStatus(this.dataSource, request.migrationId, 'completed');
+        await this.records.finishEvent(eventId);
+      } catch (error) {
+        this.log.error({ err: error, instance: instance.uuid, dest }, 'live migration failed after the copy');
+        await setMigrationStatus(this.dataSource, request.migrationId, 'error');
+        await this.records.finishEvent(eventId, error);
+        await this.records.update(instance.uuid, { vmState: VmState.ERROR, taskState: null });
+        await this.records.addFault(instance.uuid, {
+          code: 500,
+          message: errorMessage(error),
+          host: this.host,
+        });
+      }
+    });
+  }
+
+  /**
+   * The destination's part of a live migration (a call): `check` (the conductor's, Nova's
+   * check_can_live_migrate_destination), `pre` (Nova's pre_live_migration: the guest prepared here with its
+   * ports, answering where it is awaited; idempotent), `post` (post_live_migration_at_destination: the ports
+   * bound here and up, the guest runs, the task ends) and `rollback` (rollback_live_migration_at_destination).
+   */
+  async liveMigrationDestination(
+    request: LiveMigrationDestinationRequest,
+  ): Promise<LiveMigrationTarget | null> {
+    return this.exclusive(request.instanceUuid, async () => {
+      const instance = await this.records.get(request.instanceUuid);
+      const migration = await this.dataSource
+        .getRepository(MigrationEntity)
+        .findOneBy({ uuid: request.migrationId, instanceUuid: request.instanceUuid });
+      if (!instance || instance.deletedAt || !migration || migration.destCompute !== this.host) {
+        throw new NotFoundError(`Migration ${request.migrationId} could not be found.`);
+      }
+      const driver = this.driverFor(instance);
+      const network = driver.name === 'fake' ? undefined : this.options.network;
+      if (request.step === 'rollback') {
+        await driver.rollbackLiveMigrationAtDestination(instance, []);
+        if (network && instance.host !== this.host) await network.release(instance.uuid);
+        return null;
+      }
+      if (instance.taskState !== TaskState.MIGRATING) {
+        throw new ConflictError(`Instance ${instance.uuid} is not being live-migrated.`);
+      }
+      if (request.step === 'check') {
+        if (!driver.capabilities.liveMigration) {
+          throw new BadRequestError(
+            `Migration pre-check error: the ${driver.name} driver of ${this.host} cannot live-migrate servers.`,
+          );
+        }
+        return null;
+      }
+      if (request.step === 'pre') {
+        if (instance.host === this.host) {
+          throw new BadRequestError(`Instance ${instance.uuid} is already on ${this.host}.`);
+        }
+        const eventId = await this.start(instance, request, 'compute_pre_live_migration', 'live-migration');
+        try {
+          const vifs = network ? await network.vifsFor(instance) : [];
+          const target = await driver.preLiveMigration(
+            this.instanceSpec(instance),
+            this.imageFor(instance),
+            vifs,
+            {
+              listenAddress: this.options.liveMigrationAddress ?? '127.0.0.1',
+            },
+          );
+          await this.records.finishEvent(eventId);
+          return target;
+        } catch (error) {
+          await this.records.finishEvent(eventId, error);
+          throw error;
+        }
+      }
+      // post: the source has handed the instance over.
+      if (instance.host !== this.host) {
+        throw new ConflictError(`Instance ${instance.uuid} has not been handed over to ${this.host}.`);
+      }
+      const eventId = await this.start(
+        instance,
+        request,
+        'compute_post_live_migration_at_destination',
+        'live-migration',
+      );
+      try {
+        await this.withPorts(driver, instance, () =>
+          driver.postLiveMigrationAtDestination(instance, { paused: request.paused }),
+        );
+        await this.finish(instance, eventId, [TaskState.MIGRATING], {
+          powerState: await this.powerStateOf(driver, instance.uuid),
+        });
+      } catch (error) {
+        await this.records.finishEvent(eventId, error);
+        throw error;
+      }
+      return null;
+    });
   }
 
   /** Nova's rescue_instance: the rescue image boots with the guest's disk; `rescued`. A failure is ERROR. */

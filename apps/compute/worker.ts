@@ -76,6 +76,7 @@ export async function startAgent(
         ticketSeconds: config.consoleTokenTtlSeconds,
       }),
       diskTransfer: new DiskTransfer({ address: config.serialProxyclientAddress }),
+      liveMigrationAddress: config.liveMigrationInboundAddr ?? config.tunnelIp ?? '127.0.0.1',
       ...options,
     }),
     { logger: new PinoNestLogger() },

@@ -24,7 +24,7 @@ import {
   confirmMigrationClaim,
   setMigrationStatus,
 } from '@novum/compute';
-import { InstanceEntity } from '@novum/db';
+import { ComputeNodeEntity, InstanceEntity, MigrationEntity } from '@novum/db';
 import { TaskState, VmState } from '@novum/virt';
 import { HostSnapshot, Scheduler } from './scheduler';
 
@@ -251,6 +251,104 @@ export class ConductorService implements OnApplicationBootstrap, OnModuleDestroy
         { taskState: [TaskState.REBUILDING] },
       );
       if (failed) await this.records.addFault(instance.uuid, { code: 500, message: errorMessage(error) });
+    }
+  }
+
+  /**
+   * Nova's live_migrate_instance and LiveMigrationTask (a call, task_state `migrating`): the destination is
+   * the admin's `host` (through the scheduler's filters, or straight to it with `force`) or the scheduler's
+   * pick, never the instance's own host; it is claimed under a new migration id (the source keeps its claim
+   * until the guest has moved), the `live-migration` migration is recorded `accepted`, the destination's
+   * agent checks that its driver can take the guest (a scheduled host that cannot is skipped), and the
+   * source's agent gets the work (`live_migration`). A pre-check failure ends the task with a fault, the
+   * migration `error`, and rejects with Nova's 400.
+   */
+  @RpcMethod(ConductorMethod.LIVE_MIGRATE_INSTANCE)
+  async liveMigrateInstance(payload: unknown): Promise<{ migrationId: string } | null> {
+    const request = checkRequest.liveMigrateInstance(payload);
+    const instance = await this.records.get(request.instanceUuid);
+    if (!instance || instance.deletedAt || !instance.host) return null;
+    if (instance.taskState !== TaskState.MIGRATING) return null;
+    const eventId = await this.records.startEvent(
+      instance.uuid,
+      request.requestId,
+      'conductor_live_migrate_instance',
+      this.config.host,
+      'live-migration',
+    );
+    const migrationId = randomUUID();
+    const source = instance.host;
+    let recorded = false;
+    try {
+      if (request.host === source) {
+        throw new BuildFailure(`Unable to migrate instance (${instance.uuid}) to current host (${source}).`);
+      }
+      const candidates =
+        request.host && request.force
+          ? (await this.dataSource.getRepository(ComputeNodeEntity).findBy({ host: request.host })).map(
+              (node) => ({ node }),
+            )
+          : await this.scheduler.select(withDestination(instance, request.host), [source]);
+      let lastRefusal: unknown;
+      for (const { node } of candidates) {
+        if (!(await claim(this.dataSource, migrationId, node.uuid, resourcesOf(instance.flavor)))) continue;
+        if (!recorded) {
+          await recordMigration(this.dataSource, {
+            uuid: migrationId,
+            instance,
+            type: 'live-migration',
+            status: 'accepted',
+            newFlavor: instance.flavor,
+            destHost: node.host,
+            destNode: node.hypervisorHostname,
+          });
+          recorded = true;
+        } else {
+          await this.dataSource
+            .getRepository(MigrationEntity)
+            .update({ uuid: migrationId }, { destCompute: node.host, destNode: node.hypervisorHostname });
+        }
+        try {
+          await this.rpc.liveMigrationDestination(
+            node.host,
+            { ...this.scoped(request), migrationId, step: 'check' },
+            30_000,
+          );
+        } catch (error) {
+          await release(this.dataSource, migrationId);
+          lastRefusal = error;
+          if (request.host) throw error;
+          continue;
+        }
+        await this.rpc.liveMigration(source, { ...this.scoped(request), migrationId });
+        await this.records.finishEvent(eventId);
+        return { migrationId };
+      }
+      if (lastRefusal) throw lastRefusal;
+      throw new BuildFailure(NO_VALID_HOST);
+    } catch (error) {
+      if (!(error instanceof BuildFailure))
+        this.log.warn({ err: error, instance: instance.uuid }, 'live migration pre-check failed');
+      await this.records.finishEvent(eventId, error);
+      if (recorded) await setMigrationStatus(this.dataSource, migrationId, 'error');
+      else {
+        await recordMigration(this.dataSource, {
+          uuid: migrationId,
+          instance,
+          type: 'live-migration',
+          status: 'error',
+          newFlavor: instance.flavor,
+          destHost: request.host ?? null,
+          destNode: null,
+        }).catch(() => undefined);
+      }
+      const ended = await this.records.update(
+        instance.uuid,
+        { taskState: null },
+        { taskState: [TaskState.MIGRATING] },
+      );
+      if (ended) await this.records.addFault(instance.uuid, { code: 400, message: errorMessage(error) });
+      throw new BadRequestError(errorMessage(error));
     }
   }
 

@@ -28,6 +28,7 @@ export interface NovumConfig {
   kvmUser: string;
   serialProxyclientAddress: string;
   tunnelIp: string | undefined;
+  liveMigrationInboundAddr: string | undefined;
   vxlanGroup: string;
   l3Agent: boolean;
   physicalInterfaces: Record<string, string>;
@@ -263,6 +264,13 @@ export const SETTINGS: Settings = {
     env: 'NOVUM_TUNNEL_IP',
     describe:
       "This compute host's address on the network between hosts (Neutron's `[vxlan] local_ip`): VXLAN networks then reach the same networks' guests on other hosts; unset: a network stays on its host",
+    default: undefined,
+    parse: text,
+  },
+  liveMigrationInboundAddr: {
+    env: 'NOVUM_LIVE_MIGRATION_INBOUND_ADDR',
+    describe:
+      "Address of this host where the guests of live migrations to it arrive (Nova's `[libvirt] live_migration_inbound_addr`): the destination's QEMU listens there for the guest's state and serves its disks (NBD) for the copy; unset: NOVUM_TUNNEL_IP, else 127.0.0.1 (one machine)",
     default: undefined,
     parse: text,
   },

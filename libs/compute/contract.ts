@@ -146,6 +146,37 @@ export interface DiskOffer {
   sha256: string;
 }
 
+/**
+ * `live_migrate_instance` (a call to CONDUCTOR_QUEUE, task_state `migrating`): Nova's live migration, to
+ * `host` when the admin named one (checked by the scheduler's filters unless `force`), else where the
+ * scheduler picks. Answers once the destination is claimed and checked and the source's agent has the work;
+ * a pre-check failure is a 400 (the migration `error`, the task ended).
+ */
+export interface LiveMigrateInstanceRequest extends InstanceRequest {
+  host?: string;
+  /** `block_migration`: null ('auto') lets the hosts decide; every host here copies the disks. */
+  blockMigration?: boolean;
+  force?: boolean;
+}
+
+/** `live_migration` (cast by the conductor to the source host): the migration `migrationId` to `destHost`. */
+export interface LiveMigrationRequest extends InstanceRequest {
+  migrationId: string;
+}
+
+/**
+ * `live_migration_destination` (a call between agents and from the conductor): the destination's part of a
+ * live migration. `check`: its driver can take the guest (Nova's check_can_live_migrate_destination); `pre`:
+ * the guest is prepared there, waiting (answers the driver's LiveMigrationTarget); `post`: the guest has
+ * arrived and runs (the task ends there); `rollback`: what `pre` made goes.
+ */
+export interface LiveMigrationDestinationRequest extends InstanceRequest {
+  migrationId: string;
+  step: 'check' | 'pre' | 'post' | 'rollback';
+  /** `post`: the guest stays paused (a PAUSED server). */
+  paused?: boolean;
+}
+
 export interface ConsoleOutputRequest {
   instanceUuid: string;
   /** The last `length` lines (Nova's os-getConsoleOutput); all when absent. */
@@ -208,6 +239,10 @@ export const ComputeMethod = {
   RESTORE_INSTANCE: 'restore_instance',
   /** Between agents only (cross-host resize). */
   MIGRATION_SOURCE: 'migration_source',
+  /** Sent by the conductor to the source host, task_state `migrating`; ends on the destination, task none. */
+  LIVE_MIGRATION: 'live_migration',
+  /** A call from the conductor (`check`) and the source's agent (`pre`, `post`, `rollback`). */
+  LIVE_MIGRATION_DESTINATION: 'live_migration_destination',
 } as const;
 
 export const ConductorMethod = {
@@ -218,6 +253,8 @@ export const ConductorMethod = {
   UNSHELVE_INSTANCE: 'unshelve_instance',
   /** task_state `rebuilding`, the instance's host down: Nova's rebuild_instance with a recreate. */
   EVACUATE_SERVER: 'evacuate_server',
+  /** A call, task_state `migrating` (vm_state active or paused): os-migrateLive. */
+  LIVE_MIGRATE_INSTANCE: 'live_migrate_instance',
 } as const;
 
 type Kind = 'uuid' | 'string' | 'number' | 'string[]' | 'uuid[]' | 'boolean' | 'flavor';
@@ -359,6 +396,29 @@ export const checkRequest = {
     check<SetAdminPasswordRequest>(p, 'set_admin_password', { ...INSTANCE, newPassword: 'string' }),
   instanceCall: (p: unknown, method: string) =>
     check<InstanceCallRequest>(p, method, { instanceUuid: 'uuid' }),
+  liveMigrateInstance: (p: unknown) =>
+    check<LiveMigrateInstanceRequest>(p, 'live_migrate_instance', {
+      ...INSTANCE,
+      host: '?string',
+      blockMigration: '?boolean',
+      force: '?boolean',
+    }),
+  liveMigration: (p: unknown) =>
+    check<LiveMigrationRequest>(p, 'live_migration', { ...INSTANCE, migrationId: 'uuid' }),
+  liveMigrationDestination: (p: unknown) => {
+    const request = check<LiveMigrationDestinationRequest>(p, 'live_migration_destination', {
+      ...INSTANCE,
+      migrationId: 'uuid',
+      step: 'string',
+      paused: '?boolean',
+    });
+    if (!['check', 'pre', 'post', 'rollback'].includes(request.step)) {
+      throw new MalformedRequestError(
+        'live_migration_destination: step must be check, pre, post or rollback',
+      );
+    }
+    return request;
+  },
   migrationSource: (p: unknown) => {
     const request = check<MigrationSourceRequest>(p, 'migration_source', {
       ...INSTANCE,

@@ -14,7 +14,12 @@ export type MigrationStatus =
   | 'accepted'
   | 'done'
   | 'failed'
-  | 'completed';
+  | 'completed'
+  // A live migration's: queued (the source has it), preparing (the destination makes the guest), running
+  // (the copy), then completed, or failed (the copy) / error (before it), the guest still on its source.
+  | 'queued'
+  | 'preparing'
+  | 'running';
 
 async function flavorInternalId(dataSource: DataSource, flavor: InstanceFlavor): Promise<number | null> {
   const row = await dataSource.getRepository(FlavorEntity).findOneBy({ id: flavor.id });
@@ -30,7 +35,7 @@ export async function recordMigration(
   migration: {
     uuid: string;
     instance: InstanceEntity;
-    type: 'resize' | 'migration' | 'evacuation';
+    type: 'resize' | 'migration' | 'evacuation' | 'live-migration';
     status?: MigrationStatus;
     newFlavor: InstanceFlavor;
     destHost: string | null;

@@ -11,6 +11,9 @@ import {
   DiskOffer,
   InstanceCallRequest,
   InstanceRequest,
+  LiveMigrateInstanceRequest,
+  LiveMigrationDestinationRequest,
+  LiveMigrationRequest,
   MigrateServerRequest,
   EvacuateServerRequest,
   MigrationSourceRequest,
@@ -182,6 +185,37 @@ export class ComputeRpcClient {
       }
       throw error;
     }
+  }
+
+  /**
+   * os-migrateLive: a call to the conductor (task_state `migrating` set first); resolves with the migration
+   * once the destination is claimed and checked and the source's agent has the work, rejects with the
+   * pre-check's 400 otherwise.
+   */
+  liveMigrateInstance(
+    request: LiveMigrateInstanceRequest,
+    timeoutMs = 120_000,
+  ): Promise<{ migrationId: string }> {
+    return this.bus.call<{ migrationId: string }>(
+      CONDUCTOR_QUEUE,
+      ConductorMethod.LIVE_MIGRATE_INSTANCE,
+      request,
+      timeoutMs,
+    );
+  }
+
+  /** The conductor to the source host: run the live migration. */
+  liveMigration(host: string, request: LiveMigrationRequest): Promise<void> {
+    return this.bus.cast(computeQueue(host), ComputeMethod.LIVE_MIGRATION, request);
+  }
+
+  /** The destination's part of a live migration (a call); `pre` answers where the guest is awaited. */
+  liveMigrationDestination<T = null>(
+    host: string,
+    request: LiveMigrationDestinationRequest,
+    timeoutMs = 600_000,
+  ): Promise<T> {
+    return this.bus.call<T>(computeQueue(host), ComputeMethod.LIVE_MIGRATION_DESTINATION, request, timeoutMs);
   }
 
   /** Between agents: the source host's part of a cross-host resize; answers the guest's power state. */

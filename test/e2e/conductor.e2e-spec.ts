@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { ApiError } from '@novum/common';
-import { AllocationEntity, ComputeNodeEntity, ComputeServiceEntity } from '@novum/db';
+import { AllocationEntity, ComputeNodeEntity, ComputeServiceEntity, MigrationEntity } from '@novum/db';
 import { claim, ComputeMethod, isServiceUp, MAX_BUILD_ATTEMPTS, NO_VALID_HOST } from '@novum/compute';
 import { DriverError, PowerState, TaskState } from '@novum/virt';
 import { ComputeManager, ImageUpload } from '../../apps/compute/compute-manager';
@@ -717,6 +717,97 @@ describe('compute agent: rebuild, resize, rescue, shelve, snapshot, soft delete 
     await plane.act(uuid, ComputeMethod.TERMINATE_INSTANCE, TaskState.DELETING, 'delete');
     expect((await plane.settled(uuid)).vmState).toBe('deleted');
     expect(await node(plane, 'mig-2')).toMatchObject({ vcpusUsed: 0 });
+  });
+
+  /** What the API does for os-migrateLive: task migrating on condition, the action, the call. */
+  async function liveMigrate(uuid: string, host?: string) {
+    const requestId = `req-${randomUUID()}`;
+    expect(await plane.records.update(uuid, { taskState: TaskState.MIGRATING }, { taskState: [null] })).toBe(
+      true,
+    );
+    await plane.records.startAction(uuid, 'live-migration', requestId);
+    return plane.rpc.liveMigrateInstance({ instanceUuid: uuid, requestId, ...(host ? { host } : {}) });
+  }
+  const liveMigrations = (uuid: string) =>
+    plane.dataSource
+      .getRepository(MigrationEntity)
+      .find({ where: { instanceUuid: uuid, migrationType: 'live-migration' }, order: { id: 'ASC' } });
+
+  it('live-migrates a running server: the claim moves, the source is emptied; a failure rolls back', async () => {
+    const [one, two] = [plane.hypervisor('live-1'), plane.hypervisor('live-2')];
+    await plane.startAgent('live-1');
+    const uuid = await plane.createServer(SMALL_FLAVOR);
+    expect((await plane.settled(uuid)).host).toBe(plane.hostName('live-1'));
+
+    // Alone, or to its own host: a 400, the task ended with a fault, the migration `error`.
+    await expect(liveMigrate(uuid)).rejects.toMatchObject({ status: 400, message: NO_VALID_HOST });
+    expect(await plane.instance(uuid)).toMatchObject({ vmState: 'active', taskState: null });
+    await expect(liveMigrate(uuid, plane.hostName('live-1'))).rejects.toMatchObject({
+      status: 400,
+      message: `Unable to migrate instance (${uuid}) to current host (${plane.hostName('live-1')}).`,
+    });
+    expect((await liveMigrations(uuid)).map((m) => m.status)).toEqual(['error', 'error']);
+
+    await plane.startAgent('live-2');
+    const placed = await liveMigrate(uuid, plane.hostName('live-2'));
+    expect(await plane.settled(uuid)).toMatchObject({
+      vmState: 'active',
+      host: plane.hostName('live-2'),
+      node: plane.hostName('live-2'),
+      powerState: PowerState.RUNNING,
+    });
+    expect(one.inspect(uuid)).toBeUndefined();
+    expect(two.inspect(uuid)?.state).toBe(PowerState.RUNNING);
+    expect(await allocations(uuid)).toEqual([
+      expect.objectContaining({ nodeUuid: (await node(plane, 'live-2')).uuid }),
+    ]);
+    expect(await allocations(placed!.migrationId)).toEqual([]);
+    expect(await node(plane, 'live-1')).toMatchObject({ vcpusUsed: 0, memoryMbUsed: 0 });
+    expect(await node(plane, 'live-2')).toMatchObject({ vcpusUsed: 1, memoryMbUsed: 512 });
+    expect((await liveMigrations(uuid)).pop()).toMatchObject({
+      uuid: placed!.migrationId,
+      status: 'completed',
+      sourceCompute: plane.hostName('live-1'),
+      destCompute: plane.hostName('live-2'),
+    });
+    const events = (await eventsOf(plane, uuid)).filter((e) => e.action === 'live-migration');
+    expect(events.slice(-4).map((e) => `${e.event}:${e.result}`)).toEqual([
+      'conductor_live_migrate_instance:Success',
+      'compute_live_migration:Success',
+      'compute_pre_live_migration:Success',
+      'compute_post_live_migration_at_destination:Success',
+    ]);
+
+    // The copy fails: the guest runs on where it was, the destination is emptied, the migration `failed`.
+    two.failNext('liveMigration');
+    await liveMigrate(uuid, plane.hostName('live-1'));
+    expect(await plane.settled(uuid)).toMatchObject({
+      vmState: 'active',
+      host: plane.hostName('live-2'),
+      powerState: PowerState.RUNNING,
+    });
+    expect(one.inspect(uuid)).toBeUndefined();
+    expect(two.inspect(uuid)?.state).toBe(PowerState.RUNNING);
+    expect((await plane.records.latestFault(uuid))?.message).toBe('Injected failure of liveMigration.');
+    expect((await liveMigrations(uuid)).pop()?.status).toBe('failed');
+    expect(await node(plane, 'live-1')).toMatchObject({ vcpusUsed: 0 });
+    // The destination cannot prepare the guest: `error`, nothing moved.
+    one.failNext('preLiveMigration');
+    await liveMigrate(uuid);
+    expect(await plane.settled(uuid)).toMatchObject({ vmState: 'active', host: plane.hostName('live-2') });
+    expect((await liveMigrations(uuid)).pop()?.status).toBe('error');
+    expect(one.inspect(uuid)).toBeUndefined();
+
+    // A paused server arrives paused; the scheduler picks the host.
+    await plane.act(uuid, ComputeMethod.PAUSE_INSTANCE, TaskState.PAUSING, 'pause');
+    expect((await plane.settled(uuid)).vmState).toBe('paused');
+    await liveMigrate(uuid);
+    expect(await plane.settled(uuid)).toMatchObject({ vmState: 'paused', host: plane.hostName('live-1') });
+    expect(one.inspect(uuid)?.state).toBe(PowerState.PAUSED);
+    expect(two.inspect(uuid)).toBeUndefined();
+    await plane.act(uuid, ComputeMethod.TERMINATE_INSTANCE, TaskState.DELETING, 'delete');
+    expect((await plane.settled(uuid)).vmState).toBe('deleted');
+    expect(await node(plane, 'live-1')).toMatchObject({ vcpusUsed: 0 });
   });
 
   it('confirms a resize by itself after the confirm window', async () => {

@@ -1,14 +1,15 @@
-import { Controller, Get, Inject } from '@nestjs/common';
+import { Controller, Get, Inject, Param } from '@nestjs/common';
 import { Auth, AuthContext, isAdmin } from '@novum/auth';
-import { BadRequestError } from '@novum/common';
+import { BadRequestError, NotFoundError } from '@novum/common';
 import { MigrationEntity } from '@novum/db';
 import { limitQuery, page } from '../admin-query';
-import { migrationView } from '../admin-views';
+import { LIVE_MIGRATION_IN_PROGRESS, migrationView, serverMigrationView } from '../admin-views';
 import { ComputeStore } from '../compute.store';
 import { ApiVersion, Microversion } from '../microversion';
 import { allow } from '../policy';
 import { NovaQuery, NovaQueryParams } from '../query';
 import { COMPUTE_ROOT_URL, ComputeLinks } from '../serializers';
+import { ServerService } from '../server.service';
 import { toNovaBoolean } from './dto';
 
 const RULE = 'os_compute_api:os-migrations';
@@ -86,5 +87,64 @@ export class MigrationsController {
     if (more)
       body.migrations_links = this.links.next('os-migrations', query, migrations[migrations.length - 1].uuid);
     return body;
+  }
+}
+
+/**
+ * Nova's server-migrations (admin, 2.23): `GET /servers/{id}/migrations` lists the server's live migrations
+ * in progress (queued, preparing, running), `GET /servers/{id}/migrations/{migration_id}` shows one (404
+ * once it has ended, as Nova's). Aborting one (DELETE, 2.24) and force_complete are not offered yet.
+ */
+@Controller('v2.1/servers')
+export class ServerMigrationsController {
+  constructor(
+    private readonly store: ComputeStore,
+    private readonly servers: ServerService,
+  ) {}
+
+  @Get(':id/migrations')
+  async list(@Auth() auth: AuthContext, @Param('id') id: string, @Microversion() v: ApiVersion) {
+    this.supported(v);
+    allow('os_compute_api:servers:migrations:index', isAdmin(auth));
+    const instance = await this.servers.get(auth, id);
+    const rows = await this.store.migrations.find({
+      where: { instanceUuid: instance.uuid, migrationType: 'live-migration' },
+      order: { id: 'ASC' },
+    });
+    return {
+      migrations: rows
+        .filter((m) => LIVE_MIGRATION_IN_PROGRESS.includes(m.status))
+        .map((m) => serverMigrationView(m, v)),
+    };
+  }
+
+  @Get(':id/migrations/:migrationId')
+  async show(
+    @Auth() auth: AuthContext,
+    @Param('id') id: string,
+    @Param('migrationId') migrationId: string,
+    @Microversion() v: ApiVersion,
+  ) {
+    this.supported(v);
+    allow('os_compute_api:servers:migrations:show', isAdmin(auth));
+    const instance = await this.servers.get(auth, id);
+    const row = /^\d{1,9}$/.test(migrationId)
+      ? await this.store.migrations.findOneBy({ id: Number(migrationId), instanceUuid: instance.uuid })
+      : null;
+    if (!row) {
+      throw new NotFoundError(`Migration ${migrationId} for instance ${instance.uuid} could not be found.`);
+    }
+    if (row.migrationType !== 'live-migration' || !LIVE_MIGRATION_IN_PROGRESS.includes(row.status)) {
+      throw new NotFoundError(
+        `In-progress live migration ${migrationId} is not found for server ${instance.uuid}.`,
+      );
+    }
+    return { migration: serverMigrationView(row, v) };
+  }
+
+  private supported(v: ApiVersion): void {
+    if (!v.atLeast('2.23')) {
+      throw new NotFoundError(`API version ${v.toString()} is not supported on this method.`);
+    }
   }
 }

@@ -88,6 +88,7 @@ export class ServerActionsController {
       },
       revertResize: (c) => this.more.confirmOrRevert(c.auth, c.instance, c.body, false),
       migrate: (c) => this.more.migrate(c.auth, c.instance, c.body, c.v),
+      'os-migrateLive': (c) => this.more.migrateLive(c.auth, c.instance, c.body, c.v),
       evacuate: (c) => {
         c.reply.status(200);
         return this.more.evacuate(c.auth, c.instance, c.body, c.v);
