@@ -68,9 +68,13 @@ if (skip) {
     open: async () => createReadStream(archive),
   });
   const make = () => new ContainerDriver({ dataDir, runtime: RUNTIME, softRebootSeconds: 5 });
+  /** The same driver as another host has it: its own data dir (layer cache, instances, runtime state). */
+  const peerDataDir = join(work, 'peer');
+  const makePeer = () =>
+    new ContainerDriver({ dataDir: peerDataDir, runtime: RUNTIME, softRebootSeconds: 5 });
 
   describe('ContainerDriver contract', () => {
-    describeDriverContract(make, { image: () => busybox(), timeoutMs: 30_000 });
+    describeDriverContract(make, { image: () => busybox(), timeoutMs: 30_000, peer: makePeer });
   });
 
   describe('ContainerDriver on the host', () => {
@@ -422,6 +426,73 @@ if (skip) {
       // The parent's layers are the same ones, shared: only the new top layer was unpacked.
       expect(readdirSync(join(dataDir, 'containers', 'layers'))).toHaveLength(3);
     }, 30_000);
+
+    it("carries the writable layer to another host's driver: files, owners, xattrs, whiteouts", async () => {
+      const peer = makePeer();
+      await peer.init('container-peer');
+      const instance = spec();
+      try {
+        await driver.spawn(instance, busybox(), []);
+        exec(
+          instance.uuid,
+          'echo kept > /root/written && chown 65534:65534 /root/written && rm /etc/novum-release && ' +
+            'rm -r /srv && mkdir /srv && echo y > /srv/only && dd if=/dev/zero of=/root/big bs=1M count=8 2>/dev/null',
+        );
+        const upper = join(dataDir, 'containers', 'instances', instance.uuid, 'disk', 'upper');
+        execFileSync('setfattr', ['-n', 'user.novum', '-v', 'carried', join(upper, 'root', 'written')]);
+        await driver.powerOff(instance, { timeoutSeconds: 0 });
+        const exported = await driver.exportDisks(instance);
+        expect(exported.format).toBe('container-upper-tar');
+        // The source's disk is unmounted again, nothing of the export inside the guest's layer.
+        expect(loops().filter((line) => line.includes(instance.uuid))).toEqual([]);
+
+        const started = Date.now();
+        await peer.spawn({ ...instance, flavor: { ...flavor, rootGb: 2 } }, busybox(), [], {
+          migratedDisks: { format: exported.format, data: exported.open() },
+        });
+        const ms = Date.now() - started;
+        await exported.dispose();
+        expect((await peer.getInfo(instance)).state).toBe(PowerState.RUNNING);
+        const peerExec = (script: string) =>
+          execFileSync(
+            RUNTIME,
+            [
+              '--root',
+              join(peerDataDir, 'containers', 'runtime'),
+              'exec',
+              `novum-${instance.uuid}`,
+              'sh',
+              '-c',
+              script,
+            ],
+            { encoding: 'utf8' },
+          );
+        expect(peerExec('cat /root/written; stat -c %u:%g /root/written; ls /srv; wc -c < /root/big')).toBe(
+          'kept\n65534:65534\nonly\n8388608\n',
+        );
+        expect(peerExec('test -e /etc/novum-release || echo gone')).toBe('gone\n');
+        // The owners are the host's shifted ids on the peer's disk too, the xattr with them.
+        const peerUpper = join(peerDataDir, 'containers', 'instances', instance.uuid, 'disk', 'upper');
+        expect(
+          execFileSync('stat', ['-c', '%u', join(peerUpper, 'root', 'written')], { encoding: 'utf8' }),
+        ).toBe(`${100_000 + 65534}\n`);
+        expect(
+          execFileSync(
+            'getfattr',
+            ['--only-values', '-n', 'user.novum', join(peerUpper, 'root', 'written')],
+            {
+              encoding: 'utf8',
+            },
+          ),
+        ).toBe('carried');
+        // The source keeps its guest, stopped, for a revert.
+        expect((await driver.getInfo(instance)).state).toBe(PowerState.SHUTDOWN);
+        console.log(`container writable layer carried in ${ms} ms`);
+      } finally {
+        await peer.destroy(instance, []);
+        await peer.close();
+      }
+    }, 60_000);
 
     it('rescues into the rescue image with the server rootfs at /mnt, and unrescues back', async () => {
       const instance = spec();

@@ -44,6 +44,7 @@ import {
   InstanceRef,
   InstanceSpec,
   LiveMigrationTarget,
+  MigratedDisks,
   NetworkInfo,
   NotSupportedByDriver,
   RebootType,
@@ -55,7 +56,7 @@ import {
 import { HostNetwork } from '../net/host-network';
 import { netnsName } from '../net/names';
 import { PowerState } from '../states';
-import { mustRun, runCommand, runWithOutput } from './host-commands';
+import { mustRun, mustRunFrom, runCommand, runWithOutput } from './host-commands';
 import { ImageRuntimeConfig, ImageStore, PreparedImage } from './image-store';
 import { writeLayerTar } from './layer-tar';
 import { runcInitPid, RuntimeStatus, runcStatus } from './runc-state';
@@ -90,6 +91,12 @@ export const ID_MAP_BASE = 100_000;
 export const ID_MAP_SIZE = 65_536;
 /** Where the config drive's files are inside the container: a path cloud-init's ConfigDrive source reads. */
 export const CONFIG_DRIVE_PATH = '/config-drive';
+/**
+ * The format of an exported writable layer: a tar of the overlay's upper directory with numeric (shifted)
+ * owners, every extended attribute (overlayfs's opaque directories among them), whiteout devices and holes.
+ */
+export const WRITABLE_LAYER_FORMAT = 'container-upper-tar';
+const TAR_KEEPING_EVERYTHING = ['--numeric-owner', '--xattrs', '--xattrs-include=*', '--acls', '--selinux'];
 
 /** What the driver keeps of a container on disk, so that a restarted agent finds it. */
 interface GuestRecord {
@@ -123,7 +130,7 @@ const CAPABILITIES: DriverCapabilities = {
   triggerCrashDump: false,
   diagnostics: false,
   liveMigration: false,
-  migrateDisks: false,
+  migrateDisks: true,
 };
 const UNSUPPORTED = new Set(
   (Object.keys(CAPABILITY_OPERATIONS) as (keyof DriverCapabilities)[])
@@ -254,6 +261,11 @@ export class ContainerDriver implements ComputeDriver {
     options: SpawnOptions = {},
   ): Promise<void> {
     const dir = this.dir(instance.uuid);
+    const migrated = options.migratedDisks;
+    if (migrated && migrated.format !== WRITABLE_LAYER_FORMAT) {
+      migrated.data.destroy();
+      throw new DriverError(`The container driver cannot import disks of format ${migrated.format}.`);
+    }
     try {
       await mkdir(dir);
     } catch (error) {
@@ -272,11 +284,13 @@ export class ContainerDriver implements ComputeDriver {
         overrides: runtimeOverrides(instance.metadata),
       };
       await this.freshWritableLayer(record);
+      if (migrated) await this.importWritableLayer(record, migrated);
       await this.save(record);
       await this.provision(record, instance, networkInfo, options);
       if (options.powerOn ?? true) await this.start(record);
       else await this.unmount(record.uuid);
     } catch (error) {
+      migrated?.data.destroy();
       await this.remove(instance.uuid).catch(() => undefined);
       throw error;
     }
@@ -544,8 +558,39 @@ export class ContainerDriver implements ComputeDriver {
     this.unsupported('triggerCrashDump', instance);
   }
 
+  /**
+   * The writable layer (the overlay's upper directory) as a tar beside the guest, for another host whose own
+   * layer cache has the image's read-only layers; the guest and its root disk stay for a revert.
+   */
   async exportDisks(instance: InstanceRef): Promise<DiskExport> {
-    this.unsupported('exportDisks', instance);
+    const record = await this.record(instance.uuid, 'exportDisks');
+    const state = await this.stateOf(record);
+    if (state !== SHUTDOWN) throw new InstanceInvalidState(record.uuid, 'exportDisks', state);
+    const file = join(this.dir(record.uuid), 'migration-export.tar');
+    const diskWasMounted = !record.diskBytes || (await mountedAt(this.layerDir(record)));
+    await this.mountDisk(record);
+    try {
+      await mustRun('tar', [
+        '-c',
+        '-f',
+        file,
+        '--sparse',
+        ...TAR_KEEPING_EVERYTHING,
+        '-C',
+        join(this.layerDir(record), 'upper'),
+        '.',
+      ]);
+    } catch (error) {
+      await rm(file, { force: true });
+      throw error;
+    } finally {
+      if (!diskWasMounted) await unmountPath(this.layerDir(record));
+    }
+    return {
+      format: WRITABLE_LAYER_FORMAT,
+      open: () => createReadStream(file),
+      dispose: () => rm(file, { force: true }),
+    };
   }
 
   async getDiagnostics(instance: InstanceRef): Promise<Diagnostics> {
@@ -719,6 +764,16 @@ export class ContainerDriver implements ComputeDriver {
     }
   }
 
+  /** Unpacks another host's exported writable layer into this guest's fresh one (mounted, empty). */
+  private async importWritableLayer(record: GuestRecord, migrated: MigratedDisks): Promise<void> {
+    const upper = join(this.layerDir(record), 'upper');
+    await mustRunFrom(
+      'tar',
+      ['-x', '-f', '-', '--same-owner', '--same-permissions', ...TAR_KEEPING_EVERYTHING, '-C', upper],
+      migrated.data,
+    );
+  }
+
   private diskImage(uuid: string): string {
     return join(this.dir(uuid), 'disk.ext4');
   }
@@ -846,7 +901,8 @@ export class ContainerDriver implements ComputeDriver {
       await mkdir(dirname(join(drive, path)), { recursive: true });
       await writeFile(join(drive, path), content, { mode: 0o644 });
     }
-    if (instance.keyData) await this.authorizeKey(record, instance.keyData);
+    // Migrated disks have the key already.
+    if (instance.keyData && !options.migratedDisks) await this.authorizeKey(record, instance.keyData);
   }
 
   /**

@@ -1,4 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { DriverError } from '../driver';
 
 export interface CommandResult {
@@ -36,6 +38,37 @@ export async function mustRun(command: string, args: readonly string[]): Promise
     );
   }
   return result.stdout;
+}
+
+/**
+ * Runs a host command with `input` streamed to its stdin (a tar to unpack); rejects with a DriverError when
+ * the command fails, or with one naming the input's own error when the input breaks off (the command killed).
+ */
+export async function mustRunFrom(command: string, args: readonly string[], input: Readable): Promise<void> {
+  const child = spawn(command, args, { stdio: ['pipe', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on(
+    'data',
+    (chunk: Buffer) => (stderr += chunk.toString()).length > 4096 && (stderr = stderr.slice(-2048)),
+  );
+  const exited = new Promise<number>((done) => {
+    child.on('error', () => done(127));
+    child.on('close', (code, signal) => done(code ?? (signal ? 128 : 1)));
+  });
+  try {
+    await pipeline(input, child.stdin);
+  } catch (error) {
+    child.kill('SIGKILL');
+    await exited;
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new DriverError(`${command}'s input broke off: ${reason}`, { cause: error });
+  }
+  const code = await exited;
+  if (code !== 0) {
+    throw new DriverError(
+      `${command} ${args.slice(0, 4).join(' ')} failed (${code}): ${stderr.trim().slice(-500)}`,
+    );
+  }
 }
 
 /** Runs a command with its stdout and stderr on `fd` (a console log), resolving with the exit code. */

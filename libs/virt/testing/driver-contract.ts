@@ -367,6 +367,8 @@ export function describeDriverContract(
         await exported.dispose();
         expect((await other.getInfo(instance)).state).toBe(PowerState.RUNNING);
         expect(await stateOf(instance)).toBe(PowerState.SHUTDOWN);
+        // A revert: the destination's guest goes (it may share host-wide names with the source's here).
+        await other.destroy(instance, networkInfo(), { destroyDisks: true });
         await driver.powerOn(instance, networkInfo());
         expect(await stateOf(instance)).toBe(PowerState.RUNNING);
       },
@@ -388,7 +390,8 @@ export function describeDriverContract(
       ).rejects.toBeInstanceOf(DriverError);
       expect(await other.listInstances()).not.toContain(instance.uuid);
 
-      const broken = new Readable({ read() {} });
+      // As a transfer's stream, it keeps its error for the driver to find whenever it reads.
+      const broken = new Readable({ read() {} }).on('error', () => undefined);
       const spawning = other.spawn(instance, image(), networkInfo(), {
         migratedDisks: { format: exported.format, data: broken },
       });
