@@ -8,6 +8,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -48,9 +49,13 @@ if (skip) {
     ...overrides,
   });
   const make = () => new KvmDriver({ dataDir, accel: 'tcg', softRebootSeconds: 2, powerOffSeconds: 2 });
+  /** The same driver as another host has it: its own data dir (image cache, instances). */
+  const peerDataDir = join(work, 'peer');
+  const makePeer = () =>
+    new KvmDriver({ dataDir: peerDataDir, accel: 'tcg', softRebootSeconds: 2, powerOffSeconds: 2 });
 
   describe('KvmDriver contract', () => {
-    describeDriverContract(make, { image: () => tiny(), timeoutMs: 60_000 });
+    describeDriverContract(make, { image: () => tiny(), timeoutMs: 60_000, peer: makePeer });
   });
 
   describe('KvmDriver on the host', () => {
@@ -340,6 +345,66 @@ if (skip) {
       ]);
       expect((await driver.getInfo(guest)).state).toBe(PowerState.RUNNING);
     }, 90_000);
+
+    it("carries the root overlay and ephemeral disk to another host's driver, rebased onto its base", async () => {
+      const peer = makePeer();
+      await peer.init('kvm-peer');
+      const moving = spec({
+        hostname: 'vm-carried',
+        userData: Buffer.from(
+          [
+            '#!/bin/sh',
+            'echo CM-ROOT-MARK | dd of=/dev/vda bs=512 seek=100000 conv=fsync 2>/dev/null',
+            'echo CM-EPH-MARK | dd of=/dev/vdb conv=fsync 2>/dev/null',
+            'echo marks-written',
+          ].join('\n') + '\n',
+        ).toString('base64'),
+      });
+      const peerDir = join(peerDataDir, 'kvm', 'instances', moving.uuid);
+      const readDisk = (file: string, offset: number, length: number) =>
+        execFileSync('qemu-io', ['-r', '-U', '-f', 'qcow2', '-c', `read -v ${offset} ${length}`, file], {
+          encoding: 'utf8',
+        });
+      try {
+        await driver.spawn(moving, tiny(), []);
+        await waitConsole(moving.uuid, 'marks-written');
+        await driver.powerOff(moving, { timeoutSeconds: 30 });
+
+        const exported = await driver.exportDisks(moving);
+        const size = statSync(join(dir(moving.uuid), 'migration-export.tar')).size;
+        const started = Date.now();
+        const larger = { ...flavor, rootGb: 2, ephemeralGb: 2 };
+        await peer.spawn({ ...moving, flavor: larger }, tiny(), [], {
+          powerOn: false,
+          migratedDisks: { format: exported.format, data: exported.open() },
+        });
+        process.stdout.write(`kvm disks carried: ${size} bytes in ${Date.now() - started} ms\n`);
+        await exported.dispose();
+        expect(existsSync(join(dir(moving.uuid), 'migration-export.tar'))).toBe(false);
+
+        // What the guest wrote is on the peer's disks (qemu-io shows '-' as '.'), grown to the new flavour.
+        expect(readDisk(join(peerDir, 'disk'), 51_200_000, 12)).toContain('CM.ROOT.MARK');
+        expect(readDisk(join(peerDir, 'disk.eph0'), 0, 11)).toContain('CM.EPH.MARK');
+        const info = JSON.parse(
+          execFileSync('qemu-img', ['info', '-U', '--output=json', join(peerDir, 'disk')], {
+            encoding: 'utf8',
+          }),
+        ) as { 'virtual-size': number; 'backing-filename': string };
+        expect(info['virtual-size']).toBe(2 * 1024 ** 3);
+        expect(info['backing-filename'].startsWith(peerDataDir)).toBe(true);
+        // Only the overlay travelled, not the image under it.
+        expect(size).toBeLessThan(statSync(imageFile).size + 8 * 1024 * 1024);
+        await peer.powerOn({ ...moving, flavor: larger }, []);
+        expect((await peer.getInfo(moving)).state).toBe(PowerState.RUNNING);
+        // The source keeps its guest, stopped, for a revert.
+        expect((await driver.getInfo(moving)).state).toBe(PowerState.SHUTDOWN);
+        expect(readDisk(join(dir(moving.uuid), 'disk'), 51_200_000, 12)).toContain('CM.ROOT.MARK');
+      } finally {
+        await peer.destroy(moving, []);
+        await peer.close();
+        await driver.destroy(moving, []);
+      }
+    }, 180_000);
 
     it('destroys a guest without a trace: process, cgroup, files', async () => {
       const pid = pidOf(guest.uuid);

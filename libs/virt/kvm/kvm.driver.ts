@@ -1,5 +1,6 @@
 import { createReadStream, existsSync } from 'node:fs';
 import {
+  lstat,
   mkdir,
   open,
   readdir,
@@ -17,7 +18,7 @@ import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { configDriveFiles } from '../config-drive';
-import { mustRun, runCommand } from '../container/host-commands';
+import { mustRun, mustRunFrom, runCommand } from '../container/host-commands';
 import {
   CAPABILITY_OPERATIONS,
   ComputeDriver,
@@ -39,6 +40,7 @@ import {
   InstanceRef,
   InstanceSpec,
   LiveMigrationTarget,
+  MigratedDisks,
   NetworkInfo,
   NotSupportedByDriver,
   RebootType,
@@ -114,8 +116,15 @@ const CAPABILITIES: DriverCapabilities = {
   triggerCrashDump: false,
   diagnostics: true,
   liveMigration: true,
-  migrateDisks: false,
+  migrateDisks: true,
 };
+
+/**
+ * The format of exported kvm disks: a sparse tar of the root overlay (`disk`, its backing file the source's
+ * cached base of the image) and the ephemeral disk (`disk.eph0`), when the guest has one.
+ */
+export const KVM_DISKS_FORMAT = 'kvm-qcow2-tar';
+const EXPORTED_DISKS = ['disk', 'disk.eph0'];
 /** What a guest accepts while a resize awaits confirm or revert, and while it is rescued. */
 const RESIZE_EXITS: readonly DriverOperation[] = ['confirmResize', 'revertResize', 'triggerCrashDump'];
 const RESCUE_EXITS: readonly DriverOperation[] = ['unrescue', 'triggerCrashDump'];
@@ -284,6 +293,11 @@ export class KvmDriver implements ComputeDriver {
   ): Promise<void> {
     const dir = this.dir(instance.uuid);
     const sockets = this.paths(instance.uuid);
+    const migrated = options.migratedDisks;
+    if (migrated && migrated.format !== KVM_DISKS_FORMAT) {
+      migrated.data.destroy();
+      throw new DriverError(`The kvm driver cannot import disks of format ${migrated.format}.`);
+    }
     if (Math.max(sockets.qmpSocket.length, sockets.serialSocket.length) > MAX_SOCKET_PATH) {
       throw new DriverError(`The data dir ${this.options.dataDir} is too deep for QMP sockets.`);
     }
@@ -303,10 +317,12 @@ export class KvmDriver implements ComputeDriver {
         vifs: [...networkInfo],
       };
       await this.createDisks(record, image);
+      if (migrated) await this.importDisks(record, image, migrated);
       await this.writeConfigDrive(instance, networkInfo, options);
       await this.save(record);
       if (options.powerOn ?? true) await this.start(record);
     } catch (error) {
+      migrated?.data.destroy();
       await this.remove(instance.uuid).catch(() => undefined);
       throw error;
     }
@@ -675,8 +691,31 @@ export class KvmDriver implements ComputeDriver {
     this.unsupported('detachInterface', instance);
   }
 
+  /**
+   * The root overlay as it is (the destination puts it on its own cached base of the same image, so that
+   * only what the guest wrote travels) and the ephemeral disk, packed in a sparse tar beside the guest; swap
+   * and the config drive are made afresh there. The guest and its disks stay for a revert.
+   */
   async exportDisks(instance: InstanceRef): Promise<DiskExport> {
-    this.unsupported('exportDisks', instance);
+    const record = await this.record(instance.uuid, 'exportDisks');
+    const state = await this.stateOf(record.uuid);
+    if (state !== SHUTDOWN || (await this.livePid(record.uuid))) {
+      throw new InstanceInvalidState(record.uuid, 'exportDisks', state);
+    }
+    const dir = this.dir(record.uuid);
+    const file = join(dir, 'migration-export.tar');
+    const names = EXPORTED_DISKS.filter((name) => existsSync(join(dir, name)));
+    try {
+      await mustRun('tar', ['-c', '-f', file, '--sparse', '-C', dir, ...names]);
+    } catch (error) {
+      await rm(file, { force: true });
+      throw error;
+    }
+    return {
+      format: KVM_DISKS_FORMAT,
+      open: () => createReadStream(file),
+      dispose: () => rm(file, { force: true }),
+    };
   }
 
   async triggerCrashDump(instance: InstanceRef): Promise<void> {
@@ -1159,6 +1198,47 @@ export class KvmDriver implements ComputeDriver {
     if (paths.swapDisk) {
       await mustRun('qemu-img', ['create', '-q', '-f', 'qcow2', paths.swapDisk, `${record.flavor.swapMb}M`]);
     }
+  }
+
+  /**
+   * Puts another host's exported disks in place of the fresh ones createDisks made: the root overlay rebased
+   * (unsafely: the content is the same) onto this host's cached base of the guest's image, each disk grown to
+   * the flavour (never shrunk: Nova's ResizeError); swap stays the fresh one.
+   */
+  private async importDisks(record: GuestRecord, image: ImageSource, migrated: MigratedDisks): Promise<void> {
+    const dir = this.dir(record.uuid);
+    const incoming = join(dir, 'incoming');
+    await mkdir(incoming);
+    await mustRunFrom('tar', ['-x', '-f', '-', '--no-same-owner', '-C', incoming], migrated.data);
+    const names = await readdir(incoming);
+    for (const name of names) {
+      const info = await lstat(join(incoming, name));
+      if (!EXPORTED_DISKS.includes(name) || !info.isFile()) {
+        throw new DriverError(`The migrated disks of ${record.uuid} hold an unexpected ${name}.`);
+      }
+    }
+    if (!names.includes('disk')) {
+      throw new DriverError(`The migrated disks of ${record.uuid} have no root disk.`);
+    }
+    const root = join(incoming, 'disk');
+    const info = JSON.parse(await mustRun('qemu-img', ['info', '--output=json', '-f', 'qcow2', root])) as {
+      'virtual-size': number;
+      'backing-filename'?: string;
+    };
+    if (info['backing-filename']) {
+      const base = await this.images.prepare(image);
+      const rebase = ['rebase', '-q', '-u', '-f', 'qcow2', '-F', base.format, '-b', base.path, root];
+      await mustRun('qemu-img', rebase);
+    }
+    const grow = async (file: string, bytes: number) => {
+      const size = await virtualSize(file);
+      if (bytes < size) throw new DriverError('Resize error: Unable to resize disk down.');
+      if (bytes > size) await mustRun('qemu-img', ['resize', '-q', file, String(bytes)]);
+    };
+    await grow(root, record.flavor.rootGb > 0 ? record.flavor.rootGb * GIB : info['virtual-size']);
+    if (names.includes('disk.eph0')) await grow(join(incoming, 'disk.eph0'), record.flavor.ephemeralGb * GIB);
+    for (const name of names) await rename(join(incoming, name), join(dir, name));
+    await rm(incoming, { recursive: true, force: true });
   }
 
   private async writeConfigDrive(
