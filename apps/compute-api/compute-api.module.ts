@@ -58,7 +58,10 @@ export class ComputeApiModule {
   static forRoot(config: NovumConfig, validator?: unknown): DynamicModule {
     return {
       module: ComputeApiModule,
-      imports: [DbModule.forRoot(config), BusModule.forRoot({ amqpUrl: config.amqpUrl })],
+      imports: [
+        DbModule.forRoot(config),
+        BusModule.forRoot({ amqpUrl: config.amqpUrl, hostQueueType: config.busHostQueueType }),
+      ],
       controllers: [
         VersionsController,
         FlavorsController,

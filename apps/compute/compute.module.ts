@@ -19,6 +19,7 @@ export class ComputeAgentModule {
           amqpUrl: config.amqpUrl,
           // Many fake hosts in one process: one connection for all, not one each (a broker allows ~1,000).
           shareConnection: config.fakeHosts > 1,
+          hostQueueType: config.busHostQueueType,
         }),
       ],
       providers: [

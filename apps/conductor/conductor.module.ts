@@ -13,7 +13,10 @@ export class ConductorModule {
   static forRoot(config: NovumConfig): DynamicModule {
     return {
       module: ConductorModule,
-      imports: [DbModule.forRoot(config), BusModule.forRoot({ amqpUrl: config.amqpUrl })],
+      imports: [
+        DbModule.forRoot(config),
+        BusModule.forRoot({ amqpUrl: config.amqpUrl, hostQueueType: config.busHostQueueType }),
+      ],
       providers: [
         { provide: NOVUM_CONFIG, useValue: config },
         {

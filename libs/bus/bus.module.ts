@@ -2,7 +2,7 @@ import { DynamicModule, Module } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { BUS_TRANSPORT, MessageBus } from './bus';
 import { InProcessTransport } from './in-process.transport';
-import { RabbitMqTransport, sharedRabbitMqTransport } from './rabbitmq.transport';
+import { QueueType, RabbitMqTransport, sharedRabbitMqTransport } from './rabbitmq.transport';
 import { BusTransport } from './transport';
 
 export interface BusModuleOptions {
@@ -15,6 +15,8 @@ export interface BusModuleOptions {
    * many fake compute hosts); otherwise the application has a connection of its own.
    */
   shareConnection?: boolean;
+  /** The RabbitMQ type of a new per-host queue `compute.<host>` (NOVUM_BUS_HOST_QUEUE_TYPE, default classic). */
+  hostQueueType?: QueueType;
 }
 
 @Module({})
@@ -28,12 +30,12 @@ export class BusModule {
         {
           provide: BUS_TRANSPORT,
           useFactory: async (): Promise<BusTransport> => {
-            const { amqpUrl, prefix, shareConnection } = options;
+            const { amqpUrl, prefix, shareConnection, hostQueueType } = options;
             const transport = !amqpUrl
               ? new InProcessTransport()
               : shareConnection
-                ? sharedRabbitMqTransport(amqpUrl, { prefix })
-                : new RabbitMqTransport(amqpUrl, { prefix });
+                ? sharedRabbitMqTransport(amqpUrl, { prefix, hostQueueType })
+                : new RabbitMqTransport(amqpUrl, { prefix, hostQueueType });
             await transport.start();
             return transport;
           },

@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { BUS_TRANSPORT, MessageBus } from './bus';
 import { BusModule } from './bus.module';
 import { BusConsumer, RpcMethod } from './decorators';
-import { RabbitMqTransport, sharedRabbitMqTransport } from './rabbitmq.transport';
+import { RabbitMqTransport, RabbitMqTransportOptions, sharedRabbitMqTransport } from './rabbitmq.transport';
 import { BusClosedError, BusTransport } from './transport';
 import {
   TestVhost,
@@ -53,8 +53,8 @@ describe('RabbitMqTransport', () => {
   const depth = (queue: string) => direct((channel) => channel.checkQueue(`${prefix}.${queue}`));
 
   const opened: RabbitMqTransport[] = [];
-  const open = async (logger = silentLogger) => {
-    const transport = new RabbitMqTransport(vhost.url, { prefix, logger });
+  const open = async (logger = silentLogger, options: RabbitMqTransportOptions = {}) => {
+    const transport = new RabbitMqTransport(vhost.url, { prefix, logger, ...options });
     opened.push(transport);
     await transport.start();
     return transport;
@@ -134,6 +134,50 @@ describe('RabbitMqTransport', () => {
     await waitFor('the cast handled', () => handled.length === 1);
     expect(handled).toEqual([{ n: 1 }]);
     expect(await queueType(queue)).toBe('classic');
+  });
+
+  it('makes a new per-host queue (compute.<host>) classic, or of the type asked for', async () => {
+    const served = `compute.served-${randomUUID()}`;
+    const sent = `compute.sent-${randomUUID()}`;
+    const asked = `compute.quorum-${randomUUID()}`;
+    const transport = await open();
+    await transport.serve(served, async () => 'ok');
+    await transport.cast(sent, 'work', {});
+    const quorum = await open(silentLogger, { hostQueueType: 'quorum' });
+    await quorum.cast(asked, 'work', {});
+    expect([await queueType(served), await queueType(sent), await queueType(asked)]).toEqual([
+      'classic',
+      'classic',
+      'quorum',
+    ]);
+    expect(await transport.call(served, 'work', {})).toBe('ok');
+  });
+
+  it('uses a per-host queue of the other type as it is and says so, declaring the next ones all the same', async () => {
+    // A quorum compute.<host> of a deployment before NOVUM_BUS_HOST_QUEUE_TYPE=classic: the broker refuses
+    // to declare it again as classic (PRECONDITION_FAILED), which must not stop the agent.
+    const existing = `compute.upgraded-${randomUUID()}`;
+    const next = `compute.new-${randomUUID()}`;
+    await direct((channel) =>
+      channel.assertQueue(`${prefix}.${existing}`, {
+        durable: true,
+        arguments: { 'x-queue-type': 'quorum' },
+      }),
+    );
+    const { logger, messages } = recordingLogger();
+    const handled: unknown[] = [];
+    const server = await open(logger);
+    await server.serve(existing, async (_method, payload) => void handled.push(payload));
+    await server.serve(next, async (_method, payload) => void handled.push(payload));
+    const client = await open(logger);
+    await client.cast(existing, 'work', { n: 1 });
+    await client.cast(next, 'work', { n: 2 });
+    await waitFor('both casts handled', () => handled.length === 2);
+    expect(handled).toEqual(expect.arrayContaining([{ n: 1 }, { n: 2 }]));
+    expect([await queueType(existing), await queueType(next)]).toEqual(['quorum', 'classic']);
+    expect(messages.filter((m) => m.includes('exists with other arguments; using it as it is'))).toHaveLength(
+      2,
+    );
   });
 
   it('runs the handler once for a message published twice with the same id, and acks both', async () => {

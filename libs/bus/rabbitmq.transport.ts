@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { ChannelModel, ConfirmChannel, ConsumeMessage, Options, connect } from 'amqplib';
+import { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Options, connect } from 'amqplib';
 import { rootLogger } from '@novum/common';
 import {
   BusClosedError,
@@ -20,11 +20,28 @@ const RECONNECT_FIRST_DELAY_MS = 100;
 const RECONNECT_MAX_DELAY_MS = 5_000;
 /** Channel errors the broker raises for a bad declaration or access: retrying on a new connection can't help. */
 const PERMANENT_CHANNEL_ERRORS = new Set([403, 404, 405, 406]);
+/** The broker's answer to declaring a queue that exists with other arguments (another x-queue-type). */
+const PRECONDITION_FAILED = 406;
 const CONTENT_TYPE = 'application/json';
+
+export type QueueType = 'quorum' | 'classic';
+
+/**
+ * The topics whose queues are one per host, `<topic>.<host>` (`computeQueue` in libs/compute/contract.ts):
+ * their type is `hostQueueType`, every other work queue is a quorum queue.
+ */
+export const HOST_QUEUE_TOPICS: readonly string[] = ['compute'];
 
 export interface RabbitMqTransportOptions {
   /** Prefix of every queue and exchange name, so several deployments can share a vhost. */
   prefix?: string;
+  /**
+   * The type of a new per-host queue (HOST_QUEUE_TOPICS), default classic: it has one consumer, its host,
+   * and a deployment has one per host, while every quorum queue is a Raft group of its own on the broker
+   * (its processes, its log, three file handles each on RabbitMQ 3.10). Whoever declares the queue first,
+   * its host or a sender, makes it of this type, so every process of a deployment should be given the same.
+   */
+  hostQueueType?: QueueType;
   logger?: BusLogger;
 }
 
@@ -37,27 +54,13 @@ interface Session {
   declared: Map<string, Promise<unknown>>;
   /** The consumer tag of each subscription attached on this connection. */
   consumers: Map<Subscription, string>;
-}
-
-/**
- * A work queue (served by a service, cast and called to): a quorum queue when it is new, replicated by Raft
- * over the nodes of a RabbitMQ cluster so that losing a node loses no message (RabbitMQ 3.8 and later; older
- * brokers ignore the argument and make a classic one). A queue that already exists, such as a classic queue
- * of an earlier deployment, is used as it is: declaring it again with another type would fail.
- */
-async function declareWorkQueue(session: Session, name: string): Promise<void> {
-  // A passive check on a channel of its own: a missing queue makes the broker close the channel it was asked on.
-  const probe = await session.connection.createChannel();
-  probe.on('error', () => undefined);
-  const exists = await probe.checkQueue(name).then(
-    () => true,
-    () => false,
-  );
-  if (exists) {
-    await probe.close().catch(() => undefined);
-    return;
-  }
-  await session.channel.assertQueue(name, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+  /**
+   * The channel work queues are declared on, apart from the confirm channel: the broker closes a channel that
+   * declared a queue with other arguments than it has. Made again after that.
+   */
+  declarations?: Promise<Channel>;
+  /** The declarations one after the other, so that one refused does not take others down with its channel. */
+  declaring: Promise<unknown>;
 }
 
 /** A served work queue or a subscribed topic; declared and consumed again on every new session. */
@@ -104,6 +107,7 @@ interface PendingCall {
  */
 export class RabbitMqTransport implements BusTransport {
   private readonly prefix: string;
+  private readonly hostQueueType: QueueType;
   private readonly logger: BusLogger;
   private readonly replyQueue: string;
   private readonly subscriptions: Subscription[] = [];
@@ -127,6 +131,7 @@ export class RabbitMqTransport implements BusTransport {
     options: RabbitMqTransportOptions = {},
   ) {
     this.prefix = options.prefix ?? 'novum';
+    this.hostQueueType = options.hostQueueType ?? 'classic';
     this.logger = options.logger ?? rootLogger().child({ component: 'bus' });
     // A stable name across reconnects: a reply sent while this transport was away still reaches it.
     this.replyQueue = `${this.prefix}.reply.${randomUUID()}`;
@@ -264,12 +269,65 @@ export class RabbitMqTransport implements BusTransport {
     return {
       exchange: '',
       routingKey: name,
-      declare: { key: `queue:${name}`, run: (session) => declareWorkQueue(session, name) },
+      declare: { key: `queue:${name}`, run: (session) => this.declareWorkQueue(session, queue) },
     };
   }
 
   private assertOpen(): void {
     if (this.closed) throw new BusClosedError();
+  }
+
+  private queueType(queue: string): QueueType {
+    return HOST_QUEUE_TOPICS.some((topic) => queue.startsWith(`${topic}.`)) ? this.hostQueueType : 'quorum';
+  }
+
+  /**
+   * A work queue (served by a service, cast and called to), declared durable of its type when new: a quorum
+   * queue is replicated by Raft over the nodes of a RabbitMQ cluster so that losing a node loses no message
+   * (RabbitMQ 3.8 and later; older brokers ignore the argument and make a classic one). A queue that already
+   * exists with another type (a classic queue of an earlier deployment, or a per-host queue made before
+   * NOVUM_BUS_HOST_QUEUE_TYPE changed) is used as it is and logged: the broker refuses to declare it again
+   * with another type (PRECONDITION_FAILED), and a queue can't change type without being deleted with what
+   * it holds, which is the operator's call.
+   */
+  private declareWorkQueue(session: Session, queue: string): Promise<void> {
+    const name = this.queueName(queue);
+    const type = this.queueType(queue);
+    const declare = async () => {
+      const opening = this.declarationChannel(session);
+      const channel = await opening;
+      try {
+        await channel.assertQueue(name, { durable: true, arguments: { 'x-queue-type': type } });
+      } catch (error) {
+        if ((error as { code?: unknown }).code !== PRECONDITION_FAILED) throw error;
+        // The broker closed that channel: the next declaration opens another.
+        if (session.declarations === opening) session.declarations = undefined;
+        this.logger.warn(
+          { queue: name, type, reason: (error as Error).message },
+          'a queue of this name exists with other arguments; using it as it is',
+        );
+      }
+    };
+    const declared = session.declaring.then(declare, declare);
+    session.declaring = declared.catch(() => undefined);
+    return declared;
+  }
+
+  private declarationChannel(session: Session): Promise<Channel> {
+    if (session.declarations) return session.declarations;
+    const opening = session.connection.createChannel().then((channel) => {
+      // A refused declaration's error is the declaration's, not the connection's.
+      channel.on('error', () => undefined);
+      channel.on('close', () => {
+        if (session.declarations === opening) session.declarations = undefined;
+      });
+      return channel;
+    });
+    opening.catch(() => {
+      if (session.declarations === opening) session.declarations = undefined;
+    });
+    session.declarations = opening;
+    return opening;
   }
 
   // Connection lifecycle
@@ -313,7 +371,14 @@ export class RabbitMqTransport implements BusTransport {
       await connection.close().catch(() => undefined);
       throw error;
     }
-    const session: Session = { connection, channel, open: true, declared: new Map(), consumers: new Map() };
+    const session: Session = {
+      connection,
+      channel,
+      open: true,
+      declared: new Map(),
+      consumers: new Map(),
+      declaring: Promise.resolve(),
+    };
     connection.on('close', () => this.lost(session));
     channel.on('error', (error: Error) => this.logger.warn({ err: error }, 'RabbitMQ channel error'));
     // Ahead of amqplib's own listener, which fails the pending confirms: they must see the session closed
@@ -483,7 +548,7 @@ export class RabbitMqTransport implements BusTransport {
     let queue: string;
     if (subscription.kind === 'queue') {
       queue = this.queueName(subscription.name);
-      await declareWorkQueue(session, queue);
+      await this.declareWorkQueue(session, subscription.name);
     } else {
       const exchange = this.exchangeName(subscription.name);
       await channel.assertExchange(exchange, 'fanout', { durable: true });
@@ -618,7 +683,7 @@ const shared = new Map<string, { transport: RabbitMqTransport; users: number }>(
  * consumer with its own prefetch and acks; the connection closes when the last application closes its share.
  */
 export function sharedRabbitMqTransport(url: string, options: RabbitMqTransportOptions = {}): BusTransport {
-  const key = `${options.prefix ?? 'novum'} ${url}`;
+  const key = `${options.prefix ?? 'novum'} ${options.hostQueueType ?? 'classic'} ${url}`;
   let entry = shared.get(key);
   if (!entry) {
     entry = { transport: new RabbitMqTransport(url, options), users: 0 };

@@ -10,6 +10,7 @@ export interface NovumConfig {
   databaseUrl: string | undefined;
   databasePoolSize: number;
   amqpUrl: string | undefined;
+  busHostQueueType: 'quorum' | 'classic';
   host: string;
   bindAddress: string;
   publicHost: string;
@@ -143,6 +144,16 @@ export const SETTINGS: Settings = {
       '`amqp://guest:guest@127.0.0.1:5672/vhost` switches the message bus from in-process to RabbitMQ',
     default: undefined,
     parse: urlWith('amqp:', 'amqps:'),
+  },
+  busHostQueueType: {
+    env: 'NOVUM_BUS_HOST_QUEUE_TYPE',
+    describe:
+      'RabbitMQ type of a new per-host queue (`compute.<host>`): `classic` (one consumer, its host; cheap by the thousand) or `quorum` (replicated like the shared work queues, which are always quorum; a Raft group each, for a broker cluster sized for it). An existing queue of the other type is used as it is',
+    default: 'classic',
+    parse: (raw) => {
+      if (raw !== 'quorum' && raw !== 'classic') throw new Error('must be quorum or classic');
+      return raw;
+    },
   },
   host: {
     env: 'NOVUM_HOST',
