@@ -111,7 +111,7 @@ describe('orchestration engine across a stop and after interrupted replacements'
     );
     // The first engine is abandoned mid-create, as a killed process is; a second one starts on the same database.
     const second = new Engine(store, identity);
-    await second.onModuleInit();
+    await second.failInterrupted();
     const failed = await store.stacks.findOneByOrFail({ id: stack.id });
     expect(`${failed.action}_${failed.status}`).toBe('CREATE_FAILED');
     expect(failed.statusReason).toBe('Engine went down during stack CREATE');

@@ -174,7 +174,7 @@ describe('orchestration engine', () => {
     });
     // A second engine starting over the same database sees the stack in progress (the first one "died").
     await new Promise((resolve) => setTimeout(resolve, 50));
-    await new Engine(store, identity).onModuleInit();
+    await new Engine(store, identity).failInterrupted();
     const failed = await store.stacks.findOneByOrFail({ id: stack.id });
     expect(`${failed.action}_${failed.status}`).toBe('CREATE_FAILED');
     expect(failed.statusReason).toBe('Engine went down during stack CREATE');

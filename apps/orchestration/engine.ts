@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Injectable, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
+import { Injectable, OnApplicationShutdown } from '@nestjs/common';
 import { rootLogger } from '@novum/common';
 import { HeatResourceEntity, HeatSnapshotEntity, HeatStackEntity, nowIso } from '@novum/db';
 import {
@@ -33,6 +33,7 @@ import {
   validateUpdatePolicy,
 } from './resources/types';
 import { StackStore } from './stack.store';
+import type { StackEngine } from './engine-rpc';
 
 export class TimeoutError extends Error {}
 
@@ -371,7 +372,7 @@ function failureReason(error: unknown, resourceName: string): string {
  * at its next start, with its resources still tracked.
  */
 @Injectable()
-export class Engine implements OnModuleInit, OnApplicationShutdown {
+export class Engine implements OnApplicationShutdown, StackEngine {
   private readonly log = rootLogger().child({ service: 'orchestration', component: 'engine' });
   private readonly running = new Map<string, Promise<void>>();
   /** Cancels asked for the running create or update of a stack: rollback wanted, and since when. */
@@ -383,8 +384,15 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
     private readonly identity: IdentityClient,
   ) {}
 
-  async onModuleInit(): Promise<void> {
-    const interrupted = await this.store.stacks.findBy({ status: 'IN_PROGRESS' });
+  /**
+   * Fails what a stopped engine left in progress (Heat's reset_stack_status): the stacks, their resources in
+   * progress and their snapshots being taken. With `roots`, only the top-level stacks named there and their
+   * nested stacks (those a dead engine held); without, every one (a lone engine starting).
+   */
+  async failInterrupted(roots?: ReadonlySet<string>): Promise<void> {
+    const interrupted: HeatStackEntity[] = [];
+    for (const stack of await this.store.stacks.findBy({ status: 'IN_PROGRESS' }))
+      if (!roots || roots.has(await this.rootOf(stack))) interrupted.push(stack);
     for (const stack of interrupted) {
       const resources = await this.store.resources.findBy({ stackId: stack.id, status: 'IN_PROGRESS' });
       for (const row of resources) {
@@ -406,6 +414,7 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
     // A snapshot being taken or deleted when the engine stopped would otherwise stay IN_PROGRESS for good
     // (and could never be deleted).
     for (const snapshot of await this.store.snapshots.findBy({ status: 'IN_PROGRESS' })) {
+      if (roots && !roots.has(snapshot.stackId)) continue;
       Object.assign(snapshot, {
         status: 'FAILED',
         statusReason: `Engine went down during snapshot ${snapshot.action}`,
@@ -413,6 +422,17 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
       });
       await this.store.snapshots.save(snapshot);
     }
+  }
+
+  /** The id of the top-level stack a (nested) stack belongs to. */
+  private async rootOf(stack: HeatStackEntity): Promise<string> {
+    let current = stack;
+    for (let depth = 0; current.ownerId && depth <= MAX_NESTED_DEPTH; depth++) {
+      const owner = await this.store.stacks.findOneBy({ id: current.ownerId });
+      if (!owner) break;
+      current = owner;
+    }
+    return current.id;
   }
 
   async onApplicationShutdown(): Promise<void> {
@@ -503,18 +523,25 @@ export class Engine implements OnModuleInit, OnApplicationShutdown {
     return { template, env, files };
   }
 
-  /** Deletes the stack; with `abandon` (Heat's abandon), only its records: every physical resource is left. */
-  delete(stack: HeatStackEntity, onDeleted: () => Promise<void>, abandon = false): void {
-    this.start(stack.id, () => this.runDelete(stack, onDeleted, { abandon }));
+  /**
+   * Deletes the stack; with `abandon` (Heat's abandon), only its records: every physical resource is left.
+   * Its credential is then removed with `token`, the user's who asked.
+   */
+  delete(stack: HeatStackEntity, token: string, abandon = false): void {
+    this.start(stack.id, () => this.runDelete(stack, () => this.forgetCredential(stack, token), { abandon }));
+  }
+
+  private forgetCredential(stack: HeatStackEntity, token: string): Promise<void> {
+    return this.identity.forget(this.identity.credentials.open(stack.credential), token);
   }
 
   /**
    * Heat's Stack.adopt of a stack set ADOPT_IN_PROGRESS: each resource takes over the physical resource its
    * entry of the abandon data's `resources` names (nothing is created); a failure ends ADOPT_FAILED and, when
-   * rollback is enabled, removes the stack as an abandon does (`onRemoved` then runs).
+   * rollback is enabled, removes the stack as an abandon does (its credential then removed with `token`).
    */
-  adopt(stack: HeatStackEntity, resources: JsonMap, onRemoved: () => Promise<void>): void {
-    this.start(stack.id, () => this.runAdopt(stack, resources, onRemoved));
+  adopt(stack: HeatStackEntity, resources: JsonMap, token: string): void {
+    this.start(stack.id, () => this.runAdopt(stack, resources, () => this.forgetCredential(stack, token)));
   }
 
   /**

@@ -211,7 +211,7 @@ describe('orchestration: stack snapshots and restore (Heat)', () => {
     const taken = await stacks.snapshot(auth, stack, { name: 'cut' });
     await settled(stack.id);
     await store.snapshots.update({ id: taken.id }, { status: 'IN_PROGRESS', data: null });
-    await new Engine(store, offlineIdentity()).onModuleInit();
+    await new Engine(store, offlineIdentity()).failInterrupted();
     expect(await stacks.snapshotOf(auth, stack, taken.id)).toMatchObject({
       action: 'CREATE',
       status: 'FAILED',

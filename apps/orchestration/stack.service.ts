@@ -18,13 +18,13 @@ import { IdentityClient, StackCredential } from './cloud';
 import {
   bindStack,
   ChangeKind,
-  Engine,
   environmentOf,
   planUpdate,
   StackEnvironment,
   typeFor,
   validateStack,
 } from './engine';
+import { StackEngine } from './engine-rpc';
 import { checkCustomConstraint } from './resources/constraints';
 import { StackStore } from './stack.store';
 
@@ -182,7 +182,7 @@ export class StackService {
 
   constructor(
     private readonly store: StackStore,
-    private readonly engine: Engine,
+    private readonly engine: StackEngine,
     private readonly identity: IdentityClient,
     @Optional() @Inject(NOVUM_CONFIG) config?: Partial<StackPolicy>,
   ) {
@@ -284,10 +284,8 @@ export class StackService {
     await this.engine.initialRows(stack, bound);
     await this.store.setStackState(stack, stack.action, 'IN_PROGRESS', stack.statusReason);
     if (adopt)
-      this.engine.adopt(stack, (adopt.resources as JsonMap | undefined) ?? {}, () =>
-        this.identity.forget(credential, auth.token),
-      );
-    else this.engine.create(stack);
+      await this.engine.adopt(stack, (adopt.resources as JsonMap | undefined) ?? {}, auth.token);
+    else await this.engine.create(stack);
     return stack;
   }
 
@@ -303,7 +301,7 @@ export class StackService {
     authorize('stacks:abandon', canActOnProject(auth, stack.projectId));
     if (stack.deletedAt)
       throw new NotFoundError(`The Stack (${stack.name}) could not be found.`, 'EntityNotFound');
-    if (stack.status === 'IN_PROGRESS' || this.engine.busy(stack.id)) {
+    if (stack.status === 'IN_PROGRESS' || (await this.engine.busy(stack.id))) {
       throw new ConflictError(
         `Stack ${stack.name} already has an action (${stack.action}) in progress.`,
         'ActionInProgress',
@@ -311,11 +309,7 @@ export class StackService {
     }
     const data = await this.engine.abandonData(stack);
     await this.store.setStackState(stack, 'DELETE', 'IN_PROGRESS', 'Stack DELETE started');
-    this.engine.delete(
-      stack,
-      () => this.identity.forget(this.identity.credentials.open(stack.credential), auth.token),
-      true,
-    );
+    await this.engine.delete(stack, auth.token, true);
     return data;
   }
 
@@ -537,7 +531,7 @@ export class StackService {
 
   async update(auth: AuthContext, stack: HeatStackEntity, body: StackRequest, patch: boolean): Promise<void> {
     authorize('stacks:update', canActOnProject(auth, stack.projectId));
-    if (stack.status === 'IN_PROGRESS' || this.engine.busy(stack.id)) {
+    if (stack.status === 'IN_PROGRESS' || (await this.engine.busy(stack.id))) {
       throw new ConflictError(
         `Stack ${stack.name} already has an action (${stack.action}) in progress.`,
         'ActionInProgress',
@@ -552,23 +546,21 @@ export class StackService {
     if (body.tags !== undefined) stack.tags = tagsOf(body.tags);
     await this.store.stacks.save(stack);
     await this.store.setStackState(stack, 'UPDATE', 'IN_PROGRESS', 'Stack UPDATE started');
-    this.engine.update(stack, template, env, files);
+    await this.engine.update(stack, template, env, files);
   }
 
   async delete(auth: AuthContext, stack: HeatStackEntity): Promise<void> {
     authorize('stacks:delete', canActOnProject(auth, stack.projectId));
     if (stack.deletedAt)
       throw new NotFoundError(`The Stack (${stack.name}) could not be found.`, 'EntityNotFound');
-    if (this.engine.busy(stack.id)) {
+    if ((await this.engine.busy(stack.id))) {
       throw new ConflictError(
         `Stack ${stack.name} already has an action (${stack.action}) in progress.`,
         'ActionInProgress',
       );
     }
     await this.store.setStackState(stack, 'DELETE', 'IN_PROGRESS', 'Stack DELETE started');
-    this.engine.delete(stack, () =>
-      this.identity.forget(this.identity.credentials.open(stack.credential), auth.token),
-    );
+    await this.engine.delete(stack, auth.token);
   }
 
   /**
@@ -595,14 +587,14 @@ export class StackService {
     }
     const stackAction = action.toUpperCase() as 'SUSPEND' | 'RESUME' | 'CHECK';
     if (stackAction !== 'CHECK' && stack.action === stackAction && stack.status === 'COMPLETE') return;
-    if (stack.status === 'IN_PROGRESS' || this.engine.busy(stack.id)) {
+    if (stack.status === 'IN_PROGRESS' || (await this.engine.busy(stack.id))) {
       throw new ConflictError(
         `Stack ${stack.name} already has an action (${stack.action}) in progress.`,
         'ActionInProgress',
       );
     }
     await this.store.setStackState(stack, stackAction, 'IN_PROGRESS', `Stack ${stackAction} started`);
-    this.engine.act(stack, stackAction);
+    await this.engine.act(stack, stackAction);
   }
 
   /**
@@ -619,7 +611,7 @@ export class StackService {
       throw new BadRequestError('The snapshot name must be a string of at most 255 characters.');
     if (stack.deletedAt)
       throw new NotFoundError(`The Stack (${stack.name}) could not be found.`, 'EntityNotFound');
-    if (stack.status === 'IN_PROGRESS' || this.engine.busy(stack.id)) {
+    if (stack.status === 'IN_PROGRESS' || (await this.engine.busy(stack.id))) {
       throw new ConflictError(
         `Stack ${stack.name} already has an action (${stack.action}) in progress.`,
         'ActionInProgress',
@@ -645,7 +637,7 @@ export class StackService {
     });
     await this.store.snapshots.save(snapshot);
     await this.store.setStackState(stack, 'SNAPSHOT', 'IN_PROGRESS', 'Stack SNAPSHOT started');
-    this.engine.snapshot(stack, snapshot);
+    await this.engine.snapshot(stack, snapshot);
     return snapshot;
   }
 
@@ -710,7 +702,7 @@ export class StackService {
       throw new BadRequestError('Restoring incomplete snapshot is not supported.', 'NotSupported');
     if (stack.deletedAt)
       throw new NotFoundError(`The Stack (${stack.name}) could not be found.`, 'EntityNotFound');
-    if (stack.status === 'IN_PROGRESS' || this.engine.busy(stack.id)) {
+    if (stack.status === 'IN_PROGRESS' || (await this.engine.busy(stack.id))) {
       throw new ConflictError(
         `Stack ${stack.name} already has an action (${stack.action}) in progress.`,
         'ActionInProgress',
@@ -719,7 +711,7 @@ export class StackService {
     const { template, env, files } = this.engine.restoreInput(stack, snapshot);
     await this.checkCustomConstraints(auth, this.bindForValidation(stack, template, env, files));
     await this.store.setStackState(stack, 'RESTORE', 'IN_PROGRESS', 'Stack RESTORE started');
-    this.engine.update(stack, template, env, files, 'RESTORE');
+    await this.engine.update(stack, template, env, files, 'RESTORE');
   }
 
   /** The live nested stacks of a stack (its template resources', groups' and OS::Heat::Stack resources'). */

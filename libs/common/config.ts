@@ -50,6 +50,7 @@ export interface NovumConfig {
   heatEnableStackAbandon: boolean;
   heatEnableStackAdopt: boolean;
   heatMaxSnapshotsPerStack: number;
+  heatEngine: boolean;
   ports: {
     identity: number;
     compute: number;
@@ -435,6 +436,13 @@ export const SETTINGS: Settings = {
     env: 'NOVUM_HEAT_ENABLE_STACK_ADOPT',
     describe:
       "Whether `openstack stack adopt` may make a stack of existing resources from abandon data (Heat's enable_stack_adopt, off by default in Heat, on here)",
+    default: 'true',
+    parse: bool,
+  },
+  heatEngine: {
+    env: 'NOVUM_HEAT_ENGINE',
+    describe:
+      "Whether the orchestration API process also runs an engine (as heat-all); `false` leaves stack actions to engines started apart (`node dist/apps/orchestration/engine-main.js`), which take them from the bus",
     default: 'true',
     parse: bool,
   },

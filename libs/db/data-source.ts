@@ -22,6 +22,7 @@ import { NestedStacks1764710000000 } from './migrations/1764710000000-nested-sta
 import { ConsoleAuthTokens1764720000000 } from './migrations/1764720000000-console-auth-tokens';
 import { SoftwareConfigs1764760000000 } from './migrations/1764760000000-software-configs';
 import { StackSnapshots1764780000000 } from './migrations/1764780000000-stack-snapshots';
+import { HeatEngines1764800000000 } from './migrations/1764800000000-heat-engines';
 
 export const ENTITIES = [
   ...IDENTITY_ENTITIES,
@@ -47,6 +48,7 @@ export const MIGRATIONS = [
   ConsoleAuthTokens1764720000000,
   SoftwareConfigs1764760000000,
   StackSnapshots1764780000000,
+  HeatEngines1764800000000,
 ];
 
 export interface DatabaseSettings {

@@ -4,8 +4,8 @@
 #
 #   bash ops/systemd/install.sh [--no-enable] [--unit-dir DIR] [--config-dir DIR] SERVICE...
 #
-# SERVICE: identity image network compute-api orchestration conductor serialproxy compute, or `controller`
-# (all but compute) or `all`. Units go to /etc/systemd/system (--unit-dir), pointing at this checkout; the
+# SERVICE: identity image network compute-api orchestration orchestration-engine conductor serialproxy compute,
+# or `controller` (the API services, conductor and proxy) or `all` (those, an engine apart and compute). Units go to /etc/systemd/system (--unit-dir), pointing at this checkout; the
 # settings file /etc/novum/novum.env (--config-dir) is made from novum.env.example when missing and never
 # overwritten. Unless --no-enable, or without a running systemd, the units are enabled and started.
 set -euo pipefail
@@ -22,7 +22,7 @@ while [ $# -gt 0 ]; do
     --unit-dir) UNIT_DIR=$2; shift ;;
     --config-dir) CONFIG_DIR=$2; shift ;;
     controller) services+=("${CONTROLLER[@]}") ;;
-    all) services+=("${CONTROLLER[@]}" compute) ;;
+    all) services+=("${CONTROLLER[@]}" orchestration-engine compute) ;;
     -*) echo "unknown option $1" >&2; exit 2 ;;
     *)
       [ -f "$HERE/novum-$1.service" ] || { echo "no such service: $1" >&2; exit 2; }

@@ -3,7 +3,7 @@ import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { chownSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import {
   createBackends,
   entryPoint,
@@ -18,7 +18,7 @@ import { TcpProxy } from './support/tcp-proxy';
 
 /**
  * Novum as separate services (issue 9's layout, on one machine): identity, image, network, compute API and
- * orchestration each in its own process, the conductor, and two compute agents with data dirs of their own
+ * orchestration each in its own process, a Heat engine apart from its API, the conductor, and two compute agents with data dirs of their own
  * (hosts `apart-a` and `apart-b`, fake driver), sharing one PostgreSQL database and one RabbitMQ vhost, as
  * ops/systemd's units run them. Each API service puts its own entry in identity's catalog and makes its
  * first-start data; the others find each other through that catalog only. PostgreSQL and RabbitMQ are what
@@ -49,6 +49,14 @@ function unprivilegedUser(): { uid: number; gid: number } | undefined {
 
 const describeApart = testMode() === 'production' ? describe : describe.skip;
 
+async function pollUntil(check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`not so after ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+
 describeApart('the services apart, sharing PostgreSQL and RabbitMQ', () => {
   const id = randomBytes(4).toString('hex');
   // Made in beforeAll: jest runs this body even when the suite is skipped (the embedded pass).
@@ -67,7 +75,10 @@ describeApart('the services apart, sharing PostgreSQL and RabbitMQ', () => {
   const novum = unprivilegedUser();
   const start = (app: string, extra: Record<string, string> = {}) => {
     const user = app === 'compute' ? undefined : novum;
-    processes.set(extra.NOVUM_HOST ?? app, launchService(entryPoint(app), { ...env, ...extra }, log, user));
+    // The Heat engine apart from its API (heat-engine): apps/orchestration/engine-main.js.
+    const main =
+      app === 'heat-engine' ? join(dirname(entryPoint('orchestration')), 'engine-main.js') : entryPoint(app);
+    processes.set(extra.NOVUM_HOST ?? app, launchService(main, { ...env, ...extra }, log, user));
   };
   const logTail = () => readFileSync(log, 'utf8').slice(-4000);
 
@@ -102,7 +113,9 @@ describeApart('the services apart, sharing PostgreSQL and RabbitMQ', () => {
       NOVUM_COMPUTE_DRIVERS: 'fake',
     };
     // The API services start before identity answers, as on hosts that boot in any order: they wait for it.
-    for (const app of APIS) start(app);
+    // The orchestration API without an engine: stack actions go over RabbitMQ to the engine started apart.
+    for (const app of APIS) start(app, app === 'orchestration' ? { NOVUM_HEAT_ENGINE: 'false' } : {});
+    start('heat-engine');
     start('conductor');
     HOSTS.forEach((host, i) => start('compute', { NOVUM_HOST: host, NOVUM_DATA_DIR: hostDirs[i] }));
     start('identity');
@@ -269,6 +282,57 @@ describeApart('the services apart, sharing PostgreSQL and RabbitMQ', () => {
     expect(output.output_value).toMatch(/^[A-Za-z0-9]{12}$/);
     await openstackOk(demo, 'stack', 'delete', '--yes', '--wait', 'apart');
   }, 120_000);
+
+  it('fails the stack a killed engine held once an engine is back, and the delete is taken by it', async () => {
+    const template = join(controller, 'slow.yaml');
+    writeFileSync(
+      template,
+      [
+        'heat_template_version: 2021-04-16',
+        'resources:',
+        '  quick: {type: OS::Heat::RandomString}',
+        '  slow: {type: OS::Heat::TestResource, properties: {wait_secs: 120}, depends_on: quick}',
+      ].join('\n'),
+    );
+    await openstackOk(demo, 'stack', 'create', '-t', template, 'cut-short');
+    const slowState = async () =>
+      (
+        await openstackJson<{ resource_status: string }>(
+          demo,
+          'stack',
+          'resource',
+          'show',
+          'cut-short',
+          'slow',
+        )
+      ).resource_status;
+    await pollUntil(async () => (await slowState()) === 'CREATE_IN_PROGRESS', 60_000);
+    // Meanwhile the engine holds the stack: another action is refused.
+    const refused = await openstack(demo, 'stack', 'delete', '--yes', 'cut-short');
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/in progress/i);
+
+    const engine = processes.get('heat-engine')!;
+    engine.child.kill('SIGKILL');
+    await engine.exited;
+    start('heat-engine');
+    // The new engine sees the killed one's process gone on this host and fails what it held, as Heat does.
+    const shown = () =>
+      openstackJson<{ stack_status: string; stack_status_reason: string }>(
+        demo,
+        'stack',
+        'show',
+        'cut-short',
+      );
+    await pollUntil(async () => (await shown()).stack_status !== 'CREATE_IN_PROGRESS', 60_000);
+    const stack = await shown();
+    expect([stack.stack_status, stack.stack_status_reason]).toEqual([
+      'CREATE_FAILED',
+      'Engine went down during stack CREATE',
+    ]);
+    expect(await slowState()).toBe('CREATE_FAILED');
+    await openstackOk(demo, 'stack', 'delete', '--yes', '--wait', 'cut-short');
+  }, 180_000);
 
   it('keeps one catalog entry per service when an API service restarts', async () => {
     const computeApi = processes.get('compute-api')!;

@@ -8,6 +8,15 @@ const ROOT = resolve(__dirname, '../..');
 const APPS = readdirSync(join(ROOT, 'apps')).filter(
   (app) => app !== 'novum' && existsSync(join(ROOT, 'apps', app, 'main.ts')),
 );
+/** Each entry point of an app: `main.ts` is the unit `novum-<app>`, `<part>-main.ts` `novum-<app>-<part>`. */
+const ENTRIES = APPS.flatMap((app) =>
+  readdirSync(join(ROOT, 'apps', app))
+    .filter((file) => file === 'main.ts' || file.endsWith('-main.ts'))
+    .map((file) => ({
+      unit: file === 'main.ts' ? app : `${app}-${file.slice(0, -'-main.ts'.length)}`,
+      js: `apps/${app}/${file.replace(/\.ts$/, '.js')}`,
+    })),
+);
 const root = process.getuid?.() === 0;
 
 (root ? describe : describe.skip)('ops/systemd/install.sh', () => {
@@ -43,11 +52,12 @@ const root = process.getuid?.() === 0;
   });
   afterAll(() => dir && rmSync(dir, { recursive: true, force: true }));
 
-  it('installs one unit per app, each starting that app of this checkout', () => {
-    expect(readdirSync(units).sort()).toEqual(APPS.map((app) => `novum-${app}.service`).sort());
-    for (const app of APPS) {
-      expect(setting(unit(app), 'ExecStart')).toBe(`/usr/bin/env node ${ROOT}/dist/apps/${app}/main.js`);
-      expect(setting(unit(app), 'EnvironmentFile')).toBe(join(config, 'novum.env'));
+  it('installs one unit per entry point of an app, each starting it from this checkout', () => {
+    expect(ENTRIES.map((e) => e.unit)).toContain('orchestration-engine');
+    expect(readdirSync(units).sort()).toEqual(ENTRIES.map((e) => `novum-${e.unit}.service`).sort());
+    for (const { unit: name, js } of ENTRIES) {
+      expect(setting(unit(name), 'ExecStart')).toBe(`/usr/bin/env node ${ROOT}/dist/${js}`);
+      expect(setting(unit(name), 'EnvironmentFile')).toBe(join(config, 'novum.env'));
     }
   });
 
@@ -55,7 +65,7 @@ const root = process.getuid?.() === 0;
     expect(setting(unit('compute'), 'User')).toBeUndefined();
     expect(setting(unit('compute'), 'KillMode')).toBe('process');
     expect(setting(unit('compute'), 'Environment')).toBe('NOVUM_DATA_DIR=/var/lib/novum-compute');
-    for (const app of APPS.filter((a) => a !== 'compute')) {
+    for (const app of ENTRIES.map((e) => e.unit).filter((a) => a !== 'compute')) {
       expect([setting(unit(app), 'User'), setting(unit(app), 'CapabilityBoundingSet')]).toEqual([
         'novum',
         '',

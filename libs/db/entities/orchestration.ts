@@ -97,9 +97,35 @@ export class HeatSnapshotEntity {
   @Column({ name: 'updated_at', ...isoTimestamp, nullable: true }) updatedAt: string | null;
 }
 
+/**
+ * A running orchestration engine (Heat's `service` table, `openstack orchestration service list`): it reports
+ * every few seconds; one that stopped reporting, or whose process on this machine is gone, is dead, and the
+ * stacks it held are failed by the engines still alive.
+ */
+@Entity('heat_service')
+export class HeatServiceEntity {
+  /** The engine id (Heat's engine_id): new at every start. */
+  @PrimaryColumn({ type: 'varchar', length: 36 }) id: string;
+  @Column({ type: 'varchar', length: 255 }) hostname: string;
+  @Column({ type: 'integer' }) pid: number;
+  @Column({ name: 'report_interval', type: 'integer' }) reportInterval: number;
+  @Column({ name: 'created_at', ...isoTimestamp }) createdAt: string;
+  @Column({ name: 'updated_at', ...isoTimestamp }) updatedAt: string;
+}
+
+/** Heat's stack_lock: the engine running an action on a top-level stack (its nested stacks go with it). */
+@Entity('heat_stack_lock')
+export class HeatStackLockEntity {
+  @PrimaryColumn({ name: 'stack_id', type: 'varchar', length: 36 }) stackId: string;
+  @Column({ name: 'engine_id', type: 'varchar', length: 36 }) engineId: string;
+  @Column({ name: 'created_at', ...isoTimestamp }) createdAt: string;
+}
+
 export const ORCHESTRATION_ENTITIES = [
   HeatStackEntity,
   HeatResourceEntity,
   HeatEventEntity,
   HeatSnapshotEntity,
+  HeatServiceEntity,
+  HeatStackLockEntity,
 ];
