@@ -1,5 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { hostname } from 'node:os';
 import { CloudHandle, startCloud } from './support/cloud';
 import { openstack, openstackJson, openstackOk, openstackSettledStack } from './support/openstack';
 
@@ -94,6 +95,14 @@ describe('orchestration with /usr/bin/openstack', () => {
     );
     const versions = await openstackJson<any[]>(demo, 'orchestration', 'template', 'version', 'list');
     expect(versions.map((v) => v.Version)).toContain('heat_template_version.2021-04-16');
+    // The engine of the all-in-one reports; only an admin may list the engines (Heat's service:index).
+    const engines = await openstackJson<any[]>(alt, 'orchestration', 'service', 'list');
+    expect(engines).toEqual([
+      expect.objectContaining({ Binary: 'heat-engine', Topic: 'engine', Status: 'up', Hostname: hostname() }),
+    ]);
+    const refused = await openstack(demo, 'orchestration', 'service', 'list');
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/403|denied/i);
   }, 60_000);
 
   it('validates templates, naming the path of an error', async () => {

@@ -19,6 +19,7 @@ import { HeatStackEntity } from '@novum/db';
 import { functionsOf, conditionFunctionsOf, HotVersion, resolveVersion, templateVersions } from '@novum/hot';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { bindStack, dependencyGraph, environmentOf, MAX_NESTED_DEPTH, typeFor } from '../engine';
+import { EngineRegistry } from '../engine-rpc';
 import { functionDescription } from '../function-descriptions';
 import { OrchestrationErrorFilter } from '../hot-error.filter';
 import { RESOURCE_TYPES } from '../resources/registry';
@@ -654,7 +655,36 @@ export class StacksController {
 @Controller('v1/:tenant')
 @UseFilters(OrchestrationErrorFilter)
 export class OrchestrationInfoController {
-  constructor(private readonly stacks: StackService) {}
+  constructor(
+    private readonly stacks: StackService,
+    private readonly engines: EngineRegistry,
+  ) {}
+
+  /**
+   * Heat's service list (`openstack orchestration service list`, admin only as Heat's `service:index`): the
+   * engines reporting, each `up` while its reports are fresh (and, on this machine, its process runs).
+   */
+  @Get('services')
+  async services(@Auth() auth: AuthContext, @Param('tenant') tenant: string) {
+    checkTenant(auth, tenant);
+    if (!isAdmin(auth)) throw new ForbiddenError('Access was denied to this resource.');
+    const rows = await this.engines.services.find({ order: { createdAt: 'ASC' } });
+    return {
+      services: rows.map((row) => ({
+        id: row.id,
+        binary: 'heat-engine',
+        engine_id: row.id,
+        host: row.hostname,
+        hostname: row.hostname,
+        topic: 'engine',
+        report_interval: row.reportInterval,
+        created_at: row.createdAt,
+        updated_at: row.updatedAt,
+        deleted_at: null,
+        status: this.engines.isAlive(row) ? 'up' : 'down',
+      })),
+    };
+  }
 
   @Post('validate')
   @HttpCode(200)
