@@ -246,6 +246,7 @@ const SERVER_ACTIONS: Record<string, unknown> = {
   confirmResize: null,
   revertResize: null,
   migrate: { host: 'h' },
+  'os-migrateLive': { host: null, block_migration: 'auto', disk_over_commit: false, force: false },
   createImage: { name: 'snap', metadata: { k: 'v' } },
   shelve: null,
   shelveOffload: null,
