@@ -268,7 +268,7 @@ export const SETTINGS: Settings = {
   serialProxyclientAddress: {
     env: 'NOVUM_SERIAL_PROXYCLIENT_ADDRESS',
     describe:
-      "Address of this host that the serial console proxy connects to for its guests' serial consoles (Nova's `[serial_console] proxyclient_address`): the compute agent's console relay listens there on a free port",
+      "Address of this host that the serial console proxy connects to for its guests' serial consoles (Nova's `[serial_console] proxyclient_address`): the compute agent's console relay listens there on a free port, and so does its disk transfer listener, which the destination of a cross-host cold migration or resize fetches the guest's disks from",
     default: '127.0.0.1',
     parse: text,
   },

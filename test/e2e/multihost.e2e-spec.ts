@@ -4,6 +4,7 @@ import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { missingVmPrerequisites, vmTestImage } from '../../libs/virt/testing/vm-image';
 import {
+  busyboxIn,
   containerHostLeftovers,
   eventually,
   hostTestSkip,
@@ -344,6 +345,126 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
         ...['--os-compute-api-version', '2.16', 'server', 'show', servers.a3.id],
       );
       expect(shown).toMatchObject({ status: 'ACTIVE', host_status: 'UP' });
+    });
+
+    it('cold-migrates a container to another host with what it wrote; revert keeps, confirm clears the source', async () => {
+      const { id } = servers.b1;
+      const source = servers.b1.host;
+      let target = '';
+      const instanceDir = (host: string) => join(dataDirOf(indexOf(host)), 'containers', 'instances', id);
+      // Written in the container: a file of its root user (host uid 100000), a directory, a deleted image file.
+      busyboxIn(
+        runtimeRootOf('b1'),
+        id,
+        ...['sh', '-c', 'echo carried-across > /root/migrated && chown 100000:100000 /root/migrated'],
+      );
+      busyboxIn(runtimeRootOf('b1'), id, 'sh', '-c', 'mkdir -p /var/mine && echo x > /var/mine/f');
+      busyboxIn(runtimeRootOf('b1'), id, 'rm', '/etc/novum-release');
+      const migrate = async () => {
+        const started = Date.now();
+        // The scheduler picks the host (never the server's own).
+        await openstackOk(admin, 'server', 'migrate', '--wait', id);
+        const shown = await openstackJson<Record<string, string>>(admin, 'server', 'show', id);
+        expect(shown.status).toBe('VERIFY_RESIZE');
+        target = shown['OS-EXT-SRV-ATTR:host'];
+        expect(target).not.toBe(source);
+        servers.b1.host = target;
+        process.stdout.write(`cold migration of a container across hosts: ${Date.now() - started} ms\n`);
+      };
+      const written = () =>
+        busyboxIn(
+          runtimeRootOf('b1'),
+          id,
+          ...['sh', '-c', 'cat /root/migrated /var/mine/f; stat -c %u /root/migrated'],
+        );
+      const waitStatus = async (status: string) => {
+        for (let i = 0; i < 60; i++) {
+          const shown = await openstackJson<Record<string, string>>(admin, 'server', 'show', id);
+          if (shown.status === status) return shown;
+          await sleep(1000);
+        }
+        throw new Error(`server ${id} never became ${status}`);
+      };
+
+      await migrate();
+      expect(written()).toBe('carried-across\nx\n100000\n');
+      expect(busyboxIn(runtimeRootOf('b1'), id, 'sh', '-c', 'test -e /etc/novum-release || echo gone')).toBe(
+        'gone\n',
+      );
+      // The source keeps its container's disk, stopped, until confirm: a revert boots it again.
+      expect(existsSync(instanceDir(source))).toBe(true);
+      await openstackOk(admin, 'server', 'resize', 'revert', id);
+      expect(await waitStatus('ACTIVE')).toMatchObject({ 'OS-EXT-SRV-ATTR:host': source });
+      servers.b1.host = source;
+      expect(written()).toBe('carried-across\nx\n100000\n');
+      expect(existsSync(instanceDir(target))).toBe(false);
+
+      await migrate();
+      await openstackOk(admin, 'server', 'resize', 'confirm', id);
+      expect(await waitStatus('ACTIVE')).toMatchObject({ 'OS-EXT-SRV-ATTR:host': target });
+      expect(written()).toBe('carried-across\nx\n100000\n');
+      // Nothing of it is left on the source: no directory, mount, loop device, runtime state or namespace
+      // (its cgroups are the machine's, which all three hosts share: the target's container has them now).
+      expect(existsSync(instanceDir(source))).toBe(false);
+      const left = containerHostLeftovers({ dataDir: dataDirOf(indexOf(source)) }, []);
+      expect(left.filter((line) => line.includes(id))).toEqual([]);
+      expect(readdirSync(netnsDirOf(indexOf(source)))).not.toContain(`novum-${id}`);
+    });
+
+    it('cold-migrates a KVM guest to another host with what it wrote on its disk; confirm clears the source', async () => {
+      // The guest looks for its mark on its root disk: found after the migration, it was carried.
+      const userData = join(deployment.controller, 'vm-mark-user-data');
+      writeFileSync(
+        userData,
+        [
+          '#!/bin/sh',
+          'if dd if=/dev/vda bs=512 skip=100000 count=1 2>/dev/null | grep -q MH-ROOT-MARK; then',
+          '  echo "vm-mark=found"',
+          'else',
+          '  echo MH-ROOT-MARK | dd of=/dev/vda bs=512 seek=100000 conv=fsync 2>/dev/null',
+          '  echo "vm-mark=written"',
+          'fi',
+          '',
+        ].join('\n'),
+      );
+      const { id } = await openstackJson<{ id: string }>(
+        demo,
+        ...['server', 'create', '--flavor', 'm1.tiny', '--image', 'tiny', '--user-data', userData],
+        ...['--nic', `net-id=${networks['net-a'].id},v4-fixed-ip=10.78.1.31`, '--wait', 'vm2'],
+      );
+      const source = (await openstackJson<Record<string, string>>(admin, 'server', 'show', id))[
+        'OS-EXT-SRV-ATTR:host'
+      ];
+      servers.vm2 = { id, ip: '10.78.1.31', host: source };
+      const consoleSays = async (text: RegExp) => {
+        let log = '';
+        const deadline = Date.now() + 150_000;
+        while (Date.now() < deadline && !text.test(log)) {
+          await sleep(2000);
+          log = await openstackOk(demo, 'console', 'log', 'show', id).catch(() => '');
+        }
+        return log;
+      };
+      expect(await consoleSays(/vm-mark=\w+/)).toContain('vm-mark=written');
+
+      const taps = () => hostLinks(indexOf(source)).filter((name) => name.startsWith('novumt')).length;
+      const tapsBefore = taps();
+      const started = Date.now();
+      await openstackOk(admin, 'server', 'migrate', '--wait', id);
+      const shown = await openstackJson<Record<string, string>>(admin, 'server', 'show', id);
+      expect(shown.status).toBe('VERIFY_RESIZE');
+      const target = shown['OS-EXT-SRV-ATTR:host'];
+      expect(target).not.toBe(source);
+      servers.vm2.host = target;
+      process.stdout.write(`cold migration of a KVM guest across hosts: ${Date.now() - started} ms\n`);
+      expect(await consoleSays(/vm-mark=\w+/)).toContain('vm-mark=found');
+      const vmDir = (host: string) => join(dataDirOf(indexOf(host)), 'kvm', 'instances', id);
+      expect(existsSync(join(vmDir(source), 'disk'))).toBe(true);
+
+      await openstackOk(admin, 'server', 'resize', 'confirm', id);
+      await openstackOk(admin, 'server', 'show', id);
+      expect(await eventually(() => !existsSync(vmDir(source)), 30)).toBe(true);
+      expect(taps()).toBe(tapsBefore - 1);
     });
 
     it('deletes the servers and leaves nothing of them on any host', async () => {

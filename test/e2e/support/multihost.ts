@@ -135,6 +135,8 @@ export class MultihostDeployment {
         NOVUM_HOST: this.hostName(i),
         NOVUM_DATA_DIR: this.dataDirOf(i),
         NOVUM_TUNNEL_IP: this.tunnelIpOf(i),
+        // Where the other hosts fetch a cold migration's disks from (and the console proxy reaches consoles).
+        NOVUM_SERIAL_PROXYCLIENT_ADDRESS: this.tunnelIpOf(i),
         ...this.options.agentEnv,
         ...this.options.hostEnv?.(i),
       };
