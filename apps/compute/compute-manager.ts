@@ -314,7 +314,6 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
     await this.reconcile();
     await this.heartbeat.start();
     await this.options.serialConsoleRelay?.listen((uuid) => this.connectSerialConsole(uuid));
-    await this.options.diskTransfer?.listen();
     await this.bus.serve(computeQueue(this.host), {
       [ComputeMethod.BUILD_AND_RUN_INSTANCE]: (p) =>
         this.buildAndRunInstance(checkRequest.buildAndRunInstance(p)),

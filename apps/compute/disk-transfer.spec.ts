@@ -42,6 +42,19 @@ describe('DiskTransfer', () => {
     await expect(fetchDisks(offer)).rejects.toThrow(/refused.*invalid, expired or used ticket/);
   });
 
+  it('starts listening with its first offer', async () => {
+    const lazy = new DiskTransfer({ address: '127.0.0.1' });
+    try {
+      expect(lazy.port).toBe(0);
+      const offer = await lazy.offer(randomUUID(), exportOf(Buffer.from('lazy')));
+      expect(offer.port).toBe(lazy.port);
+      expect(offer.port).toBeGreaterThan(0);
+      expect((await readAll(await fetchDisks(offer))).toString()).toBe('lazy');
+    } finally {
+      await lazy.close();
+    }
+  });
+
   it('refuses a forged ticket and one of a withdrawn offer', async () => {
     const exported = exportOf(Buffer.from('disk'));
     const uuid = randomUUID();

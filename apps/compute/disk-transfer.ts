@@ -42,6 +42,7 @@ export class DiskTransfer {
   private readonly sockets = new Set<Socket>();
   private readonly log = rootLogger().child({ service: 'compute', component: 'disk-transfer' });
   private server?: Server;
+  private listening?: Promise<void>;
 
   constructor(private readonly options: DiskTransferOptions) {}
 
@@ -49,19 +50,29 @@ export class DiskTransfer {
     return (this.server?.address() as AddressInfo | null)?.port ?? 0;
   }
 
-  async listen(): Promise<void> {
-    const server = createServer((socket) => this.accept(socket));
-    await new Promise<void>((resolve, reject) => {
+  /**
+   * Starts the listener; offer starts it when it is not yet, so that an agent that never sends disks (the
+   * thousand fake hosts of a benchmark) holds no socket for it.
+   */
+  listen(): Promise<void> {
+    this.listening ??= new Promise<void>((resolve, reject) => {
+      const server = createServer((socket) => this.accept(socket));
       server.once('error', reject);
       server.listen(this.options.port ?? 0, this.options.address, () => {
         server.off('error', reject);
+        this.server = server;
         resolve();
       });
+    }).catch((error: unknown) => {
+      this.listening = undefined;
+      throw error;
     });
-    this.server = server;
+    return this.listening;
   }
 
   async close(): Promise<void> {
+    await this.listening?.catch(() => undefined);
+    this.listening = undefined;
     const server = this.server;
     this.server = undefined;
     for (const socket of this.sockets) socket.destroy();
@@ -74,7 +85,12 @@ export class DiskTransfer {
    * where and with what ticket the destination fetches them.
    */
   async offer(instanceUuid: string, exported: DiskExport): Promise<DiskOffer> {
-    if (!this.server) throw new Error('The disk transfer listener is not running.');
+    try {
+      await this.listen();
+    } catch (error) {
+      await exported.dispose();
+      throw error;
+    }
     await this.withdraw(instanceUuid);
     const hash = createHash('sha256');
     let sizeBytes = 0;

@@ -810,6 +810,22 @@ describe('compute agent: rebuild, resize, rescue, shelve, snapshot, soft delete 
     expect(await node(plane, 'live-1')).toMatchObject({ vcpusUsed: 0 });
   });
 
+  it('remakes the guest from its image on the destination when the source cannot export its disks', async () => {
+    const one = plane.hypervisor('nox-1', { capabilities: { migrateDisks: false } });
+    const two = plane.hypervisor('nox-2');
+    await plane.startAgent('nox-1');
+    const uuid = await plane.createServer(SMALL_FLAVOR);
+    expect((await plane.settled(uuid)).host).toBe(plane.hostName('nox-1'));
+    one.writeDisk(uuid, 'not carried\n');
+    await plane.startAgent('nox-2');
+    await migrate(uuid);
+    expect(await plane.settled(uuid)).toMatchObject({ vmState: 'resized', host: plane.hostName('nox-2') });
+    expect(two.inspect(uuid)).toMatchObject({ state: PowerState.RUNNING, disk: '' });
+    await plane.act(uuid, ComputeMethod.CONFIRM_RESIZE, TaskState.RESIZE_CONFIRMING, 'confirmResize');
+    expect(await plane.settled(uuid)).toMatchObject({ vmState: 'active', host: plane.hostName('nox-2') });
+    expect(one.inspect(uuid)).toBeUndefined();
+  });
+
   it('confirms a resize by itself after the confirm window', async () => {
     const manager = await plane.startAgent('window', { resizeConfirmWindowSeconds: 1 });
     const uuid = await plane.createServer(SMALL_FLAVOR);
