@@ -80,6 +80,14 @@ describe('DiskTransfer', () => {
     await expect(readAll(await fetchDisks(short))).rejects.toThrow(/ended after 5 of 13 bytes/);
   });
 
+  it('counts the time from when the receiver starts reading, not while it prepares the guest', async () => {
+    const data = randomBytes(1024 * 1024);
+    const offer = await transfer.offer(randomUUID(), exportOf(data));
+    const stream = await fetchDisks(offer, { idleTimeoutMs: 100 });
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect((await readAll(stream)).equals(data)).toBe(true);
+  });
+
   it('fails a transfer that stalls', async () => {
     let opened = 0;
     const stalling = () =>

@@ -225,14 +225,22 @@ export async function fetchDisks(offer: DiskOffer, options: FetchOptions = {}): 
   socket.write(`${offer.ticket}\n`);
   const rest = await answerLine(socket);
   // The driver may read it only after preparing the guest (an image to download first): a failure meanwhile
-  // is kept by the stream for it to find, not thrown at the process.
+  // is kept by the stream for it to find, not thrown at the process, and the clocks start once it reads.
+  socket.setTimeout(0);
   const verified = new VerifyingStream(offer).on('error', () => undefined);
   const deadlineMs = 60_000 + Math.ceil((offer.sizeBytes / rate) * 1000);
-  const deadline = setTimeout(
-    () => socket.destroy(new Error(`The disk transfer took longer than ${deadlineMs} ms.`)),
-    deadlineMs,
-  );
-  deadline.unref();
+  let deadline: NodeJS.Timeout | undefined;
+  const startClocks = (event: string | symbol) => {
+    if (event !== 'data' && event !== 'readable') return;
+    verified.off('newListener', startClocks);
+    socket.setTimeout(idle);
+    deadline = setTimeout(
+      () => socket.destroy(new Error(`The disk transfer took longer than ${deadlineMs} ms.`)),
+      deadlineMs,
+    );
+    deadline.unref();
+  };
+  verified.on('newListener', startClocks);
   if (rest.length > 0) verified.write(rest);
   socket.pipe(verified);
   socket.once('error', (error) => verified.destroy(error));
