@@ -184,6 +184,19 @@ describe('orchestration engines over the bus', () => {
     expect(`${after.action}_${after.status}`).toBe('INIT_COMPLETE');
   });
 
+  it('refuses a request for a stack no longer in progress (one that waited on the queue past its caller)', async () => {
+    const stack = await stacks.create(auth, { stack_name: 'done-already', template: SLOW });
+    await engines[0].settle(stack.id);
+    await until('the lock to go', async () => !(await registry.busy(stack.id)));
+    await expect(services[1].start({ stackId: stack.id, operation: { op: 'create' } })).rejects.toMatchObject(
+      {
+        status: 409,
+        message: 'Stack done-already is CREATE_COMPLETE, not in progress.',
+      },
+    );
+    expect(engines[1].busy(stack.id)).toBe(false);
+  });
+
   it('no engine answering fails the stack and answers 503', async () => {
     route.silent = true;
     const failure = stacks.create(auth, { stack_name: 'unheard', template: SLOW });

@@ -334,6 +334,10 @@ export class EngineService implements OnModuleInit, OnApplicationShutdown {
     const { stackId, operation } = request;
     const stack = await this.store.stacks.findOneBy({ id: stackId });
     if (!stack) throw new NotFoundError(`The Stack (${stackId}) could not be found.`);
+    // The API sets the action IN_PROGRESS before handing it over; anything else is a request that waited too
+    // long on the queue (its caller already gave up and failed the stack) or was already done.
+    if (stack.status !== 'IN_PROGRESS')
+      throw new ConflictError(`Stack ${stack.name} is ${stack.action}_${stack.status}, not in progress.`);
     if (this.engine.busy(stackId) || !(await this.registry.acquire(stackId, this.engineId)))
       throw new ConflictError(`Stack ${stack.name} already has an action (${stack.action}) in progress.`);
     try {
