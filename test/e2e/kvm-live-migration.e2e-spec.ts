@@ -183,7 +183,35 @@ function qemuPids(uuid: string): number[] {
       ),
     });
 
-    await migrate(two);
+    // Watched through the API on the way there: MIGRATING, and the migration in progress at
+    // GET /servers/{id}/migrations until it has completed.
+    const token = (await openstackOk(admin, 'token', 'issue', '-f', 'value', '-c', 'id')).trim();
+    const inProgress = async () => {
+      const response = await fetch(`${deployment.urls.compute}/servers/${id}/migrations`, {
+        headers: { 'x-auth-token': token, 'openstack-api-version': 'compute 2.23' },
+      });
+      return ((await response.json()) as { migrations: { status: string; dest_compute: string }[] })
+        .migrations;
+    };
+    await openstackOk(
+      admin,
+      ...['--os-compute-api-version', '2.30', 'server', 'migrate', '--live-migration'],
+      ...['--host', two, '--block-migration', id],
+    );
+    const seen = new Set<string>();
+    for (let status = ''; status !== 'ACTIVE'; await sleep(100)) {
+      status = (await openstackJson<Record<string, string>>(admin, 'server', 'show', id)).status;
+      if (status === 'MIGRATING') {
+        for (const migration of await inProgress())
+          seen.add(`${migration.status} to ${migration.dest_compute}`);
+      }
+      seen.add(status);
+    }
+    expect(seen.has('MIGRATING')).toBe(true);
+    expect([...seen].filter((s) => / to /.test(s)).length).toBeGreaterThan(0);
+    expect([...seen].filter((s) => / to /.test(s) && !s.endsWith(` to ${two}`))).toEqual([]);
+    expect(await inProgress()).toEqual([]);
+    expect(await hostOf(id)).toBe(two);
     // One QEMU of the guest, on the new host; none of it on the old one.
     expect(qemuPids(id)).toHaveLength(1);
     expect(leftOn(one)).toEqual({ dir: false, tap: false, rules: false });
