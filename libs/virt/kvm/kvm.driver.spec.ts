@@ -514,7 +514,20 @@ if (skip) {
         // A rollback never removes a guest that is not an incoming migration's.
         await dest.rollbackLiveMigrationAtDestination(moving, []);
         expect((await dest.getInfo(moving)).state).toBe(PowerState.RUNNING);
-        await dest.destroy(moving, []);
+      }, 120_000);
+
+      it('moves a paused guest, which stays paused until it is unpaused there', async () => {
+        await dest.pause(moving);
+        const target = await driver.preLiveMigration(moving, tiny(), [], { listenAddress: '127.0.0.1' });
+        await dest.liveMigration(moving, target);
+        await driver.postLiveMigrationAtDestination(moving, { paused: true });
+        await dest.postLiveMigration(moving, []);
+        expect(existsSync(destInstance(moving.uuid))).toBe(false);
+        expect((await driver.getInfo(moving)).state).toBe(PowerState.PAUSED);
+        await driver.unpause(moving);
+        await consoleOf(driver, moving.uuid, 'tick ');
+        expect(await driver.getConsoleOutput(moving)).not.toContain(VM_IMAGE_BANNER);
+        await driver.destroy(moving, []);
       }, 120_000);
     });
 
