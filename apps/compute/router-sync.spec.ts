@@ -67,8 +67,9 @@ function fakeNeutron(): ServiceClient & { paths: string[] } {
   };
   return {
     paths,
-    async request<T>(method: string, path: string): Promise<T> {
-      paths.push(`${method} ${path}`);
+    async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+      paths.push(`${method} ${path}${body ? ` ${JSON.stringify(body)}` : ''}`);
+      if (method === 'PUT') return {} as T;
       if (!(path in answers)) throw new Error(`unexpected ${path}`);
       return answers[path] as T;
     },
@@ -110,6 +111,23 @@ describe('NeutronRouterSync', () => {
         },
       ],
     ]);
+  });
+
+  it("binds the ports of the routers it plugged to its host and reports those not ACTIVE up, as Neutron's L3 agent", async () => {
+    const neutron = fakeNeutron();
+    const reported: string[][] = [];
+    const hostNetwork = { syncRouters: async () => undefined };
+    const sync = new NeutronRouterSync(hostNetwork as unknown as HostNetwork, neutron);
+    await sync.sync();
+    // No owner yet (the agent's bus is not up): nothing bound, nothing reported.
+    expect(neutron.paths.filter((path) => path.startsWith('PUT'))).toEqual([]);
+    sync.setOwner({ host: 'l3-host', reportUp: async (ids) => void reported.push(ids) });
+    await sync.sync();
+    expect(neutron.paths.filter((path) => path.startsWith('PUT'))).toEqual([
+      'PUT /v2.0/ports/if-1 {"port":{"binding:host_id":"l3-host"}}',
+      'PUT /v2.0/ports/gw-1 {"port":{"binding:host_id":"l3-host"}}',
+    ]);
+    expect(reported).toEqual([['if-1', 'gw-1']]);
   });
 
   it('asks no more than the routers when there are none, and removes every router then', async () => {

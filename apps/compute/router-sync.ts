@@ -15,6 +15,14 @@ interface NeutronPort {
   mac_address: string;
   device_id: string;
   fixed_ips: { subnet_id: string; ip_address: string }[];
+  status?: string;
+  'binding:host_id'?: string;
+}
+
+/** The host the router ports are plugged on, and how it reports a port's device up (ACTIVE). */
+export interface RouterPortOwner {
+  host: string;
+  reportUp(portIds: string[]): Promise<void>;
 }
 
 interface NeutronSubnet {
@@ -56,6 +64,9 @@ export class NeutronRouterSync {
   private running?: Promise<void>;
   private dirty = false;
   private stopped = false;
+  /** The router ports of the last sync's routers. */
+  private ports: NeutronPort[] = [];
+  private owner?: RouterPortOwner;
 
   constructor(
     private readonly hostNetwork: HostNetwork,
@@ -95,14 +106,37 @@ export class NeutronRouterSync {
     }
   }
 
+  /** Set once the agent's bus is up: from then on the router ports this host plugs are bound to it and ACTIVE. */
+  setOwner(owner: RouterPortOwner): void {
+    this.owner = owner;
+  }
+
   async sync(): Promise<void> {
     await this.hostNetwork.syncRouters(await this.specs());
+    await this.claimPorts();
+  }
+
+  /**
+   * Neutron's L3 agent sync (l3_rpc's _ensure_host_set_on_port, then the L2 agent's update_device_up): each
+   * port of the routers just plugged here is bound to this host and reported up, so it shows ACTIVE.
+   */
+  private async claimPorts(): Promise<void> {
+    const owner = this.owner;
+    if (!owner) return;
+    for (const port of this.ports) {
+      if (port['binding:host_id'] === owner.host) continue;
+      await this.api.request('PUT', `/v2.0/ports/${port.id}`, { port: { 'binding:host_id': owner.host } });
+      port['binding:host_id'] = owner.host;
+    }
+    const down = this.ports.filter((port) => port.status !== 'ACTIVE').map((port) => port.id);
+    if (down.length) await owner.reportUp(down);
   }
 
   /** Every router that is up, as the host plugs it. */
   async specs(): Promise<RouterSpec[]> {
     const { routers } = await this.api.request<{ routers: NeutronRouter[] }>('GET', '/v2.0/routers');
     const up = routers.filter((router) => router.admin_state_up !== false);
+    this.ports = [];
     if (!up.length) return [];
     const portsOf = async (owner: string) =>
       (
@@ -118,6 +152,8 @@ export class NeutronRouterSync {
       '/v2.0/floatingips',
     );
     const ports = [...interfaces, ...gateways];
+    const served = new Set(up.map((router) => router.id));
+    this.ports = ports.filter((port) => served.has(port.device_id));
     const subnetIds = [...new Set(ports.flatMap((port) => port.fixed_ips.map((ip) => ip.subnet_id)))];
     const networkIds = [...new Set(ports.map((port) => port.network_id))];
     const subnets = new Map<string, NeutronSubnet>();

@@ -10,7 +10,8 @@ import {
   WorkerDescriptor,
 } from '@novum/common';
 import { InstanceRecords } from '@novum/compute';
-import { HostNetwork } from '@novum/virt';
+import { MessageBus } from '@novum/bus';
+import { HostNetwork, NETWORK_PLUGIN_QUEUE, PluginMethod } from '@novum/virt';
 import { AgentOptions } from './compute-manager';
 import { ComputeAgentModule } from './compute.module';
 import { agentHosts, createDrivers } from './drivers';
@@ -46,14 +47,10 @@ export async function startAgent(
       })
     : undefined;
   const networkApi = serviceClient(credential, 'network');
+  const routerSync =
+    hostNetwork && config.l3Agent ? new NeutronRouterSync(hostNetwork, networkApi) : undefined;
   const guestNetworking =
-    hostNetwork &&
-    new NeutronGuestNetworking(
-      options.host,
-      hostNetwork,
-      networkApi,
-      config.l3Agent ? new NeutronRouterSync(hostNetwork, networkApi) : undefined,
-    );
+    hostNetwork && new NeutronGuestNetworking(options.host, hostNetwork, networkApi, routerSync);
   const app = await NestFactory.createApplicationContext(
     ComputeAgentModule.forRoot(config, {
       drivers: createDrivers(config.computeDrivers, options.host, config.fakeHostSize, {
@@ -87,6 +84,13 @@ export async function startAgent(
     );
     metadata.forwardSignals(orchestrationForwarder(credential));
   }
+  routerSync?.setOwner({
+    host: options.host,
+    reportUp: (portIds) =>
+      app
+        .get(MessageBus)
+        .call(NETWORK_PLUGIN_QUEUE, PluginMethod.DEVICE_UP, { portIds, host: options.host }, 10_000),
+  });
   await app.init();
   return app;
 }

@@ -140,6 +140,24 @@ const quietly = (command: string, ...args: string[]) => {
         await eventually(() => sh('ip', '-o', 'link', 'show', outsideLink).includes(`master ${bridge}`)),
       ).toBe(true);
       expect(await eventually(() => pings('outside', gatewayIp))).toBe(true);
+      // As with Neutron's L3 agent, the router's ports are bound to the host serving it and ACTIVE there.
+      const routerPorts = () =>
+        openstackJson<{ ID: string; Status: string }[]>(
+          admin,
+          'port',
+          'list',
+          '--router',
+          routerId,
+          '--long',
+        );
+      for (let tries = 0; tries < 40; tries++) {
+        if ((await routerPorts()).every((port) => port.Status === 'ACTIVE')) break;
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+      const listed = await routerPorts();
+      expect(listed.map((port) => port.Status)).toEqual(['ACTIVE', 'ACTIVE', 'ACTIVE']);
+      const bound = await openstackJson<{ binding_host_id: string }>(admin, 'port', 'show', listed[0].ID);
+      expect(bound.binding_host_id).toBeTruthy();
       // Out: the guest reaches the outside, which sees the router's address (it has no route to 10.80/16).
       expect(await eventually(() => pings('c1', '172.24.4.1'))).toBe(true);
       expect(pings('outside', servers.c1.ip)).toBe(false);
