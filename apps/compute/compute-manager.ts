@@ -1561,6 +1561,7 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
         }
         continue;
       }
+      if (instance.taskState === TaskState.MIGRATING) await this.abortLiveMigration(instance);
       if (present) {
         const state = await this.powerStateOf(this.driverFor(instance), instance.uuid);
         if (state !== instance.powerState) await this.records.update(instance.uuid, { powerState: state });
@@ -1576,6 +1577,41 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
       this.log.warn({ guests: unknown }, 'the hypervisor runs guests the database does not know; left alone');
     }
     this.log.info({ instances: instances.length, guests: guests.size }, 'reconciled with the drivers');
+  }
+
+  /**
+   * Nova's _init_instance for a server found `migrating` on its source at start: the live migration this
+   * agent ran stopped with it. The destination drops what it prepared, the migration's claim goes, the
+   * migration is `error` and the task ends; the guest runs on here.
+   */
+  private async abortLiveMigration(instance: InstanceEntity): Promise<void> {
+    const migrations = await this.dataSource.getRepository(MigrationEntity).findBy({
+      instanceUuid: instance.uuid,
+      migrationType: 'live-migration',
+      sourceCompute: this.host,
+      status: In(['accepted', 'queued', 'preparing', 'running']),
+    });
+    for (const migration of migrations) {
+      const dest = migration.destCompute;
+      if (dest) {
+        await this.bestEffort(instance, 'rolling back the destination of an interrupted live migration', () =>
+          this.rpc.liveMigrationDestination(
+            dest,
+            {
+              instanceUuid: instance.uuid,
+              requestId: `req-${randomUUID()}`,
+              migrationId: migration.uuid,
+              step: 'rollback',
+            },
+            30_000,
+          ),
+        );
+      }
+      await release(this.dataSource, migration.uuid);
+      await setMigrationStatus(this.dataSource, migration.uuid, 'error');
+    }
+    await this.records.update(instance.uuid, { taskState: null }, { taskState: [TaskState.MIGRATING] });
+    this.log.warn({ instance: instance.uuid }, 'a live migration was interrupted by the agent stopping');
   }
 
   /**

@@ -1,9 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { ApiError } from '@novum/common';
 import { AllocationEntity, ComputeNodeEntity, ComputeServiceEntity, MigrationEntity } from '@novum/db';
-import { claim, ComputeMethod, isServiceUp, MAX_BUILD_ATTEMPTS, NO_VALID_HOST } from '@novum/compute';
+import {
+  claim,
+  ComputeMethod,
+  isServiceUp,
+  MAX_BUILD_ATTEMPTS,
+  NO_VALID_HOST,
+  recordMigration,
+  resourcesOf,
+} from '@novum/compute';
 import { DriverError, PowerState, TaskState } from '@novum/virt';
-import { ComputeManager, ImageUpload } from '../../apps/compute/compute-manager';
+import { ComputeManager, ImageUpload, instanceSpecOf } from '../../apps/compute/compute-manager';
 import { conductorWorker } from '../../apps/conductor/worker';
 import { ControlPlane, SMALL_FLAVOR } from './support/control-plane';
 
@@ -824,6 +832,63 @@ describe('compute agent: rebuild, resize, rescue, shelve, snapshot, soft delete 
     await plane.act(uuid, ComputeMethod.CONFIRM_RESIZE, TaskState.RESIZE_CONFIRMING, 'confirmResize');
     expect(await plane.settled(uuid)).toMatchObject({ vmState: 'active', host: plane.hostName('nox-2') });
     expect(one.inspect(uuid)).toBeUndefined();
+  });
+
+  it('ends a live migration its source agent stopped in the middle of, when that agent starts again', async () => {
+    const [one, two] = [plane.hypervisor('halt-1'), plane.hypervisor('halt-2')];
+    await plane.startAgent('halt-1');
+    const uuid = await plane.createServer(SMALL_FLAVOR);
+    const instance = await plane.settled(uuid);
+    await plane.startAgent('halt-2');
+    await plane.stopAgent('halt-1');
+    // As the agent left it: the task `migrating`, the migration `running`, the destination claimed and waiting.
+    const migrationId = randomUUID();
+    await plane.records.update(uuid, { taskState: TaskState.MIGRATING });
+    expect(
+      await claim(
+        plane.dataSource,
+        migrationId,
+        (await node(plane, 'halt-2')).uuid,
+        resourcesOf(instance.flavor),
+      ),
+    ).toBe(true);
+    await recordMigration(plane.dataSource, {
+      uuid: migrationId,
+      instance,
+      type: 'live-migration',
+      status: 'running',
+      newFlavor: instance.flavor,
+      destHost: plane.hostName('halt-2'),
+      destNode: plane.hostName('halt-2'),
+    });
+    await two.preLiveMigration(
+      instanceSpecOf(instance),
+      {
+        id: instance.imageRef,
+        diskFormat: 'raw',
+        containerFormat: 'bare',
+        minDiskGb: 0,
+        minRamMb: 0,
+        properties: {},
+        open: async () => {
+          throw new Error('no image');
+        },
+      },
+      [],
+      { listenAddress: '127.0.0.1' },
+    );
+    expect(two.inspect(uuid)).toBeDefined();
+
+    await plane.startAgent('halt-1');
+    expect(await plane.instance(uuid)).toMatchObject({
+      taskState: null,
+      vmState: 'active',
+      host: plane.hostName('halt-1'),
+    });
+    expect((await liveMigrations(uuid)).pop()).toMatchObject({ uuid: migrationId, status: 'error' });
+    expect(await allocations(migrationId)).toEqual([]);
+    expect(two.inspect(uuid)).toBeUndefined();
+    expect(one.inspect(uuid)?.state).toBe(PowerState.RUNNING);
   });
 
   it('confirms a resize by itself after the confirm window', async () => {
