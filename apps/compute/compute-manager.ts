@@ -624,11 +624,20 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
         } else {
           await this.rpc.migrationSource(source, this.sourceRequest(instance, request, 'power_off'));
           sourceOff = true;
-          const offer = await this.rpc.exportDisks(source, this.sourceRequest(instance, request, 'power_off'));
+          const offer = await this.rpc.exportDisks(
+            source,
+            this.sourceRequest(instance, request, 'power_off'),
+          );
           await this.step(instance, TaskState.RESIZE_MIGRATING, TaskState.RESIZE_MIGRATED);
           await this.step(instance, TaskState.RESIZE_MIGRATED, TaskState.RESIZE_FINISH);
           if (!(await this.hasGuest(driver, instance.uuid))) {
-            await this.spawnMigrated(driver, this.instanceSpec(resized), this.imageFor(instance), offer, powerOn);
+            await this.spawnMigrated(
+              driver,
+              this.instanceSpec(resized),
+              this.imageFor(instance),
+              offer,
+              powerOn,
+            );
           }
         }
         const { state } = await driver.getInfo(instance);

@@ -283,8 +283,7 @@ export class StackService {
     await this.store.stacks.save(stack);
     await this.engine.initialRows(stack, bound);
     await this.store.setStackState(stack, stack.action, 'IN_PROGRESS', stack.statusReason);
-    if (adopt)
-      await this.engine.adopt(stack, (adopt.resources as JsonMap | undefined) ?? {}, auth.token);
+    if (adopt) await this.engine.adopt(stack, (adopt.resources as JsonMap | undefined) ?? {}, auth.token);
     else await this.engine.create(stack);
     return stack;
   }
@@ -553,7 +552,7 @@ export class StackService {
     authorize('stacks:delete', canActOnProject(auth, stack.projectId));
     if (stack.deletedAt)
       throw new NotFoundError(`The Stack (${stack.name}) could not be found.`, 'EntityNotFound');
-    if ((await this.engine.busy(stack.id))) {
+    if (await this.engine.busy(stack.id)) {
       throw new ConflictError(
         `Stack ${stack.name} already has an action (${stack.action}) in progress.`,
         'ActionInProgress',

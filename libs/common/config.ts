@@ -442,7 +442,7 @@ export const SETTINGS: Settings = {
   heatEngine: {
     env: 'NOVUM_HEAT_ENGINE',
     describe:
-      "Whether the orchestration API process also runs an engine (as heat-all); `false` leaves stack actions to engines started apart (`node dist/apps/orchestration/engine-main.js`), which take them from the bus",
+      'Whether the orchestration API process also runs an engine (as heat-all); `false` leaves stack actions to engines started apart (`node dist/apps/orchestration/engine-main.js`), which take them from the bus',
     default: 'true',
     parse: bool,
   },
