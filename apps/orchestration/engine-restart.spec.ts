@@ -8,7 +8,7 @@ import { RESOURCE_TYPES } from './resources/registry';
 import { ResourceType } from './resources/types';
 import { StackService } from './stack.service';
 import { StackStore } from './stack.store';
-import { memberAuth, offlineIdentity } from './testing';
+import { memberAuth, offlineIdentity, waitFor } from './testing';
 
 const auth = memberAuth;
 const identity = offlineIdentity();
@@ -85,14 +85,6 @@ describe('orchestration engine across a stop and after interrupted replacements'
     return `${stack.action}_${stack.status}`;
   };
 
-  const until = async (what: string, check: () => Promise<boolean>) => {
-    const deadline = Date.now() + 5_000;
-    while (!(await check())) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-  };
-
   it('a new engine fails what a stopped one left in progress, and the delete removes what the cloud accepted', async () => {
     const first = new Engine(store, identity);
     const stack = await new StackService(store, first, identity).create(auth, {
@@ -106,7 +98,7 @@ describe('orchestration engine across a stop and after interrupted replacements'
         },
       },
     });
-    await until('the create to be accepted', async () =>
+    await waitFor('the create to be accepted', async () =>
       (await store.resources.findBy({ stackId: stack.id })).some((r) => r.physicalId === 'accepted-not-done'),
     );
     // The first engine is abandoned mid-create, as a killed process is; a second one starts on the same database.

@@ -13,7 +13,7 @@ import {
   StartStackAction,
 } from './engine-rpc';
 import { StackService } from './stack.service';
-import { closeEngine, EngineHarness, memberAuth, offlineIdentity, openEngine } from './testing';
+import { closeEngine, EngineHarness, memberAuth, offlineIdentity, openEngine, waitFor } from './testing';
 
 const auth = memberAuth;
 
@@ -81,13 +81,6 @@ describe('orchestration engines over the bus', () => {
     const stack = await harness!.store.stacks.findOneByOrFail({ id });
     return `${stack.action}_${stack.status}`;
   };
-  const until = async (what: string, check: () => Promise<boolean>) => {
-    const deadline = Date.now() + 5_000;
-    while (!(await check())) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-  };
 
   it('one engine takes an action and holds the stack until it ends; another engine refuses the stack meanwhile', async () => {
     const stack = await stacks.create(auth, { stack_name: 'held', template: SLOW });
@@ -104,7 +97,7 @@ describe('orchestration engines over the bus', () => {
     ).rejects.toMatchObject({ status: 409 });
 
     await engines[0].settle(stack.id);
-    await until('the lock to go', async () => !(await registry.busy(stack.id)));
+    await waitFor('the lock to go', async () => !(await registry.busy(stack.id)));
     expect(await state(stack.id)).toBe('CREATE_COMPLETE');
     // Now the second engine takes the delete.
     await stacks.delete(
@@ -118,7 +111,7 @@ describe('orchestration engines over the bus', () => {
 
   it("a dead engine's stack is failed by a live one, which can then delete it", async () => {
     const stack = await stacks.create(auth, { stack_name: 'orphaned', template: SLOW });
-    await until('the slow resource to start', async () =>
+    await waitFor('the slow resource to start', async () =>
       (await harness!.store.resources.findBy({ stackId: stack.id })).some(
         (r) => r.name === 'slow' && r.status === 'IN_PROGRESS',
       ),
@@ -166,7 +159,7 @@ describe('orchestration engines over the bus', () => {
   it('a cancel reaches the engine running the stack, wherever it runs', async () => {
     route.to = 1;
     const stack = await stacks.create(auth, { stack_name: 'cut', template: SLOW, disable_rollback: true });
-    await until('the slow resource to start', async () =>
+    await waitFor('the slow resource to start', async () =>
       (await harness!.store.resources.findBy({ stackId: stack.id })).some(
         (r) => r.name === 'slow' && r.status === 'IN_PROGRESS',
       ),
@@ -187,7 +180,7 @@ describe('orchestration engines over the bus', () => {
   it('refuses a request for a stack no longer in progress (one that waited on the queue past its caller)', async () => {
     const stack = await stacks.create(auth, { stack_name: 'done-already', template: SLOW });
     await engines[0].settle(stack.id);
-    await until('the lock to go', async () => !(await registry.busy(stack.id)));
+    await waitFor('the lock to go', async () => !(await registry.busy(stack.id)));
     await expect(services[1].start({ stackId: stack.id, operation: { op: 'create' } })).rejects.toMatchObject(
       {
         status: 409,

@@ -63,3 +63,12 @@ export async function closeEngine(harness: EngineHarness | undefined): Promise<v
   await releaseDataSource(harness.dataSource);
   rmSync(harness.dir, { recursive: true, force: true });
 }
+
+/** Polls `check` every 10 ms until it holds; fails naming `what` after 5 s. */
+export async function waitFor(what: string, check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
