@@ -164,6 +164,7 @@ export class ContainerDriver implements ComputeDriver {
   private runtimeVersion = '0';
   private swapAccounting = false;
   private trimTimer?: NodeJS.Timeout;
+  private layerTemplate?: Promise<string>;
 
   constructor(private readonly options: ContainerDriverOptions) {
     this.root = join(options.dataDir, 'containers');
@@ -197,6 +198,7 @@ export class ContainerDriver implements ComputeDriver {
     await mkdir(join(this.root, 'runtime'), { recursive: true });
     // The container's root (an unprivileged host uid) must reach its rootfs, as Docker's userns-remap.
     if (this.idMap) await makeTraversable(join(this.root, 'instances'));
+    await this.makeLayerTemplate();
     await this.images.init();
     if (basename(this.runtime).startsWith('crun')) await prepareCgroupsForCrun();
     const version = await runCommand(this.runtime, ['--version']);
@@ -283,7 +285,8 @@ export class ContainerDriver implements ComputeDriver {
         vifs: [...networkInfo],
         overrides: runtimeOverrides(instance.metadata),
       };
-      await this.freshWritableLayer(record);
+      // The rootfs is mounted with the disk, unless another host's writable layer must go in first.
+      await this.freshWritableLayer(record, { mountRootfs: !migrated && (options.powerOn ?? true) });
       if (migrated) await this.importWritableLayer(record, migrated);
       await this.save(record);
       await this.provision(record, instance, networkInfo, options);
@@ -408,7 +411,7 @@ export class ContainerDriver implements ComputeDriver {
     record.hostname = instance.hostname;
     record.vifs = [...networkInfo];
     record.overrides = runtimeOverrides(instance.metadata);
-    await this.freshWritableLayer(record);
+    await this.freshWritableLayer(record, { mountRootfs: options.powerOn ?? true });
     await this.save(record);
     await this.provision(record, instance, networkInfo, options);
     if (options.powerOn ?? true) await this.start(record);
@@ -736,7 +739,7 @@ export class ContainerDriver implements ComputeDriver {
    * (`disk.ext4`, loop-mounted at `disk/`), holding the overlay's upper and work directories, so that writes
    * past the root disk fail with ENOSPC in the container.
    */
-  private async freshWritableLayer(record: GuestRecord): Promise<void> {
+  private async freshWritableLayer(record: GuestRecord, options: { mountRootfs?: boolean } = {}): Promise<void> {
     const dir = this.dir(record.uuid);
     await this.unmount(record.uuid);
     for (const sub of ['upper', 'work', 'disk.ext4'])
@@ -747,21 +750,40 @@ export class ContainerDriver implements ComputeDriver {
     await truncate(image, record.diskBytes);
     for (const sub of ['disk', 'rootfs']) await mkdir(join(dir, sub), { recursive: true });
     // Lazy init and no discard: the file stays sparse, only what the container writes takes host space. The
-    // file system and its loop mount (autoclearing: unmounting detaches the loop device) in one process
-    // start, which costs the agent more than either command.
+    // file system (made with the empty upper and work directories of the template, owned by the container's
+    // root), its loop mount (autoclearing: unmounting detaches the loop device) and, when asked, the overlay
+    // on it in one process start, which costs the agent more than any of these commands.
+    const overlay = options.mountRootfs ? this.overlayMount(record) : undefined;
     await mustRun('sh', [
       '-c',
-      'mkfs.ext4 -q -F -m 0 -L novum-root -E lazy_itable_init=1,lazy_journal_init=1,nodiscard "$1" && ' +
-        'exec mount -t ext4 -o loop,noinit_itable "$1" "$2"',
+      'mkfs.ext4 -q -F -m 0 -L novum-root -d "$3" -E lazy_itable_init=1,lazy_journal_init=1,nodiscard "$1" && ' +
+        'mount -t ext4 -o loop,noinit_itable "$1" "$2" && ' +
+        '{ [ -z "$4" ] || exec mount -t overlay "$4" -o "$5" "$6"; }',
       'sh',
       image,
       this.layerDir(record),
+      await this.makeLayerTemplate(),
+      ...(overlay ? [overlay.source, overlay.options, overlay.target] : []),
     ]);
-    const owner = this.idMap?.hostId ?? 0;
-    for (const sub of ['upper', 'work']) {
-      await mkdir(join(this.layerDir(record), sub), { mode: 0o755 });
-      await chown(join(this.layerDir(record), sub), owner, owner);
-    }
+  }
+
+  /**
+   * An empty directory holding `upper` and `work` as a fresh writable layer has them (mode 755, owned by the
+   * container's root), which mkfs.ext4 copies into each new root disk (`-d`). Made once per driver.
+   */
+  private makeLayerTemplate(): Promise<string> {
+    this.layerTemplate ??= (async () => {
+      const template = join(this.root, 'layer-template');
+      const owner = this.idMap?.hostId ?? 0;
+      for (const sub of ['upper', 'work']) {
+        await mkdir(join(template, sub), { recursive: true });
+        await chmod(join(template, sub), 0o755);
+        await chown(join(template, sub), owner, owner);
+      }
+      return template;
+    })();
+    this.layerTemplate.catch(() => (this.layerTemplate = undefined));
+    return this.layerTemplate;
   }
 
   /** Unpacks another host's exported writable layer into this guest's fresh one (mounted, empty). */
@@ -829,6 +851,12 @@ export class ContainerDriver implements ComputeDriver {
   private async mount(record: GuestRecord): Promise<void> {
     if (await this.mounted(record.uuid)) return;
     await this.mountDisk(record);
+    const overlay = this.overlayMount(record);
+    await mustRun('mount', ['-t', 'overlay', overlay.source, '-o', overlay.options, overlay.target]);
+  }
+
+  /** The overlay of the image's layers and the writable layer at the rootfs: `mount -t overlay` arguments. */
+  private overlayMount(record: GuestRecord): { source: string; options: string; target: string } {
     const layer = this.layerDir(record);
     // overlayfs lists the lower layers top first. No redirects or metacopy: the upper dir must hold whole
     // files and plain whiteouts, as a snapshot reads it.
@@ -836,14 +864,7 @@ export class ContainerDriver implements ComputeDriver {
     const options =
       `lowerdir=${lower.join(':')},upperdir=${join(layer, 'upper')},workdir=${join(layer, 'work')},` +
       'redirect_dir=off,metacopy=off';
-    await mustRun('mount', [
-      '-t',
-      'overlay',
-      `novum-${record.uuid}`,
-      '-o',
-      options,
-      this.rootfsPath(record.uuid),
-    ]);
+    return { source: `novum-${record.uuid}`, options, target: this.rootfsPath(record.uuid) };
   }
 
   /** The rescue rootfs, the rootfs, then the root disk under them (its loop device detaching with it). */

@@ -48,6 +48,18 @@ function fakeHost(options: { iptablesDrop?: boolean } = {}) {
     args: readonly string[],
     input?: string,
   ): Promise<{ code: number; stdout: string; stderr: string }> => {
+    // Batches in a row in one shell: `printf %s "$k" | ip [-n "$j"] -batch -` joined by &&.
+    if (command === 'sh' && args[0] === '-c' && args[1].includes('-batch')) {
+      const positional = (ref: string) => args[2 + Number(ref)];
+      for (const part of args[1].split(' && ')) {
+        const step = /^printf %s "\$(\d+)" \| ip (?:-n "\$(\d+)" )?-batch -$/.exec(part);
+        if (!step) throw new Error(`unexpected shell step: ${part}`);
+        const ns = step[2] !== undefined ? ['-n', positional(step[2])] : [];
+        const result = await run('ip', [...ns, '-batch', '-'], positional(step[1]));
+        if (result.code !== 0) return result;
+      }
+      return ok();
+    }
     if (command === 'ip' && args.includes('-batch')) {
       const prefix = args[0] === '-n' ? args.slice(0, 2) : [];
       for (const line of (input ?? '').split('\n').filter(Boolean)) {
