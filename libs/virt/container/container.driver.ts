@@ -789,9 +789,22 @@ export class ContainerDriver implements ComputeDriver {
   /** Unpacks another host's exported writable layer into this guest's fresh one (mounted, empty). */
   private async importWritableLayer(record: GuestRecord, migrated: MigratedDisks): Promise<void> {
     const upper = join(this.layerDir(record), 'upper');
+    // --ignore-zeros: tar reads its input to the end, not only to the archive's end marker; stopping there
+    // would close the pipe on the record padding still in flight and break the stream (EPIPE), and leave
+    // the transfer's own check of every byte unfinished.
     await mustRunFrom(
       'tar',
-      ['-x', '-f', '-', '--same-owner', '--same-permissions', ...TAR_KEEPING_EVERYTHING, '-C', upper],
+      [
+        '-x',
+        '-f',
+        '-',
+        '--ignore-zeros',
+        '--same-owner',
+        '--same-permissions',
+        ...TAR_KEEPING_EVERYTHING,
+        '-C',
+        upper,
+      ],
       migrated.data,
     );
   }

@@ -58,10 +58,18 @@ export async function mustRunFrom(command: string, args: readonly string[], inpu
   try {
     await pipeline(input, child.stdin);
   } catch (error) {
-    child.kill('SIGKILL');
-    await exited;
+    // The command may have ended first (its own failure closes its stdin under the input): say that, with
+    // its error output, rather than only that the input broke off.
+    const ended = await Promise.race([
+      exited,
+      new Promise<null>((done) => setTimeout(() => done(null), 200)),
+    ]);
+    if (ended === null) child.kill('SIGKILL');
+    const code = ended ?? (await exited);
     const reason = error instanceof Error ? error.message : String(error);
-    throw new DriverError(`${command}'s input broke off: ${reason}`, { cause: error });
+    const own =
+      ended !== null && code !== 0 ? ` (${command} failed (${code}): ${stderr.trim().slice(-500)})` : '';
+    throw new DriverError(`${command}'s input broke off: ${reason}${own}`, { cause: error });
   }
   const code = await exited;
   if (code !== 0) {

@@ -1209,7 +1209,12 @@ export class KvmDriver implements ComputeDriver {
     const dir = this.dir(record.uuid);
     const incoming = join(dir, 'incoming');
     await mkdir(incoming);
-    await mustRunFrom('tar', ['-x', '-f', '-', '--no-same-owner', '-C', incoming], migrated.data);
+    // --ignore-zeros: read the input to its end (see the container driver's import), not only to the end marker.
+    await mustRunFrom(
+      'tar',
+      ['-x', '-f', '-', '--ignore-zeros', '--no-same-owner', '-C', incoming],
+      migrated.data,
+    );
     const names = await readdir(incoming);
     for (const name of names) {
       const info = await lstat(join(incoming, name));
