@@ -7,15 +7,23 @@
 # config-2), sets the host name from openstack/latest/meta_data.json and prints "novum-guest hostname=<name>",
 # runs user data that starts with "#!", answers the ACPI power button with a power-off (busybox acpid), and
 # keeps a shell on the serial console. Built without mounts or loop devices.
-# Usage: ops/images/build-vm-busybox.sh OUT.qcow2   (glance: disk_format=qcow2, container_format=bare)
+# Usage: ops/images/build-vm-busybox.sh [--kernel BZIMAGE] OUT.qcow2   (glance: disk_format=qcow2, container_format=bare)
+# --kernel boots a kernel with everything the guest needs built in, no modules (build-tiny-kernel.sh makes one:
+# it boots in a fraction of the Debian kernel's time under TCG); without it, Debian's kernel and its modules.
 # Needs: busybox-static, syslinux, syslinux-common, mtools, dosfstools, cpio, qemu-utils (and apt's package lists).
 # KERNEL=/path/to/vmlinuz-<release> (with /usr/lib/modules/<release>) uses another kernel; NOVUM_KERNEL_CACHE
 # (default /var/cache/novum/kernel) is where the unpacked kernel package is kept.
 set -euo pipefail
-out=${1:?usage: $0 OUT.qcow2}
+builtin_kernel=''
+if [ "${1:-}" = --kernel ]; then builtin_kernel=${2:?usage: $0 [--kernel BZIMAGE] OUT.qcow2}; shift 2; fi
+out=${1:?usage: $0 [--kernel BZIMAGE] OUT.qcow2}
 busybox=${BUSYBOX:-/bin/busybox}
 [ -x "$busybox" ] || { echo "no $busybox: apt-get install busybox-static" >&2; exit 1; }
-if [ -n "${KERNEL:-}" ]; then
+if [ -n "$builtin_kernel" ]; then
+  kernel=$builtin_kernel
+  release="$(basename "$kernel") (drivers built in)"
+  modules=''
+elif [ -n "${KERNEL:-}" ]; then
   kernel=$KERNEL
   release=${kernel#*/vmlinuz-}
   modules=/usr/lib/modules/$release
@@ -41,7 +49,7 @@ else
   [ -d "$modules" ] || modules=$cache/$package/usr/lib/modules/$release
 fi
 [ -n "$kernel" ] && [ -r "$kernel" ] || { echo "no kernel $kernel" >&2; exit 1; }
-[ -d "$modules" ] || { echo "no $modules for $kernel" >&2; exit 1; }
+if [ -z "$builtin_kernel" ] && [ ! -d "$modules" ]; then echo "no $modules for $kernel" >&2; exit 1; fi
 for tool in syslinux mcopy mkfs.vfat cpio qemu-img python3; do
   command -v "$tool" >/dev/null || { echo "no $tool (apt-get install syslinux mtools dosfstools cpio qemu-utils)" >&2; exit 1; }
 done
@@ -58,8 +66,9 @@ cp "$busybox" "$root/bin/busybox"
 for applet in $("$busybox" --list); do
   [ "$applet" = busybox ] || ln -sf busybox "$root/bin/$applet"
 done
-# In load order (each after the modules it needs).
+# In load order (each after the modules it needs); none for a kernel with the drivers built in.
 modules_in_order='virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk cdrom isofs button evdev failover net_failover virtio_net'
+[ -z "$builtin_kernel" ] || modules_in_order=''
 for module in $modules_in_order; do
   file=$(find "$modules/kernel" -name "$module.ko" | head -1)
   [ -n "$file" ] || { echo "no $module.ko in $modules" >&2; exit 1; }

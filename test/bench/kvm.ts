@@ -9,6 +9,8 @@
  *
  * BENCH_MODE=production runs the cloud on PostgreSQL + RabbitMQ; NOVUM_KVM_ACCEL picks the accelerator
  * (default: probed). NOVUM_DIST picks the build (default dist/). Servers boot without ports.
+ * The image boots the tiny kernel of ops/images/build-tiny-kernel.sh (compiled on first use, minutes, then
+ * cached); NOVUM_BENCH_KERNEL=debian boots Debian's stock kernel instead, as the tests do.
  */
 import { readFileSync } from 'node:fs';
 import { missingVmPrerequisites, VM_IMAGE_BANNER, vmTestImage } from '../../libs/virt/testing/vm-image';
@@ -79,7 +81,8 @@ function report(label: string, values: number[]): void {
 async function main(): Promise<void> {
   const missing = missingVmPrerequisites();
   if (missing) throw new Error(`the kvm benchmark cannot run: ${missing}`);
-  const imageFile = vmTestImage();
+  const kernel = process.env.NOVUM_BENCH_KERNEL === 'debian' ? 'debian' : 'tiny';
+  const imageFile = vmTestImage({ kernel });
   const cloud = await startCloud({
     portBase: 24450,
     mode: process.env.BENCH_MODE === 'production' ? 'production' : 'embedded',
@@ -120,7 +123,7 @@ async function main(): Promise<void> {
       ),
     )?.[1];
     console.log(
-      `kvm benchmark: ${cloud.mode} mode, accelerator ${accel}, tiny image, node ${process.version}`,
+      `kvm benchmark: ${cloud.mode} mode, accelerator ${accel}, tiny image (${kernel} kernel), node ${process.version}`,
     );
     console.log(
       `${'first server, image not yet on the host: ACTIVE'.padEnd(52)} ${first.toFixed(0).padStart(10)} ms`,

@@ -5,11 +5,14 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, renameSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
 export const VM_IMAGE_BUILDER = resolve(__dirname, '../../../ops/images/build-vm-busybox.sh');
+
+/** Builds (once, then cached under /var/cache/novum-images) the tiny kernel the image can boot instead. */
+export const TINY_KERNEL_BUILDER = resolve(__dirname, '../../../ops/images/build-tiny-kernel.sh');
 
 /** What the image's init prints on the serial console. */
 export const VM_IMAGE_BANNER = 'NOVUM-GUEST-BOOTED';
@@ -55,18 +58,35 @@ export function missingVmPrerequisites(): string | undefined {
   return undefined;
 }
 
-/** The path of the built qcow2, building it when this script and kernel have not been built yet. */
-export function vmTestImage(): string {
-  const key = createHash('sha256')
-    .update(readFileSync(VM_IMAGE_BUILDER))
-    .update(kernelPackage() ?? '')
-    .digest('hex')
-    .slice(0, 16);
+/**
+ * The path of the built qcow2, building it when this script and kernel have not been built yet. With
+ * `kernel: 'tiny'`, the image boots the kernel of build-tiny-kernel.sh (everything built in) instead of
+ * Debian's: compiled from linux-source-6.1 on first use (minutes; it needs that package and a compiler),
+ * it boots in a fraction of the time under TCG. The tests keep Debian's kernel, so that CI compiles none.
+ */
+export function vmTestImage(options: { kernel?: 'debian' | 'tiny' } = {}): string {
+  const hash = createHash('sha256').update(readFileSync(VM_IMAGE_BUILDER));
+  let builderArgs: string[] = [];
+  let kernel: string | undefined;
+  if (options.kernel === 'tiny') {
+    kernel = join(tmpdir(), `novum-tiny-kernel.${process.pid}`);
+    // Copies the cached kernel (or builds it first), printing the build's progress to stderr.
+    execFileSync(TINY_KERNEL_BUILDER, [kernel], { stdio: ['ignore', 'ignore', 'inherit'] });
+    hash.update('tiny').update(readFileSync(kernel));
+    builderArgs = ['--kernel', kernel];
+  } else {
+    hash.update(kernelPackage() ?? '');
+  }
+  const key = hash.digest('hex').slice(0, 16);
   const image = join(tmpdir(), `novum-vm-busybox-${key}.qcow2`);
-  if (!existsSync(image)) {
-    const partial = `${image}.${process.pid}`;
-    execFileSync(VM_IMAGE_BUILDER, [partial], { stdio: 'ignore' });
-    renameSync(partial, image);
+  try {
+    if (!existsSync(image)) {
+      const partial = `${image}.${process.pid}`;
+      execFileSync(VM_IMAGE_BUILDER, [...builderArgs, partial], { stdio: 'ignore' });
+      renameSync(partial, image);
+    }
+  } finally {
+    if (kernel) rmSync(kernel, { force: true });
   }
   return image;
 }
