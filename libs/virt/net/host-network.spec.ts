@@ -182,6 +182,26 @@ describe('HostNetwork', () => {
     expect(host.commands).toContain('ip link set dev novumvabcdef012 master novumbr5e1d2c3b up');
   });
 
+  it('applies the firewall of containers that ask while the queue is busy in one nft run', async () => {
+    const host = fakeHost();
+    const network = new HostNetwork({ stateDir: dir, ...host.hooks, tableName: 'novum_t' });
+    const other = '11111111-2222-3333-4444-555555555555';
+    const busy = network.plugged();
+    const prepared = [
+      network.prepareContainer(UUID, [vif(PORT)]),
+      network.prepareContainer(other, [vif('99999999-0000-0000-0000-000000000000')]),
+    ];
+    await Promise.all([busy, ...prepared]);
+    expect(host.commands).toEqual([`nft -f ${join(dir, 'ruleset.nft')}`]);
+    expect(rulesetFile()).toContain('novumvabcdef012');
+    expect(rulesetFile()).toContain('novumv999999990');
+    expect((await network.plugged()).map((port) => port.instanceUuid).sort()).toEqual([other, UUID].sort());
+    // One asking after that run started gets a run of its own.
+    await network.prepareContainer(UUID, [vif(PORT), vif('88888888-0000-0000-0000-000000000000')]);
+    expect(host.commands.filter((c) => c.startsWith('nft'))).toHaveLength(2);
+    expect(rulesetFile()).toContain('novumv888888880');
+  });
+
   it('unplugs an instance: its devices, the bridge with its last port, the namespace, and the rules', async () => {
     const host = fakeHost();
     const network = new HostNetwork({ stateDir: dir, ...host.hooks, tableName: 'novum_t' });

@@ -171,6 +171,11 @@ function vniOf(vif: Pick<Vif, 'segment'>): number | undefined {
 const mtuOf = (vifs: readonly Vif[], portId: string) =>
   vifs.find((vif) => vif.id === portId)?.mtu ?? DEFAULT_MTU;
 
+interface PrepareBatch {
+  containers: { instanceUuid: string; vifs: readonly Vif[] }[];
+  done: Promise<void>;
+}
+
 /**
  * The host side of guest networking, for every driver: one Linux bridge per Neutron network (no address:
  * the host is not a router), veth pairs into containers' persistent network namespaces, tap devices for
@@ -186,6 +191,8 @@ export class HostNetwork {
   private tunnelDevice?: string;
   /** The ruleset nft last loaded from this process (none yet after a start: init loads it). */
   private applied?: string;
+  /** prepareContainer's queued task, which later callers join until it starts. */
+  private preparing?: PrepareBatch;
 
   constructor(private readonly options: HostNetworkOptions) {
     this.run = options.run ?? runCommand;
@@ -347,15 +354,30 @@ export class HostNetwork {
    * must be. Nothing joins a bridge here.
    */
   prepareContainer(instanceUuid: string, vifs: readonly Vif[]): Promise<void> {
-    return this.serial(async () => {
-      const state = await this.load();
-      for (const vif of vifs) {
-        const known = state.ports.find((port) => port.portId === vif.id);
-        state.ports = [...state.ports.filter((p) => p.portId !== vif.id), vethPort(instanceUuid, vif, known)];
-      }
-      await this.save(state);
-      await this.applyFirewall(state);
-    });
+    // The containers that ask while their turn has not come share one task and one `nft` run: a host building
+    // many at once loads the ruleset once per batch rather than once per container. Each caller's promise
+    // settles once a ruleset with its ports is loaded.
+    if (!this.preparing) {
+      const batch: PrepareBatch = { containers: [], done: Promise.resolve() };
+      batch.done = this.serial(async () => {
+        if (this.preparing === batch) this.preparing = undefined;
+        const state = await this.load();
+        for (const container of batch.containers) {
+          for (const vif of container.vifs) {
+            const known = state.ports.find((port) => port.portId === vif.id);
+            state.ports = [
+              ...state.ports.filter((p) => p.portId !== vif.id),
+              vethPort(container.instanceUuid, vif, known),
+            ];
+          }
+        }
+        await this.save(state);
+        await this.applyFirewall(state);
+      });
+      this.preparing = batch;
+    }
+    this.preparing.containers.push({ instanceUuid, vifs });
+    return this.preparing.done;
   }
 
   /** A VM's port: a tap device on its network's bridge, for QEMU to open by name. Idempotent. */
