@@ -316,9 +316,11 @@ export class KvmDriver implements ComputeDriver {
         imageId: image.id,
         vifs: [...networkInfo],
       };
-      await this.createDisks(record, image);
-      if (migrated) await this.importDisks(record, image, migrated);
-      await this.writeConfigDrive(instance, networkInfo, options);
+      // The disks and the config drive do not depend on each other: both at once (each a process start).
+      await settleAll([
+        this.createDisks(record, image).then(() => migrated && this.importDisks(record, image, migrated)),
+        this.writeConfigDrive(instance, networkInfo, options),
+      ]);
       await this.save(record);
       if (options.powerOn ?? true) await this.start(record);
     } catch (error) {
@@ -1261,23 +1263,29 @@ export class KvmDriver implements ComputeDriver {
   /** Starts the guest's QEMU (restoring `incomingState` when given) and waits until the guest runs. */
   private async start(record: GuestRecord, incomingState?: string, incomingMigration = false): Promise<void> {
     const paths = this.paths(record.uuid, record.flavor, record.rescue !== undefined);
-    await rm(paths.pidfile, { force: true });
-    await rm(paths.qmpSocket, { force: true });
-    await rm(paths.serialSocket, { force: true });
+    // What QEMU needs in place, all at once: the taps, its cgroup, its directory, no stale pidfile or socket.
+    let vifs: Vif[] = [];
+    let cgroup: string | undefined;
+    await settleAll([
+      rm(paths.pidfile, { force: true }),
+      rm(paths.qmpSocket, { force: true }),
+      rm(paths.serialSocket, { force: true }),
+      this.plugVifs(record).then((plugged) => (vifs = plugged)),
+      this.cgroup(record).then((path) => (cgroup = path)),
+      this.qemuUser && prepareGuestDir(this.dir(record.uuid), this.qemuUser),
+    ]);
     const args = qemuArgs({
       uuid: record.uuid,
       name: record.name,
       flavor: record.flavor,
       accel: this.accel,
       paths,
-      vifs: await this.plugVifs(record),
+      vifs,
       sandbox: this.options.sandbox ?? true,
       incomingStateFile: incomingState,
       incomingMigration,
       runAs: this.qemuUser && runAsArgs(this.qemuUser.name, this.qemuVersion),
     });
-    if (this.qemuUser) await prepareGuestDir(this.dir(record.uuid), this.qemuUser);
-    const cgroup = await this.cgroup(record);
     // QEMU daemonizes once it is set up: the command ends then, the guest's process lives on (in the cgroup).
     const result = cgroup
       ? await runCommand('sh', [
@@ -1417,6 +1425,17 @@ export class KvmDriver implements ComputeDriver {
     await truncate(file, 0);
     await writeFile(file, keep, { flag: 'a' });
   }
+}
+
+/**
+ * Awaits every one of `work` (none is left running behind a failure, so a clean-up after it finds nothing
+ * half-written), then rejects with the first failure, if any.
+ */
+async function settleAll(work: readonly (Promise<unknown> | undefined)[]): Promise<void> {
+  const failed = (await Promise.allSettled(work)).find(
+    (r): r is PromiseRejectedResult => r.status === 'rejected',
+  );
+  if (failed) throw failed.reason;
 }
 
 /** A host address in a QEMU URI (`tcp:[::1]:port` for IPv6). */
