@@ -124,6 +124,41 @@ describe('ComputeManager on SQLite', () => {
     expect(node.runningVms).toBe(2);
   });
 
+  it('reads an instance again for the power-state sync only when its guest differs from the listing', async () => {
+    const fake = new FakeDriver();
+    const { manager } = await agent('sync-reads', [fake]);
+    const uuid = await built(manager, 'sync-reads', FLAVOR);
+    const get = jest.spyOn(records, 'get');
+    try {
+      await manager.syncPowerStates();
+      expect(get).not.toHaveBeenCalled();
+      fake.simulatePowerState(uuid, PowerState.SHUTDOWN);
+      await manager.syncPowerStates();
+      expect(get.mock.calls).toEqual([[uuid]]);
+      expect(await records.get(uuid)).toMatchObject({
+        vmState: VmState.STOPPED,
+        powerState: PowerState.SHUTDOWN,
+      });
+    } finally {
+      get.mockRestore();
+    }
+  });
+
+  it("saves the node's resources at a heartbeat only when they changed", async () => {
+    const fake = new FakeDriver();
+    const { manager } = await agent('quiet-node', [fake]);
+    const report = () => (manager as unknown as { reportResources(): Promise<void> }).reportResources();
+    const nodes = dataSource.getRepository(ComputeNodeEntity);
+    const runningVms = async () => (await nodes.findOneByOrFail({ host: 'quiet-node' })).runningVms;
+    await report();
+    await nodes.update({ host: 'quiet-node' }, { runningVms: 99 });
+    await report();
+    expect(await runningVms()).toBe(99);
+    await built(manager, 'quiet-node', FLAVOR);
+    await report();
+    expect(await runningVms()).toBe(1);
+  });
+
   it('rebuilds an evacuated instance here, and its old host destroys the guest left there when back', async () => {
     const sourceDriver = new FakeDriver();
     const source = await agent('evac-src', [sourceDriver]);

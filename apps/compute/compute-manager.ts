@@ -283,6 +283,8 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
   private syncing?: Promise<void>;
   private periodicTimer?: NodeJS.Timeout;
   private periodic?: Promise<void>;
+  /** The resources the last report saved (see reportResources). */
+  private reported?: string;
   private nodeUuid?: string;
 
   constructor(
@@ -1516,19 +1518,20 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
   async syncPowerStates(): Promise<void> {
     for (const instance of await this.records.onHost(this.host)) {
       if (instance.taskState !== null || instance.vmState === VmState.BUILDING) continue;
+      // A guest as the listing has it needs nothing: only a difference is read again under the instance's
+      // lock, so that a host's sync costs one read of its instances, not one more per instance.
+      const listed = await this.powerStateOf(this.driverFor(instance), instance.uuid);
+      if (!powerSyncNeeded(instance, listed)) continue;
       await this.exclusive(instance.uuid, async () => {
         const current = await this.records.get(instance.uuid);
         if (!this.mine(current) || current.taskState !== null) return;
         const driver = this.driverFor(current);
         const state = await this.powerStateOf(driver, current.uuid);
         const idle = { taskState: [null], vmState: [current.vmState] };
-        if (
-          current.vmState === VmState.ACTIVE &&
-          (state === PowerState.SHUTDOWN || state === PowerState.CRASHED)
-        ) {
+        if (isOff(current, state)) {
           this.log.info({ instance: current.uuid, state }, 'guest is off; the instance is now stopped');
           await this.records.update(current.uuid, { vmState: VmState.STOPPED, powerState: state }, idle);
-        } else if (current.vmState === VmState.STOPPED && state === PowerState.RUNNING) {
+        } else if (runsStopped(current, state)) {
           this.log.info({ instance: current.uuid }, 'guest of a stopped instance runs; powering it off');
           await driver.powerOff(current);
           await this.records.update(current.uuid, { powerState: PowerState.SHUTDOWN }, idle);
@@ -1926,19 +1929,20 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
   }
 
   /** The periodic resource report: hypervisor totals and running guests (the used counters follow claims). */
+  /**
+   * The node's resources as the driver has them, saved when they changed since the last report (Nova's
+   * resource tracker compares before it saves): 1,000 hosts would otherwise write 100 rows a second to
+   * say nothing new.
+   */
   private async reportResources(): Promise<void> {
     if (!this.nodeUuid) return;
-    const resources = await this.hostResources();
-    await this.dataSource.getRepository(ComputeNodeEntity).update(
-      { uuid: this.nodeUuid },
-      {
-        vcpus: resources.vcpus,
-        memoryMb: resources.memoryMb,
-        localGb: resources.localGb,
-        runningVms: resources.runningVms,
-        updatedAt: nowIso(),
-      },
-    );
+    const { vcpus, memoryMb, localGb, runningVms } = await this.hostResources();
+    const report = JSON.stringify([this.nodeUuid, vcpus, memoryMb, localGb, runningVms]);
+    if (report === this.reported) return;
+    await this.dataSource
+      .getRepository(ComputeNodeEntity)
+      .update({ uuid: this.nodeUuid }, { vcpus, memoryMb, localGb, runningVms, updatedAt: nowIso() });
+    this.reported = report;
   }
 
   /** Nova's failed_builds stat: grows with each failed build, back to 0 after a success. */
@@ -1982,4 +1986,21 @@ function asApiError(error: unknown): unknown {
     return new ConflictError(error.message);
   }
   return error;
+}
+
+/** An active instance whose guest is off or crashed: the power-state sync stops it. */
+function isOff(instance: InstanceEntity, state: PowerState): boolean {
+  return (
+    instance.vmState === VmState.ACTIVE && (state === PowerState.SHUTDOWN || state === PowerState.CRASHED)
+  );
+}
+
+/** A stopped instance whose guest runs: the power-state sync powers the guest off. */
+function runsStopped(instance: InstanceEntity, state: PowerState): boolean {
+  return instance.vmState === VmState.STOPPED && state === PowerState.RUNNING;
+}
+
+/** Whether the power-state sync has anything to do for an instance whose guest is in this state. */
+function powerSyncNeeded(instance: InstanceEntity, state: PowerState): boolean {
+  return isOff(instance, state) || runsStopped(instance, state) || state !== instance.powerState;
 }
