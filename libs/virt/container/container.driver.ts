@@ -739,7 +739,10 @@ export class ContainerDriver implements ComputeDriver {
    * (`disk.ext4`, loop-mounted at `disk/`), holding the overlay's upper and work directories, so that writes
    * past the root disk fail with ENOSPC in the container.
    */
-  private async freshWritableLayer(record: GuestRecord, options: { mountRootfs?: boolean } = {}): Promise<void> {
+  private async freshWritableLayer(
+    record: GuestRecord,
+    options: { mountRootfs?: boolean } = {},
+  ): Promise<void> {
     const dir = this.dir(record.uuid);
     await this.unmount(record.uuid);
     for (const sub of ['upper', 'work', 'disk.ext4'])

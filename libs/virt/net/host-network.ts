@@ -859,7 +859,9 @@ export class HostNetwork {
    * `ip [-n netns] -batch -` runs one after another in one shell: a single process start from the agent for
    * them all (the shell's own starts of `ip` cost far less than the agent's); the first that fails stops it.
    */
-  private async batches(steps: readonly (readonly [string | undefined, readonly string[][]])[]): Promise<void> {
+  private async batches(
+    steps: readonly (readonly [string | undefined, readonly string[][]])[],
+  ): Promise<void> {
     const args: string[] = [];
     const parts: string[] = [];
     for (const [netns, lines] of steps) {
@@ -869,7 +871,8 @@ export class HostNetwork {
       parts.push(`printf %s ${text} | ip ${netns !== undefined ? `-n "$${args.length}" ` : ''}-batch -`);
     }
     const result = await this.run('sh', ['-c', parts.join(' && '), 'sh', ...args]);
-    if (result.code !== 0) this.fail(`ip -batch (${steps.map(([netns]) => netns ?? 'host').join(', ')})`, result);
+    if (result.code !== 0)
+      this.fail(`ip -batch (${steps.map(([netns]) => netns ?? 'host').join(', ')})`, result);
   }
 
   /** A host (not namespace) sysctl, written to /proc/sys without starting `sysctl`. */
