@@ -53,13 +53,18 @@ export async function startAgent(
     hostNetwork && new NeutronGuestNetworking(options.host, hostNetwork, networkApi, routerSync);
   const app = await NestFactory.createApplicationContext(
     ComputeAgentModule.forRoot(config, {
-      drivers: createDrivers(config.computeDrivers, options.host, config.fakeHostSize, {
-        dataDir: config.dataDir,
-        containerRuntime: config.containerRuntime,
-        kvmAccel: config.kvmAccel,
-        kvmUser: config.kvmUser,
-        network: hostNetwork,
-      }),
+      drivers: createDrivers(
+        config.computeDrivers,
+        options.host,
+        { ...config.fakeHostSize, delays: { spawn: config.fakeSpawnSeconds * 1000 } },
+        {
+          dataDir: config.dataDir,
+          containerRuntime: config.containerRuntime,
+          kvmAccel: config.kvmAccel,
+          kvmUser: config.kvmUser,
+          network: hostNetwork,
+        },
+      ),
       allocationRatios: config.allocationRatios,
       reportIntervalSeconds: config.reportIntervalSeconds,
       powerSyncIntervalSeconds: config.powerSyncIntervalSeconds,

@@ -36,6 +36,7 @@ export interface NovumConfig {
   consoleTokenTtlSeconds: number;
   fakeHosts: number;
   fakeHostSize: { vcpus: number; memoryMb: number; localGb: number };
+  fakeSpawnSeconds: number;
   allocationRatios: { cpu: number; ram: number; disk: number };
   reportIntervalSeconds: number;
   serviceDownTimeSeconds: number;
@@ -332,6 +333,13 @@ export const SETTINGS: Settings = {
       'Compute agents on the fake driver this process runs: 1 is host `NOVUM_HOST`, more are `<host>-1` .. `<host>-N` (scale tests)',
     default: '1',
     parse: positiveInt,
+  },
+  fakeSpawnSeconds: {
+    env: 'NOVUM_FAKE_SPAWN_SECONDS',
+    describe:
+      "Seconds the fake driver's spawn takes (0: at once), so that fault drills can stop an agent in the middle of a build",
+    default: '0',
+    parse: nonNegativeInt,
   },
   fakeHostSize: {
     env: 'NOVUM_FAKE_HOST_SIZE',

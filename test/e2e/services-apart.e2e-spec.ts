@@ -471,6 +471,35 @@ describeApart('the services apart, sharing PostgreSQL and RabbitMQ', () => {
     await deleteAll('orphan', 6);
   }, 150_000);
 
+  it('fails cleanly a build its compute agent was killed in the middle of, and the agent comes back up', async () => {
+    // apart-a again, its fake spawns taking 30 s, so that the kill lands inside one.
+    const agent = processes.get('apart-a')!;
+    await agent.stop();
+    start('compute', { NOVUM_HOST: 'apart-a', NOVUM_DATA_DIR: hostDirs[0], NOVUM_FAKE_SPAWN_SECONDS: '30' });
+    expect((await computeStates({ 'apart-a': 'up', 'apart-b': 'up' })).states['apart-a']).toBe('up');
+    await openstackOk(
+      admin,
+      ...['server', 'create', '--image', 'tiny', '--flavor', 'm1.tiny', '--network', 'private'],
+      ...['--availability-zone', 'nova:apart-a', 'cut-build'],
+    );
+    type Shown = { status: string; 'OS-EXT-STS:task_state': string | null; fault?: { message: string } };
+    const shown = () => openstackJson<Shown>(admin, 'server', 'show', 'cut-build');
+    await pollUntil(async () => (await shown())['OS-EXT-STS:task_state'] === 'spawning', 60_000);
+    const building = processes.get('apart-a')!;
+    building.child.kill('SIGKILL');
+    await building.exited;
+    expect((await computeStates({ 'apart-a': 'down', 'apart-b': 'up' })).states['apart-a']).toBe('down');
+    expect((await shown()).status).toBe('BUILD');
+    start('compute', { NOVUM_HOST: 'apart-a', NOVUM_DATA_DIR: hostDirs[0] });
+    expect((await computeStates({ 'apart-a': 'up', 'apart-b': 'up' })).states['apart-a']).toBe('up');
+    // The guest went with the killed process: the agent back says so, as Nova's _init_instance does.
+    await pollUntil(async () => (await shown()).status !== 'BUILD', 60_000);
+    const after = await shown();
+    expect(after.status).toBe('ERROR');
+    expect(after.fault?.message).toMatch(/was being built on apart-a when its compute agent stopped/);
+    await openstackOk(admin, 'server', 'delete', '--wait', 'cut-build');
+  }, 240_000);
+
   it('keeps creating and deleting servers across a RabbitMQ restart, losing none', async () => {
     // rabbitmqctl stop_app/start_app: the broker's node stays, every vhost's durable state with it (as
     // test/e2e/bus-restart); the API's casts wait in its outbox, unacked work is delivered again.
