@@ -843,6 +843,14 @@ function processGone(pid: number): boolean {
       ]);
       expect(created.map((server) => server.status)).toEqual(['ACTIVE', 'ACTIVE']);
       const [hypervisor] = await openstackJson(admin, 'hypervisor', 'list', '--long');
+      // running_vms comes from the agent's periodic report (as from Nova's resource tracker), which may not
+      // have run since both guests started: wait for the one that counts them.
+      const runningVms = async () =>
+        Number(
+          (await openstackJson(admin, 'hypervisor', 'show', hypervisor['Hypervisor Hostname'])).running_vms,
+        );
+      for (const until = Date.now() + 60_000; (await runningVms()) !== 2 && Date.now() < until;)
+        await new Promise((resolve) => setTimeout(resolve, 1000));
       const page = await login('admin');
       await openPage(page, '/admin/hypervisors/', 'admin-hypervisors');
       // Hostname, Type, VCPUs (used), VCPUs (total), RAM (used), RAM (total), Local Storage (used and total), Instances.
