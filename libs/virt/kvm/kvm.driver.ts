@@ -104,6 +104,18 @@ interface GuestRecord {
   incoming?: LiveMigrationTarget;
 }
 
+/** A new guest's record: what a spawn and a live migration's destination start from. */
+function newRecord(instance: InstanceSpec, image: ImageSource, networkInfo: NetworkInfo): GuestRecord {
+  return {
+    uuid: instance.uuid,
+    name: instance.name,
+    hostname: instance.hostname,
+    flavor: instance.flavor,
+    imageId: image.id,
+    vifs: [...networkInfo],
+  };
+}
+
 const CAPABILITIES: DriverCapabilities = {
   pause: true,
   suspend: true,
@@ -308,14 +320,7 @@ export class KvmDriver implements ComputeDriver {
       throw error;
     }
     try {
-      const record: GuestRecord = {
-        uuid: instance.uuid,
-        name: instance.name,
-        hostname: instance.hostname,
-        flavor: instance.flavor,
-        imageId: image.id,
-        vifs: [...networkInfo],
-      };
+      const record = newRecord(instance, image, networkInfo);
       // The disks and the config drive do not depend on each other: both at once (each a process start).
       await settleAll([
         this.createDisks(record, image).then(() => migrated && this.importDisks(record, image, migrated)),
@@ -824,14 +829,7 @@ export class KvmDriver implements ComputeDriver {
     await this.remove(instance.uuid);
     await mkdir(this.dir(instance.uuid));
     try {
-      const record: GuestRecord = {
-        uuid: instance.uuid,
-        name: instance.name,
-        hostname: instance.hostname,
-        flavor: instance.flavor,
-        imageId: image.id,
-        vifs: [...networkInfo],
-      };
+      const record = newRecord(instance, image, networkInfo);
       await this.createDisks(record, image);
       await this.writeConfigDrive(instance, networkInfo, {});
       const paths = this.paths(record.uuid, record.flavor);
