@@ -124,6 +124,20 @@ describe('ComputeManager on SQLite', () => {
     expect(node.runningVms).toBe(2);
   });
 
+  it("names every driver's hypervisor type in the node's, each once", async () => {
+    const runtime = (type: string) => {
+      const driver = new FakeDriver();
+      const own = driver.hostResources.bind(driver);
+      return Object.assign(driver, {
+        name: type,
+        hostResources: async () => ({ ...(await own()), hypervisorType: type }),
+      }) as unknown as ComputeDriver;
+    };
+    await agent('three-drivers', [runtime('runc'), runtime('QEMU'), runtime('runc')]);
+    const node = await dataSource.getRepository(ComputeNodeEntity).findOneByOrFail({ host: 'three-drivers' });
+    expect(node.hypervisorType).toBe('runc,QEMU');
+  });
+
   it('reads an instance again for the power-state sync only when its guest differs from the listing', async () => {
     const fake = new FakeDriver();
     const { manager } = await agent('sync-reads', [fake]);

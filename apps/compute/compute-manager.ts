@@ -154,6 +154,11 @@ const MIGRATION_KEYS = [
 ];
 const SHELVE_KEYS = [SysMeta.SHELVED_AT, SysMeta.SHELVED_HOST, SysMeta.SHELVED_IMAGE_ID];
 
+/** One hypervisor type for a host of several drivers: each driver's own, once, in the drivers' order. */
+export function combinedHypervisorType(types: readonly string[]): string {
+  return [...new Set(types)].join(',');
+}
+
 function withoutKeys(meta: Record<string, string>, keys: readonly string[]): Record<string, string> {
   return Object.fromEntries(Object.entries(meta).filter(([key]) => !keys.includes(key)));
 }
@@ -1872,13 +1877,18 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
   /**
    * The host as its first driver sees it (the drivers share one host's CPUs, memory and disk), with the guests
    * running on every driver: Nova's `running_vms` counts all the instances of the node, so a server that a
-   * host offering `container,fake` runs on the fake driver counts too.
+   * host offering `container,fake` runs on the fake driver counts too. Its hypervisor type names each driver's
+   * (`runc,QEMU`), so that `openstack hypervisor list` and Horizon's Hypervisors panel show what the host runs.
    */
   private async hostResources(): Promise<HostResources> {
     const [first, ...others] = await Promise.all(
       this.options.drivers.map((driver) => driver.hostResources()),
     );
-    return { ...first, runningVms: others.reduce((sum, more) => sum + more.runningVms, first.runningVms) };
+    return {
+      ...first,
+      hypervisorType: combinedHypervisorType([first, ...others].map((each) => each.hypervisorType)),
+      runningVms: others.reduce((sum, more) => sum + more.runningVms, first.runningVms),
+    };
   }
 
   private async registerNode(): Promise<void> {

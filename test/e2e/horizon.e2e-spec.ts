@@ -843,6 +843,8 @@ function processGone(pid: number): boolean {
       ]);
       expect(created.map((server) => server.status)).toEqual(['ACTIVE', 'ACTIVE']);
       const [hypervisor] = await openstackJson(admin, 'hypervisor', 'list', '--long');
+      // The host's one hypervisor names each of its drivers' types.
+      if (vms) expect(hypervisor['Hypervisor Type']).toBe(`${RUNTIME},QEMU,fake`);
       // running_vms comes from the agent's periodic report (as from Nova's resource tracker), which may not
       // have run since both guests started: wait for the one that counts them.
       const runningVms = async () =>
