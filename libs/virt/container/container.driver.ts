@@ -59,7 +59,7 @@ import { PowerState } from '../states';
 import { mustRun, mustRunFrom, runCommand, runWithOutput } from './host-commands';
 import { ImageRuntimeConfig, ImageStore, PreparedImage } from './image-store';
 import { writeLayerTar } from './layer-tar';
-import { runcInitPid, RuntimeStatus, runcStatus } from './runc-state';
+import { crunInitPid, crunStatus, runcInitPid, RuntimeStatus, runcStatus } from './runc-state';
 import { blkioThrottleFiles, BlockDevice, flavorLimits, IdMap, ociSpec, processArgs } from './oci-spec';
 import { capabilitiesAfter, RuntimeOverrides, runtimeOverrides, withOverrides } from './runtime-overrides';
 
@@ -286,10 +286,14 @@ export class ContainerDriver implements ComputeDriver {
         overrides: runtimeOverrides(instance.metadata),
       };
       // The rootfs is mounted with the disk, unless another host's writable layer must go in first.
-      await this.freshWritableLayer(record, { mountRootfs: !migrated && (options.powerOn ?? true) });
+      await this.freshDisks(record, instance, networkInfo, options, {
+        mountRootfs: !migrated && (options.powerOn ?? true),
+        fresh: true,
+      });
       if (migrated) await this.importWritableLayer(record, migrated);
       await this.save(record);
-      await this.provision(record, instance, networkInfo, options);
+      // Migrated disks have the key already.
+      if (instance.keyData && !migrated) await this.authorizeKey(record, instance.keyData);
       if (options.powerOn ?? true) await this.start(record);
       else await this.unmount(record.uuid);
     } catch (error) {
@@ -411,9 +415,9 @@ export class ContainerDriver implements ComputeDriver {
     record.hostname = instance.hostname;
     record.vifs = [...networkInfo];
     record.overrides = runtimeOverrides(instance.metadata);
-    await this.freshWritableLayer(record, { mountRootfs: options.powerOn ?? true });
+    await this.freshDisks(record, instance, networkInfo, options, { mountRootfs: options.powerOn ?? true });
     await this.save(record);
-    await this.provision(record, instance, networkInfo, options);
+    if (instance.keyData) await this.authorizeKey(record, instance.keyData);
     if (options.powerOn ?? true) await this.start(record);
     else await this.unmount(record.uuid);
   }
@@ -668,13 +672,15 @@ export class ContainerDriver implements ComputeDriver {
   }
 
   /**
-   * The runtime's status of the container; undefined when the runtime does not have it. For runc it is read
-   * from runc's own state files as runc would (no process started: power-state syncs and resource reports
-   * ask for every container); any other runtime, or a layout not understood, is asked.
+   * The runtime's status of the container; undefined when the runtime does not have it. For runc and crun it
+   * is read from the runtime's own state files as the runtime would (no process started: builds, power-state
+   * syncs and resource reports ask for every container); any other runtime, or a layout not understood, is
+   * asked.
    */
   private async runtimeStatus(uuid: string): Promise<RuntimeStatus | undefined> {
-    if (basename(this.runtime) === 'runc') {
-      const known = await runcStatus(join(this.root, 'runtime'), ContainerDriver.containerId(uuid));
+    const files = STATE_FILES[basename(this.runtime)];
+    if (files) {
+      const known = await files.status(join(this.root, 'runtime'), ContainerDriver.containerId(uuid));
       if (known !== null) return known;
     }
     const result = await runCommand(
@@ -739,14 +745,38 @@ export class ContainerDriver implements ComputeDriver {
    * (`disk.ext4`, loop-mounted at `disk/`), holding the overlay's upper and work directories, so that writes
    * past the root disk fail with ENOSPC in the container.
    */
+  /**
+   * A fresh writable layer and the config drive, side by side: neither needs the other, and the layer's
+   * process start is the longer (the key, which goes in the layer, comes after both).
+   */
+  private async freshDisks(
+    record: GuestRecord,
+    instance: InstanceSpec,
+    networkInfo: NetworkInfo,
+    options: SpawnOptions,
+    layer: { mountRootfs?: boolean; fresh?: boolean },
+  ): Promise<void> {
+    const settled = await Promise.allSettled([
+      this.freshWritableLayer(record, layer),
+      this.writeConfigDrive(record.uuid, instance, networkInfo, options),
+    ]);
+    for (const outcome of settled) if (outcome.status === 'rejected') throw outcome.reason;
+  }
+
+  /**
+   * A new root disk with an empty writable layer, in place of any previous one; `fresh` when the instance's
+   * directory was just made (nothing to unmount or remove).
+   */
   private async freshWritableLayer(
     record: GuestRecord,
-    options: { mountRootfs?: boolean } = {},
+    options: { mountRootfs?: boolean; fresh?: boolean } = {},
   ): Promise<void> {
     const dir = this.dir(record.uuid);
-    await this.unmount(record.uuid);
-    for (const sub of ['upper', 'work', 'disk.ext4'])
-      await rm(join(dir, sub), { recursive: true, force: true });
+    if (!options.fresh) {
+      await this.unmount(record.uuid);
+      for (const sub of ['upper', 'work', 'disk.ext4'])
+        await rm(join(dir, sub), { recursive: true, force: true });
+    }
     record.diskBytes = rootDiskBytes(record.flavor, this.options.defaultRootGb);
     const image = this.diskImage(record.uuid);
     await writeFile(image, '');
@@ -922,24 +952,24 @@ export class ContainerDriver implements ComputeDriver {
   }
 
   /** The config drive's files (bound read-only at CONFIG_DRIVE_PATH) and the key pair for root's ssh. */
-  private async provision(
-    record: GuestRecord,
+  /** The config drive's files (OpenStack's layout), bound read-only into the container. */
+  private async writeConfigDrive(
+    uuid: string,
     instance: InstanceSpec,
     networkInfo: NetworkInfo,
     options: SpawnOptions,
   ): Promise<void> {
-    const drive = this.configDriveDir(record.uuid);
+    const drive = this.configDriveDir(uuid);
     await rm(drive, { recursive: true, force: true });
-    const files = configDriveFiles(instance, networkInfo, {
-      adminPassword: options.adminPassword,
-      injectedFiles: options.injectedFiles,
-    });
-    for (const [path, content] of files) {
-      await mkdir(dirname(join(drive, path)), { recursive: true });
-      await writeFile(join(drive, path), content, { mode: 0o644 });
-    }
-    // Migrated disks have the key already.
-    if (instance.keyData && !options.migratedDisks) await this.authorizeKey(record, instance.keyData);
+    const files = [
+      ...configDriveFiles(instance, networkInfo, {
+        adminPassword: options.adminPassword,
+        injectedFiles: options.injectedFiles,
+      }),
+    ].map(([path, content]) => [join(drive, path), content] as const);
+    for (const directory of new Set(files.map(([path]) => dirname(path))))
+      await mkdir(directory, { recursive: true });
+    await Promise.all(files.map(([path, content]) => writeFile(path, content, { mode: 0o644 })));
   }
 
   /**
@@ -1105,18 +1135,17 @@ export class ContainerDriver implements ComputeDriver {
           (error: unknown) => error ?? new Error('the ports could not be prepared'),
         )
       : undefined;
-    const consoleLog = await open(this.consoleFile(record.uuid), 'a');
+    const consoleLog = this.consoleFile(record.uuid);
     let code: number;
-    const before = (await consoleLog.stat()).size;
+    const before = (await stat(consoleLog).catch(() => undefined))?.size ?? 0;
     try {
       code = await runWithOutput(
         this.runtime,
         // Without ports to plug between the two, create and start are one `run`.
         this.runtimeArgs(...(lateNetns ? ['create'] : ['run', '--detach']), '--bundle', dir, id),
-        consoleLog.fd,
+        consoleLog,
       );
     } finally {
-      await consoleLog.close();
       await preparing;
     }
     if (code !== 0) {
@@ -1129,7 +1158,7 @@ export class ContainerDriver implements ComputeDriver {
       const unprepared = await preparing;
       if (unprepared) throw unprepared;
       const pid =
-        (basename(this.runtime) === 'runc' ? await runcInitPid(join(this.root, 'runtime'), id) : undefined) ??
+        (await STATE_FILES[basename(this.runtime)]?.initPid(join(this.root, 'runtime'), id)) ??
         (JSON.parse(await mustRun(this.runtime, this.runtimeArgs('state', id))) as { pid: number }).pid;
       await this.options.network!.plugContainer(record.uuid, record.vifs ?? [], { attachPid: pid });
       await mustRun(this.runtime, this.runtimeArgs('start', id));
@@ -1291,6 +1320,18 @@ export async function prepareCgroupsForCrun(cgroupRoot = '/sys/fs/cgroup'): Prom
   }
   return mounted;
 }
+
+/** The runtimes whose state files the driver reads itself, by binary name. */
+const STATE_FILES: Record<
+  string,
+  {
+    status: (root: string, id: string) => Promise<RuntimeStatus | undefined | null>;
+    initPid: (root: string, id: string) => Promise<number | undefined>;
+  }
+> = {
+  runc: { status: (root, id) => runcStatus(root, id), initPid: (root, id) => runcInitPid(root, id) },
+  crun: { status: (root, id) => crunStatus(root, id), initPid: (root, id) => crunInitPid(root, id) },
+};
 
 async function mountedAt(target: string): Promise<boolean> {
   const mountinfo = await readFile('/proc/self/mountinfo', 'utf8');

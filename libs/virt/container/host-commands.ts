@@ -1,4 +1,6 @@
-import { execFile, spawn } from 'node:child_process';
+import { ChildProcess, execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DriverError } from '../driver';
@@ -11,9 +13,15 @@ export interface CommandResult {
 
 /**
  * Runs a host command to its end without a shell, `input` (if any) on its stdin; never rejects, so that
- * callers decide what a failure is.
+ * callers decide what a failure is. The command is started by the host spawner (below) when it runs.
  */
 export function runCommand(command: string, args: readonly string[], input?: string): Promise<CommandResult> {
+  const spawner = HostSpawner.get();
+  if (spawner) return spawner.run({ file: command, args: [...args], input: input ?? '' });
+  return runDirectly(command, args, input);
+}
+
+function runDirectly(command: string, args: readonly string[], input?: string): Promise<CommandResult> {
   return new Promise((resolve) => {
     const child = execFile(command, args, { maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === 'number' ? error.code : 127) : 0;
@@ -79,11 +87,165 @@ export async function mustRunFrom(command: string, args: readonly string[], inpu
   }
 }
 
-/** Runs a command with its stdout and stderr on `fd` (a console log), resolving with the exit code. */
-export function runWithOutput(command: string, args: readonly string[], fd: number): Promise<number> {
-  return new Promise((resolve) => {
-    const child = spawn(command, args, { stdio: ['ignore', fd, fd] });
-    child.on('error', () => resolve(127));
-    child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
-  });
+/**
+ * Runs a command with its stdout and stderr appended to `file` (a console log, made if missing; what the
+ * command leaves running, a container's init, keeps writing there), resolving with the exit code.
+ */
+export async function runWithOutput(command: string, args: readonly string[], file: string): Promise<number> {
+  const spawner = HostSpawner.get();
+  if (spawner) return (await spawner.run({ file: command, args: [...args], output: file })).code;
+  const log = await open(file, 'a');
+  try {
+    return await new Promise((resolve) => {
+      const child = spawn(command, args, { stdio: ['ignore', log.fd, log.fd] });
+      child.on('error', () => resolve(127));
+      child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+    });
+  } finally {
+    await log.close();
+  }
 }
+
+interface SpawnRequest {
+  file: string;
+  args: string[];
+  /** Text on the command's stdin (captured runs). */
+  input?: string;
+  /** A file the command's stdout and stderr are appended to, instead of being captured. */
+  output?: string;
+}
+
+/**
+ * The host spawner: a small Python process (Debian's /usr/bin/python3) that starts host commands for this
+ * process and answers with their exit codes and output, one JSON line each way. A Node process forks itself
+ * to start a command and waits in that call until the child has exec'd; with the hundreds of MiB of an agent
+ * (or of the all-in-one cloud) that blocked the event loop 13-25 ms per command on this project's machines,
+ * and a container's build starts about ten of them. Python's subprocess starts them with vfork from a process
+ * of a few MiB. Commands run side by side (a thread each). Exit codes are as `runDirectly` gives them: 127
+ * when the command cannot start, and for a signal.
+ *
+ * NOVUM_HOST_SPAWNER=direct starts every command from Node itself, as does a host without /usr/bin/python3.
+ * A spawner that dies fails the commands it was running (code 127, said so in stderr: whether they ran is
+ * unknown) and the next command starts a new one.
+ */
+class HostSpawner {
+  private static current?: HostSpawner;
+  private static unavailable = false;
+  private readonly pending = new Map<number, (result: CommandResult) => void>();
+  private sequence = 0;
+  private buffered = '';
+  private dead = false;
+
+  private constructor(private readonly child: ChildProcess) {
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (chunk: string) => this.read(chunk));
+    child.stdin!.on('error', () => this.died('its input closed'));
+    child.on('error', (error) => this.died(error.message));
+    child.on('exit', (code, signal) => this.died(`it exited (${signal ?? code})`));
+    this.idle();
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  static get(): HostSpawner | undefined {
+    if (HostSpawner.current && !HostSpawner.current.dead) return HostSpawner.current;
+    if (HostSpawner.unavailable) return undefined;
+    if ((process.env.NOVUM_HOST_SPAWNER ?? 'python') === 'direct' || !existsSync(PYTHON)) {
+      HostSpawner.unavailable = true;
+      return undefined;
+    }
+    const child = spawn(PYTHON, ['-I', '-u', '-c', SPAWNER_SOURCE], { stdio: ['pipe', 'pipe', 'inherit'] });
+    HostSpawner.current = new HostSpawner(child);
+    return HostSpawner.current;
+  }
+
+  run(request: SpawnRequest): Promise<CommandResult> {
+    const id = ++this.sequence;
+    return new Promise((resolve) => {
+      this.pending.set(id, resolve);
+      this.busy();
+      this.child.stdin!.write(`${JSON.stringify({ id, ...request })}\n`);
+    });
+  }
+
+  private read(chunk: string): void {
+    this.buffered += chunk;
+    for (let end = this.buffered.indexOf('\n'); end >= 0; end = this.buffered.indexOf('\n')) {
+      const line = this.buffered.slice(0, end);
+      this.buffered = this.buffered.slice(end + 1);
+      const reply = JSON.parse(line) as CommandResult & { id: number };
+      const resolve = this.pending.get(reply.id);
+      this.pending.delete(reply.id);
+      resolve?.({ code: reply.code, stdout: reply.stdout, stderr: reply.stderr });
+    }
+    if (this.pending.size === 0) this.idle();
+  }
+
+  private died(reason: string): void {
+    if (this.dead) return;
+    this.dead = true;
+    this.child.kill('SIGKILL');
+    for (const resolve of this.pending.values())
+      resolve({ code: 127, stdout: '', stderr: `the host spawner ended while the command ran: ${reason}` });
+    this.pending.clear();
+  }
+
+  /** Holds this process's event loop open only while a command runs, as a direct child would. */
+  private busy(): void {
+    this.child.ref();
+    (this.child.stdout as unknown as { ref(): void }).ref();
+  }
+
+  private idle(): void {
+    this.child.unref();
+    (this.child.stdout as unknown as { unref(): void }).unref();
+    (this.child.stdin as unknown as { unref(): void }).unref();
+  }
+}
+
+/** The running host spawner's pid (for tests); undefined while commands start from Node itself. */
+export function hostSpawnerPid(): number | undefined {
+  return HostSpawner.get()?.pid;
+}
+
+const PYTHON = '/usr/bin/python3';
+
+/** The spawner's own code (Python 3.11 of Debian 12): requests on stdin, replies on stdout, a thread each. */
+const SPAWNER_SOURCE = `
+import json, os, subprocess, sys, threading
+lock = threading.Lock()
+def reply(message):
+    data = (json.dumps(message) + "\\n").encode()
+    with lock:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+def code_of(returncode):
+    return returncode if returncode >= 0 else 127
+def run(request):
+    answer = {"id": request["id"], "code": 127, "stdout": "", "stderr": ""}
+    try:
+        argv = [request["file"]] + request["args"]
+        if "output" in request:
+            fd = os.open(request["output"], os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=fd, stderr=fd)
+            finally:
+                os.close(fd)
+            answer["code"] = child.wait()
+            if answer["code"] < 0:
+                answer["code"] = 128
+        else:
+            done = subprocess.run(argv, input=request.get("input", "").encode(), capture_output=True)
+            answer["code"] = code_of(done.returncode)
+            answer["stdout"] = done.stdout.decode("utf-8", "replace")
+            answer["stderr"] = done.stderr.decode("utf-8", "replace")
+    except OSError as error:
+        answer["stderr"] = str(error)
+    except Exception as error:
+        answer["stderr"] = "host spawner: %r" % (error,)
+    reply(answer)
+for line in sys.stdin.buffer:
+    threading.Thread(target=run, args=(json.loads(line),), daemon=True).start()
+`;

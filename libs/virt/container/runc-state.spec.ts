@@ -1,4 +1,4 @@
-import { RuncStateHost, procStat, runcInitPid, runcStatus } from './runc-state';
+import { RuncStateHost, crunInitPid, crunStatus, procStat, runcInitPid, runcStatus } from './runc-state';
 
 /** A host of files and processes in memory. */
 function host(
@@ -87,5 +87,62 @@ describe('runcInitPid', () => {
     expect(
       await runcInitPid('/run', 'novum-x', host({ '/run/novum-x/state.json': '{' }, {})),
     ).toBeUndefined();
+  });
+});
+
+describe('crunStatus', () => {
+  const file = '/run/novum-x/status';
+  const status = (extra: object = {}) =>
+    JSON.stringify({ pid: 42, 'process-start-time': 1000, 'cgroup-path': '/novum/x', ...extra });
+  const live = { 42: { state: 'S', start: 1000 } };
+
+  it('is running, created while the exec fifo waits, paused when the v1 freezer holds the cgroup', async () => {
+    const freezer = '/cg/freezer/novum/x/freezer.state';
+    expect(
+      await crunStatus('/run', 'novum-x', host({ [file]: status(), [freezer]: 'THAWED\n' }, live), '/cg'),
+    ).toBe('running');
+    expect(
+      await crunStatus(
+        '/run',
+        'novum-x',
+        host({ [file]: status(), '/run/novum-x/exec.fifo': '' }, live),
+        '/cg',
+      ),
+    ).toBe('created');
+    expect(
+      await crunStatus('/run', 'novum-x', host({ [file]: status(), [freezer]: 'FROZEN\n' }, live), '/cg'),
+    ).toBe('paused');
+  });
+
+  it('reads cgroup.freeze where no v1 freezer is mounted', async () => {
+    const frozen = host({ [file]: status(), '/cg/novum/x/cgroup.freeze': '1\n' }, live);
+    expect(await crunStatus('/run', 'novum-x', frozen, '/cg')).toBe('paused');
+    const thawed = host({ [file]: status(), '/cg/novum/x/cgroup.freeze': '0\n' }, live);
+    expect(await crunStatus('/run', 'novum-x', thawed, '/cg')).toBe('running');
+  });
+
+  it('is stopped when the init process is gone, a zombie, or its pid reused', async () => {
+    expect(await crunStatus('/run', 'novum-x', host({ [file]: status() }, {}), '/cg')).toBe('stopped');
+    const zombie = host({ [file]: status() }, { 42: { state: 'Z', start: 1000 } });
+    expect(await crunStatus('/run', 'novum-x', zombie, '/cg')).toBe('stopped');
+    const reused = host({ [file]: status() }, { 42: { state: 'S', start: 7 } });
+    expect(await crunStatus('/run', 'novum-x', reused, '/cg')).toBe('stopped');
+  });
+
+  it('is undefined for a container crun does not have, null for what it cannot read', async () => {
+    expect(await crunStatus('/run', 'novum-x', host({}, {}), '/cg')).toBeUndefined();
+    expect(await crunStatus('/run', 'novum-x', host({ '/run/novum-x/other': '' }, {}), '/cg')).toBeNull();
+    expect(await crunStatus('/run', 'novum-x', host({ [file]: '{"pid":' }, live), '/cg')).toBeNull();
+    const systemd = host(
+      { [file]: status({ 'systemd-cgroup': true, 'cgroup-path': 'machine.slice:x' }) },
+      live,
+    );
+    expect(await crunStatus('/run', 'novum-x', systemd, '/cg')).toBeNull();
+  });
+
+  it('reads the init pid from the status file, nothing when it cannot', async () => {
+    expect(await crunInitPid('/run', 'novum-x', host({ [file]: status() }, {}))).toBe(42);
+    expect(await crunInitPid('/run', 'novum-x', host({ [file]: '{}' }, {}))).toBeUndefined();
+    expect(await crunInitPid('/run', 'novum-x', host({}, {}))).toBeUndefined();
   });
 });

@@ -92,3 +92,61 @@ export async function runcInitPid(
     return undefined;
   }
 }
+
+interface CrunStatusFile {
+  pid?: number;
+  'process-start-time'?: number;
+  'cgroup-path'?: string;
+  'systemd-cgroup'?: boolean;
+}
+
+/**
+ * The status `crun state <id>` would print, derived as crun derives it from its `<root>/<id>/status` file
+ * without starting a crun process: stopped when the init process is gone, a zombie or its pid reused; created
+ * while the exec fifo waits for `crun start`; paused when the cgroup's freezer holds it (cgroup v1's freezer
+ * controller where it is mounted, as on a hybrid host, else cgroup v2's cgroup.freeze); running otherwise.
+ * `undefined` when crun has no such container, `null` when the files are not a layout understood here
+ * (systemd cgroups among them), so that the caller asks crun.
+ */
+export async function crunStatus(
+  runtimeRoot: string,
+  id: string,
+  host: RuncStateHost = realHost,
+  cgroupRoot = '/sys/fs/cgroup',
+): Promise<RuntimeStatus | undefined | null> {
+  const { readText, exists, stat } = host;
+  const dir = join(runtimeRoot, id);
+  const raw = await readText(join(dir, 'status'));
+  if (raw === undefined) return (await exists(dir)) ? null : undefined;
+  let status: CrunStatusFile;
+  try {
+    status = JSON.parse(raw) as CrunStatusFile;
+  } catch {
+    return null;
+  }
+  const { pid, 'process-start-time': start, 'cgroup-path': cgroup } = status;
+  if (typeof pid !== 'number' || typeof start !== 'number' || typeof cgroup !== 'string') return null;
+  if (status['systemd-cgroup'] || !cgroup.startsWith('/')) return null;
+  const proc = await stat(pid);
+  if (pid <= 0 || !proc || proc.state === 'Z' || proc.state === 'X' || proc.start !== start) return 'stopped';
+  if (await exists(join(dir, 'exec.fifo'))) return 'created';
+  const v1 = await readText(join(cgroupRoot, 'freezer', cgroup, 'freezer.state'));
+  const frozen = (v1 ?? (await readText(join(cgroupRoot, cgroup, 'cgroup.freeze'))))?.trim();
+  if (frozen === 'FROZEN' || frozen === '1') return 'paused';
+  return frozen === 'FREEZING' ? 'pausing' : 'running';
+}
+
+/** The container's init process id as crun recorded it; undefined when crun's status file cannot tell. */
+export async function crunInitPid(
+  runtimeRoot: string,
+  id: string,
+  host: RuncStateHost = realHost,
+): Promise<number | undefined> {
+  const raw = await host.readText(join(runtimeRoot, id, 'status'));
+  try {
+    const pid = (JSON.parse(raw ?? '') as CrunStatusFile).pid;
+    return typeof pid === 'number' && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}

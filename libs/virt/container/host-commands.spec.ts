@@ -1,0 +1,66 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { hostSpawnerPid, mustRun, runCommand, runWithOutput } from './host-commands';
+
+const spawnerMissing = !existsSync('/usr/bin/python3') || process.env.NOVUM_HOST_SPAWNER === 'direct';
+
+describe('host commands', () => {
+  let dir: string;
+  beforeAll(() => (dir = mkdtempSync(join(tmpdir(), 'novum-host-commands-'))));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('gives the exit code, the output and the error output, with the input on stdin', async () => {
+    expect(
+      await runCommand('sh', ['-c', 'read line; echo "got $line"; echo oops >&2; exit 3'], 'it\n'),
+    ).toEqual({
+      code: 3,
+      stdout: 'got it\n',
+      stderr: 'oops\n',
+    });
+    // Arguments reach the command as they are, with no shell between.
+    expect((await runCommand('printf', ['%s|', 'a b', '$HOME', "'q'"])).stdout).toBe("a b|$HOME|'q'|");
+  });
+
+  it('answers 127 for a command that cannot start or that a signal ends', async () => {
+    const missing = await runCommand('/nonexistent/novum-command', []);
+    expect(missing.code).toBe(127);
+    expect(missing.stderr).toMatch(/ENOENT|No such file/);
+    expect((await runCommand('sh', ['-c', 'kill -9 $$'])).code).toBe(127);
+    await expect(mustRun('sh', ['-c', 'echo bad >&2; exit 2'])).rejects.toThrow(/sh -c .* failed \(2\): bad/);
+  });
+
+  it('appends a command’s output to a file, and gives its exit code', async () => {
+    const log = join(dir, 'console.log');
+    expect(await runWithOutput('sh', ['-c', 'echo one; echo two >&2; exit 4'], log)).toBe(4);
+    expect(await runWithOutput('echo', ['three'], log)).toBe(0);
+    expect(readFileSync(log, 'utf8')).toBe('one\ntwo\nthree\n');
+  });
+
+  it('runs commands side by side', async () => {
+    const started = Date.now();
+    const results = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => runCommand('sh', ['-c', `sleep 0.5; echo ${i}`])),
+    );
+    expect(results.map((result) => result.stdout.trim())).toEqual(['0', '1', '2', '3', '4', '5', '6', '7']);
+    expect(Date.now() - started).toBeLessThan(3_000);
+  });
+
+  (spawnerMissing ? it.skip : it)(
+    'starts commands from its spawner; one that ended fails its running commands and is replaced',
+    async () => {
+      const pid = hostSpawnerPid();
+      expect(pid).toBeDefined();
+      // The command's parent is the spawner, not this process.
+      expect((await runCommand('sh', ['-c', 'echo $PPID'])).stdout.trim()).toBe(String(pid));
+      const running = runCommand('sleep', ['5']);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      process.kill(pid!, 'SIGKILL');
+      const cut = await running;
+      expect(cut.code).toBe(127);
+      expect(cut.stderr).toMatch(/host spawner ended/);
+      expect(await runCommand('echo', ['again'])).toEqual({ code: 0, stdout: 'again\n', stderr: '' });
+      expect(hostSpawnerPid()).not.toBe(pid);
+    },
+  );
+});
