@@ -84,9 +84,22 @@ export async function runcInitPid(
   id: string,
   host: RuncStateHost = realHost,
 ): Promise<number | undefined> {
-  const raw = await host.readText(join(runtimeRoot, id, 'state.json'));
+  return recordedPid(
+    host,
+    join(runtimeRoot, id, 'state.json'),
+    (state: RuncStateFile) => state.init_process_pid,
+  );
+}
+
+/** A pid a runtime's state file records (`pick` finds it), when the file reads and the pid is one. */
+async function recordedPid<T>(
+  host: RuncStateHost,
+  file: string,
+  pick: (state: T) => unknown,
+): Promise<number | undefined> {
+  const raw = await host.readText(file);
   try {
-    const pid = (JSON.parse(raw ?? '') as RuncStateFile).init_process_pid;
+    const pid = pick(JSON.parse(raw ?? '') as T);
     return typeof pid === 'number' && pid > 0 ? pid : undefined;
   } catch {
     return undefined;
@@ -142,11 +155,5 @@ export async function crunInitPid(
   id: string,
   host: RuncStateHost = realHost,
 ): Promise<number | undefined> {
-  const raw = await host.readText(join(runtimeRoot, id, 'status'));
-  try {
-    const pid = (JSON.parse(raw ?? '') as CrunStatusFile).pid;
-    return typeof pid === 'number' && pid > 0 ? pid : undefined;
-  } catch {
-    return undefined;
-  }
+  return recordedPid(host, join(runtimeRoot, id, 'status'), (status: CrunStatusFile) => status.pid);
 }
