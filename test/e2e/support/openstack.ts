@@ -133,8 +133,11 @@ export async function openstackWaitedJson<T = any>(
   ...args: string[]
 ): Promise<T> {
   const result = await openstack(env, ...args, '-f', 'json');
+  // The events the client printed while it waited say which resource the action was at when it failed.
   if (result.code !== 0)
-    throw new Error(`openstack ${args.join(' ')} failed (${result.code}): ${result.stderr}`);
+    throw new Error(
+      `openstack ${args.join(' ')} failed (${result.code}): ${result.stderr}\nlast events:\n${result.stdout.slice(-1500)}`,
+    );
   return JSON.parse(result.stdout.slice(result.stdout.search(/^\{/m))) as T;
 }
 
