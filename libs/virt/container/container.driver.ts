@@ -274,6 +274,9 @@ export class ContainerDriver implements ComputeDriver {
       if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new InstanceExists(instance.uuid);
       throw error;
     }
+    // The ports' firewall (rules that name the veths, made later) goes in while the disks are made.
+    const preparing =
+      (options.powerOn ?? true) ? this.prepareFirewall(instance.uuid, networkInfo) : undefined;
     try {
       const prepared = await this.images.prepare(image);
       const record: GuestRecord = {
@@ -294,10 +297,11 @@ export class ContainerDriver implements ComputeDriver {
       await this.save(record);
       // Migrated disks have the key already.
       if (instance.keyData && !migrated) await this.authorizeKey(record, instance.keyData);
-      if (options.powerOn ?? true) await this.start(record);
+      if (options.powerOn ?? true) await this.start(record, preparing);
       else await this.unmount(record.uuid);
     } catch (error) {
       migrated?.data.destroy();
+      await preparing;
       await this.remove(instance.uuid).catch(() => undefined);
       throw error;
     }
@@ -1075,8 +1079,23 @@ export class ContainerDriver implements ComputeDriver {
     }
   }
 
-  /** Mounts the rootfs, writes the bundle's config.json and runs the container detached. */
-  private async start(record: GuestRecord): Promise<void> {
+  /**
+   * Where the container's network namespace is made late (a user namespace with ports): the ports' firewall
+   * loaded on the host, settled either way (the error, if any, is the value); undefined where nothing is to load.
+   */
+  private prepareFirewall(uuid: string, vifs: readonly Vif[]): Promise<unknown> | undefined {
+    if (this.idMap === undefined || this.options.network === undefined) return undefined;
+    return this.options.network.prepareContainer(uuid, vifs).then(
+      () => undefined,
+      (error: unknown) => error ?? new Error('the ports could not be prepared'),
+    );
+  }
+
+  /**
+   * Mounts the rootfs, writes the bundle's config.json and runs the container detached (`preparing`: what
+   * prepareFirewall started for it already).
+   */
+  private async start(record: GuestRecord, preparing?: Promise<unknown>): Promise<void> {
     const id = ContainerDriver.containerId(record.uuid);
     if ((await this.runtimeStatus(record.uuid)) !== undefined) {
       await mustRun(this.runtime, this.runtimeArgs('delete', '--force', id));
@@ -1128,13 +1147,9 @@ export class ContainerDriver implements ComputeDriver {
     await writeFile(join(dir, 'config.json'), JSON.stringify(spec, null, 1));
     record.suspended = false;
     await this.save(record);
-    // The ports' firewall goes in while the runtime creates the container (settled either way, seen below).
-    const preparing = lateNetns
-      ? this.options.network!.prepareContainer(record.uuid, record.vifs ?? []).then(
-          () => undefined,
-          (error: unknown) => error ?? new Error('the ports could not be prepared'),
-        )
-      : undefined;
+    // The ports' firewall goes in while the runtime creates the container, unless it went in already (settled
+    // either way, seen below).
+    preparing = lateNetns ? (preparing ?? this.prepareFirewall(record.uuid, record.vifs ?? [])) : undefined;
     const consoleLog = this.consoleFile(record.uuid);
     let code: number;
     const before = (await stat(consoleLog).catch(() => undefined))?.size ?? 0;
