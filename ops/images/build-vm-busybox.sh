@@ -9,7 +9,10 @@
 # keeps a shell on the serial console. Built without mounts or loop devices.
 # Usage: ops/images/build-vm-busybox.sh [--kernel BZIMAGE] OUT.qcow2   (glance: disk_format=qcow2, container_format=bare)
 # --kernel boots a kernel with everything the guest needs built in, no modules (build-tiny-kernel.sh makes one:
-# it boots in a fraction of the Debian kernel's time under TCG); without it, Debian's kernel and its modules.
+# it boots in a fraction of the Debian kernel's time under TCG), with options that save ~0.4 s of its boot
+# under TCG: PCI interrupts routed by the BIOS's $PIR table rather than ACPI's interrupt links (whose AML
+# took ~0.2 s for each virtio device; ACPI stays, and the power button with it), no 100 ms check of the timer
+# interrupt, no TSC watchdog. Without --kernel, Debian's kernel and its modules.
 # Needs: busybox-static, syslinux, syslinux-common, mtools, dosfstools, cpio, qemu-utils (and apt's package lists).
 # KERNEL=/path/to/vmlinuz-<release> (with /usr/lib/modules/<release>) uses another kernel; NOVUM_KERNEL_CACHE
 # (default /var/cache/novum/kernel) is where the unpacked kernel package is kept.
@@ -131,6 +134,7 @@ LABEL linux
   INITRD initrd.gz
   APPEND console=ttyS0,115200 quiet loglevel=3 panic=-1 nomodeset
 EOF
+[ -z "$builtin_kernel" ] || sed -i 's/ nomodeset$/ nomodeset acpi=noirq no_timer_check tsc=reliable/' "$work/syslinux.cfg"
 size_kb=$(( ($(stat -c %s "$kernel") + $(stat -c %s "$work/initrd.gz")) / 1024 + 2048 ))
 part_mb=$(( size_kb / 1024 + 2 ))
 part=$work/part.img
