@@ -1,5 +1,5 @@
 import { CloudHandle, startCloud } from './support/cloud';
-import { mutate, pool, randomBytesString, randomValue, Rng } from './support/fuzz';
+import { mutate, pool, queryValue, randomBytesString, randomValue, Rng } from './support/fuzz';
 import { api, issueToken } from './support/keystone';
 
 const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 100_000);
@@ -533,7 +533,7 @@ describe(`orchestration fuzzing (seed ${SEED})`, () => {
     await pool(COUNT, 6, async (i) => {
       const token = rng.pick(tokens);
       const query = Array.from({ length: rng.int(3) }, () => {
-        const value = encodeURIComponent(String(JSON.stringify(randomValue(rng))).slice(0, 80));
+        const value = queryValue(randomValue(rng), 80);
         return `${rng.pick(params)}=${value}`;
       }).join('&');
       const path = `${rng.pick(prefixes)}${i % 3 === 0 ? '' : `/${rng.pick(segments)}`}${rng.pick(suffixes)}${query ? `?${query}` : ''}`;

@@ -119,3 +119,11 @@ export async function pool(
     }),
   );
 }
+
+/**
+ * A random value as a query parameter: its JSON, cut to `max` characters (code points, so that a cut never
+ * splits a surrogate pair, which encodeURIComponent refuses with URIError), URI-encoded.
+ */
+export function queryValue(value: unknown, max: number): string {
+  return encodeURIComponent([...String(JSON.stringify(value))].slice(0, max).join(''));
+}
