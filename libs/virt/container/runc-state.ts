@@ -37,6 +37,30 @@ const realHost: RuncStateHost = {
 };
 
 /**
+ * A runtime's JSON state file in `dir`: undefined when the runtime has no such container (no directory), null
+ * when the file is missing or unreadable in a directory that exists (being written: the runtime's own answer
+ * is authoritative).
+ */
+async function readStateFile<T>(
+  host: RuncStateHost,
+  dir: string,
+  name: string,
+): Promise<T | undefined | null> {
+  const raw = await host.readText(join(dir, name));
+  if (raw === undefined) return (await host.exists(dir)) ? null : undefined;
+  try {
+    return JSON.parse(raw) as T;
+  } catch {
+    return null;
+  }
+}
+
+/** Whether a container's init process has ended: gone, a zombie, or its pid reused (another start time). */
+function initEnded(proc: { state: string; start: number } | undefined, start: number): boolean {
+  return !proc || proc.state === 'Z' || proc.state === 'X' || proc.start !== start;
+}
+
+/**
  * The status `runc state <id>` would print, derived as runc derives it (libcontainer's refreshState) from what
  * runc keeps under `<root>/<id>/`, without starting a runc process: paused when the freezer holds the cgroup;
  * stopped when the init process is gone, a zombie, or another process reusing its pid (start time differs);
@@ -52,14 +76,8 @@ export async function runcStatus(
 ): Promise<RuntimeStatus | undefined | null> {
   const { readText, exists, stat } = host;
   const dir = join(runtimeRoot, id);
-  const raw = await readText(join(dir, 'state.json'));
-  if (raw === undefined) return (await exists(dir)) ? null : undefined;
-  let state: RuncStateFile;
-  try {
-    state = JSON.parse(raw) as RuncStateFile;
-  } catch {
-    return null; // being written: runc's answer is authoritative
-  }
+  const state = await readStateFile<RuncStateFile>(host, dir, 'state.json');
+  if (!state) return state;
   const pid = state.init_process_pid;
   if (typeof pid !== 'number' || typeof state.init_process_start !== 'number') return null;
   const paths = state.cgroup_paths ?? {};
@@ -70,9 +88,7 @@ export async function runcStatus(
       : undefined;
   const frozen = freezer?.trim();
   if (frozen === 'FROZEN' || frozen === '1') return 'paused';
-  const proc = await stat(pid);
-  if (!proc || proc.state === 'Z' || proc.state === 'X' || proc.start !== state.init_process_start)
-    return 'stopped';
+  if (initEnded(await stat(pid), state.init_process_start)) return 'stopped';
   // Only its existence: opening the fifo would block (or, for writing, start the container).
   if (await exists(join(dir, 'exec.fifo'))) return 'created';
   return frozen === 'FREEZING' ? 'pausing' : 'running';
@@ -129,19 +145,12 @@ export async function crunStatus(
 ): Promise<RuntimeStatus | undefined | null> {
   const { readText, exists, stat } = host;
   const dir = join(runtimeRoot, id);
-  const raw = await readText(join(dir, 'status'));
-  if (raw === undefined) return (await exists(dir)) ? null : undefined;
-  let status: CrunStatusFile;
-  try {
-    status = JSON.parse(raw) as CrunStatusFile;
-  } catch {
-    return null;
-  }
+  const status = await readStateFile<CrunStatusFile>(host, dir, 'status');
+  if (!status) return status;
   const { pid, 'process-start-time': start, 'cgroup-path': cgroup } = status;
   if (typeof pid !== 'number' || typeof start !== 'number' || typeof cgroup !== 'string') return null;
   if (status['systemd-cgroup'] || !cgroup.startsWith('/')) return null;
-  const proc = await stat(pid);
-  if (pid <= 0 || !proc || proc.state === 'Z' || proc.state === 'X' || proc.start !== start) return 'stopped';
+  if (pid <= 0 || initEnded(await stat(pid), start)) return 'stopped';
   if (await exists(join(dir, 'exec.fifo'))) return 'created';
   const v1 = await readText(join(cgroupRoot, 'freezer', cgroup, 'freezer.state'));
   const frozen = (v1 ?? (await readText(join(cgroupRoot, cgroup, 'cgroup.freeze'))))?.trim();
