@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { INestApplicationContext } from '@nestjs/common';
+import { INestApplicationContext, Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import {
   identityUrlFor,
@@ -44,6 +44,7 @@ export async function startAgent(
         metadata,
         tunnel: config.tunnelIp ? { localIp: config.tunnelIp, group: config.vxlanGroup } : undefined,
         physicalInterfaces: config.physicalInterfaces,
+        warn: (message) => new Logger('HostNetwork').warn(message),
       })
     : undefined;
   const networkApi = serviceClient(credential, 'network');

@@ -6,7 +6,7 @@
  *
  *   npx tsx test/bench/container.ts [sequential servers, default 20] [parallel servers, default 100]
  *
- * NOVUM_CONTAINER_RUNTIME picks the OCI runtime (runc by default, crun). BENCH_MODE=production runs the cloud on PostgreSQL + RabbitMQ; BENCH_NETWORK=none boots the servers without
+ * NOVUM_CONTAINER_RUNTIME picks the OCI runtime (runc by default, crun); BENCH_LOG_LEVEL the cloud's log level (warn). BENCH_MODE=production runs the cloud on PostgreSQL + RabbitMQ; BENCH_NETWORK=none boots the servers without
  * a port (`networks: none`) instead of on a network of their own. NOVUM_DIST picks the build (default dist/).
  */
 import { execFileSync } from 'node:child_process';
@@ -110,7 +110,7 @@ async function main(): Promise<void> {
     // 100 one-vCPU servers on a 2-core host need a CPU allocation ratio above the default 16.
     extraEnv: {
       NOVUM_COMPUTE_DRIVERS: 'container',
-      NOVUM_LOG_LEVEL: 'warn',
+      NOVUM_LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
       NOVUM_ALLOCATION_RATIOS: process.env.NOVUM_ALLOCATION_RATIOS ?? '64,1.5,1.0',
       ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}),
     },

@@ -100,6 +100,16 @@ describe('security group rules as nft matches', () => {
   });
 });
 
+/** The elements line of one named set or map of the rendered script. */
+function elementsOf(script: string, family: 'bridge' | 'inet', name: string): string {
+  const table = script.slice(script.indexOf(`table ${family} novum_t {`));
+  const start = table.search(new RegExp(`  (set|map) ${name} \\{`));
+  if (start < 0) throw new Error(`no set ${name}`);
+  const body = table.slice(start).split('\n');
+  const line = body.slice(1, body.indexOf('  }')).find((l) => l.trim().startsWith('elements = '));
+  return line?.trim() ?? '';
+}
+
 describe('renderRuleset', () => {
   const script = renderRuleset('novum_t', [unknown, open, secured]);
 
@@ -117,15 +127,17 @@ describe('renderRuleset', () => {
 
   it('numbers the ports by device name and marks their traffic both ways', () => {
     // novumt333.. < novumv111.. < novumv222..
-    expect(chainOf(script, 'bridge', 'prerouting')[1]).toBe(
-      'iifname vmap { "novumt333333333" : goto from_1, "novumv111111111" : goto from_2, "novumv222222222" : goto from_3 }',
+    expect(chainOf(script, 'bridge', 'prerouting')[1]).toBe('iifname vmap @from_devices');
+    expect(elementsOf(script, 'bridge', 'from_devices')).toBe(
+      'elements = { "novumt333333333" : goto from_1, "novumv111111111" : goto from_2, "novumv222222222" : goto from_3 }',
     );
     expect(chainOf(script, 'bridge', 'from_2')[0]).toBe(
       `meta mark set 0x${((MARK_TAG | (2 << 12)) >>> 0).toString(16)}`,
     );
     expect(chainOf(script, 'bridge', 'to_3')).toEqual(['meta mark set meta mark | 0x00000003']);
-    expect(chainOf(script, 'bridge', 'input')).toContain(
-      'iifname { "novumt333333333", "novumv111111111", "novumv222222222" } drop',
+    expect(chainOf(script, 'bridge', 'input')).toContain('iifname @host_closed drop');
+    expect(elementsOf(script, 'bridge', 'host_closed')).toBe(
+      'elements = { "novumt333333333", "novumv111111111", "novumv222222222" }',
     );
   });
 
@@ -175,6 +187,13 @@ describe('renderRuleset', () => {
       'ct state established,related accept',
     ]);
     expect(forward.at(-1)).toBe('drop');
+    expect(forward.slice(-3, -1)).toEqual([
+      'meta mark & 0x00fff000 vmap @egress_marks',
+      'meta mark & 0x00000fff vmap @ingress_marks',
+    ]);
+    expect(elementsOf(script, 'inet', 'egress_marks')).toBe(
+      'elements = { 0x00001000 : jump egress_1, 0x00002000 : jump egress_2, 0x00003000 : jump egress_3 }',
+    );
     expect(script).toContain('elements = { "novumbr11111111", "novumbr22222222" }');
   });
 
@@ -184,7 +203,7 @@ describe('renderRuleset', () => {
       [unknown, open, secured],
       [{ devname: 'novumm111111111', bridge: 'novumbr11111111' }],
     );
-    expect(chainOf(withMetadata, 'bridge', 'prerouting')[1]).toContain(
+    expect(elementsOf(withMetadata, 'bridge', 'from_devices')).toContain(
       '"novumm111111111" : goto from_metadata',
     );
     expect(chainOf(withMetadata, 'bridge', 'from_metadata')).toEqual([
@@ -194,56 +213,65 @@ describe('renderRuleset', () => {
       'drop',
     ]);
     expect(chainOf(withMetadata, 'bridge', 'to_metadata')).toEqual(['meta mark set meta mark | 0x00000fff']);
-    expect(chainOf(withMetadata, 'bridge', 'input').at(-1)).toContain('"novumm111111111" } drop');
+    expect(elementsOf(withMetadata, 'bridge', 'host_closed')).toContain('"novumm111111111" }');
     const forward = chainOf(withMetadata, 'inet', 'forward');
     // Replies pass by conntrack; the namespace opens nothing itself; a guest's egress rules apply first.
     expect(forward.indexOf('meta mark & 0x00fff000 0x00fff000 drop')).toBe(
       forward.indexOf('ct state established,related accept') + 1,
     );
-    expect(forward.at(-2)).toContain('0x00000fff : jump metadata_in');
+    expect(elementsOf(withMetadata, 'inet', 'ingress_marks')).toContain('0x00000fff : jump metadata_in');
     expect(chainOf(withMetadata, 'inet', 'metadata_in')).toEqual([
       'meta nfproto ipv4 ip daddr 169.254.169.254 tcp dport 80 accept',
       'drop',
     ]);
-    expect(script).not.toContain('metadata');
+    expect(script).not.toContain('metadata_in');
+    expect(script).not.toContain('novumm');
   });
 
   it("hands a tunnel's traffic to the local ports' ingress rules, sends the ports' traffic into it after their egress, and keeps it from the metadata devices", () => {
     const metadata = [{ devname: 'novumm111111111', bridge: 'novumbr11111111' }];
     const tunnels = [{ devname: 'novumx111111111', bridge: 'novumbr11111111' }];
     const withTunnel = renderRuleset('novum_t', [unknown, open, secured], metadata, tunnels);
-    expect(chainOf(withTunnel, 'bridge', 'prerouting')[1]).toContain('"novumx111111111" : goto from_tunnel');
+    expect(elementsOf(withTunnel, 'bridge', 'from_devices')).toContain(
+      '"novumx111111111" : goto from_tunnel',
+    );
     expect(chainOf(withTunnel, 'bridge', 'from_tunnel')).toEqual(['meta mark set 0xa5ffe000', 'accept']);
     expect(chainOf(withTunnel, 'bridge', 'to_tunnel')).toEqual(['meta mark set meta mark | 0x00000ffe']);
-    const bridgeForward = chainOf(withTunnel, 'bridge', 'forward');
-    expect(bridgeForward.slice(1, 3)).toEqual([
+    expect(chainOf(withTunnel, 'bridge', 'forward').slice(1)).toEqual([
+      'jump crossing',
+      'oifname vmap @to_devices',
+    ]);
+    expect(chainOf(withTunnel, 'bridge', 'crossing')).toEqual([
       'iifname { "novumx111111111" } oifname { "novumm111111111" } drop',
       'iifname { "novumm111111111" } oifname { "novumx111111111" } drop',
     ]);
-    expect(bridgeForward.at(-1)).toContain('"novumx111111111" : goto to_tunnel');
-    expect(chainOf(withTunnel, 'bridge', 'input').at(-1)).toContain('"novumx111111111" } drop');
-    const forward = chainOf(withTunnel, 'inet', 'forward');
+    expect(elementsOf(withTunnel, 'bridge', 'to_devices')).toContain('"novumx111111111" : goto to_tunnel');
+    expect(elementsOf(withTunnel, 'bridge', 'host_closed')).toContain('"novumx111111111"');
     // No egress chain for the tunnel's source index (its host applied it); the destination's ingress applies.
-    expect(forward.find((line) => line.includes('jump egress_'))).not.toContain('0x00ffe000');
-    expect(forward.at(-2)).toContain('0x00000ffe : accept');
-    expect(forward.at(-2)).toContain('0x00000001 : jump ingress_1');
+    expect(elementsOf(withTunnel, 'inet', 'egress_marks')).not.toContain('0x00ffe000');
+    expect(elementsOf(withTunnel, 'inet', 'ingress_marks')).toContain('0x00000ffe : accept');
+    expect(elementsOf(withTunnel, 'inet', 'ingress_marks')).toContain('0x00000001 : jump ingress_1');
     expect(renderRuleset('novum_t', [unknown, open, secured], metadata)).not.toContain('tunnel');
+    expect(
+      chainOf(renderRuleset('novum_t', [unknown, open, secured], metadata), 'bridge', 'crossing'),
+    ).toEqual([]);
   });
 
   it("hands what a router forwards to the destination port's ingress rules, like a tunnel, and keeps it from the metadata devices", () => {
     const metadata = [{ devname: 'novumm111111111', bridge: 'novumbr11111111' }];
     const routers = [{ devname: 'novumr111111111', bridge: 'novumbr11111111' }];
     const withRouter = renderRuleset('novum_t', [unknown, open, secured], metadata, [], routers);
-    expect(chainOf(withRouter, 'bridge', 'prerouting')[1]).toContain('"novumr111111111" : goto from_router');
+    expect(elementsOf(withRouter, 'bridge', 'from_devices')).toContain(
+      '"novumr111111111" : goto from_router',
+    );
     expect(chainOf(withRouter, 'bridge', 'from_router')).toEqual(['meta mark set 0xa5ffd000', 'accept']);
     expect(chainOf(withRouter, 'bridge', 'to_router')).toEqual(['meta mark set meta mark | 0x00000ffd']);
-    expect(chainOf(withRouter, 'bridge', 'forward').slice(1, 3)).toEqual([
+    expect(chainOf(withRouter, 'bridge', 'crossing')).toEqual([
       'iifname { "novumr111111111" } oifname { "novumm111111111" } drop',
       'iifname { "novumm111111111" } oifname { "novumr111111111" } drop',
     ]);
-    const forward = chainOf(withRouter, 'inet', 'forward');
-    expect(forward.at(-2)).toContain('0x00000ffd : accept');
-    expect(forward.find((line) => line.includes('jump egress_'))).not.toContain('0x00ffd000');
+    expect(elementsOf(withRouter, 'inet', 'ingress_marks')).toContain('0x00000ffd : accept');
+    expect(elementsOf(withRouter, 'inet', 'egress_marks')).not.toContain('0x00ffd000');
   });
 
   // The kernel's own parser, where this runs as root with nft (ops/test.sh installs it): a check, not a load.

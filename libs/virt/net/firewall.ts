@@ -226,12 +226,60 @@ function ingressChain(port: FirewallPort): string[] {
   return lines;
 }
 
-function chain(name: string, lines: string[]): string[] {
-  return [`  chain ${name} {`, ...lines.map((line) => `    ${line}`), '  }'];
+/** A named set or verdict map of the ruleset: its nft type line(s) and its elements (a map's: `key : verdict`). */
+interface NamedSet {
+  declaration: string[];
+  elements: Map<string, string>;
+}
+
+/** One family's table: its chains (name → rules) and its named sets and maps. */
+interface TableModel {
+  chains: Map<string, string[]>;
+  sets: Map<string, NamedSet>;
 }
 
 /**
- * The whole nft script for this host's guest ports, replacing the previous ruleset in one transaction.
+ * A host's ruleset as data, so that a change can be loaded as the difference from the ruleset loaded before
+ * (`renderChange`) instead of the whole of it: the ports' chains hang from named verdict maps, and each port
+ * keeps its index (its chains' names, its marks) for as long as it is on the host.
+ */
+export interface Ruleset {
+  table: string;
+  /** Each port's index by its device name. */
+  indices: Map<string, number>;
+  bridge: TableModel;
+  inet: TableModel;
+}
+
+const ifnameSet = (): NamedSet => ({ declaration: ['type ifname'], elements: new Map() });
+const verdictMap = (key: string): NamedSet => ({
+  declaration: [`type ${key} : verdict`],
+  elements: new Map(),
+});
+
+/** Indices for the ports: the ones they had in `previous`, the lowest free ones for the others. */
+function assignIndices(sorted: readonly FirewallPort[], previous?: Ruleset): Map<string, number> {
+  const indices = new Map<string, number>();
+  const taken = new Set<number>();
+  for (const port of sorted) {
+    const index = previous?.indices.get(port.devname);
+    if (index !== undefined) {
+      indices.set(port.devname, index);
+      taken.add(index);
+    }
+  }
+  let next = 1;
+  for (const port of sorted) {
+    if (indices.has(port.devname)) continue;
+    while (taken.has(next)) next++;
+    indices.set(port.devname, next);
+    taken.add(next);
+  }
+  return indices;
+}
+
+/**
+ * This host's guest ports' firewall, as data (`renderRuleset` makes it a script).
  *
  * - `bridge <table>`: on the way in from a guest, its anti-spoofing and the source mark; on the way out
  *   to a guest, the destination mark; nothing from a guest port reaches the host itself.
@@ -248,104 +296,99 @@ function chain(name: string, lines: string[]): string[] {
  *   forwards (from other networks, or NATed from outside) and the destination port's ingress rules decide;
  *   what guests send to it has passed their egress rules. Routers do not reach the metadata devices.
  *
- * With no ports, the script only removes the tables.
+ * `previous`: the ruleset loaded now, whose ports keep their indices; without it, ports are numbered by
+ * device name.
  */
-export function renderRuleset(
+export function buildRuleset(
   table: string,
   ports: readonly FirewallPort[],
   metadata: readonly MetadataDevice[] = [],
   tunnels: readonly TunnelDevice[] = [],
   routers: readonly RouterDevice[] = [],
-): string {
+  previous?: Ruleset,
+): Ruleset {
   if (ports.length > MAX_PORTS) throw new Error(`More than ${MAX_PORTS} guest ports on one host.`);
   const sorted = [...ports].sort((a, b) => a.devname.localeCompare(b.devname));
-  const out = [
-    `table bridge ${table}`,
-    `delete table bridge ${table}`,
-    `table inet ${table}`,
-    `delete table inet ${table}`,
-  ];
-  if (!sorted.length) return `${out.join('\n')}\n`;
-  const indexed = sorted.map((port, i) => ({ port, index: i + 1 }));
-  const bridges = [...new Set(sorted.map((port) => port.bridge))].sort();
+  const indices = assignIndices(sorted, previous);
+  const bridge: TableModel = { chains: new Map(), sets: new Map() };
+  const inet: TableModel = { chains: new Map(), sets: new Map() };
+  const ruleset: Ruleset = { table, indices, bridge, inet };
+  if (!sorted.length) return ruleset;
+  const indexed = sorted.map((port) => ({ port, index: indices.get(port.devname)! }));
   const metadataDevices = [...new Set(metadata.map((device) => quote(device.devname)))].sort();
   const tunnelDevices = [...new Set(tunnels.map((device) => quote(device.devname)))].sort();
   const routerDevices = [...new Set(routers.map((device) => quote(device.devname)))].sort();
-  const devices = [
-    ...sorted.map((port) => quote(port.devname)),
-    ...metadataDevices,
-    ...tunnelDevices,
-    ...routerDevices,
-  ];
 
-  out.push(`table bridge ${table} {`);
-  out.push(
-    ...chain('prerouting', [
-      'type filter hook prerouting priority -300; policy accept;',
-      `iifname vmap { ${[
-        ...indexed.map(({ port, index }) => `${quote(port.devname)} : goto from_${index}`),
-        ...metadataDevices.map((device) => `${device} : goto from_metadata`),
-        ...tunnelDevices.map((device) => `${device} : goto from_tunnel`),
-        ...routerDevices.map((device) => `${device} : goto from_router`),
-      ].join(', ')} }`,
-    ]),
-  );
-  for (const { port, index } of indexed) out.push(...chain(`from_${index}`, fromChain(port, index)));
+  const fromDevices = verdictMap('ifname');
+  const toDevices = verdictMap('ifname');
+  const guestDevices = ifnameSet();
+  const special: [string[], string][] = [
+    [metadataDevices, 'metadata'],
+    [tunnelDevices, 'tunnel'],
+    [routerDevices, 'router'],
+  ];
+  for (const { port, index } of indexed) {
+    fromDevices.elements.set(quote(port.devname), `goto from_${index}`);
+    toDevices.elements.set(quote(port.devname), `goto to_${index}`);
+    guestDevices.elements.set(quote(port.devname), '');
+    bridge.chains.set(`from_${index}`, fromChain(port, index));
+    bridge.chains.set(`to_${index}`, [`meta mark set meta mark | ${hex(index)}`]);
+  }
+  for (const [devices, kind] of special) {
+    for (const device of devices) {
+      fromDevices.elements.set(device, `goto from_${kind}`);
+      toDevices.elements.set(device, `goto to_${kind}`);
+      guestDevices.elements.set(device, '');
+    }
+  }
+  bridge.sets.set('from_devices', fromDevices);
+  bridge.sets.set('to_devices', toDevices);
+  bridge.sets.set('host_closed', guestDevices);
+  bridge.chains.set('prerouting', [
+    'type filter hook prerouting priority -300; policy accept;',
+    'iifname vmap @from_devices',
+  ]);
   if (metadataDevices.length) {
-    out.push(
-      ...chain('from_metadata', [
-        `meta mark set ${hex(MARK_TAG | (METADATA_INDEX << 12))}`,
-        `arp saddr ip ${METADATA_ADDRESS} accept`,
-        `ip saddr ${METADATA_ADDRESS} tcp sport 80 accept`,
-        'drop',
-      ]),
-    );
+    bridge.chains.set('from_metadata', [
+      `meta mark set ${hex(MARK_TAG | (METADATA_INDEX << 12))}`,
+      `arp saddr ip ${METADATA_ADDRESS} accept`,
+      `ip saddr ${METADATA_ADDRESS} tcp sport 80 accept`,
+      'drop',
+    ]);
+    bridge.chains.set('to_metadata', [`meta mark set meta mark | ${hex(METADATA_INDEX)}`]);
   }
   if (tunnelDevices.length) {
-    out.push(...chain('from_tunnel', [`meta mark set ${hex(MARK_TAG | (TUNNEL_INDEX << 12))}`, 'accept']));
+    bridge.chains.set('from_tunnel', [`meta mark set ${hex(MARK_TAG | (TUNNEL_INDEX << 12))}`, 'accept']);
+    bridge.chains.set('to_tunnel', [`meta mark set meta mark | ${hex(TUNNEL_INDEX)}`]);
   }
   if (routerDevices.length) {
-    out.push(...chain('from_router', [`meta mark set ${hex(MARK_TAG | (ROUTER_INDEX << 12))}`, 'accept']));
+    bridge.chains.set('from_router', [`meta mark set ${hex(MARK_TAG | (ROUTER_INDEX << 12))}`, 'accept']);
+    bridge.chains.set('to_router', [`meta mark set meta mark | ${hex(ROUTER_INDEX)}`]);
   }
   const apart = [...tunnelDevices, ...routerDevices];
-  const crossing =
+  bridge.chains.set(
+    'crossing',
     apart.length && metadataDevices.length
       ? [
           `iifname { ${apart.join(', ')} } oifname { ${metadataDevices.join(', ')} } drop`,
           `iifname { ${metadataDevices.join(', ')} } oifname { ${apart.join(', ')} } drop`,
         ]
-      : [];
-  out.push(
-    ...chain('forward', [
-      'type filter hook forward priority -200; policy accept;',
-      ...crossing,
-      `oifname vmap { ${[
-        ...indexed.map(({ port, index }) => `${quote(port.devname)} : goto to_${index}`),
-        ...metadataDevices.map((device) => `${device} : goto to_metadata`),
-        ...tunnelDevices.map((device) => `${device} : goto to_tunnel`),
-        ...routerDevices.map((device) => `${device} : goto to_router`),
-      ].join(', ')} }`,
-    ]),
+      : [],
   );
-  for (const { index } of indexed)
-    out.push(...chain(`to_${index}`, [`meta mark set meta mark | ${hex(index)}`]));
-  if (metadataDevices.length) {
-    out.push(...chain('to_metadata', [`meta mark set meta mark | ${hex(METADATA_INDEX)}`]));
-  }
-  if (tunnelDevices.length) {
-    out.push(...chain('to_tunnel', [`meta mark set meta mark | ${hex(TUNNEL_INDEX)}`]));
-  }
-  if (routerDevices.length) {
-    out.push(...chain('to_router', [`meta mark set meta mark | ${hex(ROUTER_INDEX)}`]));
-  }
-  out.push(
-    ...chain('input', [
-      'type filter hook input priority -200; policy accept;',
-      `iifname { ${devices.join(', ')} } drop`,
-    ]),
-  );
-  out.push('}');
+  bridge.chains.set('forward', [
+    'type filter hook forward priority -200; policy accept;',
+    'jump crossing',
+    'oifname vmap @to_devices',
+  ]);
+  bridge.chains.set('input', [
+    'type filter hook input priority -200; policy accept;',
+    'iifname @host_closed drop',
+  ]);
 
+  const bridges = ifnameSet();
+  for (const name of [...new Set(sorted.map((port) => port.bridge))].sort())
+    bridges.elements.set(quote(name), '');
+  inet.sets.set('bridges', bridges);
   const members = new Map<string, Set<string>>();
   for (const port of sorted) {
     for (const [group, addresses] of Object.entries(port.filter?.remoteGroupMembers ?? {})) {
@@ -359,57 +402,163 @@ export function renderRuleset(
       (port.filter?.rules ?? []).map((rule) => rule.remoteGroupId).filter((id): id is string => !!id),
     ),
   );
-  out.push(`table inet ${table} {`);
-  out.push(
-    `  set bridges {`,
-    `    type ifname`,
-    `    elements = { ${bridges.map(quote).join(', ')} }`,
-    `  }`,
-  );
   for (const group of [...referenced].sort()) {
     for (const version of [4, 6] as const) {
       const items = elements([...(members.get(group) ?? [])], version);
-      out.push(
-        `  set ${remoteSetName(group, version)} {`,
-        `    type ${version === 4 ? 'ipv4_addr' : 'ipv6_addr'}`,
-        '    flags interval',
-        '    auto-merge',
-        ...(items.length ? [`    elements = { ${items.join(', ')} }`] : []),
-        '  }',
-      );
+      inet.sets.set(remoteSetName(group, version), {
+        declaration: [`type ${version === 4 ? 'ipv4_addr' : 'ipv6_addr'}`, 'flags interval', 'auto-merge'],
+        elements: new Map(items.map((item) => [item, ''])),
+      });
     }
   }
-  out.push(
-    ...chain('forward', [
-      'type filter hook forward priority -10; policy accept;',
-      'iifname != @bridges return',
-      `meta mark & ${hex(MARK_TAG_MASK)} != ${hex(MARK_TAG)} drop`,
-      'ct state invalid drop',
-      'ct state established,related accept',
-      ...(metadataDevices.length
-        ? [`meta mark & ${hex(SOURCE_MASK)} ${hex(METADATA_INDEX << 12)} drop`]
-        : []),
-      `meta mark & ${hex(SOURCE_MASK)} vmap { ${indexed.map(({ index }) => `${hex(index << 12)} : jump egress_${index}`).join(', ')} }`,
-      `meta mark & ${hex(DESTINATION_MASK)} vmap { ${[
-        ...indexed.map(({ index }) => `${hex(index)} : jump ingress_${index}`),
-        ...(metadataDevices.length ? [`${hex(METADATA_INDEX)} : jump metadata_in`] : []),
-        // The destination's host applies its ingress rules.
-        ...(tunnelDevices.length ? [`${hex(TUNNEL_INDEX)} : accept`] : []),
-        // A router forwards what passed the source port's egress rules.
-        ...(routerDevices.length ? [`${hex(ROUTER_INDEX)} : accept`] : []),
-      ].join(', ')} }`,
-      'drop',
-    ]),
-  );
+  const egress = verdictMap('mark');
+  const ingress = verdictMap('mark');
   for (const { port, index } of indexed) {
-    out.push(...chain(`egress_${index}`, egressChain(port)));
-    out.push(...chain(`ingress_${index}`, ingressChain(port)));
+    egress.elements.set(hex(index << 12), `jump egress_${index}`);
+    ingress.elements.set(hex(index), `jump ingress_${index}`);
+    inet.chains.set(`egress_${index}`, egressChain(port));
+    inet.chains.set(`ingress_${index}`, ingressChain(port));
   }
   if (metadataDevices.length) {
-    out.push(
-      ...chain('metadata_in', [`meta nfproto ipv4 ip daddr ${METADATA_ADDRESS} tcp dport 80 accept`, 'drop']),
-    );
+    ingress.elements.set(hex(METADATA_INDEX), 'jump metadata_in');
+    inet.chains.set('metadata_in', [
+      `meta nfproto ipv4 ip daddr ${METADATA_ADDRESS} tcp dport 80 accept`,
+      'drop',
+    ]);
   }
-  out.push('}');
+  // The destination's host applies its ingress rules.
+  if (tunnelDevices.length) ingress.elements.set(hex(TUNNEL_INDEX), 'accept');
+  // A router forwards what passed the source port's egress rules.
+  if (routerDevices.length) ingress.elements.set(hex(ROUTER_INDEX), 'accept');
+  inet.sets.set('egress_marks', egress);
+  inet.sets.set('ingress_marks', ingress);
+  inet.chains.set('forward', [
+    'type filter hook forward priority -10; policy accept;',
+    'iifname != @bridges return',
+    `meta mark & ${hex(MARK_TAG_MASK)} != ${hex(MARK_TAG)} drop`,
+    'ct state invalid drop',
+    'ct state established,related accept',
+    // Replies pass by conntrack; nothing opens a connection from a metadata namespace.
+    `meta mark & ${hex(SOURCE_MASK)} ${hex(METADATA_INDEX << 12)} drop`,
+    `meta mark & ${hex(SOURCE_MASK)} vmap @egress_marks`,
+    `meta mark & ${hex(DESTINATION_MASK)} vmap @ingress_marks`,
+    'drop',
+  ]);
+  return ruleset;
+}
+
+const FAMILIES = ['bridge', 'inet'] as const;
+
+const isEmpty = (ruleset?: Ruleset) => !ruleset || !ruleset.indices.size;
+
+function elementList(set: NamedSet, keysOnly = false): string {
+  return [...set.elements].map(([key, value]) => (value && !keysOnly ? `${key} : ${value}` : key)).join(', ');
+}
+
+/**
+ * The whole ruleset as one nft transaction that replaces both tables (so it also repairs tables changed
+ * behind the agent's back). With no ports, the script only removes the tables.
+ */
+export function renderFull(ruleset: Ruleset): string {
+  const { table } = ruleset;
+  const out = [
+    `table bridge ${table}`,
+    `delete table bridge ${table}`,
+    `table inet ${table}`,
+    `delete table inet ${table}`,
+  ];
+  if (isEmpty(ruleset)) return `${out.join('\n')}\n`;
+  for (const family of FAMILIES) {
+    const model = ruleset[family];
+    out.push(`table ${family} ${table} {`);
+    for (const [name, set] of model.sets) {
+      out.push(`  ${set.declaration[0].includes(': verdict') ? 'map' : 'set'} ${name} {`);
+      out.push(...set.declaration.map((line) => `    ${line}`));
+      if (set.elements.size) out.push(`    elements = { ${elementList(set)} }`);
+      out.push('  }');
+    }
+    for (const [name, lines] of model.chains) {
+      out.push(`  chain ${name} {`, ...lines.map((line) => `    ${line}`), '  }');
+    }
+    out.push('}');
+  }
   return `${out.join('\n')}\n`;
+}
+
+const sameLines = (a: readonly string[] | undefined, b: readonly string[]) =>
+  !!a && a.length === b.length && a.every((line, i) => line === b[i]);
+
+/**
+ * The nft transaction that turns the loaded ruleset `from` into `to`: new and changed sets and chains, map
+ * elements added and removed, then what nothing refers to any more deleted. Empty when nothing changes. The
+ * full script when either side has no ports (the tables come or go whole).
+ */
+export function renderChange(from: Ruleset | undefined, to: Ruleset): string {
+  if (isEmpty(from) || isEmpty(to) || from!.table !== to.table) return renderFull(to);
+  const { table } = to;
+  const sets: string[] = [];
+  const chains: string[] = [];
+  const elements: string[] = [];
+  const deletions: string[] = [];
+  for (const family of FAMILIES) {
+    const before = from![family];
+    const after = to[family];
+    const where = `${family} ${table}`;
+    for (const [name, set] of after.sets) {
+      const old = before.sets.get(name);
+      const kind = set.declaration[0].includes(': verdict') ? 'map' : 'set';
+      // A set whose type changed could still be in use: the tables are loaded anew.
+      if (old && !sameLines(old.declaration, set.declaration)) return renderFull(to);
+      if (!old) {
+        sets.push(`add ${kind} ${where} ${name} { ${set.declaration.join('; ')}; }`);
+        if (set.elements.size) elements.push(`add element ${where} ${name} { ${elementList(set)} }`);
+        continue;
+      }
+      const interval = set.declaration.includes('flags interval');
+      const changed = [...old.elements].some(([key, value]) => set.elements.get(key) !== value);
+      const added = [...set.elements].filter(([key, value]) => old.elements.get(key) !== value);
+      if (interval && (changed || added.length)) {
+        // Intervals merged on the way in cannot be taken out one by one: the set is filled anew.
+        sets.push(`flush set ${where} ${name}`);
+        if (set.elements.size) sets.push(`add element ${where} ${name} { ${elementList(set)} }`);
+        continue;
+      }
+      const gone = [...old.elements].filter(([key, value]) => set.elements.get(key) !== value);
+      if (gone.length)
+        elements.unshift(`delete element ${where} ${name} { ${gone.map(([key]) => key).join(', ')} }`);
+      if (added.length) {
+        const partial: NamedSet = { declaration: set.declaration, elements: new Map(added) };
+        elements.push(`add element ${where} ${name} { ${elementList(partial)} }`);
+      }
+    }
+    for (const [name, lines] of after.chains) {
+      const old = before.chains.get(name);
+      if (sameLines(old, lines)) continue;
+      // A base chain (a hook) is not one of a port's: it changes only with the tables' layout.
+      if (lines[0]?.startsWith('type ') || old?.[0]?.startsWith('type ')) return renderFull(to);
+      if (old) chains.push(`flush chain ${where} ${name}`);
+      else chains.push(`add chain ${where} ${name}`);
+      for (const line of lines) chains.push(`add rule ${where} ${name} ${line}`);
+    }
+    for (const name of before.chains.keys()) {
+      if (!after.chains.has(name)) deletions.push(`delete chain ${where} ${name}`);
+    }
+    for (const [name, set] of before.sets) {
+      if (!after.sets.has(name))
+        deletions.push(`delete ${set.declaration[0].includes(': verdict') ? 'map' : 'set'} ${where} ${name}`);
+    }
+  }
+  const script = [...sets, ...chains, ...elements, ...deletions];
+  return script.length ? `${script.join('\n')}\n` : '';
+}
+
+/** The whole nft script for this host's guest ports, replacing the previous ruleset in one transaction. */
+export function renderRuleset(
+  table: string,
+  ports: readonly FirewallPort[],
+  metadata: readonly MetadataDevice[] = [],
+  tunnels: readonly TunnelDevice[] = [],
+  routers: readonly RouterDevice[] = [],
+): string {
+  return renderFull(buildRuleset(table, ports, metadata, tunnels, routers));
 }

@@ -202,6 +202,42 @@ describe('HostNetwork', () => {
     expect(rulesetFile()).toContain('novumv888888880');
   });
 
+  it('loads the whole ruleset when a change cannot be loaded (tables changed behind its back)', async () => {
+    const host = fakeHost();
+    const warnings: string[] = [];
+    let refuse = true;
+    const run: typeof host.run = async (command, args, input) => {
+      if (command === 'nft' && args[1]?.endsWith('ruleset-change.nft') && refuse) {
+        host.commands.push(`${command} ${args.join(' ')}`);
+        refuse = false;
+        return { code: 1, stdout: '', stderr: 'Error: No such file or directory; did you mean table' };
+      }
+      return host.run(command, args, input);
+    };
+    const network = new HostNetwork({
+      stateDir: dir,
+      ...host.hooks,
+      run,
+      tableName: 'novum_t',
+      warn: (message) => warnings.push(message),
+    });
+    await network.plugContainer(UUID, [vif(PORT)]);
+    host.commands.length = 0;
+    await network.prepareContainer(UUID, [vif(PORT), vif('88888888-0000-0000-0000-000000000000')]);
+    expect(host.commands).toEqual([
+      `nft -f ${join(dir, 'ruleset-change.nft')}`,
+      `nft -f ${join(dir, 'ruleset.nft')}`,
+    ]);
+    expect(warnings).toEqual([expect.stringContaining('loading the whole ruleset: Error: No such file')]);
+    expect(rulesetFile()).toContain('novumv888888880');
+    // The next change is a difference again.
+    host.commands.length = 0;
+    await network.prepareContainer('11111111-2222-3333-4444-555555555555', [
+      vif('99999999-0000-0000-0000-000000000000'),
+    ]);
+    expect(host.commands).toEqual([`nft -f ${join(dir, 'ruleset-change.nft')}`]);
+  });
+
   it('unplugs an instance: its devices, the bridge with its last port, the namespace, and the rules', async () => {
     const host = fakeHost();
     const network = new HostNetwork({ stateDir: dir, ...host.hooks, tableName: 'novum_t' });
@@ -211,12 +247,17 @@ describe('HostNetwork', () => {
 
     host.commands.length = 0;
     await network.unplugInstance(UUID);
+    // Only the difference is loaded while another port stays; the whole ruleset is still written out.
     expect(host.commands).toEqual([
       'ip link delete dev novumvabcdef012',
-      `nft -f ${join(dir, 'ruleset.nft')}`,
+      `nft -f ${join(dir, 'ruleset-change.nft')}`,
       `ip netns delete novum-${UUID}`,
     ]);
     expect(rulesetFile()).not.toContain('novumvabcdef012');
+    expect(rulesetFile()).toContain('novumv999999990');
+    const change = readFileSync(join(dir, 'ruleset-change.nft'), 'utf8');
+    expect(change).not.toContain('delete table');
+    expect(change).toContain('delete element bridge novum_t from_devices { "novumvabcdef012" }');
 
     host.commands.length = 0;
     await network.unplugInstance(other);

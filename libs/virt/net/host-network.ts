@@ -7,8 +7,11 @@ import {
   FirewallPort,
   MetadataDevice,
   PortFilter,
-  renderRuleset,
+  buildRuleset,
+  renderChange,
+  renderFull,
   RouterDevice,
+  Ruleset,
   TunnelDevice,
 } from './firewall';
 import { renderRouterNat, RouterPortSpec, RouterSpec } from './router-nat';
@@ -59,6 +62,8 @@ export interface HostNetworkOptions {
    * network's bridge takes the interface itself, a VLAN network's a `novumu<network>` subinterface of it.
    */
   physicalInterfaces?: Record<string, string>;
+  /** Where a recoverable fault goes (a firewall change that had to be loaded whole); none by default. */
+  warn?: (message: string) => void;
 }
 
 /**
@@ -189,8 +194,8 @@ export class HostNetwork {
   private readonly stateFile: string;
   private queue: Promise<unknown> = Promise.resolve();
   private tunnelDevice?: string;
-  /** The ruleset nft last loaded from this process (none yet after a start: init loads it). */
-  private applied?: string;
+  /** The ruleset nft last loaded from this process (none yet after a start: init loads it whole). */
+  private applied?: Ruleset;
   /** prepareContainer's queued task, which later callers join until it starts. */
   private preparing?: PrepareBatch;
 
@@ -828,13 +833,32 @@ export class HostNetwork {
       devname: port.devname,
       bridge: port.bridge,
     }));
-    const ruleset = renderRuleset(this.tableName, ports, metadata, tunnels, routers);
+    const ruleset = buildRuleset(this.tableName, ports, metadata, tunnels, routers, this.applied);
+    // Only the difference is loaded (a port's chains and map entries, a group's members): a host building
+    // many guests at once would otherwise load a ruleset that grows with each of them, once per build.
     // A change that changes no rule (a port's status, a group's description) costs no `nft` run.
-    if (ruleset === this.applied) return;
-    const script = join(this.options.stateDir, 'ruleset.nft');
-    await writeFile(script, ruleset);
+    const change = renderChange(this.applied, ruleset);
+    if (!change) return;
+    const previous = this.applied;
     this.applied = undefined;
-    await this.mustRun('nft', ['-f', script]);
+    // ruleset.nft is always the whole of what is loaded (for the operator, and what a start loads).
+    const whole = join(this.options.stateDir, 'ruleset.nft');
+    const full = renderFull(ruleset);
+    await writeFile(whole, full);
+    if (previous && change !== full) {
+      const script = join(this.options.stateDir, 'ruleset-change.nft');
+      await writeFile(script, change);
+      const result = await this.run('nft', ['-f', script]);
+      if (result.code === 0) {
+        this.applied = ruleset;
+        return;
+      }
+      // The tables were changed behind this process's back (or a bug): they are loaded whole instead.
+      this.options.warn?.(
+        `nft change failed, loading the whole ruleset: ${result.stderr.trim().slice(0, 300)}`,
+      );
+    }
+    await this.mustRun('nft', ['-f', whole]);
     this.applied = ruleset;
   }
 
