@@ -1,7 +1,17 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { hostSpawnerPid, mustRun, runCommand, runWithOutput } from './host-commands';
+import { hostSpawnerPid, mustRun, replaceTree, runCommand, runWithOutput } from './host-commands';
 
 const spawnerMissing = !existsSync('/usr/bin/python3') || process.env.NOVUM_HOST_SPAWNER === 'direct';
 
@@ -44,6 +54,33 @@ describe('host commands', () => {
     );
     expect(results.map((result) => result.stdout.trim())).toEqual(['0', '1', '2', '3', '4', '5', '6', '7']);
     expect(Date.now() - started).toBeLessThan(3_000);
+  });
+
+  it('writes a tree of files in place of what was there, and nothing outside it', async () => {
+    const root = join(dir, 'drive');
+    mkdirSync(join(root, 'stale'), { recursive: true });
+    writeFileSync(join(root, 'stale', 'old'), 'old');
+    const binary = Buffer.from([0, 255, 10, 13, 128]);
+    await replaceTree(root, [
+      ['openstack/latest/meta_data.json', '{"uuid": "ü"}'],
+      ['openstack/content/0000', binary],
+      ['ec2/latest/user-data', ''],
+    ]);
+    expect(readdirSync(root).sort()).toEqual(['ec2', 'openstack']);
+    expect(readFileSync(join(root, 'openstack/latest/meta_data.json'), 'utf8')).toBe('{"uuid": "ü"}');
+    expect(readFileSync(join(root, 'openstack/content/0000'))).toEqual(binary);
+    expect(readFileSync(join(root, 'ec2/latest/user-data'), 'utf8')).toBe('');
+    expect(statSync(join(root, 'openstack/latest/meta_data.json')).mode & 0o777).toBe(0o644);
+    await expect(replaceTree(root, [['../escaped', 'x']])).rejects.toThrow(/not below/);
+    await expect(replaceTree(root, [['/etc/escaped', 'x']])).rejects.toThrow(/not below/);
+    expect(existsSync(join(dir, 'escaped'))).toBe(false);
+    // Emptying the root does not follow a link in it (to what the guest must not reach).
+    mkdirSync(join(dir, 'outside'));
+    writeFileSync(join(dir, 'outside', 'keep'), 'keep');
+    symlinkSync(join(dir, 'outside'), join(root, 'ec2/latest/link'));
+    await replaceTree(root, [['a', 'b']]);
+    expect(readdirSync(root)).toEqual(['a']);
+    expect(readFileSync(join(dir, 'outside', 'keep'), 'utf8')).toBe('keep');
   });
 
   (spawnerMissing ? it.skip : it)(

@@ -1,6 +1,7 @@
 import { ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { mkdir, open, rm, writeFile } from 'node:fs/promises';
+import { dirname, isAbsolute, join, normalize } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DriverError } from '../driver';
@@ -106,7 +107,50 @@ export async function runWithOutput(command: string, args: readonly string[], fi
   }
 }
 
-interface SpawnRequest {
+/**
+ * Writes files under `root` (made, and emptied first when it exists), each path relative to it with its
+ * directories made (0755) and the file 0644: one request to the host spawner for them all, so that a tree of
+ * many small files (a config drive) costs the event loop one message instead of a file system call or three
+ * per file and directory. Rejects with a DriverError when a write fails. Paths must stay below root.
+ */
+export async function replaceTree(
+  root: string,
+  files: Iterable<readonly [string, string | Buffer]>,
+): Promise<void> {
+  const entries = [...files].map(([path, content]) => {
+    const relative = normalize(path);
+    if (isAbsolute(relative) || relative === '..' || relative.startsWith('../'))
+      throw new DriverError(`${path} is not below ${root}.`);
+    return [relative, content] as const;
+  });
+  const spawner = HostSpawner.get();
+  if (spawner) {
+    const result = await spawner.run({
+      op: 'tree',
+      root,
+      files: entries.map(([path, content]) => [path, Buffer.from(content).toString('base64')]),
+    });
+    if (result.code !== 0)
+      throw new DriverError(`Writing ${root} failed: ${result.stderr.trim().slice(0, 300)}`);
+    return;
+  }
+  await rm(root, { recursive: true, force: true });
+  for (const directory of new Set(entries.map(([path]) => dirname(join(root, path)))))
+    await mkdir(directory, { recursive: true });
+  await Promise.all(entries.map(([path, content]) => writeFile(join(root, path), content, { mode: 0o644 })));
+}
+
+type SpawnRequest = CommandRequest | TreeRequest;
+
+interface TreeRequest {
+  op: 'tree';
+  root: string;
+  /** Relative path and base64 content of each file. */
+  files: [string, string][];
+}
+
+interface CommandRequest {
+  op?: undefined;
   file: string;
   args: string[];
   /** Text on the command's stdin (captured runs). */
@@ -214,7 +258,7 @@ const PYTHON = '/usr/bin/python3';
 
 /** The spawner's own code (Python 3.11 of Debian 12): requests on stdin, replies on stdout, a thread each. */
 const SPAWNER_SOURCE = `
-import json, os, subprocess, sys, threading
+import base64, json, os, shutil, subprocess, sys, threading
 lock = threading.Lock()
 def reply(message):
     data = (json.dumps(message) + "\\n").encode()
@@ -223,9 +267,24 @@ def reply(message):
         sys.stdout.buffer.flush()
 def code_of(returncode):
     return returncode if returncode >= 0 else 127
+def tree(request):
+    root = request["root"]
+    shutil.rmtree(root, ignore_errors=True)
+    os.makedirs(root, mode=0o755, exist_ok=True)
+    for path, content in request["files"]:
+        target = os.path.join(root, path)
+        os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        with os.fdopen(fd, "wb") as out:
+            out.write(base64.b64decode(content))
 def run(request):
     answer = {"id": request["id"], "code": 127, "stdout": "", "stderr": ""}
     try:
+        if request.get("op") == "tree":
+            tree(request)
+            answer["code"] = 0
+            reply(answer)
+            return
         argv = [request["file"]] + request["args"]
         if "output" in request:
             fd = os.open(request["output"], os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
