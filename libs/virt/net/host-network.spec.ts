@@ -592,8 +592,21 @@ describe('HostNetwork', () => {
     const network = new HostNetwork({ stateDir: dir, ...host.hooks, tableName: 'novum_t' });
     await network.plugContainer(UUID, [vif(PORT)]);
     expect(host.commands).toContain('iptables -I FORWARD 1 -i novumbr5e1d2c3b -o novumbr5e1d2c3b -j ACCEPT');
+    // The next port on that bridge: iptables is not asked again.
+    const asked = host.commands.filter((c) => c.startsWith('iptables')).length;
+    const other = '11111111-2222-3333-4444-555555555555';
+    await network.plugContainer(other, [vif('99999999-0000-0000-0000-000000000000')]);
+    expect(host.commands.filter((c) => c.startsWith('iptables'))).toHaveLength(asked);
+    await network.unplugInstance(other);
     await network.unplugInstance(UUID);
     expect(host.commands).toContain('iptables -D FORWARD -i novumbr5e1d2c3b -o novumbr5e1d2c3b -j ACCEPT');
+    // A bridge made again is seen to again.
+    await network.plugContainer(UUID, [vif(PORT)]);
+    expect(
+      host.commands.filter(
+        (c) => c === 'iptables -I FORWARD 1 -i novumbr5e1d2c3b -o novumbr5e1d2c3b -j ACCEPT',
+      ),
+    ).toHaveLength(2);
   });
 
   it('re-renders the rules with new security facts, keeping them for the next plug', async () => {

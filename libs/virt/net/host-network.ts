@@ -196,6 +196,10 @@ export class HostNetwork {
   private tunnelDevice?: string;
   /** The ruleset nft last loaded from this process (none yet after a start: init loads it whole). */
   private applied?: Ruleset;
+  /** ports.json as this process last read or wrote it. */
+  private stateText?: string;
+  /** The bridges whose way through the host's iptables FORWARD chain this process has seen to. */
+  private readonly openedBridges = new Set<string>();
   /** prepareContainer's queued task, which later callers join until it starts. */
   private preparing?: PrepareBatch;
 
@@ -789,8 +793,15 @@ export class HostNetwork {
    * rules. Such hosts get an ACCEPT for traffic within each Novum bridge, removed with the bridge.
    */
   private async allowThroughHostFirewall(bridge: string, allow: boolean): Promise<void> {
+    // Asked once per bridge while this process runs (and again after a restart), not at every plug: two
+    // process starts each on a host that builds many guests.
+    if (allow && this.openedBridges.has(bridge)) return;
+    this.openedBridges.delete(bridge);
     const forward = await this.run('iptables', ['-S', 'FORWARD']);
-    if (forward.code !== 0) return;
+    if (forward.code !== 0) {
+      if (allow) this.openedBridges.add(bridge);
+      return;
+    }
     const rule = ['FORWARD', '-i', bridge, '-o', bridge, '-j', 'ACCEPT'];
     const present = (await this.run('iptables', ['-C', ...rule])).code === 0;
     if (allow && !present && /^-P FORWARD DROP/m.test(forward.stdout)) {
@@ -798,6 +809,7 @@ export class HostNetwork {
     } else if (!allow && present) {
       await this.mustRun('iptables', ['-D', ...rule]);
     }
+    if (allow) this.openedBridges.add(bridge);
   }
 
   private async applyFirewall(given?: State): Promise<void> {
@@ -863,13 +875,18 @@ export class HostNetwork {
   }
 
   private async load(): Promise<State> {
-    const text = await readFile(this.stateFile, 'utf8').catch(() => undefined);
+    // Read once: from then on this process is the file's only writer (every change runs on its queue).
+    const text = this.stateText ?? (await readFile(this.stateFile, 'utf8').catch(() => undefined));
+    this.stateText = text;
     return text ? (JSON.parse(text) as State) : { ports: [] };
   }
 
   private async save(state: State): Promise<void> {
-    await writeFile(`${this.stateFile}.tmp`, JSON.stringify(state));
+    const text = JSON.stringify(state);
+    this.stateText = undefined;
+    await writeFile(`${this.stateFile}.tmp`, text);
     await rename(`${this.stateFile}.tmp`, this.stateFile);
+    this.stateText = text;
   }
 
   /** `ip [-n netns] -batch -`: many commands for one process start; the first that fails fails them all. */
