@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Vif } from '../driver';
@@ -640,6 +640,64 @@ describe('HostNetwork', () => {
     expect(rulesetFile()).toContain('meta l4proto 6 th dport 22 accept');
     await network.plugContainer(UUID, [vif(PORT)]);
     expect(rulesetFile()).toContain('meta l4proto 6 th dport 22 accept');
+  });
+
+  it("keeps a remote group's members once in ports.json, and reads the earlier layout", async () => {
+    const GROUP = 'aaaaaaaa-1111-2222-3333-444444444444';
+    const filter = (members: string[]) => ({
+      portSecurityEnabled: true,
+      allowedAddressPairs: [],
+      rules: [
+        {
+          direction: 'ingress' as const,
+          ethertype: 'IPv4' as const,
+          protocol: null,
+          portRangeMin: null,
+          portRangeMax: null,
+          remoteIpPrefix: null,
+          remoteGroupId: GROUP,
+        },
+      ],
+      remoteGroupMembers: { [GROUP]: members },
+    });
+    const host = fakeHost();
+    const network = new HostNetwork({ stateDir: dir, ...host.hooks, tableName: 'novum_t' });
+    const other = '99999999-0000-0000-0000-000000000000';
+    await network.plugContainer(UUID, [vif(PORT, { filter: filter(['10.0.0.5']) })]);
+    await network.plugContainer(UUID, [
+      vif(PORT, { filter: filter(['10.0.0.5']) }),
+      vif(other, { filter: filter(['10.0.0.5', '10.0.0.6']) }),
+    ]);
+    const stored = JSON.parse(readFileSync(join(dir, 'ports.json'), 'utf8'));
+    expect(stored.groupMembers).toEqual({ [GROUP]: ['10.0.0.5', '10.0.0.6'] });
+    expect(stored.ports.map((port: { filter: object }) => port.filter)).toEqual([
+      expect.objectContaining({ remoteGroups: [GROUP] }),
+      expect.objectContaining({ remoteGroups: [GROUP] }),
+    ]);
+    expect(JSON.stringify(stored.ports)).not.toContain('10.0.0.6');
+    // Each port reads the group's members (their union: the firewall's one set for the group).
+    const plugged = await network.plugged();
+    expect(plugged.map((port) => port.filter?.remoteGroupMembers)).toEqual([
+      { [GROUP]: ['10.0.0.5', '10.0.0.6'] },
+      { [GROUP]: ['10.0.0.5', '10.0.0.6'] },
+    ]);
+    expect(rulesetFile()).toContain('elements = { 10.0.0.5, 10.0.0.6 }');
+
+    // A file written before (members in each port's filter), read by a restarted agent.
+    const earlier = {
+      ports: stored.ports.map((port: { filter: object }, i: number) => ({
+        ...port,
+        filter: { ...filter(i ? ['10.0.0.7'] : ['10.0.0.8']) },
+      })),
+    };
+    const restarted = join(dir, 'restarted');
+    mkdirSync(restarted);
+    writeFileSync(join(restarted, 'ports.json'), JSON.stringify(earlier));
+    const again = new HostNetwork({ stateDir: restarted, ...fakeHost().hooks, tableName: 'novum_t' });
+    expect((await again.plugged()).map((port) => port.filter?.remoteGroupMembers)).toEqual([
+      { [GROUP]: ['10.0.0.8'] },
+      { [GROUP]: ['10.0.0.7'] },
+    ]);
   });
 
   it('writes /etc/hosts and resolv.conf from the ports', () => {

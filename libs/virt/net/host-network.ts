@@ -128,6 +128,62 @@ interface State {
   routers?: { id: string; ports: PluggedRouterPort[] }[];
 }
 
+/**
+ * ports.json: the remote groups' members once for the host (`groupMembers`), and each port's filter naming its
+ * groups (`remoteGroups`), rather than every port's own copy of every member: with n ports in a group, n²
+ * addresses to read and write at each change. The firewall takes the union of the ports' members per group
+ * anyway (one set per group). A port stored with `remoteGroupMembers` (written before) is read as it is.
+ */
+interface StoredState extends Omit<State, 'ports'> {
+  ports: (Omit<PluggedPort, 'filter'> & { filter?: StoredFilter })[];
+  groupMembers?: Record<string, string[]>;
+}
+
+type StoredFilter = Omit<PortFilter, 'remoteGroupMembers'> & {
+  remoteGroupMembers?: Record<string, string[]>;
+  remoteGroups?: string[];
+};
+
+function toStored(state: State): StoredState {
+  const members = new Map<string, Set<string>>();
+  for (const port of state.ports) {
+    for (const [group, addresses] of Object.entries(port.filter?.remoteGroupMembers ?? {})) {
+      const known = members.get(group) ?? new Set<string>();
+      for (const address of addresses) known.add(address);
+      members.set(group, known);
+    }
+  }
+  return {
+    ...state,
+    ports: state.ports.map((port) => {
+      if (!port.filter) return port;
+      const { remoteGroupMembers, ...filter } = port.filter;
+      return { ...port, filter: { ...filter, remoteGroups: Object.keys(remoteGroupMembers) } };
+    }),
+    groupMembers: Object.fromEntries([...members].map(([group, known]) => [group, [...known]])),
+  };
+}
+
+function fromStored(stored: StoredState): State {
+  const { groupMembers = {}, ports, ...rest } = stored;
+  return {
+    ...rest,
+    ports: ports.map((port) => {
+      if (!port.filter) return port as PluggedPort;
+      const { remoteGroups, remoteGroupMembers, ...filter } = port.filter;
+      return {
+        ...port,
+        filter: {
+          ...filter,
+          remoteGroupMembers:
+            remoteGroupMembers ??
+            Object.fromEntries((remoteGroups ?? []).map((group) => [group, groupMembers[group] ?? []])),
+        },
+      };
+    }),
+  };
+}
+
 const DEFAULT_MTU = 1500;
 
 /** What the host keeps of a container's port. */
@@ -878,11 +934,11 @@ export class HostNetwork {
     // Read once: from then on this process is the file's only writer (every change runs on its queue).
     const text = this.stateText ?? (await readFile(this.stateFile, 'utf8').catch(() => undefined));
     this.stateText = text;
-    return text ? (JSON.parse(text) as State) : { ports: [] };
+    return text ? fromStored(JSON.parse(text) as StoredState) : { ports: [] };
   }
 
   private async save(state: State): Promise<void> {
-    const text = JSON.stringify(state);
+    const text = JSON.stringify(toStored(state));
     this.stateText = undefined;
     await writeFile(`${this.stateFile}.tmp`, text);
     await rename(`${this.stateFile}.tmp`, this.stateFile);
