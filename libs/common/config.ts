@@ -245,8 +245,9 @@ export const SETTINGS: Settings = {
   },
   containerRuntime: {
     env: 'NOVUM_CONTAINER_RUNTIME',
-    describe: 'The OCI runtime binary (`runc` or a path to one) the container driver runs containers with',
-    default: 'runc',
+    describe:
+      'The OCI runtime binary (`runc`, `crun` or a path to one) the container driver runs containers with; `auto`: crun where it is installed, else runc',
+    default: 'auto',
     parse: text,
   },
   kvmAccel: {

@@ -1,19 +1,19 @@
 /**
- * Container driver benchmark against a real all-in-one cloud (NOVUM_COMPUTE_DRIVERS=container, runc) as root:
+ * Container driver benchmark against a real all-in-one cloud (NOVUM_COMPUTE_DRIVERS=container) as root:
  * the first c1.tiny server of an uncached image, then POST -> ACTIVE one server at a time with the image cached,
  * the host memory each running container costs, and 100 servers created at once until all are ACTIVE.
  * Not a test: it asserts nothing and prints figures.
  *
  *   npx tsx test/bench/container.ts [sequential servers, default 20] [parallel servers, default 100]
  *
- * NOVUM_CONTAINER_RUNTIME picks the OCI runtime (runc by default, crun); BENCH_LOG_LEVEL the cloud's log level (warn). BENCH_MODE=production runs the cloud on PostgreSQL + RabbitMQ; BENCH_NETWORK=none boots the servers without
+ * NOVUM_CONTAINER_RUNTIME picks the OCI runtime (the cloud's default: crun where installed, else runc); BENCH_LOG_LEVEL the cloud's log level (warn). BENCH_MODE=production runs the cloud on PostgreSQL + RabbitMQ; BENCH_NETWORK=none boots the servers without
  * a port (`networks: none`) instead of on a network of their own. NOVUM_DIST picks the build (default dist/).
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { startCloud } from '../e2e/support/cloud';
-import { removeContainerLeftovers } from '../e2e/support/host';
+import { removeContainerLeftovers, RUNTIME } from '../e2e/support/host';
 import { api, issueToken } from '../e2e/support/keystone';
 
 const SEQUENTIAL = Number(process.argv[2] ?? 20);
@@ -101,6 +101,23 @@ function report(label: string, values: number[]): void {
   );
 }
 
+/** CPU time of the cloud's process (this process's node child: the all-in-one), all its threads. */
+function cloudCpuSeconds(): number {
+  let total = 0;
+  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // fields[1] is the parent pid; utime and stime are the 14th and 15th fields of the whole line.
+      if (Number(fields[1]) === process.pid && stat.includes('(node)'))
+        total += (Number(fields[11]) + Number(fields[12])) / 100;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return total;
+}
+
 /** CPU time the host has spent busy since boot, all cores (/proc/stat: user, nice, system, irq, softirq). */
 function hostCpuSeconds(): number {
   const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
@@ -110,12 +127,14 @@ function hostCpuSeconds(): number {
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0)
     throw new Error('the container benchmark runs as root (runc, cgroups, mounts)');
+  const runtime = process.env.NOVUM_CONTAINER_RUNTIME || RUNTIME;
   const cloud = await startCloud({
     portBase: 23850,
     mode: process.env.BENCH_MODE === 'production' ? 'production' : 'embedded',
     // 100 one-vCPU servers on a 2-core host need a CPU allocation ratio above the default 16.
     extraEnv: {
       NOVUM_COMPUTE_DRIVERS: 'container',
+      NOVUM_CONTAINER_RUNTIME: runtime,
       NOVUM_LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
       NOVUM_ALLOCATION_RATIOS: process.env.NOVUM_ALLOCATION_RATIOS ?? '64,1.5,1.0',
       ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}),
@@ -174,7 +193,6 @@ async function main(): Promise<void> {
       networks = [{ uuid: network.id }];
     }
     const b: Bench = { root, token, image: image.id, networks };
-    const runtime = process.env.NOVUM_CONTAINER_RUNTIME ?? 'runc';
     console.log(
       `container benchmark: ${cloud.mode} mode, ${runtime} ${execFileSync(runtime, ['--version'], { encoding: 'utf8' }).split('\n')[0].split(' ').pop()}, ` +
         `network ${networks === 'none' ? 'none' : 'one port each'}, node ${process.version}`,
@@ -210,6 +228,7 @@ async function main(): Promise<void> {
 
     if (PARALLEL === 0) return;
     const cpuBefore = hostCpuSeconds();
+    const cloudBefore = cloudCpuSeconds();
     const ownBefore = process.cpuUsage();
     t0 = performance.now();
     const ids = await Promise.all(Array.from({ length: PARALLEL }, (_, i) => create(b, `par-${i}`)));
@@ -237,8 +256,10 @@ async function main(): Promise<void> {
     // the kernel's work for them), less this benchmark's own process.
     const own = process.cpuUsage(ownBefore);
     const cpu = hostCpuSeconds() - cpuBefore - (own.user + own.system) / 1e6;
+    const cloudCpu = cloudCpuSeconds() - cloudBefore;
     console.log(
-      `${'  host CPU meanwhile (all cores, less the bench)'.padEnd(48)} ${cpu.toFixed(2).padStart(9)} s  (${((cpu * 1000) / PARALLEL).toFixed(0)} ms per server)`,
+      `${'  host CPU meanwhile (all cores, less the bench)'.padEnd(48)} ${cpu.toFixed(2).padStart(9)} s  (${((cpu * 1000) / PARALLEL).toFixed(0)} ms per server; ` +
+        `the cloud's node process ${((cloudCpu * 1000) / PARALLEL).toFixed(0)} ms, its commands and the kernel the rest)`,
     );
     t0 = performance.now();
     await deleteAll(b);

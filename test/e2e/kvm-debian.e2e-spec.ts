@@ -22,7 +22,7 @@ jest.setTimeout(BOOT_TIMEOUT_MS);
 
 const missing =
   process.env.NOVUM_SLOW_TESTS === '1'
-    ? (missingDebianPrerequisites() ?? missingHostTools([RUNTIME], 'runc'))
+    ? (missingDebianPrerequisites() ?? missingHostTools([RUNTIME], RUNTIME))
     : 'slow (set NOVUM_SLOW_TESTS=1)';
 const skip = process.env.NOVUM_SLOW_TESTS === '1' ? hostTestSkip('kvm debian', missing) : missing;
 

@@ -8,10 +8,17 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { CloudHandle, startCloud } from './cloud';
+import { defaultRuntime } from '@novum/virt';
 import { openstackOk } from './openstack';
 
-/** The OCI runtime the container tests drive. */
-export const RUNTIME = 'runc';
+/**
+ * The OCI runtime the container tests drive: the cloud's default (crun where installed, else runc), or
+ * NOVUM_TEST_RUNTIME (`runc`, `crun`). The container driver's unit spec drives both with real containers.
+ */
+export const RUNTIME =
+  process.env.NOVUM_TEST_RUNTIME === 'runc' || process.env.NOVUM_TEST_RUNTIME === 'crun'
+    ? process.env.NOVUM_TEST_RUNTIME
+    : defaultRuntime();
 
 /** Why a host test file cannot run here (not root, a tool missing), or undefined when it can. */
 export function missingHostTools(tools: readonly string[], packages: string): string | undefined {
