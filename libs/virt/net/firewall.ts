@@ -257,6 +257,19 @@ const verdictMap = (key: string): NamedSet => ({
   elements: new Map(),
 });
 
+/** The members of each remote group the ports' filters name: the union of what each port's filter says. */
+export function groupMembers(ports: readonly Pick<FirewallPort, 'filter'>[]): Map<string, Set<string>> {
+  const members = new Map<string, Set<string>>();
+  for (const port of ports) {
+    for (const [group, addresses] of Object.entries(port.filter?.remoteGroupMembers ?? {})) {
+      const known = members.get(group) ?? new Set<string>();
+      for (const address of addresses) known.add(address);
+      members.set(group, known);
+    }
+  }
+  return members;
+}
+
 /** Indices for the ports: the ones they had in `previous`, the lowest free ones for the others. */
 function assignIndices(sorted: readonly FirewallPort[], previous?: Ruleset): Map<string, number> {
   const indices = new Map<string, number>();
@@ -389,14 +402,7 @@ export function buildRuleset(
   for (const name of [...new Set(sorted.map((port) => port.bridge))].sort())
     bridges.elements.set(quote(name), '');
   inet.sets.set('bridges', bridges);
-  const members = new Map<string, Set<string>>();
-  for (const port of sorted) {
-    for (const [group, addresses] of Object.entries(port.filter?.remoteGroupMembers ?? {})) {
-      const known = members.get(group) ?? new Set<string>();
-      for (const address of addresses) known.add(address);
-      members.set(group, known);
-    }
-  }
+  const members = groupMembers(sorted);
   const referenced = new Set(
     sorted.flatMap((port) =>
       (port.filter?.rules ?? []).map((rule) => rule.remoteGroupId).filter((id): id is string => !!id),

@@ -8,6 +8,7 @@ import {
   MetadataDevice,
   PortFilter,
   buildRuleset,
+  groupMembers,
   renderChange,
   renderFull,
   RouterDevice,
@@ -145,14 +146,7 @@ type StoredFilter = Omit<PortFilter, 'remoteGroupMembers'> & {
 };
 
 function toStored(state: State): StoredState {
-  const members = new Map<string, Set<string>>();
-  for (const port of state.ports) {
-    for (const [group, addresses] of Object.entries(port.filter?.remoteGroupMembers ?? {})) {
-      const known = members.get(group) ?? new Set<string>();
-      for (const address of addresses) known.add(address);
-      members.set(group, known);
-    }
-  }
+  const members = groupMembers(state.ports);
   return {
     ...state,
     ports: state.ports.map((port) => {
