@@ -15,7 +15,10 @@ import { openstackJson, openstackOk } from './support/openstack';
  * back with `openstack server migrate --live-migration --host X --block-migration --wait`; nothing of it stays
  * on the host it left. Guests under TCG.
  */
-jest.setTimeout(300_000);
+// Above the sum of the test's own deadlines (180 s for the first pings under TCG, 120 s after each migration,
+// and the migrations' --wait), so that a slow run fails on one of them, with the guest's console, and not on
+// jest's timeout without a word (as it did once in CI, at 300 s).
+jest.setTimeout(600_000);
 
 const PORT = 27300;
 const HOSTS = 2;
@@ -160,7 +163,11 @@ function qemuPids(uuid: string): number[] {
       'n=0',
       '(while true; do n=$((n+1)); if ping -c 1 -W 1 10.79.1.32 >/dev/null 2>&1; then echo "lm-ping $n ok"; else echo "lm-ping $n fail"; fi; sleep 1; done) &',
     ]);
+    const booted = Date.now();
     const before = lastPing(await pingsPast(id, 0, 180_000));
+    process.stdout.write(
+      `live migration test: the guest pinged its peer ${Date.now() - booted} ms after ACTIVE\n`,
+    );
 
     const migrate = async (to: string) => {
       const started = Date.now();
