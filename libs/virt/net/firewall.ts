@@ -457,8 +457,11 @@ const FAMILIES = ['bridge', 'inet'] as const;
 
 const isEmpty = (ruleset?: Ruleset) => !ruleset || !ruleset.indices.size;
 
-function elementList(set: NamedSet, keysOnly = false): string {
-  return [...set.elements].map(([key, value]) => (value && !keysOnly ? `${key} : ${value}` : key)).join(', ');
+/** `map` for a verdict map, `set` for a set: the word nft's commands name it by. */
+const kindOf = (set: NamedSet) => (set.declaration[0].includes(': verdict') ? 'map' : 'set');
+
+function elementList(set: NamedSet): string {
+  return [...set.elements].map(([key, value]) => (value ? `${key} : ${value}` : key)).join(', ');
 }
 
 /**
@@ -478,7 +481,7 @@ export function renderFull(ruleset: Ruleset): string {
     const model = ruleset[family];
     out.push(`table ${family} ${table} {`);
     for (const [name, set] of model.sets) {
-      out.push(`  ${set.declaration[0].includes(': verdict') ? 'map' : 'set'} ${name} {`);
+      out.push(`  ${kindOf(set)} ${name} {`);
       out.push(...set.declaration.map((line) => `    ${line}`));
       if (set.elements.size) out.push(`    elements = { ${elementList(set)} }`);
       out.push('  }');
@@ -512,7 +515,7 @@ export function renderChange(from: Ruleset | undefined, to: Ruleset): string {
     const where = `${family} ${table}`;
     for (const [name, set] of after.sets) {
       const old = before.sets.get(name);
-      const kind = set.declaration[0].includes(': verdict') ? 'map' : 'set';
+      const kind = kindOf(set);
       // A set whose type changed could still be in use: the tables are loaded anew.
       if (old && !sameLines(old.declaration, set.declaration)) return renderFull(to);
       if (!old) {
@@ -550,8 +553,7 @@ export function renderChange(from: Ruleset | undefined, to: Ruleset): string {
       if (!after.chains.has(name)) deletions.push(`delete chain ${where} ${name}`);
     }
     for (const [name, set] of before.sets) {
-      if (!after.sets.has(name))
-        deletions.push(`delete ${set.declaration[0].includes(': verdict') ? 'map' : 'set'} ${where} ${name}`);
+      if (!after.sets.has(name)) deletions.push(`delete ${kindOf(set)} ${where} ${name}`);
     }
   }
   const script = [...sets, ...chains, ...elements, ...deletions];
