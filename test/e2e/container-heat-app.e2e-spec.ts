@@ -371,7 +371,23 @@ const skip = hostTestSkip(
       expect(names('updated')).toEqual(['db']);
       expect(names('replaced')).toEqual(['web']);
 
-      const updated = await openstackWaitedJson(demo, 'stack', 'update', ...args, '--wait', 'app');
+      const updated = await openstackWaitedJson(demo, 'stack', 'update', ...args, '--wait', 'app').catch(
+        async (error: Error) => {
+          // Where the database's resize was when the update did not end: its status, task and fault, and its
+          // actions' events.
+          const db = await openstack(demo, 'server', 'show', before.db, '-f', 'json');
+          const actions = await openstackJson<any[]>(admin, 'server', 'event', 'list', before.db);
+          // Each event's details (2.84) say why it failed.
+          const last = await openstack(
+            admin,
+            ...['--os-compute-api-version', '2.84', 'server', 'event', 'show', before.db],
+            actions[0]['Request ID'],
+          );
+          throw new Error(
+            `${error.message}\ndb server: ${db.stdout}${db.stderr}\nlast action: ${last.stdout}`,
+          );
+        },
+      );
       expect(updated.stack_status).toBe('UPDATE_COMPLETE');
       const after = Object.fromEntries(
         (await openstackJson<any[]>(demo, 'stack', 'resource', 'list', 'app')).map((r) => [

@@ -160,7 +160,7 @@ export async function startCloud(options: {
     NOVUM_DATA_DIR: dataDir,
     NOVUM_BIND_ADDRESS: '127.0.0.1',
     NOVUM_PUBLIC_HOST: '127.0.0.1',
-    NOVUM_LOG_LEVEL: 'warn',
+    NOVUM_LOG_LEVEL: process.env.NOVUM_E2E_LOG_LEVEL ?? 'warn',
     NOVUM_IDENTITY_PORT: String(options.portBase),
     NOVUM_COMPUTE_PORT: String(options.portBase + 1),
     NOVUM_IMAGE_PORT: String(options.portBase + 2),

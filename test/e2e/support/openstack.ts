@@ -38,7 +38,12 @@ export async function openstack(env: Record<string, string>, ...args: string[]):
     return { stdout, stderr, code: 0 };
   } catch (error) {
     const e = error as { stdout?: string; stderr?: string; code?: number };
-    return { stdout: e.stdout ?? '', stderr: e.stderr ?? '', code: typeof e.code === 'number' ? e.code : 1 };
+    const killed = (error as { killed?: boolean }).killed ? `[killed after the ${TIMEOUT_S} s timeout]` : '';
+    return {
+      stdout: e.stdout ?? '',
+      stderr: (e.stderr ?? '') + killed,
+      code: typeof e.code === 'number' ? e.code : 1,
+    };
   }
 }
 
@@ -106,7 +111,10 @@ class Runner {
         rmSync(file, { force: true });
       }
     };
-    return { stdout: read(stdout), stderr: read(stderr), code: code < 0 ? 1 : code };
+    // A negative code is the signal that ended the command: SIGKILL from the runner when its timeout passed.
+    const why = code === -9 ? `[killed after the ${TIMEOUT_S} s timeout]` : `[ended by signal ${-code}]`;
+    const stderrText = read(stderr) + (code < 0 ? why : '');
+    return { stdout: read(stdout), stderr: stderrText, code: code < 0 ? 1 : code };
   }
 }
 
