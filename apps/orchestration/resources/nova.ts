@@ -99,6 +99,14 @@ export async function resize(
       confirmed = true;
     } else if (current.status === 'ACTIVE' && confirmed && !current['OS-EXT-STS:task_state']) {
       return;
+    } else if (!confirmed && !current['OS-EXT-STS:task_state'] && current.status !== 'VERIFY_RESIZE') {
+      // Nova sets task_state resize_prep before it answers the resize: no task and no VERIFY_RESIZE is a resize
+      // that ended, done (confirmed by Nova itself: the new flavour) or not (the old one, its fault in the
+      // server's actions); waiting would wait for ever.
+      const now = current.flavor as { id?: string; original_name?: string } | undefined;
+      if (now?.id === flavor.id || (now?.original_name !== undefined && now.original_name === flavor.name))
+        return;
+      throw new Error(`Resizing to '${flavorRef}' failed, status '${String(current.status)}'`);
     }
     await ctx.sleep(500);
   }
