@@ -457,10 +457,25 @@ export class ContainerDriver implements ComputeDriver {
       }
       await this.applyFlavor(record, options.powerOn ?? true, options.timeoutSeconds ?? 0);
     } catch (error) {
-      // No resize to confirm or revert: the old flavour (and a disk that may have grown) stay.
+      // No resize to confirm or revert: the old flavour (and a disk that may have grown) stay, and a container
+      // stopped for an offline disk resize runs again, as the server is left as it was.
       record.flavor = oldFlavor;
       delete record.oldFlavor;
       await this.save(record);
+      if (
+        state === RUNNING &&
+        (options.powerOn ?? true) &&
+        (await this.runtimeStatus(record.uuid)) !== 'running'
+      ) {
+        const failed = await this.start(record).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        if (failed !== undefined) {
+          const said = (e: unknown) => (e instanceof Error ? e.message : String(e));
+          throw new DriverError(`${said(error)} Starting the container again failed too: ${said(failed)}`);
+        }
+      }
       throw error;
     }
   }
@@ -884,12 +899,19 @@ export class ContainerDriver implements ComputeDriver {
       if (!loop.startsWith('/dev/loop')) throw new DriverError(`No loop device for ${image}.`);
       await mustRun('losetup', ['-c', loop]);
       if ((await runCommand('resize2fs', [loop])).code === 0) return;
+      // Offline, then (without CAP_SYS_RESOURCE the kernel refuses an online resize: EPERM).
       await this.stop(record, graceSeconds);
     }
+    // Unmounted in the host's namespace, the file system can live on a moment longer (the container's own mount
+    // namespace lets its mounts go after its processes have ended): e2fsck and resize2fs on an image the kernel
+    // still has mounted through a loop device would race the kernel's own writes.
+    await waitDetached(image, 10_000);
     // e2fsck -p: 1 means it corrected something, fine before a resize; more is an error.
     const check = await runCommand('e2fsck', ['-f', '-p', image]);
     if (check.code > 1) {
-      throw new DriverError(`The root disk of ${record.uuid} has errors: ${check.stdout.trim().slice(-300)}`);
+      // Its first line (on stderr) says what it could not do; stdout says what it found.
+      const said = `${check.stderr.trim().split('\n')[0] ?? ''} ${check.stdout.trim().slice(-300)}`;
+      throw new DriverError(`The root disk of ${record.uuid} has errors (e2fsck ${check.code}): ${said}`);
     }
     await mustRun('resize2fs', [image]);
   }
@@ -1353,6 +1375,31 @@ const STATE_FILES: Record<
   runc: { status: (root, id) => runcStatus(root, id), initPid: (root, id) => runcInitPid(root, id) },
   crun: { status: (root, id) => crunStatus(root, id), initPid: (root, id) => crunInitPid(root, id) },
 };
+
+/** The loop devices whose backing file is `image` (none once the kernel has let go of its file system). */
+async function loopDevicesOf(image: string): Promise<string[]> {
+  const path = await realpath(image).catch(() => image);
+  const devices = (await readdir('/sys/block').catch(() => [] as string[])).filter((d) =>
+    d.startsWith('loop'),
+  );
+  const backing = await Promise.all(
+    devices.map((d) => readFile(`/sys/block/${d}/loop/backing_file`, 'utf8').catch(() => '')),
+  );
+  return devices.filter((_, i) => backing[i].trim() === path).map((d) => `/dev/${d}`);
+}
+
+/** Waits (polling every 25 ms) until no loop device is backed by `image`; fails after `timeoutMs`. */
+export async function waitDetached(image: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const devices = await loopDevicesOf(image);
+    if (devices.length === 0) return;
+    if (Date.now() >= deadline) {
+      throw new DriverError(`${image} is still in use by ${devices.join(', ')} after ${timeoutMs / 1000} s.`);
+    }
+    await sleep(25);
+  }
+}
 
 async function mountedAt(target: string): Promise<boolean> {
   const mountinfo = await readFile('/proc/self/mountinfo', 'utf8');
