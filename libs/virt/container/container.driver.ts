@@ -876,6 +876,9 @@ export class ContainerDriver implements ComputeDriver {
 
   private async mountDisk(record: GuestRecord): Promise<void> {
     if (!record.diskBytes || (await mountedAt(this.layerDir(record)))) return;
+    // Not while the kernel still has the file system of an earlier mount (a stopped container's namespace lets
+    // it go a moment later): a second loop device on the same file would mount it twice.
+    await waitDetached(this.diskImage(record.uuid), 10_000);
     // A loop mount autoclears: unmounting detaches the loop device.
     await mustRun('mount', [
       '-t',
