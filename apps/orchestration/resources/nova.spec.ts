@@ -68,6 +68,16 @@ describe("OS::Nova::Server's resize (flavor_update_policy RESIZE)", () => {
     expect(nova.posts).toEqual([{ resize: { flavorRef: '12' } }]);
   });
 
+  it('ends at SHUTOFF for a server that was stopped when it was resized', async () => {
+    const nova = new FakeNova([
+      server('RESIZE', 'resize_prep', '11'),
+      server('VERIFY_RESIZE', null, '12'),
+      server('SHUTOFF', null, '12'),
+    ]);
+    await resize(contextFor(nova), nova as unknown as CloudSession, 's1', 'c1.small');
+    expect(nova.posts).toEqual([{ resize: { flavorRef: '12' } }, { confirmResize: null }]);
+  });
+
   it('fails on ERROR', async () => {
     const nova = new FakeNova([server('ERROR', null, '11')]);
     await expect(resize(contextFor(nova), nova as unknown as CloudSession, 's1', 'c1.small')).rejects.toThrow(

@@ -80,7 +80,7 @@ function networksAttribute(
   return out;
 }
 
-/** Heat's flavor_update_policy RESIZE: resize, wait for VERIFY_RESIZE, confirm, wait for ACTIVE. */
+/** Heat's flavor_update_policy RESIZE: resize, wait for VERIFY_RESIZE, confirm, wait for ACTIVE (SHUTOFF if stopped). */
 export async function resize(
   ctx: ActionContext,
   cloud: CloudSession,
@@ -97,8 +97,10 @@ export async function resize(
     if (current.status === 'VERIFY_RESIZE' && !confirmed) {
       await cloud.request('compute', 'POST', `/servers/${id}/action`, { confirmResize: null });
       confirmed = true;
-    } else if (current.status === 'ACTIVE' && confirmed && !current['OS-EXT-STS:task_state']) {
-      return;
+    } else if (confirmed && !current['OS-EXT-STS:task_state'] && current.status !== 'VERIFY_RESIZE') {
+      // ACTIVE, or SHUTOFF for a server that was stopped when it was resized.
+      if (current.status === 'ACTIVE' || current.status === 'SHUTOFF') return;
+      throw new Error(`Confirming the resize to '${flavorRef}' failed, status '${String(current.status)}'`);
     } else if (!confirmed && !current['OS-EXT-STS:task_state'] && current.status !== 'VERIFY_RESIZE') {
       // Nova sets task_state resize_prep before it answers the resize: no task and no VERIFY_RESIZE is a resize
       // that ended, done (confirmed by Nova itself: the new flavour) or not (the old one, its fault in the
