@@ -6,6 +6,7 @@ import { acquireDataSource, releaseDataSource } from '@novum/db';
 import { DataSource } from 'typeorm';
 import { CloudSession, CredentialSeal, IdentityClient } from './cloud';
 import { Engine } from './engine';
+import { ActionContext } from './resources/types';
 import { StackService } from './stack.service';
 import { StackStore } from './stack.store';
 
@@ -71,4 +72,18 @@ export async function waitFor(what: string, check: () => Promise<boolean>): Prom
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+}
+
+/**
+ * A resource action's context on a fake cloud (anything answering `request` as CloudSession does): stack
+ * `app`, no waiting between polls.
+ */
+export function fakeActionContext(cloud: { request: CloudSession['request'] } | object): ActionContext {
+  return {
+    cloud: async () => cloud as unknown as CloudSession,
+    stackName: 'app',
+    stackId: 'stack-1',
+    physicalName: 'app-res-abcdef123456',
+    sleep: async () => undefined,
+  };
 }

@@ -1,8 +1,9 @@
 import { HotError, HotTemplate, Json, JsonMap } from '@novum/hot';
-import { CloudError, CloudSession } from '../cloud';
+import { CloudError } from '../cloud';
+import { fakeActionContext } from '../testing';
 import { dependencyGraph, validateStack } from '../engine';
 import { floatingIp, floatingIpAssociation, net, router, routerInterface, securityGroup } from './neutron';
-import { ActionContext, ResourceState, ResourceType, validateProperties } from './types';
+import { ResourceState, ResourceType, validateProperties } from './types';
 
 /** A Neutron that knows a few objects by id and name and answers writes with what it was sent. */
 class FakeNeutron {
@@ -41,14 +42,6 @@ class FakeNeutron {
     return undefined as T;
   }
 }
-
-const contextFor = (cloud: FakeNeutron): ActionContext => ({
-  cloud: async () => cloud as unknown as CloudSession,
-  stackName: 'app',
-  stackId: 'stack-1',
-  physicalName: 'app-res-abcdef123456',
-  sleep: async () => undefined,
-});
 
 const state = (physicalId: string, properties: JsonMap, data: JsonMap = {}): ResourceState => ({
   name: 'res',
@@ -147,7 +140,7 @@ describe('neutron resources: validation as Heat', () => {
 describe('neutron resources: actions', () => {
   it('creates a router with its gateway network resolved by name, and updates it in place', async () => {
     const cloud = new FakeNeutron();
-    const ctx = contextFor(cloud);
+    const ctx = fakeActionContext(cloud);
     const given = props(router, { external_gateway_info: { network: 'public' } });
     const created = await router.create(ctx, given);
     expect(cloud.calls.at(-1)).toEqual({
@@ -178,7 +171,7 @@ describe('neutron resources: actions', () => {
 
   it("adds a router interface by subnet name, keeps Heat's id form, and removes it on delete", async () => {
     const cloud = new FakeNeutron();
-    const ctx = contextFor(cloud);
+    const ctx = fakeActionContext(cloud);
     const created = await routerInterface.create(
       ctx,
       props(routerInterface, { router: 'edge', subnet: 'private-subnet' }),
@@ -209,7 +202,7 @@ describe('neutron resources: actions', () => {
 
   it('allocates a floating IP on a network by name, re-associates it in place and releases it', async () => {
     const cloud = new FakeNeutron();
-    const ctx = contextFor(cloud);
+    const ctx = fakeActionContext(cloud);
     const given = props(floatingIp, { floating_network: 'public', port_id: 'port-1' });
     const created = await floatingIp.create(ctx, given);
     expect(cloud.calls.at(-1)).toEqual({
@@ -237,7 +230,7 @@ describe('neutron resources: actions', () => {
 
   it('associates a floating IP with a port, moves it to another floating IP, and disassociates on delete', async () => {
     const cloud = new FakeNeutron();
-    const ctx = contextFor(cloud);
+    const ctx = fakeActionContext(cloud);
     const given = props(floatingIpAssociation, { floatingip_id: 'fip-1', port_id: 'port-1' });
     const created = await floatingIpAssociation.create(ctx, given);
     expect(created.physicalId).toBe('app-res-abcdef123456');
@@ -264,7 +257,7 @@ describe('neutron resources: actions', () => {
 
   it('keeps the shared shape for the older types: a net updated in place, a group with its rules', async () => {
     const cloud = new FakeNeutron();
-    const ctx = contextFor(cloud);
+    const ctx = fakeActionContext(cloud);
     const created = await net.create(ctx, props(net, { name: 'n', value_specs: { description: 'd' } }));
     expect(cloud.calls.at(-1)?.body).toEqual({
       network: { admin_state_up: true, description: 'd', name: 'n' },

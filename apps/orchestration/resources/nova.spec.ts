@@ -1,6 +1,6 @@
 import { CloudSession } from '../cloud';
+import { fakeActionContext } from '../testing';
 import { resize } from './nova';
-import { ActionContext } from './types';
 
 /** A Nova that knows two flavours and answers each GET of the server with the next state of a script. */
 class FakeNova {
@@ -25,14 +25,6 @@ class FakeNova {
   }
 }
 
-const contextFor = (nova: FakeNova): ActionContext => ({
-  cloud: async () => nova as unknown as CloudSession,
-  stackName: 'app',
-  stackId: 'stack-1',
-  physicalName: 'app-db-abcdef123456',
-  sleep: async () => undefined,
-});
-
 const server = (status: string, task: string | null, flavor: string) => ({
   status,
   'OS-EXT-STS:task_state': task,
@@ -48,7 +40,7 @@ describe("OS::Nova::Server's resize (flavor_update_policy RESIZE)", () => {
       server('VERIFY_RESIZE', 'resize_confirming', '12'),
       server('ACTIVE', null, '12'),
     ]);
-    await resize(contextFor(nova), nova as unknown as CloudSession, 's1', 'c1.small');
+    await resize(fakeActionContext(nova), nova as unknown as CloudSession, 's1', 'c1.small');
     expect(nova.posts).toEqual([{ resize: { flavorRef: '12' } }, { confirmResize: null }]);
   });
 
@@ -56,15 +48,15 @@ describe("OS::Nova::Server's resize (flavor_update_policy RESIZE)", () => {
     // What Nova shows when its compute host failed the resize and left the server as it was: no task, the
     // old flavour (the fault is in the server's actions).
     const nova = new FakeNova([server('RESIZE', 'resize_migrating', '11'), server('ACTIVE', null, '11')]);
-    await expect(resize(contextFor(nova), nova as unknown as CloudSession, 's1', 'c1.small')).rejects.toThrow(
-      "Resizing to 'c1.small' failed, status 'ACTIVE'",
-    );
+    await expect(
+      resize(fakeActionContext(nova), nova as unknown as CloudSession, 's1', 'c1.small'),
+    ).rejects.toThrow("Resizing to 'c1.small' failed, status 'ACTIVE'");
     expect(nova.posts).toEqual([{ resize: { flavorRef: '12' } }]);
   });
 
   it('ends without a confirm when Nova confirmed the resize itself (the new flavour, no task)', async () => {
     const nova = new FakeNova([server('ACTIVE', null, '12')]);
-    await resize(contextFor(nova), nova as unknown as CloudSession, 's1', 'c1.small');
+    await resize(fakeActionContext(nova), nova as unknown as CloudSession, 's1', 'c1.small');
     expect(nova.posts).toEqual([{ resize: { flavorRef: '12' } }]);
   });
 
@@ -74,14 +66,14 @@ describe("OS::Nova::Server's resize (flavor_update_policy RESIZE)", () => {
       server('VERIFY_RESIZE', null, '12'),
       server('SHUTOFF', null, '12'),
     ]);
-    await resize(contextFor(nova), nova as unknown as CloudSession, 's1', 'c1.small');
+    await resize(fakeActionContext(nova), nova as unknown as CloudSession, 's1', 'c1.small');
     expect(nova.posts).toEqual([{ resize: { flavorRef: '12' } }, { confirmResize: null }]);
   });
 
   it('fails on ERROR', async () => {
     const nova = new FakeNova([server('ERROR', null, '11')]);
-    await expect(resize(contextFor(nova), nova as unknown as CloudSession, 's1', 'c1.small')).rejects.toThrow(
-      "Resizing to 'c1.small' failed, status 'ERROR'",
-    );
+    await expect(
+      resize(fakeActionContext(nova), nova as unknown as CloudSession, 's1', 'c1.small'),
+    ).rejects.toThrow("Resizing to 'c1.small' failed, status 'ERROR'");
   });
 });
