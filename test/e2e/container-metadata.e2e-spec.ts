@@ -167,6 +167,8 @@ outputs:
 
     afterAll(async () => {
       if (!cloud) return;
+      // The cloud first, so that its agents plug nothing again (a router) while its leftovers go.
+      await cloud.stop();
       removeContainerLeftovers(cloud);
       for (const server of Object.values(servers)) {
         quietly('ip', 'link', 'delete', `novumv${compact(server.portId).slice(0, 9)}`);

@@ -134,6 +134,8 @@ const sh = (command: string, ...args: string[]) =>
     afterAll(async () => {
       if (!cloud) return;
       // A failed test must not leave containers, mounts, namespaces, devices or rules behind.
+      // The cloud first, so that its agents plug nothing again (a router) while its leftovers go.
+      await cloud.stop();
       removeContainerLeftovers(cloud);
       const quietly = (command: string, ...args: string[]) => {
         try {

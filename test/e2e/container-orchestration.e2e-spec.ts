@@ -137,6 +137,8 @@ const skip = hostTestSkip(
 
     afterAll(async () => {
       if (!cloud) return;
+      // The cloud first, so that its agents plug nothing again (a router) while its leftovers go.
+      await cloud.stop();
       removeContainerLeftovers(cloud);
       await cloud.destroy();
     }, 60_000);

@@ -106,6 +106,8 @@ const quietly = (command: string, ...args: string[]) => {
       quietly('ip', 'netns', 'delete', outside);
       quietly('ip', 'link', 'delete', outsideLink);
       if (!cloud) return;
+      // The cloud first, so that its agents plug nothing again (a router) while its leftovers go.
+      await cloud.stop();
       removeContainerLeftovers(cloud);
       if (routerId) quietly('ip', 'netns', 'delete', routerNs());
       await cloud.destroy();

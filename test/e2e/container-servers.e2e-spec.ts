@@ -65,6 +65,8 @@ const skip = hostTestSkip(
     afterAll(async () => {
       if (!cloud) return;
       // A failed test must not leave containers, mounts, loop devices or namespaces behind.
+      // The cloud first, so that its agents plug nothing again (a router) while its leftovers go.
+      await cloud.stop();
       removeContainerLeftovers(cloud);
       await cloud.destroy();
     }, 60_000);

@@ -113,6 +113,8 @@ const sh = (command: string, ...args: string[]) =>
           /* not running */
         }
       }
+      // The cloud first, so that its agents plug nothing again (a router) while its leftovers go.
+      await cloud.stop();
       removeContainerLeftovers(cloud);
       await cloud.destroy();
     }, 60_000);
