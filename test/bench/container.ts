@@ -7,12 +7,15 @@
  *   npx tsx test/bench/container.ts [sequential servers, default 20] [parallel servers, default 100]
  *
  * NOVUM_CONTAINER_RUNTIME picks the OCI runtime (the cloud's default: crun where installed, else runc); BENCH_LOG_LEVEL the cloud's log level (warn). BENCH_MODE=production runs the cloud on PostgreSQL + RabbitMQ; BENCH_NETWORK=none boots the servers without
- * a port (`networks: none`) instead of on a network of their own. NOVUM_DIST picks the build (default dist/).
+ * a port (`networks: none`) instead of on a network of their own. BENCH_APART=1 runs each service in its own
+ * process on PostgreSQL + RabbitMQ (as ops/systemd does). NOVUM_DIST picks the build (default dist/).
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { startCloud } from '../e2e/support/cloud';
+import { createBackends, entryPoint, launchService, startCloud, waitForHttp } from '../e2e/support/cloud';
 import { removeContainerLeftovers, RUNTIME } from '../e2e/support/host';
 import { api, issueToken } from '../e2e/support/keystone';
 
@@ -101,7 +104,7 @@ function report(label: string, values: number[]): void {
   );
 }
 
-/** CPU time of the cloud's process (this process's node child: the all-in-one), all its threads. */
+/** CPU time of the cloud's processes (this process's node children: the all-in-one, or each service), all threads. */
 function cloudCpuSeconds(): number {
   let total = 0;
   for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
@@ -124,22 +127,109 @@ function hostCpuSeconds(): number {
   return [0, 1, 2, 5, 6].reduce((sum, i) => sum + fields[i], 0) / 100; // USER_HZ
 }
 
+/** What the benchmark needs of a cloud, whether all in one process or its services apart. */
+interface BenchCloud {
+  mode: string;
+  /** The compute agent's data dir (its containers), where the benchmark also builds its image. */
+  dataDir: string;
+  identityUrl: string;
+  services: Record<string, string>;
+  adminPassword: string;
+  demoPassword: string;
+  destroy(): Promise<void>;
+}
+
+/**
+ * BENCH_APART=1: each service in its own process as ops/systemd runs them (identity, image, network, compute
+ * API, conductor, compute agent; no orchestration), on PostgreSQL and RabbitMQ, so that the burst's work can
+ * spread over the cores instead of sharing the all-in-one's one JavaScript thread.
+ */
+async function startApart(portBase: number, extraEnv: Record<string, string>): Promise<BenchCloud> {
+  const controller = mkdtempSync(join(tmpdir(), 'novum-e2e-'));
+  const host = mkdtempSync(join(tmpdir(), 'novum-e2e-'));
+  const log = join(controller, 'services.log');
+  const backends = await createBackends(randomBytes(4).toString('hex'));
+  const [identity, compute, image, network] = [0, 1, 2, 3].map((i) => String(portBase + i));
+  const env: Record<string, string> = {
+    ...backends.env,
+    ...extraEnv,
+    NOVUM_DATA_DIR: controller,
+    NOVUM_BIND_ADDRESS: '127.0.0.1',
+    NOVUM_PUBLIC_HOST: '127.0.0.1',
+    NOVUM_IDENTITY_PORT: identity,
+    NOVUM_COMPUTE_PORT: compute,
+    NOVUM_IMAGE_PORT: image,
+    NOVUM_NETWORK_PORT: network,
+    NOVUM_IDENTITY_URL: `http://127.0.0.1:${identity}/identity`,
+    NOVUM_SERVICE_PASSWORD: randomBytes(12).toString('base64url'),
+    NOVUM_AUTH_ENCRYPTION_KEY: randomBytes(32).toString('base64url'),
+  };
+  const apps = ['identity', 'image', 'network', 'compute-api', 'conductor', 'compute'];
+  const processes = apps.map((app) =>
+    launchService(entryPoint(app), app === 'compute' ? { ...env, NOVUM_DATA_DIR: host } : env, log),
+  );
+  const services = {
+    identity: `http://127.0.0.1:${identity}/identity`,
+    compute: `http://127.0.0.1:${compute}/compute/v2.1`,
+    image: `http://127.0.0.1:${image}/image`,
+    network: `http://127.0.0.1:${network}/network`,
+  };
+  const destroy = async () => {
+    await Promise.all(processes.map((p) => p.stop()));
+    await backends.drop();
+    if (process.env.NOVUM_E2E_KEEP_LOG) execFileSync('cp', [log, process.env.NOVUM_E2E_KEEP_LOG]);
+    for (const dir of [controller, host]) rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await Promise.all(Object.values(services).map((url) => waitForHttp(url, 90_000)));
+    // The compute agent has reported its host once the scheduler can place a server: wait for its service.
+    const passwords = JSON.parse(readFileSync(join(controller, 'bootstrap-passwords.json'), 'utf8'));
+    const { token } = await issueToken(services.identity, {
+      user: 'admin',
+      password: passwords.admin,
+      project: 'admin',
+    });
+    for (let up = false; !up; await sleep(200)) {
+      const { body } = await api(services.compute, 'GET', '/os-services', { token });
+      up = body.services.some(
+        (s: { binary: string; state: string }) => s.binary === 'nova-compute' && s.state === 'up',
+      );
+    }
+    return {
+      mode: 'production, services apart',
+      dataDir: host,
+      identityUrl: services.identity,
+      services,
+      adminPassword: passwords.admin,
+      demoPassword: passwords.demo,
+      destroy,
+    };
+  } catch (error) {
+    await destroy();
+    throw error;
+  }
+}
+
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0)
     throw new Error('the container benchmark runs as root (runc, cgroups, mounts)');
   const runtime = process.env.NOVUM_CONTAINER_RUNTIME || RUNTIME;
-  const cloud = await startCloud({
-    portBase: 23850,
-    mode: process.env.BENCH_MODE === 'production' ? 'production' : 'embedded',
+  const extraEnv = {
+    NOVUM_COMPUTE_DRIVERS: 'container',
+    NOVUM_CONTAINER_RUNTIME: runtime,
+    NOVUM_LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
     // 100 one-vCPU servers on a 2-core host need a CPU allocation ratio above the default 16.
-    extraEnv: {
-      NOVUM_COMPUTE_DRIVERS: 'container',
-      NOVUM_CONTAINER_RUNTIME: runtime,
-      NOVUM_LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
-      NOVUM_ALLOCATION_RATIOS: process.env.NOVUM_ALLOCATION_RATIOS ?? '64,1.5,1.0',
-      ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}),
-    },
-  });
+    NOVUM_ALLOCATION_RATIOS: process.env.NOVUM_ALLOCATION_RATIOS ?? '64,1.5,1.0',
+    ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}),
+  };
+  const cloud: BenchCloud =
+    process.env.BENCH_APART === '1'
+      ? await startApart(23850, extraEnv)
+      : await startCloud({
+          portBase: 23850,
+          mode: process.env.BENCH_MODE === 'production' ? 'production' : 'embedded',
+          extraEnv,
+        });
   try {
     const admin = await issueToken(cloud.identityUrl, {
       user: 'admin',
