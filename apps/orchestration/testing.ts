@@ -78,7 +78,7 @@ export async function waitFor(what: string, check: () => Promise<boolean>): Prom
  * A resource action's context on a fake cloud (anything answering `request` as CloudSession does): stack
  * `app`, no waiting between polls.
  */
-export function fakeActionContext(cloud: { request: CloudSession['request'] } | object): ActionContext {
+export function fakeActionContext(cloud: object): ActionContext {
   return {
     cloud: async () => cloud as unknown as CloudSession,
     stackName: 'app',
