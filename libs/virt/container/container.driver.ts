@@ -898,8 +898,8 @@ export class ContainerDriver implements ComputeDriver {
     const image = this.diskImage(record.uuid);
     await truncate(image, bytes);
     if (await mountedAt(this.layerDir(record))) {
-      const loop = (await mustRun('losetup', ['-j', image])).split(':')[0];
-      if (!loop.startsWith('/dev/loop')) throw new DriverError(`No loop device for ${image}.`);
+      const [loop] = await loopDevicesOf(image);
+      if (!loop) throw new DriverError(`No loop device for ${image}.`);
       await mustRun('losetup', ['-c', loop]);
       if ((await runCommand('resize2fs', [loop])).code === 0) return;
       // Offline, then (without CAP_SYS_RESOURCE the kernel refuses an online resize: EPERM).
