@@ -18,7 +18,7 @@ import { FlavorSpec, ImageSource, InstanceSpec, PowerState } from '../index';
 import { describeDriverContract } from '../testing/driver-contract';
 import { HostNetwork } from '../net/host-network';
 import { netnsName } from '../net/names';
-import { ContainerDriver, prepareCgroupsForCrun } from './container.driver';
+import { ContainerDriver, mountedAt, prepareCgroupsForCrun } from './container.driver';
 
 const RUNTIME = process.env.NOVUM_CONTAINER_RUNTIME || 'runc';
 const BUILD = join(__dirname, '../../../ops/images/build-busybox.sh');
@@ -723,6 +723,30 @@ if (skip) {
         expect(existsSync(join(runtimeData, 'containers', 'runtime', `novum-${uuid}`))).toBe(false);
         expect(await driver.listInstances()).toEqual([]);
       }, 30_000);
+
+      it('tells a mount point from a plain directory, as mountinfo does', async () => {
+        const base = mkdtempSync(join(work, 'mnt-'));
+        const target = join(base, 'target');
+        const listed = () =>
+          readFileSync('/proc/self/mountinfo', 'utf8')
+            .split('\n')
+            .some((line) => line.split(' ')[4] === target);
+        execFileSync('mkdir', [target]);
+        expect(await mountedAt(target)).toBe(false);
+        expect(await mountedAt(join(base, 'absent'))).toBe(false);
+        execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'novum-test', target]);
+        try {
+          expect(listed()).toBe(true);
+          expect(await mountedAt(target)).toBe(true);
+          // A directory inside the mount is not a mount point of its own.
+          execFileSync('mkdir', [join(target, 'inner')]);
+          expect(await mountedAt(join(target, 'inner'))).toBe(false);
+        } finally {
+          execFileSync('umount', [target]);
+        }
+        expect(listed()).toBe(false);
+        expect(await mountedAt(target)).toBe(false);
+      });
 
       if (runtime === 'crun') {
         it('has the hybrid cgroup layout crun needs, and preparing it again changes nothing', async () => {
