@@ -56,7 +56,14 @@ import {
 import { HostNetwork } from '../net/host-network';
 import { netnsName } from '../net/names';
 import { PowerState } from '../states';
-import { mustRun, mustRunFrom, replaceTree, runCommand, runWithOutput } from './host-commands';
+import {
+  mustRun,
+  mustRunFrom,
+  replaceTree,
+  runCommand,
+  runFromSealedCopy,
+  runWithOutput,
+} from './host-commands';
 import { ImageRuntimeConfig, ImageStore, PreparedImage } from './image-store';
 import { writeLayerTar } from './layer-tar';
 import { crunInitPid, crunStatus, runcInitPid, RuntimeStatus, runcStatus } from './runc-state';
@@ -169,6 +176,8 @@ export class ContainerDriver implements ComputeDriver {
   constructor(private readonly options: ContainerDriverOptions) {
     this.root = join(options.dataDir, 'containers');
     this.runtime = !options.runtime || options.runtime === 'auto' ? defaultRuntime() : options.runtime;
+    // Without copying itself at each start (host-commands.ts says why that is as safe).
+    runFromSealedCopy(this.runtime);
     const idBase = options.idMapBase ?? ID_MAP_BASE;
     if (idBase > 0) this.idMap = { hostId: idBase, size: ID_MAP_SIZE };
     this.images = new ImageStore(this.root, idBase);

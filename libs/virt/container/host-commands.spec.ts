@@ -1,4 +1,5 @@
 import {
+  copyFileSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -11,7 +12,14 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { hostSpawnerPid, mustRun, replaceTree, runCommand, runWithOutput } from './host-commands';
+import {
+  hostSpawnerPid,
+  mustRun,
+  replaceTree,
+  runCommand,
+  runFromSealedCopy,
+  runWithOutput,
+} from './host-commands';
 
 const spawnerMissing = !existsSync('/usr/bin/python3') || process.env.NOVUM_HOST_SPAWNER === 'direct';
 
@@ -82,6 +90,31 @@ describe('host commands', () => {
     expect(readdirSync(root)).toEqual(['a']);
     expect(readFileSync(join(dir, 'outside', 'keep'), 'utf8')).toBe('keep');
   });
+
+  (spawnerMissing ? it.skip : it)(
+    'starts a sealed command from an in-memory copy of its binary, made again when the binary changes',
+    async () => {
+      // A copy of its own, so that no other command of this process runs sealed.
+      const binary = join(dir, 'novum-sealed-test');
+      copyFileSync('/usr/bin/readlink', binary);
+      expect((await runCommand(binary, ['/proc/self/exe'])).stdout.trim()).toBe(binary);
+      runFromSealedCopy(binary);
+      const exe = await runCommand(binary, ['/proc/self/exe']);
+      expect(exe).toEqual({
+        code: 0,
+        stdout: '/memfd:novum-sealed:novum-sealed-test (deleted)\n',
+        stderr: '',
+      });
+      // argv[0] is the command's name as given; the output file variant is sealed too.
+      const log = join(dir, 'sealed.log');
+      expect(await runWithOutput(binary, ['/proc/self/exe'], log)).toBe(0);
+      expect(readFileSync(log, 'utf8')).toBe(exe.stdout);
+      // A new binary at that path (a package upgrade) runs from a new copy.
+      rmSync(binary);
+      copyFileSync('/usr/bin/echo', binary);
+      expect(await runCommand(binary, ['upgraded'])).toEqual({ code: 0, stdout: 'upgraded\n', stderr: '' });
+    },
+  );
 
   (spawnerMissing ? it.skip : it)(
     'starts commands from its spawner; one that ended fails its running commands and is replaced',
