@@ -59,6 +59,7 @@ import { PowerState } from '../states';
 import {
   mustRun,
   mustRunFrom,
+  mustRunSteps,
   replaceTree,
   runCommand,
   runFromSealedCopy,
@@ -813,18 +814,20 @@ export class ContainerDriver implements ComputeDriver {
     // Lazy init and no discard: the file stays sparse, only what the container writes takes host space. The
     // file system (made with the empty upper and work directories of the template, owned by the container's
     // root), its loop mount (autoclearing: unmounting detaches the loop device) and, when asked, the overlay
-    // on it in one process start, which costs the agent more than any of these commands.
+    // on it: one request to the host spawner.
     const overlay = options.mountRootfs ? this.overlayMount(record) : undefined;
-    await mustRun('sh', [
-      '-c',
-      'mkfs.ext4 -q -F -m 0 -L novum-root -d "$3" -E lazy_itable_init=1,lazy_journal_init=1,nodiscard "$1" && ' +
-        'mount -t ext4 -o loop,noinit_itable "$1" "$2" && ' +
-        '{ [ -z "$4" ] || exec mount -t overlay "$4" -o "$5" "$6"; }',
-      'sh',
-      image,
-      this.layerDir(record),
-      await this.makeLayerTemplate(),
-      ...(overlay ? [overlay.source, overlay.options, overlay.target] : []),
+    await mustRunSteps([
+      {
+        command: 'mkfs.ext4',
+        args: [
+          ...['-q', '-F', '-m', '0', '-L', 'novum-root', '-d', await this.makeLayerTemplate()],
+          ...['-E', 'lazy_itable_init=1,lazy_journal_init=1,nodiscard', image],
+        ],
+      },
+      { command: 'mount', args: ['-t', 'ext4', '-o', 'loop,noinit_itable', image, this.layerDir(record)] },
+      ...(overlay
+        ? [{ command: 'mount', args: ['-t', 'overlay', overlay.source, '-o', overlay.options, overlay.target] }]
+        : []),
     ]);
   }
 

@@ -5,11 +5,14 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
   rmSync,
   statSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -18,10 +21,13 @@ import {
   replaceTree,
   runCommand,
   runFromSealedCopy,
+  runSteps,
+  runStepsWith,
   runWithOutput,
 } from './host-commands';
 
 const spawnerMissing = !existsSync('/usr/bin/python3') || process.env.NOVUM_HOST_SPAWNER === 'direct';
+const notRoot = process.getuid?.() !== 0;
 
 describe('host commands', () => {
   let dir: string;
@@ -90,6 +96,59 @@ describe('host commands', () => {
     expect(readdirSync(root)).toEqual(['a']);
     expect(readFileSync(join(dir, 'outside', 'keep'), 'utf8')).toBe('keep');
   });
+
+  it('runs steps in order until one fails, with every output and the failed step', async () => {
+    expect(
+      await runSteps([
+        { command: 'echo', args: ['a'] },
+        { command: 'cat', args: [], input: 'b\n' },
+        { command: 'sh', args: ['-c', 'echo c; echo no >&2; exit 3'] },
+        { command: 'echo', args: ['never'] },
+      ]),
+    ).toEqual({ code: 3, stdout: 'a\nb\nc\n', stderr: 'no\n', failed: 2 });
+    expect(await runSteps([{ command: 'echo', args: ['x'] }])).toEqual({
+      code: 0,
+      stdout: 'x\n',
+      stderr: '',
+    });
+    const missing = await runSteps([
+      { command: 'true', args: [] },
+      { command: '/nonexistent/novum', args: [] },
+    ]);
+    expect(missing).toMatchObject({ code: 127, failed: 1 });
+  });
+
+  (notRoot ? it.skip : it)(
+    "writes a namespace's sysctls inside it, leaving the host's and the next step's namespace alone",
+    async () => {
+      const name = `novum-steps-${randomBytes(4).toString('hex')}`;
+      const path = `/run/netns/${name}`;
+      const key = 'net.ipv4.ip_unprivileged_port_start';
+      const file = '/proc/sys/net/ipv4/ip_unprivileged_port_start';
+      const host = readFileSync(file, 'utf8').trim();
+      const inside = () =>
+        execFileSync('ip', ['netns', 'exec', name, 'cat', file], { encoding: 'utf8' }).trim();
+      execFileSync('ip', ['netns', 'add', name]);
+      try {
+        const value = host === '17' ? '18' : '17';
+        const result = await runSteps([
+          { netnsPath: path, sysctls: { [key]: value, 'net.ipv4.ping_group_range': '0 2147483647' } },
+          { command: 'readlink', args: ['/proc/self/ns/net'] },
+        ]);
+        expect(result).toEqual({ code: 0, stdout: `${readlinkSync('/proc/self/ns/net')}\n`, stderr: '' });
+        expect(inside()).toBe(value);
+        expect(readFileSync(file, 'utf8').trim()).toBe(host);
+        // The same through single commands (no spawner): nsenter and sysctl.
+        await runStepsWith(runCommand, [{ netnsPath: path, sysctls: { [key]: '19' } }]);
+        expect(inside()).toBe('19');
+        const absent = await runSteps([{ netnsPath: `${path}-absent`, sysctls: { [key]: '0' } }]);
+        expect(absent).toMatchObject({ code: 1, failed: 0 });
+        expect(absent.stderr).toMatch(/No such file/);
+      } finally {
+        execFileSync('ip', ['netns', 'delete', name]);
+      }
+    },
+  );
 
   (spawnerMissing ? it.skip : it)(
     'starts a sealed command from an in-memory copy of its binary, made again when the binary changes',

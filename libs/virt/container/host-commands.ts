@@ -61,6 +61,80 @@ function runDirectly(command: string, args: readonly string[], input?: string): 
   });
 }
 
+/** A step of runSteps: a command (with `input` on its stdin), or sysctls written inside a network namespace. */
+export type Step =
+  | { command: string; args: readonly string[]; input?: string }
+  | { netnsPath: string; sysctls: Readonly<Record<string, string>> };
+
+/** What runSteps gives: every step's output, the exit code of the last step run, which step failed. */
+export interface StepsResult extends CommandResult {
+  /** The index of the step that failed; undefined when all succeeded. */
+  failed?: number;
+}
+
+export type CommandRunner = (
+  command: string,
+  args: readonly string[],
+  input?: string,
+) => Promise<CommandResult>;
+
+/**
+ * Runs steps one after the other until one fails, as `a && b && c` would in a shell but without one: the host
+ * spawner runs them all for one request (a shell is a program start of its own: 11 ms of CPU for three
+ * commands through `sh -c` against 6.5 from the spawner, measured here). A namespace's sysctls are written by
+ * a thread of the spawner that enters the namespace and ends there, where `ip netns exec … sysctl` costs two
+ * program starts and a mount namespace with /sys mounted again.
+ */
+export function runSteps(steps: readonly Step[]): Promise<StepsResult> {
+  const spawner = HostSpawner.get();
+  if (!spawner) return runStepsWith(runDirectly, steps);
+  return spawner.run({
+    op: 'steps',
+    steps: steps.map((step) =>
+      'command' in step
+        ? { file: step.command, args: [...step.args], input: step.input ?? '', ...sealedFlag(step.command) }
+        : { netns: step.netnsPath, sysctls: { ...step.sysctls } },
+    ),
+  });
+}
+
+/**
+ * runSteps through a runner of single commands (one without the host spawner, or a test's fake host): a
+ * namespace's sysctls as `nsenter --net=<path> sysctl -qw key=value…`.
+ */
+export async function runStepsWith(run: CommandRunner, steps: readonly Step[]): Promise<StepsResult> {
+  let stdout = '';
+  let stderr = '';
+  for (const [index, step] of steps.entries()) {
+    const result =
+      'command' in step
+        ? await run(step.command, step.args, step.input)
+        : await run('nsenter', [
+            `--net=${step.netnsPath}`,
+            ...['sysctl', '-qw'],
+            ...Object.entries(step.sysctls).map(([key, value]) => `${key}=${value}`),
+          ]);
+    stdout += result.stdout;
+    stderr += result.stderr;
+    if (result.code !== 0) return { code: result.code, stdout, stderr, failed: index };
+  }
+  return { code: 0, stdout, stderr };
+}
+
+/** runSteps, rejecting with a DriverError that names the step that failed. */
+export async function mustRunSteps(steps: readonly Step[]): Promise<string> {
+  const result = await runSteps(steps);
+  if (result.failed !== undefined) {
+    const step = steps[result.failed];
+    const what =
+      'command' in step
+        ? `${step.command} ${step.args.slice(0, 4).join(' ')}`
+        : `sysctl in ${step.netnsPath}`;
+    throw new DriverError(`${what} failed (${result.code}): ${result.stderr.trim().slice(-500)}`);
+  }
+  return result.stdout;
+}
+
 /** Runs a host command and rejects with a DriverError naming it when it fails. */
 export async function mustRun(command: string, args: readonly string[]): Promise<string> {
   const result = await runCommand(command, args);
@@ -164,7 +238,12 @@ export async function replaceTree(
   await Promise.all(entries.map(([path, content]) => writeFile(join(root, path), content, { mode: 0o644 })));
 }
 
-type SpawnRequest = CommandRequest | TreeRequest;
+type SpawnRequest = CommandRequest | TreeRequest | StepsRequest;
+
+interface StepsRequest {
+  op: 'steps';
+  steps: (Omit<CommandRequest, 'op' | 'output'> | { netns: string; sysctls: Record<string, string> })[];
+}
 
 interface TreeRequest {
   op: 'tree';
@@ -201,7 +280,7 @@ interface CommandRequest {
 class HostSpawner {
   private static current?: HostSpawner;
   private static unavailable = false;
-  private readonly pending = new Map<number, (result: CommandResult) => void>();
+  private readonly pending = new Map<number, (result: StepsResult) => void>();
   private sequence = 0;
   private buffered = '';
   private dead = false;
@@ -231,7 +310,7 @@ class HostSpawner {
     return HostSpawner.current;
   }
 
-  run(request: SpawnRequest): Promise<CommandResult> {
+  run(request: SpawnRequest): Promise<StepsResult> {
     const id = ++this.sequence;
     return new Promise((resolve) => {
       this.pending.set(id, resolve);
@@ -245,10 +324,15 @@ class HostSpawner {
     for (let end = this.buffered.indexOf('\n'); end >= 0; end = this.buffered.indexOf('\n')) {
       const line = this.buffered.slice(0, end);
       this.buffered = this.buffered.slice(end + 1);
-      const reply = JSON.parse(line) as CommandResult & { id: number };
+      const reply = JSON.parse(line) as StepsResult & { id: number };
       const resolve = this.pending.get(reply.id);
       this.pending.delete(reply.id);
-      resolve?.({ code: reply.code, stdout: reply.stdout, stderr: reply.stderr });
+      resolve?.({
+        code: reply.code,
+        stdout: reply.stdout,
+        stderr: reply.stderr,
+        ...(typeof reply.failed === 'number' ? { failed: reply.failed } : {}),
+      });
     }
     if (this.pending.size === 0) this.idle();
   }
@@ -284,8 +368,10 @@ const PYTHON = '/usr/bin/python3';
 
 /** The spawner's own code (Python 3.11 of Debian 12): requests on stdin, replies on stdout, a thread each. */
 const SPAWNER_SOURCE = `
-import base64, fcntl, json, os, shutil, subprocess, sys, threading
+import base64, ctypes, fcntl, json, os, shutil, subprocess, sys, threading
 lock = threading.Lock()
+libc = ctypes.CDLL(None, use_errno=True)
+CLONE_NEWNET = 0x40000000
 sealed_lock = threading.Lock()
 sealed_copies = {}
 SEALS = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
@@ -330,12 +416,69 @@ def tree(request):
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
         with os.fdopen(fd, "wb") as out:
             out.write(base64.b64decode(content))
+def netns_sysctls(netns, sysctls):
+    failures = []
+    def enter_and_write():
+        try:
+            fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                if libc.setns(fd, CLONE_NEWNET) != 0:
+                    number = ctypes.get_errno()
+                    raise OSError(number, "setns: " + os.strerror(number))
+            finally:
+                os.close(fd)
+            for key, value in sysctls.items():
+                with open("/proc/sys/" + key.replace(".", "/"), "w") as out:
+                    out.write(value)
+        except Exception as error:
+            failures.append(error)
+    # In a thread of its own that ends in the namespace: no command is ever started from it.
+    thread = threading.Thread(target=enter_and_write)
+    thread.start()
+    thread.join()
+    if failures:
+        raise failures[0]
+def steps(request, answer):
+    stdout, stderr = [], []
+    for index, step in enumerate(request["steps"]):
+        if "sysctls" in step:
+            try:
+                netns_sysctls(step["netns"], step["sysctls"])
+                code = 0
+            except Exception as error:
+                code = 1
+                stderr.append("sysctl in %s: %s\\n" % (step["netns"], error))
+        else:
+            try:
+                done = subprocess.run(
+                    [step["file"]] + step["args"],
+                    executable=executable_of(step),
+                    input=step.get("input", "").encode(),
+                    capture_output=True,
+                )
+                code = code_of(done.returncode)
+                stdout.append(done.stdout.decode("utf-8", "replace"))
+                stderr.append(done.stderr.decode("utf-8", "replace"))
+            except OSError as error:
+                code = 127
+                stderr.append(str(error))
+        answer["code"] = code
+        if code != 0:
+            answer["failed"] = index
+            break
+    answer["stdout"] = "".join(stdout)
+    answer["stderr"] = "".join(stderr)
 def run(request):
     answer = {"id": request["id"], "code": 127, "stdout": "", "stderr": ""}
     try:
         if request.get("op") == "tree":
             tree(request)
             answer["code"] = 0
+            reply(answer)
+            return
+        if request.get("op") == "steps":
+            answer["code"] = 0
+            steps(request, answer)
             reply(answer)
             return
         argv = [request["file"]] + request["args"]

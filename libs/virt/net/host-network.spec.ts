@@ -48,18 +48,6 @@ function fakeHost(options: { iptablesDrop?: boolean } = {}) {
     args: readonly string[],
     input?: string,
   ): Promise<{ code: number; stdout: string; stderr: string }> => {
-    // Batches in a row in one shell: `printf %s "$k" | ip [-n "$j"] -batch -` joined by &&.
-    if (command === 'sh' && args[0] === '-c' && args[1].includes('-batch')) {
-      const positional = (ref: string) => args[2 + Number(ref)];
-      for (const part of args[1].split(' && ')) {
-        const step = /^printf %s "\$(\d+)" \| ip (?:-n "\$(\d+)" )?-batch -$/.exec(part);
-        if (!step) throw new Error(`unexpected shell step: ${part}`);
-        const ns = step[2] !== undefined ? ['-n', positional(step[2])] : [];
-        const result = await run('ip', [...ns, '-batch', '-'], positional(step[1]));
-        if (result.code !== 0) return result;
-      }
-      return ok();
-    }
     if (command === 'ip' && args.includes('-batch')) {
       const prefix = args[0] === '-n' ? args.slice(0, 2) : [];
       for (const line of (input ?? '').split('\n').filter(Boolean)) {
@@ -136,9 +124,9 @@ describe('HostNetwork', () => {
       `nft -f ${join(dir, 'ruleset.nft')}`,
       'ip link set dev novumbr5e1d2c3b mtu 1450 up',
       `ip link add novumvabcdef012 mtu 1450 type veth peer name novumpabcdef012 mtu 1450 netns ${ns}`,
-      `ip netns exec ${ns} sysctl -qw "net.ipv4.ping_group_range=0 2147483647" net.ipv4.ip_unprivileged_port_start=0`,
       'ip link set dev novumvabcdef012 addrgenmode none',
       'ip link set dev novumvabcdef012 master novumbr5e1d2c3b up',
+      `nsenter --net=/run/netns/${ns} sysctl -qw net.ipv4.ping_group_range=0 2147483647 net.ipv4.ip_unprivileged_port_start=0`,
       `ip -n ${ns} link set dev lo up`,
       `ip -n ${ns} link set dev novumpabcdef012 name eth0 address fa:16:3e:12:34:56`,
       `ip -n ${ns} addr add 10.0.0.5/24 dev eth0`,

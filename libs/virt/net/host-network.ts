@@ -2,7 +2,15 @@ import { createHash } from 'node:crypto';
 import { access, mkdir, readFile, readlink, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DriverError, Vif } from '../driver';
-import { CommandResult, runCommand } from '../container/host-commands';
+import {
+  CommandResult,
+  CommandRunner,
+  runCommand,
+  runSteps,
+  runStepsWith,
+  Step,
+  StepsResult,
+} from '../container/host-commands';
 import {
   FirewallPort,
   MetadataDevice,
@@ -34,11 +42,7 @@ import {
   vethPeerName,
 } from './names';
 
-export type CommandRunner = (
-  command: string,
-  args: readonly string[],
-  input?: string,
-) => Promise<CommandResult>;
+export type { CommandRunner };
 
 export interface HostNetworkOptions {
   /** Where the plugged ports are recorded (`<NOVUM_DATA_DIR>/network`), so that a restarted agent knows them. */
@@ -46,6 +50,11 @@ export interface HostNetworkOptions {
   /** The nft tables' name; by default `novum_` + a digest of stateDir, so two clouds on one host never meet. */
   tableName?: string;
   run?: CommandRunner;
+  /**
+   * Runs commands one after another (host-commands' runSteps, by default: one request to the host spawner);
+   * with `run` given and this not, they go through `run` one at a time.
+   */
+  runSteps?: (steps: readonly Step[]) => Promise<StepsResult>;
   /** Whether a network device of this name exists on the host (by default: /sys/class/net). */
   linkExists?: (name: string) => Promise<boolean>;
   /** Whether a named network namespace exists (by default: its file under /run/netns). */
@@ -240,6 +249,7 @@ interface PrepareBatch {
 export class HostNetwork {
   readonly tableName: string;
   private readonly run: CommandRunner;
+  private readonly runSteps: (steps: readonly Step[]) => Promise<StepsResult>;
   private readonly linkExists: (name: string) => Promise<boolean>;
   private readonly stateFile: string;
   private queue: Promise<unknown> = Promise.resolve();
@@ -255,6 +265,8 @@ export class HostNetwork {
 
   constructor(private readonly options: HostNetworkOptions) {
     this.run = options.run ?? runCommand;
+    const run = options.run;
+    this.runSteps = options.runSteps ?? (run ? (steps) => runStepsWith(run, steps) : runSteps);
     // Asked before every change, so read from sysfs rather than by starting `ip link show`.
     this.linkExists =
       options.linkExists ??
@@ -384,20 +396,22 @@ export class HostNetwork {
         joins.push(['link', 'set', 'dev', devname, 'master', bridge, 'up']);
         await this.ensureBridge(bridge, mtu, hostBatch);
       }
-      // As Docker does: ICMP echo sockets and low ports for any user, so that ping works without raw sockets
-      // (which a user-namespaced root cannot open in a namespace the host made). Quoted: a batch line is split
-      // at blanks except within double quotes.
-      hostBatch.push([
-        ...['netns', 'exec', netns, 'sysctl', '-qw'],
-        ...['"net.ipv4.ping_group_range=0 2147483647"', 'net.ipv4.ip_unprivileged_port_start=0'],
-      ]);
       // The firewall first: its rules match the devices by name, so they hold before the devices exist, and
       // the host ends join their bridges (last in the host's batch) only once they do.
       await this.save(state);
       await this.applyFirewall(state);
-      await this.batches([
-        [undefined, [...hostBatch, ...joins]],
-        [netns, nsBatch],
+      await this.steps([
+        ipBatch(undefined, [...hostBatch, ...joins]),
+        // As Docker does: ICMP echo sockets and low ports for any user, so that ping works without raw
+        // sockets (which a user-namespaced root cannot open in a namespace the host made).
+        {
+          netnsPath: HostNetwork.netnsPath(instanceUuid),
+          sysctls: {
+            'net.ipv4.ping_group_range': '0 2147483647',
+            'net.ipv4.ip_unprivileged_port_start': '0',
+          },
+        },
+        ipBatch(netns, nsBatch),
       ]);
       for (const port of fresh) {
         await this.ensureTunnel(port, mtuOf(vifs, port.portId));
@@ -947,23 +961,20 @@ export class HostNetwork {
   }
 
   /**
-   * `ip [-n netns] -batch -` runs one after another in one shell: a single process start from the agent for
-   * them all (the shell's own starts of `ip` cost far less than the agent's); the first that fails stops it.
+   * `ip [-n netns] -batch -` one after another, and any other steps between them: one request to the host
+   * spawner for them all; the first that fails stops them.
    */
   private async batches(
     steps: readonly (readonly [string | undefined, readonly string[][]])[],
   ): Promise<void> {
-    const args: string[] = [];
-    const parts: string[] = [];
-    for (const [netns, lines] of steps) {
-      args.push(lines.map((line) => `${line.join(' ')}\n`).join(''));
-      const text = `"$${args.length}"`;
-      if (netns !== undefined) args.push(netns);
-      parts.push(`printf %s ${text} | ip ${netns !== undefined ? `-n "$${args.length}" ` : ''}-batch -`);
-    }
-    const result = await this.run('sh', ['-c', parts.join(' && '), 'sh', ...args]);
-    if (result.code !== 0)
-      this.fail(`ip -batch (${steps.map(([netns]) => netns ?? 'host').join(', ')})`, result);
+    await this.steps(steps.map(([netns, lines]) => ipBatch(netns, lines)));
+  }
+
+  private async steps(steps: readonly Step[]): Promise<void> {
+    const result = await this.runSteps(steps);
+    if (result.failed === undefined) return;
+    const step = steps[result.failed];
+    this.fail('command' in step ? `ip ${step.args.join(' ')}` : `sysctl in ${step.netnsPath}`, result);
   }
 
   /** A host (not namespace) sysctl, written to /proc/sys without starting `sysctl`. */
@@ -1004,4 +1015,13 @@ export class HostNetwork {
     this.queue = next.catch(() => undefined);
     return next;
   }
+}
+
+/** `ip [-n netns] -batch -` with these lines on its stdin, as a step of runSteps. */
+function ipBatch(netns: string | undefined, lines: readonly string[][]): Step {
+  return {
+    command: 'ip',
+    args: [...(netns !== undefined ? ['-n', netns] : []), '-batch', '-'],
+    input: lines.map((line) => `${line.join(' ')}\n`).join(''),
+  };
 }
