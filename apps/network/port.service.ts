@@ -58,6 +58,15 @@ export interface NewPort {
   tags?: string[];
 }
 
+/** Port filters listPorts applies before any view is made; each is a list of alternatives. */
+export interface PortFilters {
+  ids?: string[];
+  networkIds?: string[];
+  deviceIds?: string[];
+  deviceOwners?: string[];
+  securityGroups?: string[];
+}
+
 /** Ports and the addresses IPAM gives them. */
 @Injectable()
 export class PortService {
@@ -70,12 +79,35 @@ export class PortService {
     private readonly notifier: NetworkNotifier,
   ) {}
 
-  async listPorts(auth: AuthContext): Promise<PortEntity[]> {
-    if (isAdmin(auth)) return this.store.ports.find();
-    const owned = (await this.store.networks.findBy({ projectId: auth.projectId ?? '' })).map((n) => n.id);
-    return this.store.ports.find({
-      where: [{ projectId: auth.projectId ?? '' }, ...(owned.length ? [{ networkId: In(owned) }] : [])],
-    });
+  /**
+   * The ports the caller may see, narrowed by `filters` (each a list of alternatives) in the query rather than
+   * after every port's view is made: an agent asks for the members of a security group at every build, and
+   * a cloud has hundreds of ports.
+   */
+  async listPorts(auth: AuthContext, filters: PortFilters = {}): Promise<PortEntity[]> {
+    const narrow = {
+      ...(filters.ids ? { id: In(filters.ids) } : {}),
+      ...(filters.networkIds ? { networkId: In(filters.networkIds) } : {}),
+      ...(filters.deviceIds ? { deviceId: In(filters.deviceIds) } : {}),
+      ...(filters.deviceOwners ? { deviceOwner: In(filters.deviceOwners) } : {}),
+    };
+    let ports: PortEntity[];
+    if (isAdmin(auth)) {
+      ports = await this.store.ports.find({ where: narrow });
+    } else {
+      let owned = (await this.store.networks.findBy({ projectId: auth.projectId ?? '' })).map((n) => n.id);
+      if (filters.networkIds) owned = owned.filter((id) => filters.networkIds!.includes(id));
+      ports = await this.store.ports.find({
+        where: [
+          { ...narrow, projectId: auth.projectId ?? '' },
+          ...(owned.length ? [{ ...narrow, networkId: In(owned) }] : []),
+        ],
+      });
+    }
+    const groups = filters.securityGroups;
+    return groups
+      ? ports.filter((port) => port.securityGroups.some((group) => groups.includes(group)))
+      : ports;
   }
 
   async allocationsOf(portIds: string[]): Promise<Map<string, IpAllocationEntity[]>> {

@@ -369,6 +369,36 @@ describe('network API', () => {
     expect(byIp.ports).toEqual([]);
   }, 60_000);
 
+  it('filters ports by id, network, device, owner and security group, within what the caller may see', async () => {
+    const net = (await ok(demo, 'POST', '/v2.0/networks', { network: { name: 'filtered' } })).network;
+    await ok(demo, 'POST', '/v2.0/subnets', {
+      subnet: { network_id: net.id, cidr: '10.41.0.0/24', ip_version: 4 },
+    });
+    const group = (await ok(demo, 'POST', '/v2.0/security-groups', { security_group: { name: 'f' } }))
+      .security_group;
+    const port = async (extra: Record<string, unknown>) =>
+      (await ok(demo, 'POST', '/v2.0/ports', { port: { network_id: net.id, ...extra } })).port;
+    const a = await port({ device_id: 'dev-a', device_owner: 'compute:nova', security_groups: [group.id] });
+    const b = await port({ device_id: 'dev-b', device_owner: 'compute:nova' });
+    const c = await port({ device_id: 'dev-a', device_owner: 'network:dhcp' });
+    const ids = async (token: string, query: string) =>
+      ((await ok(token, 'GET', `/v2.0/ports?${query}`)).ports as { id: string }[]).map((p) => p.id).sort();
+    expect(await ids(demo, `id=${a.id}&id=${c.id}`)).toEqual([a.id, c.id].sort());
+    expect(await ids(demo, `network_id=${net.id}`)).toEqual([a.id, b.id, c.id].sort());
+    expect(await ids(demo, 'device_id=dev-a')).toEqual([a.id, c.id].sort());
+    expect(await ids(demo, 'device_id=dev-a&device_owner=compute:nova')).toEqual([a.id]);
+    expect(await ids(demo, `security_groups=${group.id}`)).toEqual([a.id]);
+    expect(await ids(demo, `security_groups=${group.id}&device_id=dev-b`)).toEqual([]);
+    expect(await ids(demo, `network_id=${net.id}&device_id=`)).toEqual([]);
+    // Another project sees none of them, by any filter; the admin sees them all.
+    expect(await ids(alt, `id=${a.id}&id=${b.id}`)).toEqual([]);
+    expect(await ids(alt, `network_id=${net.id}`)).toEqual([]);
+    expect(await ids(alt, `security_groups=${group.id}`)).toEqual([]);
+    expect(await ids(admin, `network_id=${net.id}&device_id=dev-a&device_id=dev-b`)).toEqual(
+      [a.id, b.id, c.id].sort(),
+    );
+  });
+
   it("gives each project a default security group with Neutron's rules, and validates rules", async () => {
     const groups = (await ok(alt, 'GET', '/v2.0/security-groups')).security_groups;
     const defaultGroup = groups.find((g: any) => g.name === 'default');

@@ -1,7 +1,7 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Put, Query } from '@nestjs/common';
 import { Auth, AuthContext, isAdmin } from '@novum/auth';
 import { PortEntity } from '@novum/db';
-import { list, pick, requestedFields } from '../listing';
+import { list, pick, requestedFields, values } from '../listing';
 import { portNotFound, PortService } from '../port.service';
 import { NETWORK_BASE_URL, PORT_ATTRIBUTES, portView } from '../serializers';
 import { onlyKnown, updatable, PORT_INPUT, PortBody } from './dto';
@@ -20,7 +20,17 @@ export class PortsController {
 
   @Get()
   async list(@Auth() auth: AuthContext, @Query() query: Record<string, unknown>) {
-    return list(await this.views(auth, await this.ports.listPorts(auth)), query, {
+    // The filters on plain string attributes narrow the query itself; list() then applies every filter
+    // (those again, to the same effect) to the views.
+    const narrowing = (key: string) => (query[key] === undefined ? undefined : values(query[key]));
+    const ports = await this.ports.listPorts(auth, {
+      ids: narrowing('id'),
+      networkIds: narrowing('network_id'),
+      deviceIds: narrowing('device_id'),
+      deviceOwners: narrowing('device_owner'),
+      securityGroups: narrowing('security_groups'),
+    });
+    return list(await this.views(auth, ports), query, {
       collection: 'ports',
       url: `${this.base}/v2.0/ports`,
       attributes: PORT_ATTRIBUTES,
