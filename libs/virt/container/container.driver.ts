@@ -57,6 +57,7 @@ import { HostNetwork } from '../net/host-network';
 import { netnsName } from '../net/names';
 import { PowerState } from '../states';
 import {
+  MountSpec,
   mustRun,
   mustRunFrom,
   mustRunSteps,
@@ -824,10 +825,8 @@ export class ContainerDriver implements ComputeDriver {
           ...['-E', 'lazy_itable_init=1,lazy_journal_init=1,nodiscard', image],
         ],
       },
-      { command: 'mount', args: ['-t', 'ext4', '-o', 'loop,noinit_itable', image, this.layerDir(record)] },
-      ...(overlay
-        ? [{ command: 'mount', args: ['-t', 'overlay', overlay.source, '-o', overlay.options, overlay.target] }]
-        : []),
+      { mount: this.diskMount(record) },
+      ...(overlay ? [{ mount: overlay }] : []),
     ]);
   }
 
@@ -891,15 +890,19 @@ export class ContainerDriver implements ComputeDriver {
     // Not while the kernel still has the file system of an earlier mount (a stopped container's namespace lets
     // it go a moment later): a second loop device on the same file would mount it twice.
     await waitDetached(this.diskImage(record.uuid), 10_000);
-    // A loop mount autoclears: unmounting detaches the loop device.
-    await mustRun('mount', [
-      '-t',
-      'ext4',
-      '-o',
-      'loop,noinit_itable',
-      this.diskImage(record.uuid),
-      this.layerDir(record),
-    ]);
+    await mustRunSteps([{ mount: this.diskMount(record) }]);
+  }
+
+  /** The root disk's loop mount (autoclearing: unmounting detaches the loop device). */
+  private diskMount(record: GuestRecord): MountSpec {
+    const target = this.layerDir(record);
+    return {
+      source: this.diskImage(record.uuid),
+      target,
+      type: 'ext4',
+      options: 'noinit_itable',
+      loop: true,
+    };
   }
 
   /**
@@ -938,12 +941,11 @@ export class ContainerDriver implements ComputeDriver {
   private async mount(record: GuestRecord): Promise<void> {
     if (await this.mounted(record.uuid)) return;
     await this.mountDisk(record);
-    const overlay = this.overlayMount(record);
-    await mustRun('mount', ['-t', 'overlay', overlay.source, '-o', overlay.options, overlay.target]);
+    await mustRunSteps([{ mount: this.overlayMount(record) }]);
   }
 
-  /** The overlay of the image's layers and the writable layer at the rootfs: `mount -t overlay` arguments. */
-  private overlayMount(record: GuestRecord): { source: string; options: string; target: string } {
+  /** The overlay of the image's layers and the writable layer at the rootfs. */
+  private overlayMount(record: GuestRecord): MountSpec {
     const layer = this.layerDir(record);
     // overlayfs lists the lower layers top first. No redirects or metacopy: the upper dir must hold whole
     // files and plain whiteouts, as a snapshot reads it.
@@ -951,7 +953,7 @@ export class ContainerDriver implements ComputeDriver {
     const options =
       `lowerdir=${lower.join(':')},upperdir=${join(layer, 'upper')},workdir=${join(layer, 'work')},` +
       'redirect_dir=off,metacopy=off';
-    return { source: `novum-${record.uuid}`, options, target: this.rootfsPath(record.uuid) };
+    return { source: `novum-${record.uuid}`, target: this.rootfsPath(record.uuid), type: 'overlay', options };
   }
 
   /** The rescue rootfs, the rootfs, then the root disk under them (its loop device detaching with it). */
@@ -973,14 +975,17 @@ export class ContainerDriver implements ComputeDriver {
     }
     await mkdir(target, { recursive: true });
     const lower = [...rescue.layers].reverse().map((digest) => this.images.layerPath(digest));
-    await mustRun('mount', [
-      '-t',
-      'overlay',
-      `novum-rescue-${record.uuid}`,
-      '-o',
-      `lowerdir=${lower.join(':')},upperdir=${join(layer, 'rescue-upper')},` +
-        `workdir=${join(layer, 'rescue-work')},redirect_dir=off,metacopy=off`,
-      target,
+    await mustRunSteps([
+      {
+        mount: {
+          source: `novum-rescue-${record.uuid}`,
+          target,
+          type: 'overlay',
+          options:
+            `lowerdir=${lower.join(':')},upperdir=${join(layer, 'rescue-upper')},` +
+            `workdir=${join(layer, 'rescue-work')},redirect_dir=off,metacopy=off`,
+        },
+      },
     ]);
   }
 

@@ -24,6 +24,7 @@ import {
   runSteps,
   runStepsWith,
   runWithOutput,
+  Step,
 } from './host-commands';
 
 const spawnerMissing = !existsSync('/usr/bin/python3') || process.env.NOVUM_HOST_SPAWNER === 'direct';
@@ -147,6 +148,72 @@ describe('host commands', () => {
       } finally {
         execFileSync('ip', ['netns', 'delete', name]);
       }
+    },
+  );
+
+  (notRoot ? it.skip : it)(
+    'mounts a file through a loop device that detaches at unmount, and an overlay; a failed mount leaves none',
+    async () => {
+      const image = join(dir, 'disk.ext4');
+      writeFileSync(image, '');
+      execFileSync('truncate', ['-s', '64M', image]);
+      execFileSync('mkfs.ext4', ['-q', '-F', image]);
+      const attached = () =>
+        readdirSync('/sys/block')
+          .filter((name) => name.startsWith('loop'))
+          .filter((name) => {
+            try {
+              return readFileSync(`/sys/block/${name}/loop/backing_file`, 'utf8').trim() === image;
+            } catch {
+              return false;
+            }
+          });
+      const mountedAt = (target: string) =>
+        readFileSync('/proc/self/mountinfo', 'utf8')
+          .split('\n')
+          .find((line) => line.split(' ')[4] === target);
+      for (const run of [runSteps, (steps: Step[]) => runStepsWith(runCommand, steps)]) {
+        const disk = join(dir, 'disk');
+        const [lower, root] = [join(dir, 'lower'), join(dir, 'root')];
+        for (const path of [disk, lower, root]) mkdirSync(path, { recursive: true });
+        writeFileSync(join(lower, 'from-lower'), 'lower');
+        const result = await run([
+          { mount: { source: image, target: disk, type: 'ext4', options: 'noinit_itable', loop: true } },
+          { command: 'mkdir', args: ['-p', join(disk, 'upper'), join(disk, 'work')] },
+          {
+            mount: {
+              source: 'novum-test-overlay',
+              target: root,
+              type: 'overlay',
+              options: `lowerdir=${lower},upperdir=${join(disk, 'upper')},workdir=${join(disk, 'work')}`,
+            },
+          },
+        ]);
+        expect(result).toMatchObject({ code: 0 });
+        try {
+          const [device] = attached();
+          expect(device).toMatch(/^loop\d+$/);
+          expect(readFileSync(`/sys/block/${device}/loop/autoclear`, 'utf8').trim()).toBe('1');
+          expect(mountedAt(disk)).toMatch(new RegExp(` - ext4 /dev/${device} rw`));
+          expect(mountedAt(root)).toMatch(/ - overlay novum-test-overlay /);
+          writeFileSync(join(root, 'written'), 'upper');
+          expect(readFileSync(join(disk, 'upper', 'written'), 'utf8')).toBe('upper');
+          expect(readFileSync(join(root, 'from-lower'), 'utf8')).toBe('lower');
+        } finally {
+          execFileSync('umount', [root]);
+          execFileSync('umount', [disk]);
+        }
+        expect(attached()).toEqual([]);
+        rmSync(root, { recursive: true });
+      }
+      // A mount that fails (no such target) names itself and leaves no loop device behind.
+      const missing = join(dir, 'no-such-dir');
+      const failed = await runSteps([
+        { mount: { source: image, target: missing, type: 'ext4', options: '', loop: true } },
+      ]);
+      expect(failed).toMatchObject({ code: 32, failed: 0 });
+      expect(failed.stderr).toContain(missing);
+      expect(attached()).toEqual([]);
     },
   );
 

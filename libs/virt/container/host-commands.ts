@@ -64,7 +64,20 @@ function runDirectly(command: string, args: readonly string[], input?: string): 
 /** A step of runSteps: a command (with `input` on its stdin), or sysctls written inside a network namespace. */
 export type Step =
   | { command: string; args: readonly string[]; input?: string }
-  | { netnsPath: string; sysctls: Readonly<Record<string, string>> };
+  | { netnsPath: string; sysctls: Readonly<Record<string, string>> }
+  | { mount: MountSpec };
+
+/**
+ * A mount as `mount -t <type> -o <options> <source> <target>` makes it; `loop`: the source is a file, attached
+ * to a free loop device that detaches itself when the file system is unmounted (`-o loop`).
+ */
+export interface MountSpec {
+  source: string;
+  target: string;
+  type: string;
+  options: string;
+  loop?: boolean;
+}
 
 /** What runSteps gives: every step's output, the exit code of the last step run, which step failed. */
 export interface StepsResult extends CommandResult {
@@ -83,7 +96,8 @@ export type CommandRunner = (
  * spawner runs them all for one request (a shell is a program start of its own: 11 ms of CPU for three
  * commands through `sh -c` against 6.5 from the spawner, measured here). A namespace's sysctls are written by
  * a thread of the spawner that enters the namespace and ends there, where `ip netns exec … sysctl` costs two
- * program starts and a mount namespace with /sys mounted again.
+ * program starts and a mount namespace with /sys mounted again. A mount is the spawner's own mount(2) call,
+ * after the loop device's ioctls for a loop mount, where mount(8) is a program start with its libraries.
  */
 export function runSteps(steps: readonly Step[]): Promise<StepsResult> {
   const spawner = HostSpawner.get();
@@ -93,7 +107,9 @@ export function runSteps(steps: readonly Step[]): Promise<StepsResult> {
     steps: steps.map((step) =>
       'command' in step
         ? { file: step.command, args: [...step.args], input: step.input ?? '', ...sealedFlag(step.command) }
-        : { netns: step.netnsPath, sysctls: { ...step.sysctls } },
+        : 'mount' in step
+          ? { mount: { ...step.mount, loop: step.mount.loop ?? false } }
+          : { netns: step.netnsPath, sysctls: { ...step.sysctls } },
     ),
   });
 }
@@ -109,11 +125,13 @@ export async function runStepsWith(run: CommandRunner, steps: readonly Step[]): 
     const result =
       'command' in step
         ? await run(step.command, step.args, step.input)
-        : await run('nsenter', [
-            `--net=${step.netnsPath}`,
-            ...['sysctl', '-qw'],
-            ...Object.entries(step.sysctls).map(([key, value]) => `${key}=${value}`),
-          ]);
+        : 'mount' in step
+          ? await run('mount', mountArgs(step.mount))
+          : await run('nsenter', [
+              `--net=${step.netnsPath}`,
+              ...['sysctl', '-qw'],
+              ...Object.entries(step.sysctls).map(([key, value]) => `${key}=${value}`),
+            ]);
     stdout += result.stdout;
     stderr += result.stderr;
     if (result.code !== 0) return { code: result.code, stdout, stderr, failed: index };
@@ -121,16 +139,26 @@ export async function runStepsWith(run: CommandRunner, steps: readonly Step[]): 
   return { code: 0, stdout, stderr };
 }
 
+/** mount(8)'s arguments for a mount step. */
+export function mountArgs(mount: MountSpec): string[] {
+  const options = [...(mount.loop ? ['loop'] : []), ...(mount.options ? [mount.options] : [])].join(',');
+  return ['-t', mount.type, ...(options ? ['-o', options] : []), mount.source, mount.target];
+}
+
+/** A step as an error message names it. */
+export function stepName(step: Step): string {
+  if ('command' in step) return `${step.command} ${step.args.slice(0, 4).join(' ')}`;
+  if ('mount' in step) return `mount -t ${step.mount.type} ${step.mount.source} ${step.mount.target}`;
+  return `sysctl in ${step.netnsPath}`;
+}
+
 /** runSteps, rejecting with a DriverError that names the step that failed. */
 export async function mustRunSteps(steps: readonly Step[]): Promise<string> {
   const result = await runSteps(steps);
   if (result.failed !== undefined) {
-    const step = steps[result.failed];
-    const what =
-      'command' in step
-        ? `${step.command} ${step.args.slice(0, 4).join(' ')}`
-        : `sysctl in ${step.netnsPath}`;
-    throw new DriverError(`${what} failed (${result.code}): ${result.stderr.trim().slice(-500)}`);
+    throw new DriverError(
+      `${stepName(steps[result.failed])} failed (${result.code}): ${result.stderr.trim().slice(-500)}`,
+    );
   }
   return result.stdout;
 }
@@ -242,7 +270,11 @@ type SpawnRequest = CommandRequest | TreeRequest | StepsRequest;
 
 interface StepsRequest {
   op: 'steps';
-  steps: (Omit<CommandRequest, 'op' | 'output'> | { netns: string; sysctls: Record<string, string> })[];
+  steps: (
+    | Omit<CommandRequest, 'op' | 'output'>
+    | { netns: string; sysctls: Record<string, string> }
+    | { mount: Required<MountSpec> }
+  )[];
 }
 
 interface TreeRequest {
@@ -368,10 +400,50 @@ const PYTHON = '/usr/bin/python3';
 
 /** The spawner's own code (Python 3.11 of Debian 12): requests on stdin, replies on stdout, a thread each. */
 const SPAWNER_SOURCE = `
-import base64, ctypes, fcntl, json, os, shutil, subprocess, sys, threading
+import base64, ctypes, errno, fcntl, json, os, shutil, struct, subprocess, sys, threading
 lock = threading.Lock()
 libc = ctypes.CDLL(None, use_errno=True)
+libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p)
 CLONE_NEWNET = 0x40000000
+LOOP_CTL_GET_FREE = 0x4C82
+LOOP_CONFIGURE = 0x4C0A
+LO_FLAGS_AUTOCLEAR = 4
+def kernel_mount(source, target, kind, options):
+    if libc.mount(source.encode(), target.encode(), kind.encode(), 0, options.encode()) != 0:
+        number = ctypes.get_errno()
+        raise OSError(number, "mount %s on %s: %s" % (source, target, os.strerror(number)))
+def loop_mount(image, target, kind, options):
+    backing = os.open(image, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        control = os.open("/dev/loop-control", os.O_RDWR | os.O_CLOEXEC)
+        try:
+            for attempt in range(50):
+                number = fcntl.ioctl(control, LOOP_CTL_GET_FREE)
+                device = os.open("/dev/loop%d" % number, os.O_RDWR | os.O_CLOEXEC)
+                try:
+                    # struct loop_config: the file, the block size, a loop_info64 (flags; the name losetup
+                    # shows), reserved words.
+                    info = struct.pack(
+                        "=5Q4I64s64s32s2Q", 0, 0, 0, 0, 0, 0, 0, 0, LO_FLAGS_AUTOCLEAR,
+                        os.fsencode(image)[:63], b"", b"", 0, 0,
+                    )
+                    try:
+                        fcntl.ioctl(device, LOOP_CONFIGURE, struct.pack("=II", backing, 0) + info + bytes(64))
+                    except OSError as error:
+                        if error.errno == errno.EBUSY:
+                            continue
+                        raise
+                    # Mounted, the file system holds the device; it detaches once unmounted. Not mounted, the
+                    # close below detaches it.
+                    kernel_mount("/dev/loop%d" % number, target, kind, options)
+                    return
+                finally:
+                    os.close(device)
+            raise OSError(errno.EBUSY, "no free loop device for %s" % image)
+        finally:
+            os.close(control)
+    finally:
+        os.close(backing)
 sealed_lock = threading.Lock()
 sealed_copies = {}
 SEALS = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
@@ -441,7 +513,17 @@ def netns_sysctls(netns, sysctls):
 def steps(request, answer):
     stdout, stderr = [], []
     for index, step in enumerate(request["steps"]):
-        if "sysctls" in step:
+        if "mount" in step:
+            mount = step["mount"]
+            try:
+                (loop_mount if mount["loop"] else kernel_mount)(
+                    mount["source"], mount["target"], mount["type"], mount["options"]
+                )
+                code = 0
+            except Exception as error:
+                code = 32
+                stderr.append("%s\\n" % (error,))
+        elif "sysctls" in step:
             try:
                 netns_sysctls(step["netns"], step["sysctls"])
                 code = 0

@@ -9,6 +9,7 @@ import {
   runSteps,
   runStepsWith,
   Step,
+  stepName,
   StepsResult,
 } from '../container/host-commands';
 import {
@@ -973,8 +974,7 @@ export class HostNetwork {
   private async steps(steps: readonly Step[]): Promise<void> {
     const result = await this.runSteps(steps);
     if (result.failed === undefined) return;
-    const step = steps[result.failed];
-    this.fail('command' in step ? `ip ${step.args.join(' ')}` : `sysctl in ${step.netnsPath}`, result);
+    this.fail(stepName(steps[result.failed]), result);
   }
 
   /** A host (not namespace) sysctl, written to /proc/sys without starting `sysctl`. */
