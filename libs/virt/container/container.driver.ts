@@ -1,6 +1,13 @@
 import { spawn as spawnProcess } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
-import { constants as fsConstants, createReadStream, existsSync } from 'node:fs';
+import {
+  chownSync,
+  constants as fsConstants,
+  createReadStream,
+  existsSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import {
   chmod,
   chown,
@@ -53,6 +60,7 @@ import {
   Vif,
   versionToInt,
 } from '../driver';
+import { isMountPoint, readSmallFile, replaceSmallFile } from '../local-files';
 import { HostNetwork } from '../net/host-network';
 import { netnsName } from '../net/names';
 import { PowerState } from '../states';
@@ -678,7 +686,7 @@ export class ContainerDriver implements ComputeDriver {
 
   /** The guest's record; with an operation, rejects it while a resize awaits confirm or revert. */
   private async record(uuid: string, operation?: DriverOperation): Promise<GuestRecord> {
-    const text = await readFile(join(this.dir(uuid), 'guest.json'), 'utf8').catch(() => undefined);
+    const text = readSmallFile(join(this.dir(uuid), 'guest.json'));
     if (text === undefined) throw new InstanceNotFound(uuid);
     const record = JSON.parse(text) as GuestRecord;
     if (operation && record.oldFlavor && !RESIZE_EXITS.includes(operation)) {
@@ -692,9 +700,7 @@ export class ContainerDriver implements ComputeDriver {
   }
 
   private async save(record: GuestRecord): Promise<void> {
-    const file = join(this.dir(record.uuid), 'guest.json');
-    await writeFile(`${file}.tmp`, JSON.stringify(record));
-    await rename(`${file}.tmp`, file);
+    replaceSmallFile(join(this.dir(record.uuid), 'guest.json'), JSON.stringify(record));
   }
 
   private runtimeArgs(...args: string[]): string[] {
@@ -1089,12 +1095,10 @@ export class ContainerDriver implements ComputeDriver {
     if (!record.diskBytes || !(await mountedAt(this.layerDir(record)))) return undefined;
     // The device of the file system mounted there (Linux's dev_t encoding), if it is the loop device of this
     // server's disk file: no `losetup` process for it.
-    const { dev } = await stat(this.layerDir(record), { bigint: true });
+    const { dev } = statSync(this.layerDir(record), { bigint: true });
     const major = Number(((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn));
     const minor = Number((dev & 0xffn) | ((dev >> 12n) & ~0xffn));
-    const backing = await readFile(`/sys/dev/block/${major}:${minor}/loop/backing_file`, 'utf8').catch(
-      () => '',
-    );
+    const backing = readSmallFile(`/sys/dev/block/${major}:${minor}/loop/backing_file`) ?? '';
     const image = await realpath(this.diskImage(record.uuid)).catch(() => '');
     return image && backing.trim() === image ? { major, minor } : undefined;
   }
@@ -1183,7 +1187,7 @@ export class ContainerDriver implements ComputeDriver {
         : { capabilities: capabilitiesAfter(record.overrides), readonlyRoot: record.overrides?.readOnly }),
     });
     const dir = this.dir(record.uuid);
-    await writeFile(join(dir, 'config.json'), JSON.stringify(spec, null, 1));
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(spec, null, 1));
     record.suspended = false;
     await this.save(record);
     // The ports' firewall goes in while the runtime creates the container, unless it went in already (settled
@@ -1269,8 +1273,8 @@ export class ContainerDriver implements ComputeDriver {
       ['resolv.conf', HostNetwork.resolvConf(vifs)],
     ]) {
       const file = join(this.dir(record.uuid), name);
-      await writeFile(file, content, { mode: 0o644 });
-      await chown(file, owner, owner);
+      writeFileSync(file, content, { mode: 0o644 });
+      chownSync(file, owner, owner);
       binds.push({ source: file, destination: `/etc/${name}`, writable: true });
     }
     return { netnsPath, binds };
@@ -1421,20 +1425,9 @@ export async function waitDetached(image: string, timeoutMs: number): Promise<vo
   }
 }
 
-/**
- * Whether a file system is mounted at `target`: its device differs from its parent directory's, as
- * mountpoint(1) decides without libmount. Every target here is the root of a mount of its own (a loop
- * device's ext4, an overlay, a cgroup hierarchy), never a bind of the parent's file system. Reading
- * /proc/self/mountinfo instead cost O(mounts) per call, twice per build: a host of 100 containers has
- * hundreds of mounts, and a burst read it 200 times.
- */
+/** Whether a file system is mounted at `target` (isMountPoint). */
 export async function mountedAt(target: string): Promise<boolean> {
-  try {
-    const [own, parent] = await Promise.all([stat(target), stat(dirname(target))]);
-    return own.dev !== parent.dev;
-  } catch {
-    return false;
-  }
+  return isMountPoint(target);
 }
 
 /** Unmounts what is mounted at `target` (retrying while busy, lazily at last); nothing mounted is fine. */

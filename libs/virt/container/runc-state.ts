@@ -1,5 +1,5 @@
-import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { pathExists, readSmallFile } from '../local-files';
 
 /** The OCI runtime's status names (`runc state`). */
 export type RuntimeStatus = 'creating' | 'created' | 'running' | 'pausing' | 'paused' | 'stopped';
@@ -12,7 +12,7 @@ interface RuncStateFile {
 
 /** A process's state letter and start time (clock ticks since boot) from /proc/<pid>/stat; undefined if gone. */
 export async function procStat(pid: number): Promise<{ state: string; start: number } | undefined> {
-  const text = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+  const text = readSmallFile(`/proc/${pid}/stat`);
   if (text === undefined) return undefined;
   // The command name (field 2) is in parentheses and may hold spaces or parentheses: fields resume after the last ')'.
   const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
@@ -27,12 +27,8 @@ export interface RuncStateHost {
 }
 
 const realHost: RuncStateHost = {
-  readText: (path) => readFile(path, 'utf8').catch(() => undefined),
-  exists: (path) =>
-    access(path).then(
-      () => true,
-      () => false,
-    ),
+  readText: async (path) => readSmallFile(path),
+  exists: async (path) => pathExists(path),
   stat: procStat,
 };
 

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import { access, mkdir, readFile, readlink, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DriverError, Vif } from '../driver';
+import { linkTarget, pathExists, readSmallFile, replaceSmallFile } from '../local-files';
 import {
   CommandResult,
   CommandRunner,
@@ -269,13 +270,7 @@ export class HostNetwork {
     const run = options.run;
     this.runSteps = options.runSteps ?? (run ? (steps) => runStepsWith(run, steps) : runSteps);
     // Asked before every change, so read from sysfs rather than by starting `ip link show`.
-    this.linkExists =
-      options.linkExists ??
-      ((name) =>
-        access(`/sys/class/net/${name}`).then(
-          () => true,
-          () => false,
-        ));
+    this.linkExists = options.linkExists ?? (async (name) => pathExists(`/sys/class/net/${name}`));
     this.stateFile = join(options.stateDir, 'ports.json');
     this.tableName =
       options.tableName ?? `novum_${createHash('sha256').update(options.stateDir).digest('hex').slice(0, 8)}`;
@@ -941,7 +936,7 @@ export class HostNetwork {
 
   private async load(): Promise<State> {
     // Read once: from then on this process is the file's only writer (every change runs on its queue).
-    const text = this.stateText ?? (await readFile(this.stateFile, 'utf8').catch(() => undefined));
+    const text = this.stateText ?? readSmallFile(this.stateFile);
     this.stateText = text;
     return text ? fromStored(JSON.parse(text) as StoredState) : { ports: [] };
   }
@@ -949,8 +944,7 @@ export class HostNetwork {
   private async save(state: State): Promise<void> {
     const text = JSON.stringify(toStored(state));
     this.stateText = undefined;
-    await writeFile(`${this.stateFile}.tmp`, text);
-    await rename(`${this.stateFile}.tmp`, this.stateFile);
+    replaceSmallFile(this.stateFile, text);
     this.stateText = text;
   }
 
@@ -988,17 +982,11 @@ export class HostNetwork {
   /** The bridge a link is a port of (its sysfs `master`), if any. */
   private async masterOf(devname: string): Promise<string | undefined> {
     if (this.options.masterOf) return this.options.masterOf(devname);
-    const target = await readlink(`/sys/class/net/${devname}/master`).catch(() => undefined);
-    return target?.split('/').pop();
+    return linkTarget(`/sys/class/net/${devname}/master`)?.split('/').pop();
   }
 
   private async netnsExists(netns: string): Promise<boolean> {
-    return this.options.netnsExists
-      ? this.options.netnsExists(netns)
-      : access(`${NETNS_DIR}/${netns}`).then(
-          () => true,
-          () => false,
-        );
+    return this.options.netnsExists ? this.options.netnsExists(netns) : pathExists(`${NETNS_DIR}/${netns}`);
   }
 
   private async mustRun(command: string, args: readonly string[]): Promise<void> {
