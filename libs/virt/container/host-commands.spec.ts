@@ -1,8 +1,10 @@
 import {
+  closeSync,
   copyFileSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
+  openSync,
   readdirSync,
   readFileSync,
   readlinkSync,
@@ -10,6 +12,7 @@ import {
   statSync,
   symlinkSync,
   writeFileSync,
+  writeSync,
 } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -117,6 +120,29 @@ describe('host commands', () => {
       { command: '/nonexistent/novum', args: [] },
     ]);
     expect(missing).toMatchObject({ code: 127, failed: 1 });
+  });
+
+  it('copies a sparse file with its holes left holes', async () => {
+    const source = join(dir, 'sparse.img');
+    const handle = openSync(source, 'w');
+    writeSync(handle, 'head', 0);
+    writeSync(handle, 'tail', 64 * 2 ** 20);
+    closeSync(handle);
+    for (const run of [runSteps, (steps: Step[]) => runStepsWith(runCommand, steps)]) {
+      const target = join(dir, 'copy.img');
+      writeFileSync(target, 'something longer than nothing, replaced');
+      expect(await run([{ copySparse: { source, target } }])).toMatchObject({ code: 0 });
+      const copy = readFileSync(target);
+      expect(copy.length).toBe(statSync(source).size);
+      expect(copy.subarray(0, 4).toString()).toBe('head');
+      expect(copy.subarray(64 * 2 ** 20).toString()).toBe('tail');
+      expect(copy.subarray(4, 64 * 2 ** 20).every((byte) => byte === 0)).toBe(true);
+      // 512-byte blocks: the data's pages, not 64 MiB.
+      expect(statSync(target).blocks * 512).toBeLessThan(2 ** 20);
+      rmSync(target);
+    }
+    const failed = await runSteps([{ copySparse: { source: join(dir, 'absent'), target: join(dir, 'x') } }]);
+    expect(failed).toMatchObject({ code: 1, failed: 0 });
   });
 
   (notRoot ? it.skip : it)(

@@ -65,7 +65,8 @@ function runDirectly(command: string, args: readonly string[], input?: string): 
 export type Step =
   | { command: string; args: readonly string[]; input?: string }
   | { netnsPath: string; sysctls: Readonly<Record<string, string>> }
-  | { mount: MountSpec };
+  | { mount: MountSpec }
+  | { copySparse: { source: string; target: string } };
 
 /**
  * A mount as `mount -t <type> -o <options> <source> <target>` makes it; `loop`: the source is a file, attached
@@ -97,7 +98,9 @@ export type CommandRunner = (
  * commands through `sh -c` against 6.5 from the spawner, measured here). A namespace's sysctls are written by
  * a thread of the spawner that enters the namespace and ends there, where `ip netns exec … sysctl` costs two
  * program starts and a mount namespace with /sys mounted again. A mount is the spawner's own mount(2) call,
- * after the loop device's ioctls for a loop mount, where mount(8) is a program start with its libraries.
+ * after the loop device's ioctls for a loop mount, where mount(8) is a program start with its libraries. A
+ * sparse copy copies the file's data (SEEK_DATA, copy_file_range) and leaves its holes holes, as
+ * `cp --sparse=always`.
  */
 export function runSteps(steps: readonly Step[]): Promise<StepsResult> {
   const spawner = HostSpawner.get();
@@ -109,7 +112,9 @@ export function runSteps(steps: readonly Step[]): Promise<StepsResult> {
         ? { file: step.command, args: [...step.args], input: step.input ?? '', ...sealedFlag(step.command) }
         : 'mount' in step
           ? { mount: { ...step.mount, loop: step.mount.loop ?? false } }
-          : { netns: step.netnsPath, sysctls: { ...step.sysctls } },
+          : 'copySparse' in step
+            ? { copy: step.copySparse }
+            : { netns: step.netnsPath, sysctls: { ...step.sysctls } },
     ),
   });
 }
@@ -127,11 +132,13 @@ export async function runStepsWith(run: CommandRunner, steps: readonly Step[]): 
         ? await run(step.command, step.args, step.input)
         : 'mount' in step
           ? await run('mount', mountArgs(step.mount))
-          : await run('nsenter', [
-              `--net=${step.netnsPath}`,
-              ...['sysctl', '-qw'],
-              ...Object.entries(step.sysctls).map(([key, value]) => `${key}=${value}`),
-            ]);
+          : 'copySparse' in step
+            ? await run('cp', ['--sparse=always', step.copySparse.source, step.copySparse.target])
+            : await run('nsenter', [
+                `--net=${step.netnsPath}`,
+                ...['sysctl', '-qw'],
+                ...Object.entries(step.sysctls).map(([key, value]) => `${key}=${value}`),
+              ]);
     stdout += result.stdout;
     stderr += result.stderr;
     if (result.code !== 0) return { code: result.code, stdout, stderr, failed: index };
@@ -149,6 +156,7 @@ export function mountArgs(mount: MountSpec): string[] {
 export function stepName(step: Step): string {
   if ('command' in step) return `${step.command} ${step.args.slice(0, 4).join(' ')}`;
   if ('mount' in step) return `mount -t ${step.mount.type} ${step.mount.source} ${step.mount.target}`;
+  if ('copySparse' in step) return `copying ${step.copySparse.source} to ${step.copySparse.target}`;
   return `sysctl in ${step.netnsPath}`;
 }
 
@@ -274,6 +282,7 @@ interface StepsRequest {
     | Omit<CommandRequest, 'op' | 'output'>
     | { netns: string; sysctls: Record<string, string> }
     | { mount: Required<MountSpec> }
+    | { copy: { source: string; target: string } }
   )[];
 }
 
@@ -488,6 +497,32 @@ def tree(request):
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
         with os.fdopen(fd, "wb") as out:
             out.write(base64.b64decode(content))
+def sparse_copy(source, target):
+    reading = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        writing = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            size = os.fstat(reading).st_size
+            os.ftruncate(writing, size)
+            offset = 0
+            while offset < size:
+                try:
+                    start = os.lseek(reading, offset, os.SEEK_DATA)
+                except OSError as error:
+                    if error.errno == errno.ENXIO:
+                        break
+                    raise
+                end = os.lseek(reading, start, os.SEEK_HOLE)
+                while start < end:
+                    copied = os.copy_file_range(reading, writing, end - start, start, start)
+                    if copied <= 0:
+                        raise OSError(errno.EIO, "%s ended early" % source)
+                    start += copied
+                offset = end
+        finally:
+            os.close(writing)
+    finally:
+        os.close(reading)
 def netns_sysctls(netns, sysctls):
     failures = []
     def enter_and_write():
@@ -522,6 +557,13 @@ def steps(request, answer):
                 code = 0
             except Exception as error:
                 code = 32
+                stderr.append("%s\\n" % (error,))
+        elif "copy" in step:
+            try:
+                sparse_copy(step["copy"]["source"], step["copy"]["target"])
+                code = 0
+            except Exception as error:
+                code = 1
                 stderr.append("%s\\n" % (error,))
         elif "sysctls" in step:
             try:
