@@ -545,33 +545,28 @@ def netns_sysctls(netns, sysctls):
     thread.join()
     if failures:
         raise failures[0]
+def builtin(work, failure_code, stderr, label=""):
+    try:
+        work()
+        return 0
+    except Exception as error:
+        stderr.append("%s%s\\n" % (label, error))
+        return failure_code
 def steps(request, answer):
     stdout, stderr = [], []
     for index, step in enumerate(request["steps"]):
         if "mount" in step:
             mount = step["mount"]
-            try:
-                (loop_mount if mount["loop"] else kernel_mount)(
-                    mount["source"], mount["target"], mount["type"], mount["options"]
-                )
-                code = 0
-            except Exception as error:
-                code = 32
-                stderr.append("%s\\n" % (error,))
+            mounting = loop_mount if mount["loop"] else kernel_mount
+            # 32: mount(8)'s exit code for a failed mount.
+            code = builtin(
+                lambda: mounting(mount["source"], mount["target"], mount["type"], mount["options"]), 32, stderr
+            )
         elif "copy" in step:
-            try:
-                sparse_copy(step["copy"]["source"], step["copy"]["target"])
-                code = 0
-            except Exception as error:
-                code = 1
-                stderr.append("%s\\n" % (error,))
+            code = builtin(lambda: sparse_copy(step["copy"]["source"], step["copy"]["target"]), 1, stderr)
         elif "sysctls" in step:
-            try:
-                netns_sysctls(step["netns"], step["sysctls"])
-                code = 0
-            except Exception as error:
-                code = 1
-                stderr.append("sysctl in %s: %s\\n" % (step["netns"], error))
+            label = "sysctl in %s: " % step["netns"]
+            code = builtin(lambda: netns_sysctls(step["netns"], step["sysctls"]), 1, stderr, label)
         else:
             try:
                 done = subprocess.run(
