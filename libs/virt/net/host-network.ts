@@ -950,14 +950,12 @@ export class HostNetwork {
 
   /** `ip [-n netns] -batch -`: many commands for one process start; the first that fails fails them all. */
   private async batch(netns: string | undefined, lines: readonly string[][]): Promise<void> {
-    const args = [...(netns ? ['-n', netns] : []), '-batch', '-'];
-    const result = await this.run('ip', args, lines.map((line) => `${line.join(' ')}\n`).join(''));
-    if (result.code !== 0) this.fail(`ip ${args.join(' ')}`, result);
+    await this.steps([ipBatch(netns, lines)]);
   }
 
   /**
-   * `ip [-n netns] -batch -` one after another, and any other steps between them: one request to the host
-   * spawner for them all; the first that fails stops them.
+   * `ip [-n netns] -batch -` one after another: one request to the host spawner for them all; the first that
+   * fails stops them.
    */
   private async batches(
     steps: readonly (readonly [string | undefined, readonly string[][]])[],
