@@ -320,11 +320,12 @@ export class ServerService {
         ready.push(instance.uuid);
       } catch (error) {
         this.log.warn({ err: error, instance: instance.uuid }, 'port allocation failed');
-        await this.records.update(instance.uuid, { vmState: VmState.ERROR, taskState: null });
-        await this.records.addFault(instance.uuid, {
-          code: 500,
-          message: `Build of instance ${instance.uuid} aborted: ${errorMessage(error)}`,
-        });
+        await this.records.update(
+          instance.uuid,
+          { vmState: VmState.ERROR, taskState: null },
+          {},
+          { code: 500, message: `Build of instance ${instance.uuid} aborted: ${errorMessage(error)}` },
+        );
       }
     }
     if (ready.length) {

@@ -668,15 +668,15 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
           });
         }
         await release(this.dataSource, request.migrationId);
-        await this.records.finishEvent(eventId, error);
-        await this.records.update(instance.uuid, {
-          taskState: null,
-          systemMetadata: withoutKeys(meta, MIGRATION_KEYS),
-        });
         await this.records.addFault(instance.uuid, {
           code: 500,
           message: errorMessage(error),
           host: this.host,
+        });
+        await this.records.finishEvent(eventId, error);
+        await this.records.update(instance.uuid, {
+          taskState: null,
+          systemMetadata: withoutKeys(meta, MIGRATION_KEYS),
         });
       }
     });
@@ -884,17 +884,17 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
         }
         await release(this.dataSource, request.migrationId);
         await setMigrationStatus(this.dataSource, request.migrationId, copying ? 'failed' : 'error');
+        await this.records.addFault(instance.uuid, {
+          code: 500,
+          message: errorMessage(error),
+          host: this.host,
+        });
         await this.records.finishEvent(eventId, error);
         await this.records.update(
           instance.uuid,
           { taskState: null, powerState: await this.currentPowerState(instance) },
           { taskState: [TaskState.MIGRATING] },
         );
-        await this.records.addFault(instance.uuid, {
-          code: 500,
-          message: errorMessage(error),
-          host: this.host,
-        });
         return;
       }
       try {
@@ -912,13 +912,13 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
       } catch (error) {
         this.log.error({ err: error, instance: instance.uuid, dest }, 'live migration failed after the copy');
         await setMigrationStatus(this.dataSource, request.migrationId, 'error');
-        await this.records.finishEvent(eventId, error);
-        await this.records.update(instance.uuid, { vmState: VmState.ERROR, taskState: null });
         await this.records.addFault(instance.uuid, {
           code: 500,
           message: errorMessage(error),
           host: this.host,
         });
+        await this.records.finishEvent(eventId, error);
+        await this.records.update(instance.uuid, { vmState: VmState.ERROR, taskState: null });
       }
     });
   }
@@ -1173,17 +1173,17 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
           this.driverFor(instance).destroy(instance, []),
         );
         await release(this.dataSource, instance.uuid);
+        await this.records.addFault(instance.uuid, {
+          code: 500,
+          message: errorMessage(error),
+          host: this.host,
+        });
         await this.records.finishEvent(eventId, error);
         await this.records.update(instance.uuid, {
           taskState: null,
           host: null,
           node: null,
           powerState: PowerState.NOSTATE,
-        });
-        await this.records.addFault(instance.uuid, {
-          code: 500,
-          message: errorMessage(error),
-          host: this.host,
         });
       }
     });
@@ -1665,12 +1665,12 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
 
   private async markLost(instance: InstanceEntity, message: string): Promise<void> {
     this.log.warn({ instance: instance.uuid }, message);
+    await this.records.addFault(instance.uuid, { code: 500, message, host: this.host });
     await this.records.update(instance.uuid, {
       vmState: VmState.ERROR,
       taskState: null,
       powerState: PowerState.NOSTATE,
     });
-    await this.records.addFault(instance.uuid, { code: 500, message, host: this.host });
   }
 
   private async cleanUpFailedBuild(
@@ -1709,6 +1709,7 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
     vmState?: VmState,
   ): Promise<void> {
     this.log.warn({ err: error, instance: instance.uuid }, 'instance operation failed');
+    await this.records.addFault(instance.uuid, { code: 500, message: errorMessage(error), host: this.host });
     await this.records.finishEvent(eventId, error);
     const state = await this.currentPowerState(instance);
     await this.records.update(instance.uuid, {
@@ -1716,7 +1717,6 @@ export class ComputeManager implements OnApplicationBootstrap, OnModuleDestroy, 
       powerState: state,
       ...(vmState ? { vmState } : {}),
     });
-    await this.records.addFault(instance.uuid, { code: 500, message: errorMessage(error), host: this.host });
   }
 
   /** An evacuation to this host (a rebuild the conductor handed over) is `done` or `failed`. */

@@ -122,12 +122,12 @@ export class ConductorService implements OnApplicationBootstrap, OnModuleDestroy
       if (!(error instanceof BuildFailure))
         this.log.error({ err: error, instance: instance.uuid }, 'migration failed');
       await this.records.finishEvent(eventId, error);
-      const ended = await this.records.update(
+      await this.records.update(
         instance.uuid,
         { taskState: null },
         { taskState: [TaskState.RESIZE_PREP] },
+        { code: 500, message: errorMessage(error) },
       );
-      if (ended) await this.records.addFault(instance.uuid, { code: 500, message: errorMessage(error) });
       throw new BadRequestError(errorMessage(error));
     }
   }
@@ -245,12 +245,12 @@ export class ConductorService implements OnApplicationBootstrap, OnModuleDestroy
         destHost: null,
         destNode: null,
       }).catch(() => setMigrationStatus(this.dataSource, migrationId, 'error'));
-      const failed = await this.records.update(
+      await this.records.update(
         instance.uuid,
         { vmState: VmState.ERROR, taskState: null },
         { taskState: [TaskState.REBUILDING] },
+        { code: 500, message: errorMessage(error) },
       );
-      if (failed) await this.records.addFault(instance.uuid, { code: 500, message: errorMessage(error) });
     }
   }
 
@@ -342,12 +342,12 @@ export class ConductorService implements OnApplicationBootstrap, OnModuleDestroy
           destNode: null,
         }).catch(() => undefined);
       }
-      const ended = await this.records.update(
+      await this.records.update(
         instance.uuid,
         { taskState: null },
         { taskState: [TaskState.MIGRATING] },
+        { code: 400, message: errorMessage(error) },
       );
-      if (ended) await this.records.addFault(instance.uuid, { code: 400, message: errorMessage(error) });
       throw new BadRequestError(errorMessage(error));
     }
   }
@@ -408,12 +408,12 @@ export class ConductorService implements OnApplicationBootstrap, OnModuleDestroy
       if (!(error instanceof BuildFailure))
         this.log.error({ err: error, instance: instance.uuid }, 'unshelve failed');
       await this.records.finishEvent(eventId, error);
-      const ended = await this.records.update(
+      await this.records.update(
         instance.uuid,
         { taskState: null },
         { taskState: [TaskState.UNSHELVING], host: null },
+        { code: 500, message: errorMessage(error) },
       );
-      if (ended) await this.records.addFault(instance.uuid, { code: 500, message: errorMessage(error) });
     }
   }
 
@@ -528,11 +528,11 @@ export class ConductorService implements OnApplicationBootstrap, OnModuleDestroy
   }
 
   private async setError(uuid: string, message: string): Promise<void> {
-    const updated = await this.records.update(
+    await this.records.update(
       uuid,
       { vmState: VmState.ERROR, taskState: null },
       { vmState: [VmState.BUILDING], taskState: [TaskState.SCHEDULING] },
+      { code: 500, message },
     );
-    if (updated) await this.records.addFault(uuid, { code: 500, message });
   }
 }

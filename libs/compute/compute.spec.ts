@@ -154,6 +154,18 @@ describe('compute records and claims on SQLite', () => {
     expect(await records.get(first.uuid)).toMatchObject({ host: 'h1', version: 2 });
     expect(await records.hostsOf([first.uuid, second.uuid])).toEqual(['h1']);
 
+    // A fault goes in with the change that it explains, and only when that change applied.
+    const refused = { vmState: VmState.ERROR, taskState: null };
+    expect(await records.update(second.uuid, refused, { host: 'h9' }, { message: 'not this one' })).toBe(
+      false,
+    );
+    expect(await records.latestFault(second.uuid)).toBeNull();
+    expect(
+      await records.update(second.uuid, refused, { host: null }, { code: 400, message: 'No valid host' }),
+    ).toBe(true);
+    expect(await records.get(second.uuid)).toMatchObject({ vmState: VmState.ERROR, taskState: null });
+    expect(await records.latestFault(second.uuid)).toMatchObject({ code: 400, message: 'No valid host' });
+
     const event = await records.startEvent(first.uuid, 'req-2', 'compute_stop_instance', 'h1', 'stop');
     await records.finishEvent(event, new Error('boom'));
     const stop = (await records.actions(first.uuid)).find((a) => a.action === 'stop')!;

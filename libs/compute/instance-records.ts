@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { DataSource, In, IsNull } from 'typeorm';
+import { DataSource, EntityManager, In, IsNull } from 'typeorm';
 import {
   InstanceActionEntity,
   InstanceActionEventEntity,
@@ -134,9 +134,32 @@ export class InstanceRecords {
     return counts;
   }
 
-  /** Applies `changes` if the row is in the `expected` state; false when it was not (or is gone). */
-  async update(uuid: string, changes: InstanceChanges, expected: Expected = {}): Promise<boolean> {
-    const query = this.dataSource
+  /**
+   * Applies `changes` if the row is in the `expected` state; false when it was not (or is gone). With a
+   * `fault`, the fault is recorded in the same transaction and only if the change applied, so no reader
+   * sees the new state (ERROR, or the task ended) without the fault that explains it.
+   */
+  async update(
+    uuid: string,
+    changes: InstanceChanges,
+    expected: Expected = {},
+    fault?: FaultInfo,
+  ): Promise<boolean> {
+    if (!fault) return this.apply(this.dataSource.manager, uuid, changes, expected);
+    return inTransaction(this.dataSource, async (manager) => {
+      const applied = await this.apply(manager, uuid, changes, expected);
+      if (applied) await this.insertFault(manager, uuid, fault);
+      return applied;
+    });
+  }
+
+  private async apply(
+    manager: EntityManager,
+    uuid: string,
+    changes: InstanceChanges,
+    expected: Expected,
+  ): Promise<boolean> {
+    const query = manager
       .createQueryBuilder()
       .update(InstanceEntity)
       .set({ ...changes, updatedAt: nowIso(), version: () => 'version + 1' })
@@ -162,7 +185,11 @@ export class InstanceRecords {
   }
 
   async addFault(instanceUuid: string, fault: FaultInfo): Promise<void> {
-    await this.dataSource.getRepository(InstanceFaultEntity).insert({
+    await this.insertFault(this.dataSource.manager, instanceUuid, fault);
+  }
+
+  private async insertFault(manager: EntityManager, instanceUuid: string, fault: FaultInfo): Promise<void> {
+    await manager.getRepository(InstanceFaultEntity).insert({
       id: randomUUID(),
       instanceUuid,
       code: fault.code ?? 500,
