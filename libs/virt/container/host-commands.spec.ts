@@ -14,7 +14,7 @@ import {
   writeFileSync,
   writeSync,
 } from 'node:fs';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -173,6 +173,120 @@ describe('host commands', () => {
         expect(absent.stderr).toMatch(/No such file/);
       } finally {
         execFileSync('ip', ['netns', 'delete', name]);
+      }
+    },
+  );
+
+  (notRoot || spawnerMissing ? it.skip : it)(
+    "plumbs a container's veth with the same links, addresses and routes as ip does, and fails as ip does",
+    async () => {
+      const tag = randomBytes(3).toString('hex');
+      const bridge = `novum-b${tag}`;
+      const holders = [0, 1].map(() => spawn('unshare', ['-n', 'sleep', '300'], { stdio: 'ignore' }));
+      const names = [0, 1].map((index) => `novum-ipb-${tag}-${index}`);
+      const ip = (...args: string[]) => execFileSync('ip', args, { encoding: 'utf8' });
+      /** What `ip` shows of one side, with what differs between two plumbings of the same (index, MAC) out. */
+      const shown = (netns: string, device: string) =>
+        [
+          ip('-d', 'link', 'show', 'dev', device),
+          ip('-n', netns, '-d', 'link', 'show'),
+          ip('-n', netns, 'addr', 'show'),
+          ip('-n', netns, 'route', 'show'),
+          ip('-n', netns, '-6', 'route', 'show'),
+          readFileSync(`/proc/sys/net/ipv6/conf/${device}/addr_gen_mode`, 'utf8'),
+        ]
+          .join('')
+          .replace(/novum-[a-z]+-?[0-9a-f]+(-[01])?/g, 'NAME')
+          .replace(/[0-9a-f]{1,2}(:[0-9a-f]{1,2}){5}/g, 'MAC')
+          .replace(/^\d+:|if\d+|port_(id|no) \S+|designated_port \d+|[a-z_]+_timer +\S+/gm, 'X');
+      const plumbing = (netns: string, pid: number, index: number): Step[] => {
+        const [host, peer] = [`novum-h${tag}${index}`, `novum-p${tag}${index}`];
+        return [
+          {
+            ipBatch: {
+              lines: [
+                ['netns', 'attach', netns, String(pid)],
+                [
+                  ...['link', 'add', host, 'mtu', '1400', 'type', 'veth'],
+                  ...['peer', 'name', peer, 'mtu', '1400', 'netns', netns],
+                ],
+                ['link', 'set', 'dev', host, 'addrgenmode', 'none'],
+                ['link', 'set', 'dev', host, 'master', bridge, 'up'],
+              ],
+            },
+          },
+          {
+            ipBatch: {
+              netns,
+              lines: [
+                ['link', 'set', 'dev', 'lo', 'up'],
+                ['link', 'set', 'dev', peer, 'name', 'eth0', 'address', '02:00:00:00:00:05'],
+                ['addr', 'add', '10.9.0.5/24', 'dev', 'eth0'],
+                ['addr', 'add', 'fd00::5/64', 'dev', 'eth0', 'nodad'],
+                ['link', 'set', 'dev', 'eth0', 'up'],
+                ['route', 'replace', '0.0.0.0/0', 'via', '10.9.0.1', 'dev', 'eth0'],
+                ['route', 'replace', '::/0', 'via', 'fd00::1', 'dev', 'eth0'],
+                ['route', 'replace', '169.254.169.254/32', 'dev', 'eth0'],
+                ['route', 'replace', '10.20.0.0/16', 'via', '10.9.0.7', 'dev', 'eth0'],
+              ],
+            },
+          },
+        ];
+      };
+      ip('link', 'add', bridge, 'type', 'bridge');
+      try {
+        // Each holder has its own network namespace once unshare has made it.
+        const own = readlinkSync('/proc/self/ns/net');
+        for (const holder of holders) {
+          const deadline = Date.now() + 5000;
+          while (readlinkSync(`/proc/${holder.pid}/ns/net`) === own && Date.now() < deadline) {
+            await new Promise((resolve) => setTimeout(resolve, 10));
+          }
+        }
+        // The spawner's own rtnetlink requests, then ip's (the same steps through single commands).
+        expect(await runSteps(plumbing(names[0], holders[0].pid!, 0))).toEqual({
+          code: 0,
+          stdout: '',
+          stderr: '',
+        });
+        expect(await runStepsWith(runCommand, plumbing(names[1], holders[1].pid!, 1))).toMatchObject({
+          code: 0,
+        });
+        const native = shown(names[0], `novum-h${tag}0`);
+        expect(native).toMatch(/inet 10\.9\.0\.5\/24 scope global eth0/);
+        expect(native).toMatch(/default via fd00::1 dev eth0/);
+        expect(native).toMatch(/master NAME/);
+        expect(native).toBe(shown(names[1], `novum-h${tag}1`));
+
+        // A failure stops the batch at its line, named as ip names it.
+        const again = await runSteps([
+          {
+            ipBatch: {
+              netns: names[0],
+              lines: [
+                ['link', 'set', 'dev', 'lo', 'up'],
+                ['addr', 'add', '10.9.0.5/24', 'dev', 'eth0'],
+              ],
+            },
+          },
+        ]);
+        expect(again).toMatchObject({ code: 1, failed: 0 });
+        expect(again.stderr).toMatch(/File exists\nCommand failed -:2/);
+        const missing = await runSteps([
+          { ipBatch: { lines: [['link', 'set', 'dev', `novum-x${tag}`, 'up']] } },
+        ]);
+        expect(missing.stderr).toMatch(/Cannot find device "novum-x[0-9a-f]+"/);
+        expect(missing).toMatchObject({ code: 1, failed: 0 });
+        // A line the spawner does not know is ip's, with the rest of its batch.
+        const other = await runSteps([
+          { ipBatch: { netns: names[0], lines: [['link', 'show', 'dev', 'eth0']] } },
+        ]);
+        expect(other).toMatchObject({ code: 0 });
+        expect(other.stdout).toMatch(/eth0@if\d+: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1400/);
+      } finally {
+        for (const name of names) spawnSync('ip', ['netns', 'delete', name]);
+        for (const holder of holders) holder.kill('SIGKILL');
+        spawnSync('ip', ['link', 'delete', bridge]);
       }
     },
   );

@@ -61,9 +61,13 @@ function runDirectly(command: string, args: readonly string[], input?: string): 
   });
 }
 
-/** A step of runSteps: a command (with `input` on its stdin), or sysctls written inside a network namespace. */
+/**
+ * A step of runSteps: a command (with `input` on its stdin), sysctls written inside a network namespace, a
+ * mount, a sparse copy, or `ip [-n netns] -batch -` with these lines (`ipBatch`).
+ */
 export type Step =
   | { command: string; args: readonly string[]; input?: string }
+  | { ipBatch: IpBatch }
   | { netnsPath: string; sysctls: Readonly<Record<string, string>> }
   | { mount: MountSpec }
   | { copySparse: { source: string; target: string } };
@@ -78,6 +82,25 @@ export interface MountSpec {
   type: string;
   options: string;
   loop?: boolean;
+}
+
+/**
+ * Lines of `ip -batch` (each a command's words), run in the named network namespace (`ip -n`) or the host's.
+ * The host spawner carries out the lines a container's plumbing uses itself, over rtnetlink (see
+ * IP_BATCH_NATIVE); a batch with any other line is `ip`'s.
+ */
+export interface IpBatch {
+  netns?: string;
+  lines: readonly (readonly string[])[];
+}
+
+/** An ipBatch step as the command it stands for: `ip [-n netns] -batch -`, the lines on its stdin. */
+export function ipBatchCommand(batch: IpBatch): { command: string; args: string[]; input: string } {
+  return {
+    command: 'ip',
+    args: [...(batch.netns !== undefined ? ['-n', batch.netns] : []), '-batch', '-'],
+    input: batch.lines.map((line) => `${line.join(' ')}\n`).join(''),
+  };
 }
 
 /** What runSteps gives: every step's output, the exit code of the last step run, which step failed. */
@@ -100,7 +123,8 @@ export type CommandRunner = (
  * program starts and a mount namespace with /sys mounted again. A mount is the spawner's own mount(2) call,
  * after the loop device's ioctls for a loop mount, where mount(8) is a program start with its libraries. A
  * sparse copy copies the file's data (SEEK_DATA, copy_file_range) and leaves its holes holes, as
- * `cp --sparse=always`.
+ * `cp --sparse=always`. An ip batch of the lines a container's ports need (IP_BATCH_NATIVE) is the spawner's
+ * own rtnetlink requests (`ip` costs 6 ms of CPU per start here, with its libraries); any other is `ip`'s.
  */
 export function runSteps(steps: readonly Step[]): Promise<StepsResult> {
   const spawner = HostSpawner.get();
@@ -114,36 +138,51 @@ export function runSteps(steps: readonly Step[]): Promise<StepsResult> {
           ? { mount: { ...step.mount, loop: step.mount.loop ?? false } }
           : 'copySparse' in step
             ? { copy: step.copySparse }
-            : { netns: step.netnsPath, sysctls: { ...step.sysctls } },
+            : 'ipBatch' in step
+              ? {
+                  ip: {
+                    netns: step.ipBatch.netns ?? null,
+                    lines: step.ipBatch.lines.map((line) => [...line]),
+                  },
+                }
+              : { netns: step.netnsPath, sysctls: { ...step.sysctls } },
     ),
   });
 }
 
 /**
  * runSteps through a runner of single commands (one without the host spawner, or a test's fake host): a
- * namespace's sysctls as `nsenter --net=<path> sysctl -qw key=value…`.
+ * namespace's sysctls as `nsenter --net=<path> sysctl -qw key=value…`, an ip batch as `ip -batch -`.
  */
 export async function runStepsWith(run: CommandRunner, steps: readonly Step[]): Promise<StepsResult> {
   let stdout = '';
   let stderr = '';
   for (const [index, step] of steps.entries()) {
-    const result =
-      'command' in step
-        ? await run(step.command, step.args, step.input)
-        : 'mount' in step
-          ? await run('mount', mountArgs(step.mount))
-          : 'copySparse' in step
-            ? await run('cp', ['--sparse=always', step.copySparse.source, step.copySparse.target])
-            : await run('nsenter', [
-                `--net=${step.netnsPath}`,
-                ...['sysctl', '-qw'],
-                ...Object.entries(step.sysctls).map(([key, value]) => `${key}=${value}`),
-              ]);
+    const { command, args, input } = asCommand(step);
+    const result = await run(command, args, input);
     stdout += result.stdout;
     stderr += result.stderr;
     if (result.code !== 0) return { code: result.code, stdout, stderr, failed: index };
   }
   return { code: 0, stdout, stderr };
+}
+
+/** The command a step stands for where the host spawner does not run it itself. */
+function asCommand(step: Step): { command: string; args: readonly string[]; input?: string } {
+  if ('command' in step) return step;
+  if ('ipBatch' in step) return ipBatchCommand(step.ipBatch);
+  if ('mount' in step) return { command: 'mount', args: mountArgs(step.mount) };
+  if ('copySparse' in step) {
+    return { command: 'cp', args: ['--sparse=always', step.copySparse.source, step.copySparse.target] };
+  }
+  return {
+    command: 'nsenter',
+    args: [
+      `--net=${step.netnsPath}`,
+      ...['sysctl', '-qw'],
+      ...Object.entries(step.sysctls).map(([key, value]) => `${key}=${value}`),
+    ],
+  };
 }
 
 /** mount(8)'s arguments for a mount step. */
@@ -154,6 +193,7 @@ export function mountArgs(mount: MountSpec): string[] {
 
 /** A step as an error message names it. */
 export function stepName(step: Step): string {
+  if ('ipBatch' in step) return stepName(ipBatchCommand(step.ipBatch));
   if ('command' in step) return `${step.command} ${step.args.slice(0, 4).join(' ')}`;
   if ('mount' in step) return `mount -t ${step.mount.type} ${step.mount.source} ${step.mount.target}`;
   if ('copySparse' in step) return `copying ${step.copySparse.source} to ${step.copySparse.target}`;
@@ -283,6 +323,7 @@ interface StepsRequest {
     | { netns: string; sysctls: Record<string, string> }
     | { mount: Required<MountSpec> }
     | { copy: { source: string; target: string } }
+    | { ip: { netns: string | null; lines: string[][] } }
   )[];
 }
 
@@ -409,7 +450,7 @@ const PYTHON = '/usr/bin/python3';
 
 /** The spawner's own code (Python 3.11 of Debian 12): requests on stdin, replies on stdout, a thread each. */
 const SPAWNER_SOURCE = `
-import base64, ctypes, errno, fcntl, json, os, shutil, struct, subprocess, sys, threading
+import base64, ctypes, errno, fcntl, ipaddress, json, os, re, shutil, socket, struct, subprocess, sys, threading
 lock = threading.Lock()
 libc = ctypes.CDLL(None, use_errno=True)
 libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p)
@@ -545,6 +586,209 @@ def netns_sysctls(netns, sysctls):
     thread.join()
     if failures:
         raise failures[0]
+NLMSG_ERROR = 2
+NLM_F_REQUEST, NLM_F_ACK, NLM_F_REPLACE, NLM_F_EXCL, NLM_F_CREATE = 1, 4, 0x100, 0x200, 0x400
+RTM_NEWLINK, RTM_NEWADDR, RTM_NEWROUTE = 16, 20, 24
+IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER, IFLA_LINKINFO, IFLA_AF_SPEC, IFLA_NET_NS_FD = 1, 3, 4, 10, 18, 26, 28
+IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER, IFLA_INET6_ADDR_GEN_MODE = 1, 2, 1, 8
+IFA_ADDRESS, IFA_LOCAL, IFA_F_NODAD = 1, 2, 0x02
+RTA_DST, RTA_OIF, RTA_GATEWAY = 1, 4, 5
+IFF_UP = 1
+MS_BIND, MS_REC, MS_SHARED = 0x1000, 0x4000, 0x100000
+def rtattr(kind, data):
+    size = 4 + len(data)
+    return struct.pack("=HH", size, kind) + data + bytes((4 - size % 4) % 4)
+def u32_attr(kind, value):
+    return rtattr(kind, struct.pack("=I", value))
+def name_attr(kind, name):
+    return rtattr(kind, name.encode() + bytes(1))
+def ifinfo(index=0, flags=0, change=0):
+    return struct.pack("=BxHiII", socket.AF_UNSPEC, 0, index, flags, change)
+def os_message(error):
+    text = getattr(error, "strerror", None) or str(error)
+    filename = getattr(error, "filename", None)
+    return "%s: %s" % (text, filename) if filename else text
+def index_of(name):
+    try:
+        return socket.if_nametoindex(name)
+    except OSError:
+        raise OSError(errno.ENODEV, 'Cannot find device "%s"' % name)
+class Rtnetlink:
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE)
+        self.sock.bind((0, 0))
+        self.seq = 0
+    def request(self, kind, flags, body):
+        self.seq += 1
+        header = struct.pack("=IHHII", 16 + len(body), kind, NLM_F_REQUEST | NLM_F_ACK | flags, self.seq, 0)
+        self.sock.send(header + body)
+        while True:
+            data = self.sock.recv(65536)
+            offset = 0
+            while offset + 20 <= len(data):
+                size, kind_, _, seq, _ = struct.unpack_from("=IHHII", data, offset)
+                if kind_ == NLMSG_ERROR and seq == self.seq:
+                    error = -struct.unpack_from("=i", data, offset + 16)[0]
+                    if error:
+                        raise OSError(error, "RTNETLINK answers: " + os.strerror(error))
+                    return
+                offset += (max(size, 16) + 3) & ~3
+def mount_flags(source, target, kind, flags):
+    if libc.mount(source.encode(), target.encode(), kind.encode(), flags, None) != 0:
+        number = ctypes.get_errno()
+        raise OSError(number, "mount %s on %s: %s" % (source, target, os.strerror(number)))
+def netns_attach(name, pid):
+    # As ip netns attach: /run/netns a shared mount point (bound onto itself the first time), the name a file
+    # the process's namespace is bound onto.
+    os.makedirs("/run/netns", mode=0o755, exist_ok=True)
+    try:
+        mount_flags("none", "/run/netns", "none", MS_SHARED | MS_REC)
+    except OSError as error:
+        if error.errno != errno.EINVAL:
+            raise
+        mount_flags("/run/netns", "/run/netns", "none", MS_BIND | MS_REC)
+        mount_flags("none", "/run/netns", "none", MS_SHARED | MS_REC)
+    path = "/run/netns/" + name
+    os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0))
+    try:
+        mount_flags("/proc/%d/ns/net" % pid, path, "none", MS_BIND)
+    except OSError:
+        os.unlink(path)
+        raise
+LINK_SET_VALUES = {"name", "address", "master", "mtu", "addrgenmode"}
+MAC_ADDRESS = re.compile("[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
+def native_ip_line(words):
+    # The lines of ip -batch a container's ports use, as a function of an rtnetlink socket; None for others.
+    n = len(words)
+    if n == 4 and words[:2] == ["netns", "attach"] and words[3].isdigit():
+        return lambda link: netns_attach(words[2], int(words[3]))
+    if (
+        n == 14 and words[:2] == ["link", "add"] and words[3] == "mtu" and words[5:9] == ["type", "veth", "peer", "name"]
+        and words[10] == "mtu" and words[12] == "netns" and words[4].isdigit() and words[11].isdigit()
+    ):
+        return lambda link: veth_add(link, words[2], int(words[4]), words[9], int(words[11]), words[13])
+    if n >= 5 and words[:3] == ["link", "set", "dev"]:
+        options, rest = {}, words[4:]
+        while rest:
+            if rest[0] in ("up", "down"):
+                options["state"] = rest[0]
+                rest = rest[1:]
+            elif rest[0] in LINK_SET_VALUES and len(rest) > 1:
+                options[rest[0]] = rest[1]
+                rest = rest[2:]
+            else:
+                return None
+        if options.get("addrgenmode", "none") != "none" or not options.get("mtu", "0").isdigit():
+            return None
+        if "address" in options and not MAC_ADDRESS.fullmatch(options["address"]):
+            return None
+        return lambda link: link_set(link, words[3], options)
+    try:
+        if words[:2] == ["addr", "add"] and n in (5, 6) and words[3] == "dev" and words[5:] in ([], ["nodad"]):
+            address = ipaddress.ip_interface(words[2])
+            return lambda link: addr_add(link, address, words[4], n == 6)
+        if words[:2] == ["route", "replace"] and n in (5, 7) and words[-2] == "dev" and (n == 5 or words[3] == "via"):
+            network = ipaddress.ip_network(words[2], strict=False)
+            gateway = ipaddress.ip_address(words[4]) if n == 7 else None
+            if gateway is not None and gateway.version != network.version:
+                return None
+            return lambda link: route_replace(link, network, gateway, words[-1])
+    except ValueError:
+        # An address the ipaddress module does not read ("default", ...) is left to ip.
+        return None
+    return None
+def veth_add(link, name, mtu, peer, peer_mtu, netns):
+    fd = os.open("/run/netns/" + netns, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        peer_info = ifinfo() + name_attr(IFLA_IFNAME, peer) + u32_attr(IFLA_MTU, peer_mtu) + u32_attr(IFLA_NET_NS_FD, fd)
+        info = rtattr(IFLA_INFO_KIND, b"veth") + rtattr(IFLA_INFO_DATA, rtattr(VETH_INFO_PEER, peer_info))
+        body = ifinfo() + name_attr(IFLA_IFNAME, name) + u32_attr(IFLA_MTU, mtu) + rtattr(IFLA_LINKINFO, info)
+        link.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body)
+    finally:
+        os.close(fd)
+def link_set(link, device, options):
+    state = options.get("state")
+    attrs = b""
+    if "name" in options:
+        attrs += name_attr(IFLA_IFNAME, options["name"])
+    if "address" in options:
+        attrs += rtattr(IFLA_ADDRESS, bytes.fromhex(options["address"].replace(":", "")))
+    if "mtu" in options:
+        attrs += u32_attr(IFLA_MTU, int(options["mtu"]))
+    if "master" in options:
+        attrs += u32_attr(IFLA_MASTER, index_of(options["master"]))
+    if "addrgenmode" in options:
+        # IN6_ADDR_GEN_MODE_NONE: no link-local address of its own.
+        attrs += rtattr(IFLA_AF_SPEC, rtattr(socket.AF_INET6, rtattr(IFLA_INET6_ADDR_GEN_MODE, bytes([1]))))
+    flags = IFF_UP if state == "up" else 0
+    link.request(RTM_NEWLINK, 0, ifinfo(index_of(device), flags, IFF_UP if state else 0) + attrs)
+def addr_add(link, address, device, nodad):
+    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+    packed = address.ip.packed
+    header = struct.pack("=BBBBI", family, address.network.prefixlen, IFA_F_NODAD if nodad else 0, 0, index_of(device))
+    link.request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, header + rtattr(IFA_LOCAL, packed) + rtattr(IFA_ADDRESS, packed))
+def route_replace(link, network, gateway, device):
+    family = socket.AF_INET6 if network.version == 6 else socket.AF_INET
+    # The main table, proto boot, unicast; scope link without a gateway, as ip route gives them.
+    header = struct.pack("=BBBBBBBBI", family, network.prefixlen, 0, 0, 254, 3, 0 if gateway is not None else 253, 1, 0)
+    attrs = rtattr(RTA_DST, network.network_address.packed) if network.prefixlen else b""
+    if gateway is not None:
+        attrs += rtattr(RTA_GATEWAY, gateway.packed)
+    attrs += struct.pack("=HHi", 8, RTA_OIF, index_of(device))
+    link.request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, header + attrs)
+def in_netns(netns, work):
+    # In a thread of its own that ends in the namespace, as netns_sysctls.
+    outcome = []
+    def enter_and_work():
+        try:
+            if netns is not None:
+                fd = os.open("/run/netns/" + netns, os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    if libc.setns(fd, CLONE_NEWNET) != 0:
+                        number = ctypes.get_errno()
+                        raise OSError(number, "setns: " + os.strerror(number))
+                finally:
+                    os.close(fd)
+            outcome.append(work())
+        except Exception as error:
+            outcome.append(error)
+    thread = threading.Thread(target=enter_and_work)
+    thread.start()
+    thread.join()
+    if isinstance(outcome[0], Exception):
+        raise outcome[0]
+    return outcome[0]
+def ip_batch(batch, stdout, stderr):
+    netns, lines = batch["netns"], batch["lines"]
+    native = [native_ip_line(words) for words in lines]
+    if None in native:
+        done = subprocess.run(
+            ["ip"] + (["-n", netns] if netns is not None else []) + ["-batch", "-"],
+            input="".join(" ".join(words) + "\\n" for words in lines).encode(),
+            capture_output=True,
+        )
+        stdout.append(done.stdout.decode("utf-8", "replace"))
+        stderr.append(done.stderr.decode("utf-8", "replace"))
+        return code_of(done.returncode)
+    def work():
+        link = Rtnetlink()
+        try:
+            for number, line in enumerate(native, 1):
+                try:
+                    line(link)
+                except Exception as error:
+                    return "%s\\nCommand failed -:%d\\n" % (os_message(error), number)
+        finally:
+            link.sock.close()
+        return None
+    try:
+        failure = in_netns(netns, work)
+    except OSError as error:
+        failure = 'Cannot open network namespace "%s": %s\\n' % (netns, os_message(error))
+    if failure:
+        stderr.append(failure)
+        return 1
+    return 0
 def builtin(work, failure_code, stderr, label=""):
     try:
         work()
@@ -564,6 +808,8 @@ def steps(request, answer):
             )
         elif "copy" in step:
             code = builtin(lambda: sparse_copy(step["copy"]["source"], step["copy"]["target"]), 1, stderr)
+        elif "ip" in step:
+            code = ip_batch(step["ip"], stdout, stderr)
         elif "sysctls" in step:
             label = "sysctl in %s: " % step["netns"]
             code = builtin(lambda: netns_sysctls(step["netns"], step["sysctls"]), 1, stderr, label)

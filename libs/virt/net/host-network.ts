@@ -1005,9 +1005,5 @@ export class HostNetwork {
 
 /** `ip [-n netns] -batch -` with these lines on its stdin, as a step of runSteps. */
 function ipBatch(netns: string | undefined, lines: readonly string[][]): Step {
-  return {
-    command: 'ip',
-    args: [...(netns !== undefined ? ['-n', netns] : []), '-batch', '-'],
-    input: lines.map((line) => `${line.join(' ')}\n`).join(''),
-  };
+  return { ipBatch: { ...(netns !== undefined ? { netns } : {}), lines } };
 }
