@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Vif } from '../driver';
@@ -168,6 +168,32 @@ describe('HostNetwork', () => {
     await network.plugContainer(UUID, [vif(PORT)], { attachPid: 4242 });
     expect(host.commands.filter((c) => c.startsWith('nft'))).toHaveLength(1);
     expect(host.commands).toContain('ip link set dev novumvabcdef012 master novumbr5e1d2c3b up');
+  });
+
+  it('records a prepared container’s ports again in place at its plug: ports.json and the ruleset stay as they are', async () => {
+    const host = fakeHost();
+    const network = new HostNetwork({ stateDir: dir, ...host.hooks, tableName: 'novum_t' });
+    const other = '11111111-2222-3333-4444-555555555555';
+    await network.prepareContainer(UUID, [vif(PORT)]);
+    await network.prepareContainer(other, [vif('99999999-0000-0000-0000-000000000000')]);
+    const written = statSync(join(dir, 'ports.json'));
+    await network.plugContainer(UUID, [vif(PORT)], { attachPid: 4242 });
+    // Not written again (a new file would have a new inode), and the ports in the order they came.
+    expect(statSync(join(dir, 'ports.json')).ino).toBe(written.ino);
+    expect((await network.plugged()).map((port) => port.instanceUuid)).toEqual([UUID, other]);
+    expect(host.commands.filter((c) => c.startsWith('nft'))).toHaveLength(2);
+    // A port that changes is written and loaded.
+    await network.plugContainer(
+      other,
+      [vif('99999999-0000-0000-0000-000000000000', { macAddress: 'fa:16:3e:00:00:09' })],
+      {
+        attachPid: 4343,
+      },
+    );
+    expect(statSync(join(dir, 'ports.json')).ino).not.toBe(written.ino);
+    expect((await network.plugged()).find((port) => port.instanceUuid === other)?.macAddress).toBe(
+      'fa:16:3e:00:00:09',
+    );
   });
 
   it('applies the firewall of containers that ask while the queue is busy in one nft run', async () => {

@@ -191,6 +191,16 @@ function fromStored(stored: StoredState): State {
 
 const DEFAULT_MTU = 1500;
 
+/**
+ * The ports with `port` in place of the one of its id (where that one was, so that a port recorded again as it
+ * was leaves ports.json and the firewall as they were), or added last.
+ */
+function withPort(ports: readonly PluggedPort[], port: PluggedPort): PluggedPort[] {
+  const index = ports.findIndex((known) => known.portId === port.portId);
+  if (index < 0) return [...ports, port];
+  return ports.map((known, at) => (at === index ? port : known));
+}
+
 /** What the host keeps of a container's port. */
 function vethPort(instanceUuid: string, vif: Vif, known?: PluggedPort): PluggedPort {
   return {
@@ -260,6 +270,8 @@ export class HostNetwork {
   private applied?: Ruleset;
   /** ports.json as this process last read or wrote it. */
   private stateText?: string;
+  /** The ports.json text `applied` was built from: the same state again needs no ruleset built. */
+  private appliedText?: string;
   /** The bridges whose way through the host's iptables FORWARD chain this process has seen to. */
   private readonly openedBridges = new Set<string>();
   /** prepareContainer's queued task, which later callers join until it starts. */
@@ -387,7 +399,7 @@ export class HostNetwork {
           }
         }
         const port = vethPort(instanceUuid, vif, known);
-        state.ports = [...state.ports.filter((p) => p.portId !== vif.id), port];
+        state.ports = withPort(state.ports, port);
         fresh.push(port);
         joins.push(['link', 'set', 'dev', devname, 'master', bridge, 'up']);
         await this.ensureBridge(bridge, mtu, hostBatch);
@@ -434,10 +446,7 @@ export class HostNetwork {
         for (const container of batch.containers) {
           for (const vif of container.vifs) {
             const known = state.ports.find((port) => port.portId === vif.id);
-            state.ports = [
-              ...state.ports.filter((p) => p.portId !== vif.id),
-              vethPort(container.instanceUuid, vif, known),
-            ];
+            state.ports = withPort(state.ports, vethPort(container.instanceUuid, vif, known));
           }
         }
         await this.save(state);
@@ -474,7 +483,7 @@ export class HostNetwork {
         vni: vniOf(vif),
         physical: physicalOf(vif),
       };
-      state.ports = [...state.ports.filter((p) => p.portId !== vif.id), port];
+      state.ports = withPort(state.ports, port);
       await this.ensureBridge(bridge, mtu);
       await this.save(state);
       await this.applyFirewall(state);
@@ -874,6 +883,10 @@ export class HostNetwork {
 
   private async applyFirewall(given?: State): Promise<void> {
     const state = given ?? (await this.load());
+    // Every state that reaches here was saved (or loaded) just before: the text says what it holds.
+    const text = this.stateText;
+    if (this.applied && text !== undefined && text === this.appliedText) return;
+    this.appliedText = undefined;
     const plugged = state.ports;
     const ports: FirewallPort[] = plugged;
     const metadata: MetadataDevice[] = this.options.metadata
@@ -910,7 +923,10 @@ export class HostNetwork {
     // many guests at once would otherwise load a ruleset that grows with each of them, once per build.
     // A change that changes no rule (a port's status, a group's description) costs no `nft` run.
     const change = renderChange(this.applied, ruleset);
-    if (!change) return;
+    if (!change) {
+      this.appliedText = text;
+      return;
+    }
     const previous = this.applied;
     this.applied = undefined;
     // ruleset.nft is always the whole of what is loaded (for the operator, and what a start loads).
@@ -923,6 +939,7 @@ export class HostNetwork {
       const result = await this.run('nft', ['-f', script]);
       if (result.code === 0) {
         this.applied = ruleset;
+        this.appliedText = text;
         return;
       }
       // The tables were changed behind this process's back (or a bug): they are loaded whole instead.
@@ -932,6 +949,7 @@ export class HostNetwork {
     }
     await this.mustRun('nft', ['-f', whole]);
     this.applied = ruleset;
+    this.appliedText = text;
   }
 
   private async load(): Promise<State> {
@@ -943,6 +961,8 @@ export class HostNetwork {
 
   private async save(state: State): Promise<void> {
     const text = JSON.stringify(toStored(state));
+    // Nothing changed (a container's ports recorded again as its firewall had them): nothing to write.
+    if (text === this.stateText) return;
     this.stateText = undefined;
     replaceSmallFile(this.stateFile, text);
     this.stateText = text;
