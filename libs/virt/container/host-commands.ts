@@ -564,28 +564,35 @@ def sparse_copy(source, target):
             os.close(writing)
     finally:
         os.close(reading)
-def netns_sysctls(netns, sysctls):
-    failures = []
-    def enter_and_write():
+def in_netns(path, work):
+    # work() in the network namespace at path (the spawner's own when None), in a thread of its own that ends
+    # there: no command is ever started from it. Its result, or its exception raised here.
+    outcome = []
+    def enter_and_work():
         try:
-            fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                if libc.setns(fd, CLONE_NEWNET) != 0:
-                    number = ctypes.get_errno()
-                    raise OSError(number, "setns: " + os.strerror(number))
-            finally:
-                os.close(fd)
-            for key, value in sysctls.items():
-                with open("/proc/sys/" + key.replace(".", "/"), "w") as out:
-                    out.write(value)
+            if path is not None:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    if libc.setns(fd, CLONE_NEWNET) != 0:
+                        number = ctypes.get_errno()
+                        raise OSError(number, "setns: " + os.strerror(number))
+                finally:
+                    os.close(fd)
+            outcome.append(work())
         except Exception as error:
-            failures.append(error)
-    # In a thread of its own that ends in the namespace: no command is ever started from it.
-    thread = threading.Thread(target=enter_and_write)
+            outcome.append(error)
+    thread = threading.Thread(target=enter_and_work)
     thread.start()
     thread.join()
-    if failures:
-        raise failures[0]
+    if isinstance(outcome[0], Exception):
+        raise outcome[0]
+    return outcome[0]
+def netns_sysctls(path, sysctls):
+    def write():
+        for key, value in sysctls.items():
+            with open("/proc/sys/" + key.replace(".", "/"), "w") as out:
+                out.write(value)
+    in_netns(path, write)
 NLMSG_ERROR = 2
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_REPLACE, NLM_F_EXCL, NLM_F_CREATE = 1, 4, 0x100, 0x200, 0x400
 RTM_NEWLINK, RTM_NEWADDR, RTM_NEWROUTE = 16, 20, 24
@@ -736,28 +743,6 @@ def route_replace(link, network, gateway, device):
         attrs += rtattr(RTA_GATEWAY, gateway.packed)
     attrs += struct.pack("=HHi", 8, RTA_OIF, index_of(device))
     link.request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, header + attrs)
-def in_netns(netns, work):
-    # In a thread of its own that ends in the namespace, as netns_sysctls.
-    outcome = []
-    def enter_and_work():
-        try:
-            if netns is not None:
-                fd = os.open("/run/netns/" + netns, os.O_RDONLY | os.O_CLOEXEC)
-                try:
-                    if libc.setns(fd, CLONE_NEWNET) != 0:
-                        number = ctypes.get_errno()
-                        raise OSError(number, "setns: " + os.strerror(number))
-                finally:
-                    os.close(fd)
-            outcome.append(work())
-        except Exception as error:
-            outcome.append(error)
-    thread = threading.Thread(target=enter_and_work)
-    thread.start()
-    thread.join()
-    if isinstance(outcome[0], Exception):
-        raise outcome[0]
-    return outcome[0]
 def ip_batch(batch, stdout, stderr):
     netns, lines = batch["netns"], batch["lines"]
     native = [native_ip_line(words) for words in lines]
@@ -782,7 +767,7 @@ def ip_batch(batch, stdout, stderr):
             link.sock.close()
         return None
     try:
-        failure = in_netns(netns, work)
+        failure = in_netns(None if netns is None else "/run/netns/" + netns, work)
     except OSError as error:
         failure = 'Cannot open network namespace "%s": %s\\n' % (netns, os_message(error))
     if failure:
