@@ -772,6 +772,9 @@ describe('compute agent: rebuild, resize, rescue, shelve, snapshot, soft delete 
     expect(await allocations(placed!.migrationId)).toEqual([]);
     expect(await node(plane, 'live-1')).toMatchObject({ vcpusUsed: 0, memoryMbUsed: 0 });
     expect(await node(plane, 'live-2')).toMatchObject({ vcpusUsed: 1, memoryMbUsed: 512 });
+    // The source marks the migration completed once the destination's post step has answered, as Nova's
+    // _post_live_migration does: the server may show settled on the destination a moment before.
+    await waitUntil(async () => (await liveMigrations(uuid)).pop()?.status !== 'running');
     expect((await liveMigrations(uuid)).pop()).toMatchObject({
       uuid: placed!.migrationId,
       status: 'completed',
