@@ -86,8 +86,8 @@ export interface MountSpec {
 
 /**
  * Lines of `ip -batch` (each a command's words), run in the named network namespace (`ip -n`) or the host's.
- * The host spawner carries out the lines a container's plumbing uses itself, over rtnetlink (see
- * IP_BATCH_NATIVE); a batch with any other line is `ip`'s.
+ * The host spawner carries out the lines a container's plumbing uses itself, over rtnetlink (its
+ * `native_ip_line` lists them); a batch with any other line is `ip`'s.
  */
 export interface IpBatch {
   netns?: string;
@@ -123,7 +123,7 @@ export type CommandRunner = (
  * program starts and a mount namespace with /sys mounted again. A mount is the spawner's own mount(2) call,
  * after the loop device's ioctls for a loop mount, where mount(8) is a program start with its libraries. A
  * sparse copy copies the file's data (SEEK_DATA, copy_file_range) and leaves its holes holes, as
- * `cp --sparse=always`. An ip batch of the lines a container's ports need (IP_BATCH_NATIVE) is the spawner's
+ * `cp --sparse=always`. An ip batch of the lines a container's ports need (`native_ip_line`) is the spawner's
  * own rtnetlink requests (`ip` costs 6 ms of CPU per start here, with its libraries); any other is `ip`'s.
  */
 export function runSteps(steps: readonly Step[]): Promise<StepsResult> {
