@@ -244,9 +244,6 @@ function vniOf(vif: Pick<Vif, 'segment'>): number | undefined {
   return segment?.networkType === 'vxlan' && segment.segmentationId ? segment.segmentationId : undefined;
 }
 
-const mtuOf = (vifs: readonly Vif[], portId: string) =>
-  vifs.find((vif) => vif.id === portId)?.mtu ?? DEFAULT_MTU;
-
 interface PrepareBatch {
   containers: { instanceUuid: string; vifs: readonly Vif[] }[];
   done: Promise<void>;
@@ -332,101 +329,107 @@ export class HostNetwork {
    * their host ends on the networks' bridges. Idempotent: a port already there is left as it is.
    * `attachPid`: the namespace is that process's (a container's init made by the runtime), named here.
    * Resolves with the namespace's path.
+   *
+   * What the container shares with others (ports.json, the firewall, its networks' bridges, tunnel and
+   * metadata devices) is seen to on the queue; its own devices are made after, off the queue, so that a host
+   * building many containers plugs them side by side rather than one after another (the queue was the
+   * slowest part of a burst of builds). The ports recorded first keep their bridges from being pruned
+   * meanwhile, and no two calls for one instance overlap (the agent runs one operation per instance).
    */
-  plugContainer(
+  async plugContainer(
     instanceUuid: string,
     vifs: readonly Vif[],
     options: { attachPid?: number } = {},
   ): Promise<string> {
-    return this.serial(async () => {
-      const netns = netnsName(instanceUuid);
-      // Every command of the host in one `ip -batch`, and every command of the namespace in another, made
-      // after the host's has moved the veth peers into it: each `ip` costs a process start, and a container's
-      // boot time is mostly those.
-      const hostBatch: string[][] = [];
-      if (options.attachPid !== undefined) {
-        hostBatch.push(['netns', 'attach', netns, String(options.attachPid)]);
-      } else if (!(await this.netnsExists(netns))) {
-        const created = await this.run('ip', ['netns', 'add', netns]);
-        if (created.code !== 0 && !/exists/i.test(created.stderr)) this.fail('ip netns add', created);
-      }
+    const netns = netnsName(instanceUuid);
+    // The bridges' own lines (mtu, up), run with the container's host batch.
+    const bridgeLines: string[][] = [];
+    await this.serial(async () => {
       const state = await this.load();
-      const fresh: PluggedPort[] = [];
-      const joins: string[][] = [];
-      const nsBatch: string[][] = [['link', 'set', 'dev', 'lo', 'up']];
-      let routed4 = false;
-      let routed6 = false;
-      for (const [index, vif] of vifs.entries()) {
-        const devname = vethName(vif.id);
-        const mtu = vif.mtu ?? DEFAULT_MTU;
-        const bridge = vif.bridge ?? bridgeName(vif.networkId);
+      for (const vif of vifs) {
         const known = state.ports.find((port) => port.portId === vif.id);
-        if (!(await this.linkExists(devname))) {
-          const peer = vethPeerName(vif.id);
-          const ifname = `eth${index}`;
-          hostBatch.push([
-            ...['link', 'add', devname, 'mtu', String(mtu), 'type', 'veth'],
-            ...['peer', 'name', peer, 'mtu', String(mtu), 'netns', netns],
-          ]);
-          // The host end gets no IPv6 address of its own (no link-local when it comes up): a bridge port.
-          joins.push(['link', 'set', 'dev', devname, 'addrgenmode', 'none']);
-          nsBatch.push(['link', 'set', 'dev', peer, 'name', ifname, 'address', vif.macAddress]);
-          for (const ip of vif.fixedIps) {
-            const prefix = ip.cidr.split('/')[1] ?? (ip.version === 4 ? '32' : '128');
-            // No `-6` in a batch line (global options are not): the address tells the family.
-            nsBatch.push([
-              ...['addr', 'add', `${ip.address}/${prefix}`, 'dev', ifname],
-              ...(ip.version === 6 ? ['nodad'] : []),
-            ]);
-          }
-          nsBatch.push(['link', 'set', 'dev', ifname, 'up']);
-          for (const ip of vif.fixedIps) {
-            if (!ip.gateway || (ip.version === 4 ? routed4 : routed6)) continue;
-            const any = ip.version === 6 ? '::/0' : '0.0.0.0/0';
-            nsBatch.push(['route', 'replace', any, 'via', ip.gateway, 'dev', ifname]);
-            if (ip.version === 4) routed4 = true;
-            else routed6 = true;
-          }
-          for (const ip of vif.fixedIps) {
-            for (const route of ip.hostRoutes ?? []) {
-              const onLink = /^(0\.0\.0\.0|::)$/.test(route.nexthop);
-              nsBatch.push([
-                ...['route', 'replace', route.destination],
-                ...(onLink ? [] : ['via', route.nexthop]),
-                ...['dev', ifname],
-              ]);
-            }
-          }
-        }
-        const port = vethPort(instanceUuid, vif, known);
-        state.ports = withPort(state.ports, port);
-        fresh.push(port);
-        joins.push(['link', 'set', 'dev', devname, 'master', bridge, 'up']);
-        await this.ensureBridge(bridge, mtu, hostBatch);
+        state.ports = withPort(state.ports, vethPort(instanceUuid, vif, known));
+        await this.ensureBridge(vif.bridge ?? bridgeName(vif.networkId), vif.mtu ?? DEFAULT_MTU, bridgeLines);
       }
       // The firewall first: its rules match the devices by name, so they hold before the devices exist, and
       // the host ends join their bridges (last in the host's batch) only once they do.
       await this.save(state);
       await this.applyFirewall(state);
-      await this.steps([
-        ipBatch(undefined, [...hostBatch, ...joins]),
-        // As Docker does: ICMP echo sockets and low ports for any user, so that ping works without raw
-        // sockets (which a user-namespaced root cannot open in a namespace the host made).
-        {
-          netnsPath: HostNetwork.netnsPath(instanceUuid),
-          sysctls: {
-            'net.ipv4.ping_group_range': '0 2147483647',
-            'net.ipv4.ip_unprivileged_port_start': '0',
-          },
-        },
-        ipBatch(netns, nsBatch),
-      ]);
-      for (const port of fresh) {
-        await this.ensureTunnel(port, mtuOf(vifs, port.portId));
-        await this.ensureMetadata(port.networkId, port.bridge, mtuOf(vifs, port.portId));
+      for (const vif of vifs) {
+        const port = vethPort(instanceUuid, vif, undefined);
+        await this.ensureTunnel(port, vif.mtu ?? DEFAULT_MTU);
+        await this.ensureMetadata(port.networkId, port.bridge, vif.mtu ?? DEFAULT_MTU);
       }
-      return HostNetwork.netnsPath(instanceUuid);
     });
+    // Every command of the host in one `ip -batch`, and every command of the namespace in another, made
+    // after the host's has moved the veth peers into it: one request to the host spawner for them all.
+    const hostBatch: string[][] = [...new Map(bridgeLines.map((line) => [line.join(' '), line])).values()];
+    if (options.attachPid !== undefined) {
+      hostBatch.push(['netns', 'attach', netns, String(options.attachPid)]);
+    } else if (!(await this.netnsExists(netns))) {
+      const created = await this.run('ip', ['netns', 'add', netns]);
+      if (created.code !== 0 && !/exists/i.test(created.stderr)) this.fail('ip netns add', created);
+    }
+    const joins: string[][] = [];
+    const nsBatch: string[][] = [['link', 'set', 'dev', 'lo', 'up']];
+    let routed4 = false;
+    let routed6 = false;
+    for (const [index, vif] of vifs.entries()) {
+      const devname = vethName(vif.id);
+      const mtu = vif.mtu ?? DEFAULT_MTU;
+      if (!(await this.linkExists(devname))) {
+        const peer = vethPeerName(vif.id);
+        const ifname = `eth${index}`;
+        hostBatch.push([
+          ...['link', 'add', devname, 'mtu', String(mtu), 'type', 'veth'],
+          ...['peer', 'name', peer, 'mtu', String(mtu), 'netns', netns],
+        ]);
+        // The host end gets no IPv6 address of its own (no link-local when it comes up): a bridge port.
+        joins.push(['link', 'set', 'dev', devname, 'addrgenmode', 'none']);
+        nsBatch.push(['link', 'set', 'dev', peer, 'name', ifname, 'address', vif.macAddress]);
+        for (const ip of vif.fixedIps) {
+          const prefix = ip.cidr.split('/')[1] ?? (ip.version === 4 ? '32' : '128');
+          // No `-6` in a batch line (global options are not): the address tells the family.
+          nsBatch.push([
+            ...['addr', 'add', `${ip.address}/${prefix}`, 'dev', ifname],
+            ...(ip.version === 6 ? ['nodad'] : []),
+          ]);
+        }
+        nsBatch.push(['link', 'set', 'dev', ifname, 'up']);
+        for (const ip of vif.fixedIps) {
+          if (!ip.gateway || (ip.version === 4 ? routed4 : routed6)) continue;
+          const any = ip.version === 6 ? '::/0' : '0.0.0.0/0';
+          nsBatch.push(['route', 'replace', any, 'via', ip.gateway, 'dev', ifname]);
+          if (ip.version === 4) routed4 = true;
+          else routed6 = true;
+        }
+        for (const ip of vif.fixedIps) {
+          for (const route of ip.hostRoutes ?? []) {
+            const onLink = /^(0\.0\.0\.0|::)$/.test(route.nexthop);
+            nsBatch.push([
+              ...['route', 'replace', route.destination],
+              ...(onLink ? [] : ['via', route.nexthop]),
+              ...['dev', ifname],
+            ]);
+          }
+        }
+      }
+      joins.push(['link', 'set', 'dev', devname, 'master', vif.bridge ?? bridgeName(vif.networkId), 'up']);
+    }
+    await this.steps([
+      ipBatch(undefined, [...hostBatch, ...joins]),
+      // As Docker does: ICMP echo sockets and low ports for any user, so that ping works without raw
+      // sockets (which a user-namespaced root cannot open in a namespace the host made).
+      {
+        netnsPath: HostNetwork.netnsPath(instanceUuid),
+        sysctls: {
+          'net.ipv4.ping_group_range': '0 2147483647',
+          'net.ipv4.ip_unprivileged_port_start': '0',
+        },
+      },
+      ipBatch(netns, nsBatch),
+    ]);
+    return HostNetwork.netnsPath(instanceUuid);
   }
 
   /**
