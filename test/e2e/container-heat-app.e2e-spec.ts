@@ -148,6 +148,7 @@ const skip = hostTestSkip(
           'containers',
           'instances',
           uuid,
+          'disk',
           'config-drive',
           'openstack',
           'latest',
