@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { DataSource, DataSourceOptions } from 'typeorm';
+import { guardImplicitTransactions } from './transaction';
 import { IDENTITY_ENTITIES } from './entities/identity';
 import { NETWORK_ENTITIES } from './entities/network';
 import { IMAGE_ENTITIES } from './entities/image';
@@ -100,6 +101,7 @@ export async function openDataSource(settings: DatabaseSettings): Promise<DataSo
   const dataSource = await new DataSource(dataSourceOptions(settings)).initialize();
   try {
     if (dataSource.options.type !== 'postgres') {
+      guardImplicitTransactions(dataSource);
       await dataSource.runMigrations();
       return dataSource;
     }
