@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { AuthContext } from '@novum/auth';
 import {
   ApiError,
+  apiFetch,
   NOVUM_CONFIG,
   NovumConfig,
   publicUrl,
@@ -215,7 +216,7 @@ export class PeerServices {
     const base = service === 'image' ? this.imageUrl : this.networkUrl;
     let response: Response;
     try {
-      response = await fetch(`${base}${path}`, {
+      response = await apiFetch(`${base}${path}`, {
         method,
         headers: {
           'x-auth-token': auth.token,

@@ -1,3 +1,5 @@
+import { apiFetch } from '@novum/common';
+
 /** The answer of another service's API that is not a success. */
 export class ServiceCallError extends Error {
   constructor(
@@ -46,7 +48,7 @@ export interface ServiceToken {
 export function serviceSession(
   credential: ServiceCredential,
   serviceType: string,
-  fetchImpl: typeof fetch = fetch,
+  fetchImpl: typeof fetch = apiFetch,
 ): { current(): Promise<ServiceToken>; invalidate(): void } {
   let session: (ServiceToken & { expiresAt: number }) | undefined;
 
@@ -101,7 +103,7 @@ export function serviceSession(
 export function serviceClient(
   credential: ServiceCredential,
   serviceType: string,
-  fetchImpl: typeof fetch = fetch,
+  fetchImpl: typeof fetch = apiFetch,
 ): ServiceClient {
   const session = serviceSession(credential, serviceType, fetchImpl);
   return {

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { rootLogger, runService, ServiceDescriptor, WorkerDescriptor } from '@novum/common';
+import { rootLogger, runService, serveInProcess, ServiceDescriptor, WorkerDescriptor } from '@novum/common';
 import { BootstrapService } from '../identity/bootstrap.service';
 import { bootstrapPasswords, bootstrapSpec, writeClientConfig } from '../identity/first-start';
 import { identityService } from '../identity/http';
@@ -50,6 +50,11 @@ runService(async (config) => {
   const files = writeClientConfig(config, passwords);
   await identity.listen(config.ports.identity, config.bindAddress);
   for (const [i, app] of others.entries()) await app.listen(SERVICES[i].port(config), config.bindAddress);
+  // The services' calls to each other's APIs stay in this process (libs/common/in-process-fetch.ts).
+  const apps = [identity, ...others];
+  const unserve = all.map((s, i) =>
+    serveInProcess(s.catalogEntry(config).url, apps[i].getHttpAdapter().getInstance()),
+  );
   const workers = [];
   for (const worker of WORKERS) workers.push(...(await worker.start(config)));
 
@@ -61,6 +66,11 @@ runService(async (config) => {
     { services: urls, ...files },
     `Novum is running. Use it with: export OS_CLIENT_CONFIG_FILE=${files.cloudsYaml} OS_CLOUD=novum-admin; openstack token issue`,
   );
-  const forgetReady = { close: async () => rmSync(readyFile, { force: true }) };
+  const forgetReady = {
+    close: async () => {
+      rmSync(readyFile, { force: true });
+      for (const stop of unserve) stop();
+    },
+  };
   return [identity, ...others, ...workers, forgetReady];
 });

@@ -1,6 +1,13 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
-import { authEncryptionKey, identityUrlFor, NOVUM_CONFIG, NovumConfig, rootLogger } from '@novum/common';
+import {
+  apiFetch,
+  authEncryptionKey,
+  identityUrlFor,
+  NOVUM_CONFIG,
+  NovumConfig,
+  rootLogger,
+} from '@novum/common';
 
 const TIMEOUT_MS = 30_000;
 
@@ -101,7 +108,7 @@ export class CloudSession {
     const url = `${this.endpoint(type)}${path}`;
     let response: Response;
     try {
-      response = await fetch(url, {
+      response = await apiFetch(url, {
         method,
         headers: {
           'x-auth-token': this.token,
@@ -229,7 +236,7 @@ export class IdentityClient {
         : { identity: { methods: ['token'], token: { id: credential.token } } };
     let response: Response;
     try {
-      response = await fetch(`${this.url}/v3/auth/tokens`, {
+      response = await apiFetch(`${this.url}/v3/auth/tokens`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', accept: 'application/json' },
         body: JSON.stringify({ auth }),
@@ -258,7 +265,7 @@ export class IdentityClient {
   }
 
   private async call<T>(method: string, path: string, token: string, body?: unknown): Promise<T> {
-    const response = await fetch(`${this.url}${path}`, {
+    const response = await apiFetch(`${this.url}${path}`, {
       method,
       headers: {
         'x-auth-token': token,

@@ -9,3 +9,4 @@ export * from './run-service';
 export * from './service';
 export * from './service-credential';
 export * from './ip';
+export * from './in-process-fetch';
