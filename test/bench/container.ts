@@ -334,6 +334,7 @@ async function main(): Promise<void> {
     const pending = new Set(ids);
     let lastSeen = 0;
     let lastLaunched = 0;
+    const launchedAll: number[] = [];
     while (pending.size) {
       const { body } = await api(b.root, 'GET', '/servers/detail', { token: b.token });
       for (const server of body.servers as Record<string, unknown>[]) {
@@ -346,12 +347,19 @@ async function main(): Promise<void> {
           // launched_at: UTC without a zone, to the microsecond, written with ACTIVE.
           const launched = Date.parse(`${server['OS-SRV-USG:launched_at'] as string}Z`) - burstSentAt;
           lastLaunched = Math.max(lastLaunched, launched);
+          launchedAll.push(launched);
         }
       }
       if (pending.size) await sleep(BURST_POLL_MS);
     }
     console.log(
       `${`${PARALLEL} POST /servers at once -> all ACTIVE`.padEnd(48)} ${(lastLaunched / 1000).toFixed(2).padStart(9)} s  (the last launched_at; seen by a listing every ${BURST_POLL_MS} ms after ${(lastSeen / 1000).toFixed(2)} s; all 202 after ${(accepted / 1000).toFixed(2)} s; ${(PARALLEL / (lastLaunched / 1000)).toFixed(0)} servers/s)`,
+    );
+    // The pipeline's shape: when the first server was up, and a quarter, half, three quarters of them.
+    launchedAll.sort((x, y) => x - y);
+    console.log(
+      `${'  launched_at after the first POST'.padEnd(48)} first ${(launchedAll[0] / 1000).toFixed(2)} s, ` +
+        [0.25, 0.5, 0.75].map((q) => `${q * 100}% ${(at(launchedAll, q) / 1000).toFixed(2)} s`).join(', '),
     );
     // Steadier than the wall time from run to run: what the burst cost the host (the cloud, its commands and
     // the kernel's work for them), less this benchmark's own process.
