@@ -9,6 +9,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -241,12 +242,19 @@ if (skip) {
       const instance = spec();
       await driver.spawn(instance, busybox(), []);
       const freezer = cgroup('freezer', instance.uuid, 'freezer.state');
+      // The guest's record is written anew (a new file renamed over it) only when it changes.
+      const record = join(dataDir, 'containers', 'instances', instance.uuid, 'guest.json');
+      const version = () => statSync(record, { bigint: true }).ctimeNs;
+      const written = version();
       await driver.pause(instance);
       expect(read(freezer)).toBe('FROZEN');
       await driver.unpause(instance);
       expect(read(freezer)).toBe('THAWED');
+      expect(version()).toBe(written);
       await driver.suspend(instance);
       expect(read(freezer)).toBe('FROZEN');
+      expect(version()).not.toBe(written);
+      expect(JSON.parse(readFileSync(record, 'utf8')).suspended).toBe(true);
       expect((await driver.getInfo(instance)).state).toBe(PowerState.SUSPENDED);
       await driver.resume(instance, []);
       expect(read(freezer)).toBe('THAWED');

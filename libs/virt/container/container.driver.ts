@@ -184,6 +184,8 @@ export class ContainerDriver implements ComputeDriver {
   private layerTemplate?: Promise<string>;
   /** Disk templates being made, by file. */
   private readonly diskTemplates = new Map<string, Promise<string>>();
+  /** Each guest's record as this process last wrote it (guest.json), so that an unchanged one is not rewritten. */
+  private readonly savedRecords = new Map<string, string>();
 
   constructor(private readonly options: ContainerDriverOptions) {
     this.root = join(options.dataDir, 'containers');
@@ -702,7 +704,11 @@ export class ContainerDriver implements ComputeDriver {
   }
 
   private async save(record: GuestRecord): Promise<void> {
-    replaceSmallFile(join(this.dir(record.uuid), 'guest.json'), JSON.stringify(record));
+    const text = JSON.stringify(record);
+    // Unchanged since this process last wrote it (a start right after the spawn that saved it): not again.
+    if (this.savedRecords.get(record.uuid) === text) return;
+    replaceSmallFile(join(this.dir(record.uuid), 'guest.json'), text);
+    this.savedRecords.set(record.uuid, text);
   }
 
   private runtimeArgs(...args: string[]): string[] {
@@ -779,11 +785,10 @@ export class ContainerDriver implements ComputeDriver {
   }
 
   /**
-   * A new, empty writable layer: an ext4 file system of the flavour's root disk size in a sparse file
-   * (`disk.ext4`, loop-mounted at `disk/`), holding the overlay's upper and work directories, so that writes
-   * past the root disk fail with ENOSPC in the container.
+   * A new, empty writable layer (an ext4 file system of the flavour's root disk size in a sparse file,
+   * `disk.ext4`, loop-mounted at `disk/`, so that writes past the root disk fail with ENOSPC in the
+   * container), then the config drive on it; the key goes in the layer after both.
    */
-  /** A fresh writable layer, then the config drive on its disk (the key goes in the layer after both). */
   private async freshDisks(
     record: GuestRecord,
     instance: InstanceSpec,
@@ -1282,12 +1287,15 @@ export class ContainerDriver implements ComputeDriver {
     }
     await this.unmount(uuid);
     await this.options.network?.unplugInstance(uuid);
+    this.savedRecords.delete(uuid);
     await rm(dir, { recursive: true, force: true });
   }
 
   /**
    * The ports in the container's persistent network namespace (made on the first start, kept across stops
-   * until destroy), and its /etc/hosts and /etc/resolv.conf, bound from the instance directory as Docker does.
+   * until destroy), and its /etc/hosts and /etc/resolv.conf, bound from files as Docker does. The files are
+   * made at every start, on the root disk's file system (mounted by then) rather than the host's, as the config
+   * drive is (see configDriveDir).
    */
   private async plug(
     record: GuestRecord,
@@ -1303,7 +1311,7 @@ export class ContainerDriver implements ComputeDriver {
       ['hosts', HostNetwork.hostsFile(record.hostname, vifs)],
       ['resolv.conf', HostNetwork.resolvConf(vifs)],
     ]) {
-      const file = join(this.dir(record.uuid), name);
+      const file = join(this.layerDir(record), name);
       writeFileSync(file, content, { mode: 0o644 });
       chownSync(file, owner, owner);
       binds.push({ source: file, destination: `/etc/${name}`, writable: true });
