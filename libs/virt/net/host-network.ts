@@ -344,22 +344,28 @@ export class HostNetwork {
     const netns = netnsName(instanceUuid);
     // The bridges' own lines (mtu, up), run with the container's host batch.
     const bridgeLines: string[][] = [];
-    await this.serial(async () => {
+    const ports = await this.serial(async () => {
       const state = await this.load();
-      for (const vif of vifs) {
-        const known = state.ports.find((port) => port.portId === vif.id);
-        state.ports = withPort(state.ports, vethPort(instanceUuid, vif, known));
-        await this.ensureBridge(vif.bridge ?? bridgeName(vif.networkId), vif.mtu ?? DEFAULT_MTU, bridgeLines);
+      const recorded = vifs.map((vif) =>
+        vethPort(
+          instanceUuid,
+          vif,
+          state.ports.find((port) => port.portId === vif.id),
+        ),
+      );
+      for (const [index, port] of recorded.entries()) {
+        state.ports = withPort(state.ports, port);
+        await this.ensureBridge(port.bridge, vifs[index].mtu ?? DEFAULT_MTU, bridgeLines);
       }
       // The firewall first: its rules match the devices by name, so they hold before the devices exist, and
       // the host ends join their bridges (last in the host's batch) only once they do.
       await this.save(state);
       await this.applyFirewall(state);
-      for (const vif of vifs) {
-        const port = vethPort(instanceUuid, vif, undefined);
-        await this.ensureTunnel(port, vif.mtu ?? DEFAULT_MTU);
-        await this.ensureMetadata(port.networkId, port.bridge, vif.mtu ?? DEFAULT_MTU);
+      for (const [index, port] of recorded.entries()) {
+        await this.ensureTunnel(port, vifs[index].mtu ?? DEFAULT_MTU);
+        await this.ensureMetadata(port.networkId, port.bridge, vifs[index].mtu ?? DEFAULT_MTU);
       }
+      return recorded;
     });
     // Every command of the host in one `ip -batch`, and every command of the namespace in another, made
     // after the host's has moved the veth peers into it: one request to the host spawner for them all.
@@ -414,7 +420,7 @@ export class HostNetwork {
           }
         }
       }
-      joins.push(['link', 'set', 'dev', devname, 'master', vif.bridge ?? bridgeName(vif.networkId), 'up']);
+      joins.push(['link', 'set', 'dev', devname, 'master', ports[index].bridge, 'up']);
     }
     await this.steps([
       ipBatch(undefined, [...hostBatch, ...joins]),
